@@ -1,0 +1,460 @@
+//! Configuration: the TOML file as written ([`ConfigFile`]) and the checked [`Settings`] the rest
+//! of the program runs on.
+//!
+//! Relative paths in a config file resolve against the file's folder, not the working directory,
+//! so that the same file works from cron, systemd or an interactive shell.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::publish::archive::PathTemplate;
+
+/// The config file exactly as written; every field has a default and unknown keys are errors.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    pub archive: ArchiveConfig,
+    pub feed: FeedConfig,
+    pub state: StateConfig,
+    pub fetch: FetchConfig,
+    /// Link labels by language, on top of the built-in `zh` and `en` ones.
+    pub labels: BTreeMap<String, String>,
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    pub dir: PathBuf,
+    /// Placeholders: `{source}`, `{yyyy}`, `{mm}`, `{dd}`, `{slug}`.
+    pub path_template: String,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("archive"),
+            path_template: "{source}/{yyyy}/{mm}/{dd}/{slug}.md".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    pub path: PathBuf,
+    pub title: String,
+    pub id: String,
+    pub self_url: String,
+    pub max_entries: usize,
+    /// The feed-level author; entries carry their source's author.
+    pub author: String,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("public/atom.xml"),
+            title: "Gazette".to_owned(),
+            id: "urn:uuid:3c5e3b8e-8f3a-4d7c-9a55-6a0f0c2b9d11".to_owned(),
+            self_url: "http://localhost:8080/atom.xml".to_owned(),
+            max_entries: 50,
+            author: "Gazette".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    pub url: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://state/gazette.db".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Sources fetched at the same time.
+    pub concurrency: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+    /// Overrides the default `Gazette/<version>` User-Agent.
+    pub user_agent: Option<String>,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            user_agent: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub id: String,
+    pub url: String,
+    pub author: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub language: Option<String>,
+    /// Whether the entries' own categories become tags (after the configured ones).
+    pub category_tags: Option<bool>,
+}
+
+/// Durations are written the way people say them: `30s`, `10m`, `1h 30m`.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let raw = String::deserialize(d)?;
+        humantime::parse_duration(&raw).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {raw:?} ({e}); write e.g. 30s or 5m"
+            ))
+        })
+    }
+}
+
+/// Where a source's feed comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Http(Url),
+    File(PathBuf),
+}
+
+impl Location {
+    /// `http(s)://` and `file://` URLs as they are; anything else is a path, relative to `base`.
+    pub fn parse(raw: &str, base: &Path) -> std::result::Result<Self, String> {
+        if let Some((scheme, _)) = raw.split_once("://") {
+            let url = Url::parse(raw).map_err(|e| format!("invalid URL {raw:?}: {e}"))?;
+            return match scheme.to_ascii_lowercase().as_str() {
+                "http" | "https" => Ok(Location::Http(url)),
+                "file" => url
+                    .to_file_path()
+                    .map(Location::File)
+                    .map_err(|()| format!("invalid file URL {raw:?}")),
+                other => Err(format!(
+                    "unsupported URL scheme {other:?} in {raw:?}; use http, https, file or a path"
+                )),
+            };
+        }
+        if raw.trim().is_empty() {
+            return Err("url is empty".to_owned());
+        }
+        Ok(Location::File(base.join(raw)))
+    }
+
+    /// The URL used as the base for relative links and shown to people.
+    pub fn as_url(&self) -> Option<Url> {
+        match self {
+            Location::Http(url) => Some(url.clone()),
+            Location::File(path) => Url::from_file_path(path).ok(),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Http(url) => write!(f, "{url}"),
+            Location::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A source, checked and with its defaults applied.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub location: Location,
+    pub author: String,
+    pub tags: Vec<String>,
+    /// `None` means: the feed's own language, else `en`.
+    pub language: Option<String>,
+    pub category_tags: bool,
+}
+
+/// Everything the program needs, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_path: PathBuf,
+    pub archive_dir: PathBuf,
+    pub path_template: PathTemplate,
+    pub feed: FeedConfig,
+    pub feed_path: PathBuf,
+    pub state_url: String,
+    pub fetch: FetchConfig,
+    pub labels: Labels,
+    pub sources: Vec<Source>,
+}
+
+impl Settings {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Checks config text as if it had been read from `path`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let err = |message: String| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| err(describe_toml_error(text, &e)))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
+        Self::from_file(file, &base, path).map_err(err)
+    }
+
+    fn from_file(file: ConfigFile, base: &Path, path: &Path) -> std::result::Result<Self, String> {
+        let path_template = PathTemplate::parse(&file.archive.path_template)
+            .map_err(|e| format!("archive.path_template: {e}"))?;
+        if file.feed.max_entries == 0 {
+            return Err("feed.max_entries must be at least 1".to_owned());
+        }
+        if file.fetch.concurrency == 0 {
+            return Err("fetch.concurrency must be at least 1".to_owned());
+        }
+        Url::parse(&file.feed.id)
+            .map_err(|e| format!("feed.id must be an absolute IRI such as urn:uuid:...: {e}"))?;
+        Url::parse(&file.feed.self_url)
+            .map_err(|e| format!("feed.self_url must be an absolute URL: {e}"))?;
+
+        let mut seen = HashSet::new();
+        let mut sources = Vec::with_capacity(file.sources.len());
+        for (i, raw) in file.sources.into_iter().enumerate() {
+            let at = format!("sources[{i}] (id {:?})", raw.id);
+            if !is_valid_source_id(&raw.id) {
+                return Err(format!("{at}: id must match [a-z0-9_-]+"));
+            }
+            if !seen.insert(raw.id.clone()) {
+                return Err(format!("{at}: id is used by another source"));
+            }
+            let location =
+                Location::parse(&raw.url, base).map_err(|e| format!("{at}: url: {e}"))?;
+            sources.push(Source {
+                author: raw.author.unwrap_or_else(|| raw.id.clone()),
+                id: raw.id,
+                location,
+                tags: raw.tags,
+                language: raw.language.map(|l| l.trim().to_lowercase()),
+                category_tags: raw.category_tags.unwrap_or(true),
+            });
+        }
+
+        Ok(Settings {
+            config_path: path.to_path_buf(),
+            archive_dir: base.join(&file.archive.dir),
+            path_template,
+            feed_path: base.join(&file.feed.path),
+            feed: file.feed,
+            state_url: resolve_sqlite_url(&file.state.url, base)?,
+            fetch: file.fetch,
+            labels: Labels::new(file.labels),
+            sources,
+        })
+    }
+
+    /// The sources named in `ids`, or all of them when `ids` is empty.
+    pub fn select_sources(&self, ids: &[String]) -> std::result::Result<Vec<Source>, String> {
+        if ids.is_empty() {
+            return Ok(self.sources.clone());
+        }
+        ids.iter()
+            .map(|id| {
+                self.sources
+                    .iter()
+                    .find(|s| &s.id == id)
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!("no source with id {id:?} in {}", self.config_path.display())
+                    })
+            })
+            .collect()
+    }
+}
+
+fn is_valid_source_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// toml's message carries the line and column; add the dotted key when it can be found.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text
+                .get(span.clone())
+                .map(|s| s.lines().next().unwrap_or(s).trim())
+                .unwrap_or_default();
+            format!("line {line}: {message} (at `{snippet}`)")
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// `sqlite://relative/path.db` resolves against the config folder; other URLs pass unchanged.
+fn resolve_sqlite_url(url: &str, base: &Path) -> std::result::Result<String, String> {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(format!(
+            "state.url {url:?}: only sqlite:// URLs are supported by this build"
+        ));
+    };
+    let (file, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if file.is_empty() || file == ":memory:" {
+        return Err("state.url must name a database file".to_owned());
+    }
+    let path = base.join(file);
+    let mut out = format!("sqlite://{}", path.display());
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(query);
+    }
+    Ok(out)
+}
+
+/// The label of the link line in each language's section.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    by_language: BTreeMap<String, String>,
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Self::new(BTreeMap::new())
+    }
+}
+
+pub const DEFAULT_LABEL: &str = "Source Link";
+
+impl Labels {
+    pub fn new(extra: BTreeMap<String, String>) -> Self {
+        let mut by_language = BTreeMap::from([
+            ("zh".to_owned(), "原文链接".to_owned()),
+            ("en".to_owned(), DEFAULT_LABEL.to_owned()),
+        ]);
+        by_language.extend(extra.into_iter().map(|(k, v)| (k.to_lowercase(), v)));
+        Self { by_language }
+    }
+
+    /// `zh-CN` finds the `zh` label when there is no label for `zh-cn` itself.
+    pub fn label(&self, language: &str) -> &str {
+        let language = language.to_lowercase();
+        let primary = language.split(['-', '_']).next().unwrap_or(&language);
+        self.by_language
+            .get(&language)
+            .or_else(|| self.by_language.get(primary))
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_LABEL)
+    }
+
+    /// The language a label belongs to, for reading files back; the default label means `en`.
+    pub fn language_of(&self, label: &str) -> Option<&str> {
+        if label == DEFAULT_LABEL {
+            return Some("en");
+        }
+        self.by_language
+            .iter()
+            .find(|(_, l)| l.as_str() == label)
+            .map(|(lang, _)| lang.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings> {
+        Settings::from_toml(text, Path::new("/etc/gazette/gazette.toml"))
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let s = load(
+            "[[sources]]\nid = \"a\"\nurl = \"feeds/a.xml\"\n[state]\nurl = \"sqlite://state/g.db\"\n",
+        )
+        .expect("valid config");
+        assert_eq!(s.archive_dir, Path::new("/etc/gazette/archive"));
+        assert_eq!(s.feed_path, Path::new("/etc/gazette/public/atom.xml"));
+        assert_eq!(s.state_url, "sqlite:///etc/gazette/state/g.db");
+        assert_eq!(
+            s.sources[0].location,
+            Location::File(PathBuf::from("/etc/gazette/feeds/a.xml"))
+        );
+        assert_eq!(s.sources[0].author, "a");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = load("[feed]\ntitle = \"x\"\ncolour = \"red\"\n")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            err.starts_with("/etc/gazette/gazette.toml: line 3"),
+            "{err}"
+        );
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_source_ids_and_duplicates_are_rejected() {
+        let bad = load("[[sources]]\nid = \"Bad Id\"\nurl = \"a.xml\"\n").expect_err("bad id");
+        assert!(bad.to_string().contains("[a-z0-9_-]+"), "{bad}");
+        let dup = load(
+            "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n[[sources]]\nid = \"a\"\nurl = \"b.xml\"\n",
+        )
+        .expect_err("duplicate");
+        assert!(dup.to_string().contains("used by another source"), "{dup}");
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let s = load("[fetch]\ntimeout = \"1m 30s\"\n").expect("valid");
+        assert_eq!(s.fetch.timeout, Duration::from_secs(90));
+        let err = load("[fetch]\ntimeout = \"soon\"\n").expect_err("bad duration");
+        assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn labels_fall_back_by_primary_language_then_default() {
+        let labels = Labels::new(BTreeMap::from([("fr".to_owned(), "Lien".to_owned())]));
+        assert_eq!(labels.label("zh-CN"), "原文链接");
+        assert_eq!(labels.label("fr"), "Lien");
+        assert_eq!(labels.label("de"), "Source Link");
+        assert_eq!(labels.language_of("原文链接"), Some("zh"));
+        assert_eq!(labels.language_of("Lien"), Some("fr"));
+    }
+}

@@ -1,0 +1,60 @@
+//! One error type for the library. Every variant names what failed (a source id, a URL, a path)
+//! so the message alone tells an operator where to look.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+
+    #[error("source {source_id}: fetching {url} failed: {reason}")]
+    Fetch {
+        source_id: String,
+        url: String,
+        reason: String,
+    },
+
+    #[error("source {source_id}: {url} answered HTTP {status}: {reason}")]
+    HttpStatus {
+        source_id: String,
+        url: String,
+        status: u16,
+        reason: String,
+    },
+
+    #[error("source {source_id}: {url} is not a readable feed: {reason}")]
+    Parse {
+        source_id: String,
+        url: String,
+        reason: String,
+    },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: not an archive file: {reason}")]
+    Archive { path: PathBuf, reason: String },
+
+    #[error("state database: {0}")]
+    State(#[from] sqlx::Error),
+
+    #[error("state database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Gazette: fetch many source feeds, normalize every entry into one [`Article`] model, and publish
+//! a Markdown archive plus a merged Atom feed.
+//!
+//! The modules follow the pipeline in the order an entry travels through it.
+
+pub mod config; // TOML file + flags -> checked `Settings`
+pub mod error; // the library's error type
+pub mod fetch; // one shared HTTP client; local files for `file://` and paths
+pub mod model; // `Article` and `Section`: the one shape every entry takes
+pub mod normalize; // feed-rs entry -> `Article` (key, dates, absolute links, Markdown body)
+pub mod parse; // response bytes -> feed-rs model
+pub mod pipeline; // `refresh_source`: fetch -> parse -> normalize -> store -> archive
+pub mod publish; // Markdown archive files and the merged Atom feed
+pub mod store; // SQLite state: sources, archived articles
+pub mod text; // HTML -> text/Markdown, whitespace, description and slug rules
+
+pub use error::{Error, Result};
+pub use model::{Article, Document, Section};

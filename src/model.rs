@@ -1,0 +1,63 @@
+//! The article model: what every entry of every feed format becomes, and what an archive file
+//! holds. Input fields are optional in the feeds; here every field has a value.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One language's text of an article: a heading and Markdown paragraphs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    pub language: String,
+    pub title: String,
+    /// Markdown paragraphs separated by blank lines; never starts or ends with a newline.
+    pub body: String,
+}
+
+/// What one archive file holds: front matter, sections and link. Reading a file gives this back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Absolute link to the article page (RSS `link`, Atom `link rel=alternate`).
+    pub link: String,
+    /// Published, else updated, else first seen; UTC.
+    pub date: DateTime<Utc>,
+    /// Plain text, one line, at most 300 characters (RSS `description`, Atom `summary`).
+    pub description: String,
+    /// Trimmed, lowercased, de-duplicated: configured tags first, then the entry's categories.
+    pub tags: Vec<String>,
+    /// The source's configured author key.
+    pub author: String,
+    /// Translated sections, in configured order; written before the original.
+    pub translations: Vec<Section>,
+    /// The section in the source's own language.
+    pub original: Section,
+}
+
+impl Document {
+    /// Sections in file order: translations first, the original last.
+    pub fn sections(&self) -> impl Iterator<Item = &Section> {
+        self.translations
+            .iter()
+            .chain(std::iter::once(&self.original))
+    }
+
+    /// The title the front matter shows: the first section's.
+    pub fn title(&self) -> &str {
+        self.translations
+            .first()
+            .map_or(self.original.title.as_str(), |s| s.title.as_str())
+    }
+}
+
+/// A normalized article: a document plus what identifies it across runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Article {
+    /// The configured source id.
+    pub source: String,
+    /// Stable within the source: the entry's guid/id, else its link, else a hash of title and date.
+    pub key: String,
+    /// The id of the merged Atom feed's entry.
+    pub atom_id: String,
+    /// Hash of everything the entry's file is made from; unchanged hash, unchanged file.
+    pub content_hash: String,
+    pub doc: Document,
+}

@@ -1,0 +1,401 @@
+//! A feed-rs entry becomes an [`Article`].
+//!
+//! Normalizing is split in two so an unchanged entry costs almost nothing: [`EntryIdentity`]
+//! (key and content hash, from the raw fields) is computed for every entry, and the full
+//! conversion (HTML to Markdown and the rest) only for entries whose hash is new.
+
+use chrono::{DateTime, Utc};
+use feed_rs::model::{Entry, Feed, Link, Text};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::config::Source;
+use crate::model::{Article, Document, Section};
+use crate::store::FeedMeta;
+use crate::text;
+
+/// Bumped when normalization changes output, so stored hashes no longer match and files are
+/// re-rendered once.
+const NORMALIZE_VERSION: &str = "gazette-normalize-1";
+
+/// Words taken from the description when an entry has no title.
+const FALLBACK_TITLE_WORDS: usize = 12;
+
+/// What the feed as a whole contributes to its entries.
+#[derive(Debug, Clone)]
+pub struct FeedContext {
+    /// The URL the feed was fetched from, after redirects.
+    pub fetch_url: Option<Url>,
+    /// The feed's own link to its site (RSS `link`, Atom `link rel=alternate`).
+    pub site_url: Option<Url>,
+    pub language: Option<String>,
+}
+
+impl FeedContext {
+    pub fn new(feed: &Feed, fetch_url: Option<&Url>) -> Self {
+        let site_url = pick_link(&feed.links).and_then(|l| resolve(&l.href, &[None, fetch_url]));
+        Self {
+            fetch_url: fetch_url.cloned(),
+            site_url,
+            language: feed
+                .language
+                .as_ref()
+                .map(|l| l.trim().to_lowercase())
+                .filter(|l| !l.is_empty()),
+        }
+    }
+}
+
+/// The source feed's metadata for `atom:source`: its id when that is an absolute IRI, else the
+/// URL it was fetched from, else a name-based UUID of the source id.
+pub fn feed_meta(feed: &Feed, source: &Source, ctx: &FeedContext) -> FeedMeta {
+    let id = if is_absolute_iri(&feed.id) {
+        feed.id.clone()
+    } else {
+        match (&source.location, &ctx.fetch_url) {
+            (crate::config::Location::Http(_), Some(url)) => url.to_string(),
+            _ => uuid_urn(&format!("source\n{}", source.id)),
+        }
+    };
+    let title = feed
+        .title
+        .as_ref()
+        .map(|t| text::html_to_text(&t.content))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| source.id.clone());
+    FeedMeta {
+        id,
+        title,
+        link: ctx.site_url.as_ref().map(Url::to_string),
+    }
+}
+
+/// An entry's identity: computed from raw fields for every entry on every run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryIdentity {
+    pub key: String,
+    pub content_hash: String,
+}
+
+/// Why an entry is not archived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    #[error("entry has neither title nor link")]
+    NoTitleNorLink,
+}
+
+/// The entry's key and content hash, or why it is skipped.
+pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<EntryIdentity, Skip> {
+    let title = entry
+        .title
+        .as_ref()
+        .map(|t| t.content.as_str())
+        .unwrap_or_default();
+    let link = entry_link(entry, ctx);
+    if title.trim().is_empty() && link.is_none() {
+        return Err(Skip::NoTitleNorLink);
+    }
+    let key = if !entry.id.trim().is_empty() {
+        entry.id.trim().to_owned()
+    } else if let Some(link) = &link {
+        link.to_string()
+    } else {
+        let date = entry
+            .published
+            .or(entry.updated)
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_default();
+        format!("sha256:{}", hash_fields(&[title, &date]))
+    };
+
+    let text_of = |t: &Option<Text>| t.as_ref().map(|t| t.content.clone()).unwrap_or_default();
+    let content = entry.content.as_ref();
+    let categories: Vec<&str> = entry.categories.iter().map(|c| c.term.as_str()).collect();
+    let published = entry.published.map(|d| d.to_rfc3339()).unwrap_or_default();
+    let updated = entry.updated.map(|d| d.to_rfc3339()).unwrap_or_default();
+    let content_hash = hash_fields(&[
+        NORMALIZE_VERSION,
+        &source.author,
+        &source.tags.join("\u{1f}"),
+        source.language.as_deref().unwrap_or_default(),
+        if source.category_tags {
+            "categories"
+        } else {
+            ""
+        },
+        ctx.language.as_deref().unwrap_or_default(),
+        &key,
+        &text_of(&entry.title),
+        link.as_ref().map(Url::as_str).unwrap_or_default(),
+        &published,
+        &updated,
+        &text_of(&entry.summary),
+        content.and_then(|c| c.body.as_deref()).unwrap_or_default(),
+        content.map(|c| c.content_type.as_str()).unwrap_or_default(),
+        &categories.join("\u{1f}"),
+        entry.base.as_deref().unwrap_or_default(),
+    ]);
+    Ok(EntryIdentity { key, content_hash })
+}
+
+/// The full article. `first_seen` is the date of entries that carry none.
+pub fn normalize(
+    entry: &Entry,
+    identity: EntryIdentity,
+    source: &Source,
+    ctx: &FeedContext,
+    first_seen: DateTime<Utc>,
+) -> Article {
+    let link = entry_link(entry, ctx);
+    let body_base = entry
+        .base
+        .as_deref()
+        .and_then(|b| Url::parse(b).ok())
+        .or_else(|| link.clone())
+        .or_else(|| ctx.site_url.clone())
+        .or_else(|| ctx.fetch_url.clone());
+
+    let body = match (&entry.content, &entry.summary) {
+        (Some(content), _)
+            if content
+                .body
+                .as_deref()
+                .is_some_and(|b| !b.trim().is_empty()) =>
+        {
+            let raw = content.body.as_deref().unwrap_or_default();
+            if content.content_type.essence().subty == "plain" {
+                text::text_to_markdown(raw)
+            } else {
+                text::html_to_markdown(raw, body_base.as_ref())
+            }
+        }
+        (_, Some(summary)) => text::html_to_markdown(&summary.content, body_base.as_ref()),
+        _ => String::new(),
+    };
+
+    let description = entry
+        .summary
+        .as_ref()
+        .map(|s| text::description_from_html(&s.content))
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| text::description_from_markdown(&body));
+
+    let mut title = entry
+        .title
+        .as_ref()
+        .map(|t| text::html_to_text(&t.content))
+        .unwrap_or_default();
+    if title.is_empty() {
+        title = text::first_words(&description, FALLBACK_TITLE_WORDS);
+    }
+    if title.is_empty() {
+        title = text::first_words(
+            &text::html_to_text(&text::markdown_to_html(&body)),
+            FALLBACK_TITLE_WORDS,
+        );
+    }
+    let link_text = link.as_ref().map(Url::to_string).unwrap_or_default();
+    if title.is_empty() {
+        title = link_text.clone();
+    }
+
+    let language = source
+        .language
+        .clone()
+        .or_else(|| {
+            entry
+                .language
+                .as_ref()
+                .map(|l| l.trim().to_lowercase())
+                .filter(|l| !l.is_empty())
+        })
+        .or_else(|| ctx.language.clone())
+        .unwrap_or_else(|| "en".to_owned());
+
+    let categories = entry.categories.iter().map(|c| c.term.as_str());
+    let tags = normalize_tags(
+        source
+            .tags
+            .iter()
+            .map(String::as_str)
+            .chain(categories.filter(|_| source.category_tags)),
+    );
+
+    let atom_id = if !entry.id.trim().is_empty() && is_absolute_iri(entry.id.trim()) {
+        entry.id.trim().to_owned()
+    } else {
+        uuid_urn(&format!("{}\n{}", source.id, identity.key))
+    };
+
+    Article {
+        source: source.id.clone(),
+        key: identity.key,
+        atom_id,
+        content_hash: identity.content_hash,
+        doc: Document {
+            link: link_text,
+            date: entry.published.or(entry.updated).unwrap_or(first_seen),
+            description,
+            tags,
+            author: source.author.clone(),
+            translations: Vec::new(),
+            original: Section {
+                language,
+                title,
+                body,
+            },
+        },
+    }
+}
+
+/// Trimmed, lowercased, whitespace collapsed, de-duplicated in first-seen order.
+pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        let tag = text::collapse_whitespace(&tag.to_lowercase());
+        if !tag.is_empty() && !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    out
+}
+
+/// The entry's page: its alternate link, made absolute against xml:base, the feed's link, or
+/// the fetch URL.
+fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
+    let link = pick_link(&entry.links)?;
+    let entry_base = entry.base.as_deref().and_then(|b| Url::parse(b).ok());
+    resolve(
+        &link.href,
+        &[
+            entry_base.as_ref(),
+            ctx.site_url.as_ref(),
+            ctx.fetch_url.as_ref(),
+        ],
+    )
+}
+
+fn pick_link(links: &[Link]) -> Option<&Link> {
+    links
+        .iter()
+        .find(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
+        .or_else(|| links.first())
+        .filter(|l| !l.href.trim().is_empty())
+}
+
+fn resolve(href: &str, bases: &[Option<&Url>]) -> Option<Url> {
+    let href = href.trim();
+    if let Ok(url) = Url::parse(href) {
+        return Some(url);
+    }
+    bases.iter().flatten().find_map(|base| base.join(href).ok())
+}
+
+fn is_absolute_iri(id: &str) -> bool {
+    !id.is_empty() && !id.contains(char::is_whitespace) && Url::parse(id).is_ok()
+}
+
+fn uuid_urn(name: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes())
+        .urn()
+        .to_string()
+}
+
+fn hash_fields(fields: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for field in fields {
+        hasher.update((field.len() as u64).to_le_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Location;
+    use crate::parse::parse_feed;
+
+    fn source() -> Source {
+        Source {
+            id: "ex".to_owned(),
+            location: Location::Http(Url::parse("https://example.org/feed.xml").expect("url")),
+            author: "ex".to_owned(),
+            tags: vec![" World ".to_owned()],
+            language: None,
+            category_tags: true,
+        }
+    }
+
+    fn articles(xml: &str) -> Vec<Result<Article, Skip>> {
+        let base = Url::parse("https://example.org/feed.xml").expect("url");
+        let feed = parse_feed(xml.as_bytes(), Some(&base)).expect("feed");
+        let ctx = FeedContext::new(&feed, Some(&base));
+        let seen = DateTime::<Utc>::UNIX_EPOCH;
+        feed.entries
+            .iter()
+            .map(|e| identify(e, &source(), &ctx).map(|id| normalize(e, id, &source(), &ctx, seen)))
+            .collect()
+    }
+
+    #[test]
+    fn rss_item_fields() {
+        let out = articles(
+            r#"<rss version="2.0"><channel><title>T</title><link>https://example.org/</link><language>de-DE</language>
+            <item><title>Rust &amp;amp; &lt;b&gt;Wasm&lt;/b&gt;</title><link>/a</link>
+              <category>World</category><category>Tech</category>
+              <description>&lt;p&gt;Short &amp;amp; sweet&lt;/p&gt;</description>
+              <pubDate>Mon, 13 May 2024 10:00:53 +0100</pubDate></item>
+            <item><description>No title here, only words to borrow</description><guid>g1</guid><link>https://example.org/b</link></item>
+            </channel></rss>"#,
+        );
+        let a = out[0].as_ref().expect("first");
+        assert_eq!(a.doc.original.title, "Rust & Wasm");
+        assert_eq!(a.doc.link, "https://example.org/a");
+        assert_eq!(a.key, "https://example.org/a");
+        assert_eq!(a.doc.tags, vec!["world", "tech"]);
+        assert_eq!(a.doc.description, "Short & sweet");
+        assert_eq!(a.doc.original.language, "de-de");
+        assert_eq!(a.doc.date.to_rfc3339(), "2024-05-13T09:00:53+00:00");
+        assert!(a.atom_id.starts_with("urn:uuid:"), "{}", a.atom_id);
+        let b = out[1].as_ref().expect("borrowed title");
+        assert_eq!(b.doc.original.title, "No title here, only words to borrow");
+        assert_eq!(b.doc.date, DateTime::<Utc>::UNIX_EPOCH);
+    }
+
+    #[test]
+    fn entries_without_title_and_link_are_skipped_and_keys_are_stable() {
+        let xml = r#"<rss version="2.0"><channel><title>T</title>
+            <item><description>orphan</description></item>
+            <item><title>Only a title</title></item></channel></rss>"#;
+        let out = articles(xml);
+        assert_eq!(out[0], Err(Skip::NoTitleNorLink));
+        let key = out[1].as_ref().expect("title only").key.clone();
+        assert!(key.starts_with("sha256:"));
+        assert_eq!(articles(xml)[1].as_ref().expect("again").key, key);
+    }
+
+    #[test]
+    fn atom_ids_that_are_iris_are_kept() {
+        let out = articles(
+            r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:x</id><updated>2024-01-01T00:00:00Z</updated>
+            <entry><id>tag:example.org,2024:1</id><title>A</title><updated>2024-01-01T00:00:00Z</updated></entry></feed>"#,
+        );
+        assert_eq!(
+            out[0].as_ref().expect("a").atom_id,
+            "tag:example.org,2024:1"
+        );
+    }
+
+    #[test]
+    fn hash_changes_with_content_only() {
+        let xml = |body: &str| {
+            format!(
+                r#"<rss version="2.0"><channel><title>T</title><item><guid>g</guid><title>A</title><description>{body}</description></item></channel></rss>"#
+            )
+        };
+        let hash = |x: &str| articles(x)[0].as_ref().expect("a").content_hash.clone();
+        assert_eq!(hash(&xml("one")), hash(&xml("one")));
+        assert_ne!(hash(&xml("one")), hash(&xml("two")));
+    }
+}

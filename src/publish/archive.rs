@@ -1,0 +1,443 @@
+//! The archive format (`ARCHIVE_FORMAT.md`): one Markdown file per article, YAML front matter,
+//! one section per language. Files written here must be indistinguishable from the existing
+//! archive, so the layout below is byte-exact, and [`read`] takes any such file back.
+
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::yaml;
+use crate::config::Labels;
+use crate::model::{Document, Section};
+
+/// Front matter date: UTC, exactly three fractional digits, `Z`.
+pub fn format_date(date: &DateTime<Utc>) -> String {
+    date.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Renders a document as an archive file.
+pub fn render(doc: &Document, labels: &Labels) -> String {
+    let body_len: usize = doc
+        .sections()
+        .map(|s| s.body.len() + s.title.len() + 16)
+        .sum();
+    let mut out = String::with_capacity(body_len + 512);
+    out.push_str("---\n");
+    let _ = writeln!(out, "title: {}", yaml::scalar(doc.title()));
+    let _ = writeln!(out, "date: {}", format_date(&doc.date));
+    let _ = writeln!(out, "description: {}", yaml::scalar(&doc.description));
+    if doc.tags.is_empty() {
+        out.push_str("tags: []\n");
+    } else {
+        out.push_str("tags: \n");
+        for tag in &doc.tags {
+            let _ = writeln!(out, "- {}", yaml::scalar(tag));
+        }
+    }
+    let _ = writeln!(out, "author: {}", yaml::scalar(&doc.author));
+    out.push_str("---\n\n");
+
+    let link = link_destination(&doc.link);
+    if let Some(first) = doc.translations.first() {
+        let _ = write!(out, "[{}]({link})\n\n", labels.label(&first.language));
+    }
+    for (i, section) in doc.sections().enumerate() {
+        if i > 0 {
+            out.push_str("---\n\n");
+        }
+        let _ = write!(out, "# {} \n\n", section.title);
+        if !section.body.is_empty() {
+            out.push_str(&section.body);
+            out.push_str("\n\n");
+        }
+    }
+    let _ = write!(
+        out,
+        "[{}]({link})\n\n",
+        labels.label(&doc.original.language)
+    );
+    out
+}
+
+/// Markdown link destinations may not hold spaces or unbalanced parentheses unless in `<...>`.
+fn link_destination(link: &str) -> String {
+    if link.contains([' ', '(', ')', '<', '>']) {
+        format!("<{}>", link.replace('<', "%3C").replace('>', "%3E"))
+    } else {
+        link.to_owned()
+    }
+}
+
+/// Why a text is not an archive file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReadError(String);
+
+fn fail<T>(message: impl Into<String>) -> Result<T, ReadError> {
+    Err(ReadError(message.into()))
+}
+
+/// Reads an archive file back into its document. Section languages come from the link labels
+/// (`原文链接` is `zh`, `Source Link` is `en`); a translation in the middle, which has no label of
+/// its own, takes `fallback_languages` in order, else `und`.
+pub fn read(
+    text: &str,
+    labels: &Labels,
+    fallback_languages: &[String],
+) -> Result<Document, ReadError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = text.replace("\r\n", "\n");
+    let Some(rest) = text.strip_prefix("---\n") else {
+        return fail("it does not start with a `---` front matter line");
+    };
+    let Some(end) = rest
+        .find("\n---\n")
+        .map(|i| i + 1)
+        .or_else(|| rest.starts_with("---\n").then_some(0))
+    else {
+        return fail("the front matter is not closed by a `---` line");
+    };
+    let front = parse_front_matter(&rest[..end])?;
+    let body = &rest[end + "---\n".len()..];
+
+    let body = body.trim_start_matches('\n');
+    let (top_label, body) = match body.strip_prefix('[') {
+        Some(_) => {
+            let (label, link, after) = parse_link_line(body)?;
+            let _ = link;
+            (Some(label), after.trim_start_matches('\n'))
+        }
+        None => (None, body),
+    };
+    let body = body.trim_end_matches('\n');
+    let Some(link_start) = body
+        .rfind("\n[")
+        .map(|i| i + 1)
+        .or_else(|| body.starts_with('[').then_some(0))
+    else {
+        return fail("the closing `[label](link)` line is missing");
+    };
+    let (bottom_label, link, trailing) = parse_link_line(&body[link_start..])?;
+    if !trailing.trim().is_empty() {
+        return fail("text follows the closing link line");
+    }
+    let sections_text = body[..link_start].trim_end_matches('\n');
+
+    let mut chunks = Vec::new();
+    let mut rest = sections_text;
+    const SEPARATOR: &str = "\n\n---\n\n";
+    loop {
+        let next = rest
+            .match_indices(SEPARATOR)
+            .map(|(i, _)| i)
+            .find(|&i| rest[i + SEPARATOR.len()..].starts_with("# "));
+        match next {
+            Some(i) => {
+                chunks.push(&rest[..i]);
+                rest = &rest[i + SEPARATOR.len()..];
+            }
+            None => {
+                chunks.push(rest);
+                break;
+            }
+        }
+    }
+    let mut sections = chunks
+        .into_iter()
+        .map(parse_section)
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(mut original) = sections.pop() else {
+        return fail("there is no section");
+    };
+    let language_of = |label: &str| labels.language_of(label).unwrap_or("und").to_owned();
+    original.language = language_of(&bottom_label);
+    let mut fallback = fallback_languages.iter();
+    for (i, section) in sections.iter_mut().enumerate() {
+        section.language = match (&top_label, i) {
+            (Some(label), 0) => language_of(label),
+            _ => fallback.next().cloned().unwrap_or_else(|| "und".to_owned()),
+        };
+    }
+    Ok(Document {
+        link,
+        date: front.date,
+        description: front.description,
+        tags: front.tags,
+        author: front.author,
+        translations: sections,
+        original,
+    })
+}
+
+struct FrontMatter {
+    date: DateTime<Utc>,
+    description: String,
+    tags: Vec<String>,
+    author: String,
+}
+
+fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
+    let mut date = None;
+    let mut description = None;
+    let mut author = None;
+    let mut tags = Vec::new();
+    let mut in_tags = false;
+    for line in text.lines() {
+        if let Some(item) = line
+            .strip_prefix("- ")
+            .or_else(|| (line == "-").then_some(""))
+        {
+            if !in_tags {
+                return fail(format!("front matter list item outside `tags`: {line:?}"));
+            }
+            tags.push(scalar(item)?);
+            continue;
+        }
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        in_tags = false;
+        let Some((key, value)) = line.split_once(':') else {
+            return fail(format!("front matter line is not `key: value`: {line:?}"));
+        };
+        let value = value.trim_start();
+        match key {
+            "title" => {}
+            "date" => {
+                let raw = scalar(value)?;
+                let parsed = DateTime::parse_from_rfc3339(&raw)
+                    .map_err(|e| ReadError(format!("front matter date {raw:?}: {e}")))?;
+                date = Some(parsed.with_timezone(&Utc));
+            }
+            "description" => description = Some(scalar(value)?),
+            "author" => author = Some(scalar(value)?),
+            "tags" => match value.trim() {
+                "" => in_tags = true,
+                "[]" => {}
+                flow if flow.starts_with('[') && flow.ends_with(']') => {
+                    for item in flow[1..flow.len() - 1].split(',') {
+                        let item = scalar(item.trim())?;
+                        if !item.is_empty() {
+                            tags.push(item);
+                        }
+                    }
+                }
+                other => return fail(format!("front matter tags must be a list, found {other:?}")),
+            },
+            // Extra keys may follow `author` when configured; they are not part of the model.
+            _ => {}
+        }
+    }
+    let Some(date) = date else {
+        return fail("front matter has no `date`");
+    };
+    Ok(FrontMatter {
+        date,
+        description: description.unwrap_or_default(),
+        tags,
+        author: author.unwrap_or_default(),
+    })
+}
+
+fn scalar(raw: &str) -> Result<String, ReadError> {
+    yaml::parse_scalar(raw).map_err(|e| ReadError(format!("front matter value {raw:?}: {e}")))
+}
+
+/// `[label](link)` at the start of `text`; returns label, link and what follows the line.
+fn parse_link_line(text: &str) -> Result<(String, String, &str), ReadError> {
+    let (line, after) = text.split_once('\n').unwrap_or((text, ""));
+    let parsed = line
+        .strip_prefix('[')
+        .and_then(|l| l.split_once("]("))
+        .and_then(|(label, rest)| rest.strip_suffix(')').map(|link| (label, link)));
+    let Some((label, link)) = parsed else {
+        return fail(format!("expected a `[label](link)` line, found {line:?}"));
+    };
+    let link = link
+        .strip_prefix('<')
+        .and_then(|l| l.strip_suffix('>'))
+        .unwrap_or(link);
+    Ok((label.to_owned(), link.to_owned(), after))
+}
+
+fn parse_section(chunk: &str) -> Result<Section, ReadError> {
+    let Some(rest) = chunk.strip_prefix("# ") else {
+        return fail(format!(
+            "a section must start with a `# title` heading, found {:?}",
+            chunk.lines().next().unwrap_or_default()
+        ));
+    };
+    let (heading, body) = rest.split_once('\n').unwrap_or((rest, ""));
+    let title = heading.strip_suffix(' ').unwrap_or(heading);
+    Ok(Section {
+        language: String::new(),
+        title: title.to_owned(),
+        body: body
+            .trim_start_matches('\n')
+            .trim_end_matches('\n')
+            .to_owned(),
+    })
+}
+
+/// Where archive files go below the archive folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    template: String,
+}
+
+const PLACEHOLDERS: &[&str] = &["source", "yyyy", "mm", "dd", "slug"];
+
+impl PathTemplate {
+    pub fn parse(template: &str) -> Result<Self, String> {
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                return Err(format!("unclosed `{{` in {template:?}"));
+            };
+            let name = &rest[open + 1..open + close];
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} in {template:?}; known: {}",
+                    PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        if !template.contains("{slug}") {
+            return Err(format!(
+                "{template:?} must contain {{slug}} so that articles get their own files"
+            ));
+        }
+        if !template.ends_with(".md") {
+            return Err(format!("{template:?} must end with .md"));
+        }
+        let probe = Self {
+            template: template.to_owned(),
+        };
+        probe
+            .render("source", &DateTime::<Utc>::UNIX_EPOCH, "slug")
+            .ok_or_else(|| {
+                format!(
+                    "{template:?} must stay inside the archive folder (no `..`, no absolute path)"
+                )
+            })?;
+        Ok(probe)
+    }
+
+    /// The relative path of an article's file; `None` if it would leave the archive folder.
+    pub fn render(&self, source: &str, date: &DateTime<Utc>, slug: &str) -> Option<PathBuf> {
+        let rendered = self
+            .template
+            .replace("{source}", source)
+            .replace("{yyyy}", &date.format("%Y").to_string())
+            .replace("{mm}", &date.format("%m").to_string())
+            .replace("{dd}", &date.format("%d").to_string())
+            .replace("{slug}", slug);
+        let path = PathBuf::from(rendered);
+        let inside = path.components().all(|c| matches!(c, Component::Normal(_)));
+        (inside && path.components().next().is_some()).then_some(path)
+    }
+}
+
+/// The relative path with a numeric suffix on the file stem: `a/b.md` -> `a/b-2.md`.
+pub fn with_suffix(path: &Path, n: u32) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    let ext = path.extension().map(|s| s.to_string_lossy());
+    let name = match ext {
+        Some(ext) => format!("{stem}-{n}.{ext}"),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Document {
+        Document {
+            link: "https://example.org/a".to_owned(),
+            date: DateTime::parse_from_rfc3339("2024-05-13T10:00:53.911+01:00")
+                .expect("date")
+                .with_timezone(&Utc),
+            description: "Desc".to_owned(),
+            tags: vec![],
+            author: "ex".to_owned(),
+            translations: vec![],
+            original: Section {
+                language: "en".to_owned(),
+                title: "T".to_owned(),
+                body: "One. \n\nTwo".to_owned(),
+            },
+        }
+    }
+
+    #[test]
+    fn monolingual_layout_and_date_in_utc() {
+        let out = render(&doc(), &Labels::default());
+        assert_eq!(
+            out,
+            "---\ntitle: T\ndate: 2024-05-13T09:00:53.911Z\ndescription: Desc\ntags: []\nauthor: ex\n---\n\n# T \n\nOne. \n\nTwo\n\n[Source Link](https://example.org/a)\n\n"
+        );
+        assert_eq!(read(&out, &Labels::default(), &[]), Ok(doc()));
+    }
+
+    #[test]
+    fn three_languages_round_trip_with_fallback_languages() {
+        let mut d = doc();
+        d.tags = vec!["a".to_owned(), "b c".to_owned()];
+        d.original.body = String::new();
+        for (lang, title) in [("zh", "中"), ("fr", "Fr")] {
+            d.translations.push(Section {
+                language: lang.to_owned(),
+                title: title.to_owned(),
+                body: "## Sub\n\n---\n\ntext".to_owned(),
+            });
+        }
+        let out = render(&d, &Labels::default());
+        assert!(
+            out.contains("\n\n[原文链接](https://example.org/a)\n\n# 中 \n\n"),
+            "{out}"
+        );
+        assert_eq!(read(&out, &Labels::default(), &["fr".to_owned()]), Ok(d));
+    }
+
+    #[test]
+    fn broken_files_are_reported() {
+        let labels = Labels::default();
+        assert!(read("no front matter", &labels, &[]).is_err());
+        assert!(read("---\ntitle: x\n", &labels, &[]).is_err());
+        let no_link = "---\ntitle: T\ndate: 2024-05-13T09:00:53.911Z\n---\n\n# T \n\nbody\n";
+        assert!(read(no_link, &labels, &[]).is_err());
+    }
+
+    #[test]
+    fn path_template_stays_in_the_archive() {
+        let t = PathTemplate::parse("{source}/{yyyy}/{mm}/{dd}/{slug}.md").expect("default");
+        let d = doc().date;
+        assert_eq!(
+            t.render("ft", &d, "a-b"),
+            Some(PathBuf::from("ft/2024/05/13/a-b.md"))
+        );
+        assert_eq!(
+            t.render("ft", &d, ".."),
+            Some(PathBuf::from("ft/2024/05/13/...md"))
+        );
+        assert!(PathTemplate::parse("../{slug}.md").is_err());
+        assert!(PathTemplate::parse("/abs/{slug}.md").is_err());
+        assert!(PathTemplate::parse("{source}/{nope}/{slug}.md").is_err());
+        assert!(PathTemplate::parse("{source}.md").is_err());
+        assert_eq!(
+            with_suffix(Path::new("a/b.md"), 2),
+            PathBuf::from("a/b-2.md")
+        );
+    }
+}

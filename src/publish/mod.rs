@@ -1,0 +1,58 @@
+//! The two outputs: Markdown archive files and the merged Atom feed, both written atomically.
+
+pub mod archive;
+pub mod atom;
+pub mod yaml;
+
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` through a temp file in the same folder and a rename, so a reader
+/// (or a crash) never sees half a file. Returns `false`, writing nothing, when the file already
+/// holds exactly these bytes.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
+    match std::fs::read(path) {
+        Ok(existing) if existing == bytes => return Ok(false),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".gazette-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_skips_identical_bytes_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a/b/c.md");
+        assert!(write_atomic(&path, b"one").expect("first write"));
+        assert!(!write_atomic(&path, b"one").expect("same bytes"));
+        assert!(write_atomic(&path, b"two").expect("new bytes"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("c.md")]);
+    }
+}

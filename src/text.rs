@@ -1,0 +1,347 @@
+//! Text rules shared by the pipeline: HTML to plain text and to Markdown, the description rule of
+//! the archive format, and file-name slugs.
+//!
+//! Feed HTML is untrusted. It is cleaned with ammonia before anything else reads it, so scripts,
+//! event handlers and `javascript:` links never reach the Markdown, and again after Markdown is
+//! rendered back to HTML for the Atom feed.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use ego_tree::iter::Edge;
+use scraper::{Html, Node};
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization;
+use url::Url;
+
+/// Longest description, in characters, ellipsis included.
+pub const DESCRIPTION_MAX_CHARS: usize = 300;
+const SLUG_MAX_LEN: usize = 80;
+
+/// Elements whose content is dropped, not just their tags.
+const DROP_WITH_CONTENT: &[&str] = &[
+    "script", "style", "iframe", "form", "object", "embed", "svg", "math", "template", "button",
+    "select", "textarea", "noscript", "head", "title",
+];
+
+/// Elements that separate words when their text is flattened.
+const BLOCK_ELEMENTS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "td",
+    "th",
+    "tr",
+    "ul",
+];
+
+/// Collapses every run of whitespace to one space and trims the ends.
+pub fn collapse_whitespace(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Plain text of an HTML fragment: markup removed, entities decoded, whitespace collapsed.
+pub fn html_to_text(html: &str) -> String {
+    if !html.contains(['<', '&']) {
+        return collapse_whitespace(html);
+    }
+    let fragment = Html::parse_fragment(html);
+    let mut out = String::with_capacity(html.len());
+    let mut dropped_depth = 0usize;
+    for edge in fragment.root_element().traverse() {
+        match edge {
+            Edge::Open(node) => match node.value() {
+                Node::Element(el) => {
+                    let name = el.name();
+                    if DROP_WITH_CONTENT.contains(&name) {
+                        dropped_depth += 1;
+                    } else if BLOCK_ELEMENTS.contains(&name) {
+                        out.push(' ');
+                    }
+                }
+                Node::Text(text) if dropped_depth == 0 => out.push_str(text),
+                _ => {}
+            },
+            Edge::Close(node) => {
+                if let Node::Element(el) = node.value() {
+                    let name = el.name();
+                    if DROP_WITH_CONTENT.contains(&name) {
+                        dropped_depth = dropped_depth.saturating_sub(1);
+                    } else if BLOCK_ELEMENTS.contains(&name) {
+                        out.push(' ');
+                    }
+                }
+            }
+        }
+    }
+    collapse_whitespace(&out)
+}
+
+/// Shortens `text` to at most `max` characters, cutting at a word boundary and ending with `…`.
+pub fn truncate_at_word(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    // Leave room for the ellipsis.
+    let limit = max.saturating_sub(1);
+    let cut = text
+        .char_indices()
+        .nth(limit)
+        .map_or(text.len(), |(i, _)| i);
+    let head = &text[..cut];
+    let next_is_space = text[cut..].starts_with(char::is_whitespace);
+    let head = if next_is_space {
+        head
+    } else {
+        // Mid-word: back up to the last space, unless the text has none (e.g. CJK runs).
+        match head.rfind(char::is_whitespace) {
+            Some(space) if space > 0 => &head[..space],
+            _ => head,
+        }
+    };
+    format!("{}…", head.trim_end())
+}
+
+/// The archive format's description: plain text, one line, at most 300 characters.
+pub fn description_from_html(html: &str) -> String {
+    truncate_at_word(&html_to_text(html), DESCRIPTION_MAX_CHARS)
+}
+
+/// The first paragraph of a Markdown body, under the description rule.
+pub fn description_from_markdown(markdown: &str) -> String {
+    let first = markdown
+        .split("\n\n")
+        .map(str::trim)
+        .find(|p| !p.is_empty() && !p.starts_with('#'))
+        .unwrap_or_default();
+    description_from_html(&markdown_to_html(first))
+}
+
+/// The first `n` words of `text`, with `…` when words were left out.
+pub fn first_words(text: &str, n: usize) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() <= n {
+        words.join(" ")
+    } else {
+        format!("{}…", words[..n].join(" "))
+    }
+}
+
+fn sanitizer(base: Option<&Url>) -> ammonia::Builder<'static> {
+    let mut builder = ammonia::Builder::default();
+    builder
+        .add_clean_content_tags(DROP_WITH_CONTENT.iter().copied())
+        .link_rel(None)
+        .url_relative(match base {
+            Some(base) => ammonia::UrlRelative::RewriteWithBase(base.clone()),
+            None => ammonia::UrlRelative::PassThrough,
+        });
+    builder
+}
+
+/// Sanitized HTML: what may be shown to a person or put into the Atom feed.
+pub fn sanitize_html(html: &str, base: Option<&Url>) -> String {
+    sanitizer(base).clean(html).to_string()
+}
+
+static CONVERTER: LazyLock<htmd::HtmlToMarkdown> = LazyLock::new(|| {
+    htmd::HtmlToMarkdown::builder()
+        .options(htmd::options::Options {
+            bullet_list_marker: htmd::options::BulletListMarker::Dash,
+            ul_bullet_spacing: 1,
+            ol_number_spacing: 1,
+            ..Default::default()
+        })
+        .skip_tags(DROP_WITH_CONTENT.to_vec())
+        .build()
+});
+
+/// Markdown of an HTML fragment: sanitized first, links made absolute against `base`, headings
+/// moved one level down so they nest under the section's own `#` heading.
+pub fn html_to_markdown(html: &str, base: Option<&Url>) -> String {
+    let clean = sanitize_html(html, base);
+    let markdown = CONVERTER
+        .convert(&clean)
+        .unwrap_or_else(|_| html_to_text(&clean));
+    tidy_markdown(&demote_headings(&markdown))
+}
+
+/// Plain text (JSON Feed `content_text`) as Markdown paragraphs.
+pub fn text_to_markdown(text: &str) -> String {
+    let paragraphs: Vec<String> = text
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .map(collapse_whitespace)
+        .filter(|p| !p.is_empty())
+        .collect();
+    paragraphs.join("\n\n")
+}
+
+/// Trims blank lines at both ends and folds runs of blank lines, keeping trailing spaces inside
+/// paragraphs: they come from the source text and the archive keeps them.
+fn tidy_markdown(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut blank_run = 0;
+    for line in markdown.lines() {
+        if line.trim().is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
+        }
+        blank_run = 0;
+        out.push_str(line);
+    }
+    out
+}
+
+/// `# x` becomes `## x` outside code fences, up to `######`.
+fn demote_headings(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len() + 16);
+    let mut in_fence = false;
+    for line in markdown.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_fence = !in_fence;
+        }
+        let hashes = line.bytes().take_while(|&b| b == b'#').count();
+        if !in_fence && (1..6).contains(&hashes) && line[hashes..].starts_with(' ') {
+            out.push('#');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Markdown rendered to sanitized HTML.
+pub fn markdown_to_html(markdown: &str) -> String {
+    let parser = pulldown_cmark::Parser::new_ext(markdown, pulldown_cmark::Options::ENABLE_TABLES);
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, parser);
+    sanitize_html(&html, None)
+}
+
+/// A file-name slug: ASCII, lowercase, hyphens, at most 80 characters. A title without Latin
+/// letters gets a short hash of itself, stable across runs.
+pub fn slug(title: &str) -> String {
+    static DROPPED: LazyLock<HashSet<char>> =
+        LazyLock::new(|| ['\'', '’', '‘', '`', '´'].into_iter().collect());
+    let mut slug = String::with_capacity(title.len());
+    for c in title.nfkd() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if DROPPED.contains(&c) || unicode_normalization::char::is_combining_mark(c) {
+            continue;
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    if !slug.bytes().any(|b| b.is_ascii_alphabetic()) {
+        let digest = Sha256::digest(title.as_bytes());
+        return hex::encode(&digest[..6]);
+    }
+    if slug.len() <= SLUG_MAX_LEN {
+        return slug.to_owned();
+    }
+    let cut = &slug[..SLUG_MAX_LEN];
+    match cut.rfind('-') {
+        Some(i) if i >= SLUG_MAX_LEN / 2 => cut[..i].to_owned(),
+        _ => cut.trim_end_matches('-').to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_to_text_separates_blocks_and_decodes_entities() {
+        assert_eq!(
+            html_to_text("<p>One&nbsp;&amp; two</p><p>three <b>four</b></p><script>x()</script>"),
+            "One\u{a0}& two three four".replace('\u{a0}', " ")
+        );
+        assert_eq!(html_to_text("Rust &amp; <b>Wasm</b>"), "Rust & Wasm");
+    }
+
+    #[test]
+    fn truncation_cuts_at_a_word_and_adds_an_ellipsis() {
+        let text = "word ".repeat(100);
+        let cut = truncate_at_word(text.trim(), 300);
+        assert!(cut.chars().count() <= 300);
+        assert!(cut.ends_with("word…"), "{cut}");
+        assert_eq!(truncate_at_word("short", 300), "short");
+        let cjk = "字".repeat(400);
+        assert_eq!(truncate_at_word(&cjk, 300).chars().count(), 300);
+    }
+
+    #[test]
+    fn markdown_keeps_trailing_spaces_and_strips_scripts() {
+        let md = html_to_markdown(
+            "<p><strong>A</strong> b. </p><p>c<script>alert(1)</script> <a href=\"javascript:x\">d</a></p><h1>H</h1>",
+            None,
+        );
+        assert_eq!(md, "**A** b. \n\nc d\n\n## H");
+    }
+
+    #[test]
+    fn relative_links_become_absolute() {
+        let base = Url::parse("https://example.org/news/").expect("url");
+        let md = html_to_markdown(
+            "<p><a href=\"a.html\">x</a> <img src=\"/i.png\" alt=\"i\"></p>",
+            Some(&base),
+        );
+        assert_eq!(
+            md,
+            "[x](https://example.org/news/a.html) ![i](https://example.org/i.png)"
+        );
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(
+            slug("US and China to hold first talks to reduce risk of AI ‘miscalculation’"),
+            "us-and-china-to-hold-first-talks-to-reduce-risk-of-ai-miscalculation"
+        );
+        assert_eq!(slug("Café déjà vu: it's back!"), "cafe-deja-vu-its-back");
+        let cjk = slug("美国和中国");
+        assert_eq!(cjk.len(), 12);
+        assert_eq!(cjk, slug("美国和中国"));
+        assert!(slug(&"long words ".repeat(20)).len() <= 80);
+        assert!(!slug(&"x".repeat(200)).is_empty());
+    }
+
+    #[test]
+    fn description_falls_back_to_first_paragraph() {
+        assert_eq!(
+            description_from_markdown("## Heading\n\n**Bold** start &amp; more\n\nsecond"),
+            "Bold start & more"
+        );
+    }
+}
