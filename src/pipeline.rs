@@ -92,41 +92,52 @@ impl Pipeline {
     /// Fetches, parses and archives one source, and records how it went.
     #[tracing::instrument(skip_all, fields(source = %source.id, url = %source.location))]
     pub async fn refresh_source(&self, source: &Source) -> Result<Counts> {
-        let result = self.fetch_and_store(source).await;
-        let at = Utc::now();
-        let url = source.location.to_string();
-        let (status, error, meta) = match &result {
-            Ok((_, meta)) => ("ok", None, Some(meta)),
-            Err(e) => ("failed", Some(e.to_string()), None),
+        let result = match self.fetch_and_parse(source).await {
+            Ok(parsed) => {
+                let _turn = self.write_turn.lock().await;
+                self.store_entries(source, &parsed).await
+            }
+            Err(e) => Err(e),
         };
+        match &result {
+            Ok(counts) => info!(
+                new = counts.new,
+                updated = counts.updated,
+                unchanged = counts.unchanged,
+                skipped = counts.skipped,
+                "refreshed"
+            ),
+            Err(e) => {
+                warn!(error = %e, "refresh failed");
+                let _turn = self.write_turn.lock().await;
+                if let Err(record_error) = self.record_failure(source, e).await {
+                    warn!(error = %record_error, "could not record the failure");
+                }
+            }
+        }
+        result
+    }
+
+    async fn fetch_and_parse(&self, source: &Source) -> Result<Parsed> {
+        let fetched = self.fetcher.fetch(source).await?;
+        parse_off_thread(source, fetched).await
+    }
+
+    async fn record_failure(&self, source: &Source, error: &Error) -> Result<()> {
+        let url = source.location.to_string();
+        let message = error.to_string();
         let record = FetchRecord {
             source: &source.id,
             url: &url,
-            at,
-            status,
-            error: error.as_deref(),
-            meta,
+            at: Utc::now(),
+            status: "failed",
+            error: Some(&message),
+            meta: None,
         };
-        if let Err(e) = self.store.record_fetch(&record).await {
-            warn!(error = %e, "could not record the fetch");
-        }
-        let counts = result?.0;
-        info!(
-            new = counts.new,
-            updated = counts.updated,
-            unchanged = counts.unchanged,
-            skipped = counts.skipped,
-            "refreshed"
-        );
-        Ok(counts)
-    }
-
-    async fn fetch_and_store(&self, source: &Source) -> Result<(Counts, FeedMeta)> {
-        let fetched = self.fetcher.fetch(source).await?;
-        let parsed = parse_off_thread(source, fetched).await?;
-        let _turn = self.write_turn.lock().await;
-        let counts = self.store_entries(source, &parsed).await?;
-        Ok((counts, parsed.meta))
+        let mut tx = self.store.begin().await?;
+        Store::record_fetch(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn store_entries(&self, source: &Source, parsed: &Parsed) -> Result<Counts> {
@@ -167,6 +178,16 @@ impl Pipeline {
                 counts.new += 1;
             }
         }
+        let url = source.location.to_string();
+        let record = FetchRecord {
+            source: &source.id,
+            url: &url,
+            at: now,
+            status: "ok",
+            error: None,
+            meta: Some(&parsed.meta),
+        };
+        Store::record_fetch(&mut tx, &record).await?;
         tx.commit().await?;
         Ok(counts)
     }

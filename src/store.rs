@@ -111,8 +111,11 @@ impl Store {
         &self.pool
     }
 
+    /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so a concurrent
+    /// writer (another process included) makes it wait for the busy timeout instead of failing
+    /// later when a read would have to become a write.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     pub async fn article(
@@ -173,7 +176,7 @@ impl Store {
     }
 
     /// Records how a fetch ended; the feed metadata is kept from earlier fetches when absent.
-    pub async fn record_fetch(&self, record: &FetchRecord<'_>) -> Result<()> {
+    pub async fn record_fetch(conn: &mut SqliteConnection, record: &FetchRecord<'_>) -> Result<()> {
         let failed = record.error.is_some();
         sqlx::query(
             "INSERT INTO sources (id, url, feed_id, feed_title, feed_link, last_fetch_at, last_status, last_error, consecutive_failures)
@@ -198,7 +201,7 @@ impl Store {
         .bind(record.error)
         .bind(i64::from(failed))
         .bind(failed)
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         Ok(())
     }
@@ -284,15 +287,21 @@ mod tests {
             error: None,
             meta: Some(&meta),
         };
-        store.record_fetch(&ok).await.expect("ok");
+        let mut conn = store.pool().acquire().await.expect("connection");
+        Store::record_fetch(&mut conn, &ok).await.expect("ok");
         let failed = FetchRecord {
             status: "failed",
             error: Some("boom"),
             meta: None,
             ..ok.clone()
         };
-        store.record_fetch(&failed).await.expect("failed");
-        store.record_fetch(&failed).await.expect("failed again");
+        Store::record_fetch(&mut conn, &failed)
+            .await
+            .expect("failed");
+        Store::record_fetch(&mut conn, &failed)
+            .await
+            .expect("failed again");
+        drop(conn);
         let status = store.source_status().await.expect("status");
         assert_eq!(status.len(), 1);
         assert_eq!(status[0].consecutive_failures, 2);

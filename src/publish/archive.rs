@@ -46,7 +46,8 @@ pub fn render(doc: &Document, labels: &Labels) -> String {
         if i > 0 {
             out.push_str("---\n\n");
         }
-        let _ = write!(out, "# {} \n\n", section.title);
+        // A line break in a title would end the heading; the front matter keeps the exact title.
+        let _ = write!(out, "# {} \n\n", section.title.replace(['\n', '\r'], " "));
         if !section.body.is_empty() {
             out.push_str(&section.body);
             out.push_str("\n\n");
@@ -147,6 +148,9 @@ pub fn read(
         .into_iter()
         .map(parse_section)
         .collect::<Result<Vec<_>, _>>()?;
+    if let (Some(first), Some(title)) = (sections.first_mut(), front.title) {
+        first.title = title;
+    }
     let Some(mut original) = sections.pop() else {
         return fail("there is no section");
     };
@@ -171,6 +175,7 @@ pub fn read(
 }
 
 struct FrontMatter {
+    title: Option<String>,
     date: DateTime<Utc>,
     description: String,
     tags: Vec<String>,
@@ -178,6 +183,7 @@ struct FrontMatter {
 }
 
 fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
+    let mut title = None;
     let mut date = None;
     let mut description = None;
     let mut author = None;
@@ -203,7 +209,7 @@ fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
         };
         let value = value.trim_start();
         match key {
-            "title" => {}
+            "title" => title = Some(scalar(value)?),
             "date" => {
                 let raw = scalar(value)?;
                 let parsed = DateTime::parse_from_rfc3339(&raw)
@@ -233,6 +239,7 @@ fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
         return fail("front matter has no `date`");
     };
     Ok(FrontMatter {
+        title,
         date,
         description: description.unwrap_or_default(),
         tags,

@@ -1,0 +1,329 @@
+//! End to end: the `gazette` binary against feeds served on 127.0.0.1, into a temporary folder.
+
+mod common;
+
+use std::path::Path;
+
+use common::{
+    FeedServer, assert_valid_atom, closed_port, copy_demo_feeds, files_with_mtimes, gazette,
+    stderr, stdout,
+};
+
+const REFERENCE_PATH: &str =
+    "archive/ft/2024/05/13/us-and-china-to-hold-first-talks-to-reduce-risk-of-ai-miscalculation.md";
+
+fn write_config(dir: &Path, sources: &str) {
+    let config = format!(
+        "[archive]\ndir = \"../archive\"\n[feed]\npath = \"../public/atom.xml\"\ntitle = \"Test\"\n\
+         id = \"urn:uuid:5a0c1bde-3f4e-4c1a-9d7e-0a1b2c3d4e5f\"\nself_url = \"http://127.0.0.1/atom.xml\"\n\
+         [state]\nurl = \"sqlite://../state/gazette.db\"\n{sources}"
+    );
+    std::fs::create_dir_all(dir.join("config")).expect("config dir");
+    std::fs::write(dir.join("config/gazette.toml"), config).expect("write config");
+}
+
+fn source(id: &str, url: &str, extra: &str) -> String {
+    format!("[[sources]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
+}
+
+fn reference_file() -> String {
+    std::fs::read_to_string(common::repo().join("tests/fixtures/archive-format/monolingual-en.md"))
+        .expect("reference")
+}
+
+fn archive_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    files_with_mtimes(&dir.join("archive"))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_format_is_archived_and_a_second_run_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    copy_demo_feeds(&served);
+    let server = FeedServer::start(&served).await;
+    let mut sources = source(
+        "ft",
+        &server.url("/feeds/ft-world.atom"),
+        "tags = [\"world\"]\nlanguage = \"en\"\ncategory_tags = false",
+    );
+    for (id, file) in [
+        ("tech", "tech-rss2.xml"),
+        ("science", "science-rss1.rdf"),
+        ("retro091", "retro-rss091.xml"),
+        ("retro092", "retro-rss092.xml"),
+        ("blog", "blog-atom03.xml"),
+        ("notes", "notes.json"),
+    ] {
+        sources.push_str(&source(id, &server.url(&format!("/feeds/{file}")), ""));
+    }
+    write_config(tmp.path(), &sources);
+    // Run from another folder: paths in the config resolve against the config's folder.
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("cwd");
+    let config = tmp.path().join("config/gazette.toml");
+    let config = config.to_str().expect("utf-8 path");
+
+    let first = gazette(&elsewhere, &["--config", config, "fetch"]).await;
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    let out = stdout(&first);
+    for line in [
+        "ft: 3 new",
+        "tech: 4 new",
+        "science: 3 new",
+        "retro091: 2 new",
+        "retro092: 1 new, 0 updated, 0 unchanged, 1 skipped",
+        "blog: 2 new",
+        "notes: 3 new",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert_eq!(archive_files(tmp.path()).len(), 18);
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join(REFERENCE_PATH)).expect("reference article"),
+        reference_file()
+    );
+    let feed = tmp.path().join("public/atom.xml");
+    assert_valid_atom(&feed);
+    let feed_text = std::fs::read_to_string(&feed).expect("feed");
+    assert_eq!(feed_text.matches("<entry>").count(), 18);
+    assert!(
+        !elsewhere.join("archive").exists(),
+        "nothing is written relative to the working directory"
+    );
+
+    let before = files_with_mtimes(tmp.path());
+    let second = gazette(&elsewhere, &["--config", config, "fetch"]).await;
+    assert!(
+        second.status.success(),
+        "{}{}",
+        stdout(&second),
+        stderr(&second)
+    );
+    assert!(
+        stdout(&second).contains("ft: 0 new, 0 updated, 3 unchanged"),
+        "{}",
+        stdout(&second)
+    );
+    assert!(stdout(&second).contains("feed") && stdout(&second).contains("unchanged"));
+    let after = files_with_mtimes(tmp.path());
+    let written = |files: &[(std::path::PathBuf, std::time::SystemTime)]| {
+        files
+            .iter()
+            .filter(|(p, _)| !p.starts_with(tmp.path().join("state")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        written(&after),
+        written(&before),
+        "the second run created or rewrote files"
+    );
+
+    // The same entry with changed content is re-rendered into the same file.
+    let atom = served.join("ft-world.atom");
+    let text = std::fs::read_to_string(&atom).expect("served feed");
+    let changed = text.replacen("risk of AI", "risk of artificial intelligence", 1);
+    assert_ne!(changed, text);
+    std::fs::write(&atom, changed).expect("change feed");
+    let third = gazette(&elsewhere, &["--config", config, "fetch"]).await;
+    assert!(
+        third.status.success(),
+        "{}{}",
+        stdout(&third),
+        stderr(&third)
+    );
+    assert!(
+        stdout(&third).contains("ft: 0 new, 1 updated, 2 unchanged"),
+        "{}",
+        stdout(&third)
+    );
+    assert_eq!(
+        archive_files(tmp.path()).len(),
+        18,
+        "an update never duplicates a file"
+    );
+    let updated = std::fs::read_to_string(tmp.path().join(REFERENCE_PATH)).expect("same path");
+    assert!(
+        updated.contains(
+            "title: US and China to hold first talks to reduce risk of artificial intelligence"
+        ),
+        "{updated}"
+    );
+    assert_valid_atom(&feed);
+}
+
+#[tokio::test]
+async fn failing_sources_are_reported_and_do_not_stop_the_others() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    copy_demo_feeds(&served);
+    let server = FeedServer::start(&served).await;
+    let refused = format!("http://127.0.0.1:{}/feed.xml", closed_port());
+    let sources = [
+        source("good", &server.url("/feeds/ft-world.atom"), ""),
+        source("missing", &server.url("/feeds/nope.xml"), ""),
+        source("broken", &server.url("/broken.xml"), ""),
+        source("refused", &refused, ""),
+        source("nofile", "../feeds/absent.xml", ""),
+    ]
+    .concat();
+    write_config(tmp.path(), &sources);
+
+    let run = gazette(tmp.path(), &["fetch"]).await;
+    assert_eq!(
+        run.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&run),
+        stderr(&run)
+    );
+    let out = stdout(&run);
+    assert!(out.contains("good: 3 new"), "{out}");
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{id}: failed:")))
+            .unwrap_or_else(|| panic!("no failure line for {id} in:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("missing").contains("HTTP 404"), "{out}");
+    assert!(line("broken").contains("not a readable feed"), "{out}");
+    assert!(line("refused").contains("could not connect"), "{out}");
+    assert!(line("nofile").contains("absent.xml"), "{out}");
+    assert!(out.contains("5 sources, 4 failed"), "{out}");
+    assert_valid_atom(&tmp.path().join("public/atom.xml"));
+
+    let status = gazette(tmp.path(), &["status", "--json"]).await;
+    assert!(status.status.success(), "{}", stderr(&status));
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let rows = rows.as_array().expect("array");
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        let failed = row["id"] != "good";
+        assert_eq!(
+            row["consecutive_failures"],
+            if failed { 1 } else { 0 },
+            "{row}"
+        );
+        assert_eq!(row["last_error"].is_string(), failed, "{row}");
+    }
+}
+
+#[tokio::test]
+async fn the_demo_config_archives_the_reference_article() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_demo_feeds(&tmp.path().join("feeds"));
+    std::fs::create_dir_all(tmp.path().join("config")).expect("config dir");
+    std::fs::copy(
+        common::repo().join("config/gazette.toml"),
+        tmp.path().join("config/gazette.toml"),
+    )
+    .expect("demo config");
+
+    let run = gazette(tmp.path(), &["fetch"]).await;
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join(REFERENCE_PATH)).expect("reference article"),
+        reference_file()
+    );
+    assert_valid_atom(&tmp.path().join("public/atom.xml"));
+
+    let build = gazette(tmp.path(), &["build"]).await;
+    assert!(build.status.success(), "{}", stderr(&build));
+    assert!(stdout(&build).contains("unchanged"), "{}", stdout(&build));
+}
+
+#[tokio::test]
+async fn preview_prints_one_json_object_per_article_and_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let feed = common::repo().join("feeds/ft-world.atom");
+    let run = gazette(tmp.path(), &["preview", feed.to_str().expect("utf-8")]).await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    let articles: Vec<serde_json::Value> = stdout(&run)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(articles.len(), 3);
+    let keys: Vec<&str> = articles[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = vec![
+        "source",
+        "key",
+        "title",
+        "link",
+        "date",
+        "description",
+        "tags",
+        "author",
+        "language",
+        "body",
+    ];
+    expected.sort_unstable();
+    let mut keys = keys;
+    keys.sort_unstable();
+    assert_eq!(keys, expected);
+    assert_eq!(articles[0]["title"], common::reference::EN_TITLE);
+    assert_eq!(articles[0]["date"], "2024-05-13T09:00:53.911Z");
+    assert_eq!(articles[0]["body"], common::reference::EN_BODY);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).expect("list").count(),
+        0,
+        "preview wrote files"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_config_is_fatal_and_names_file_line_and_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(tmp.path().join("config")).expect("dir");
+    std::fs::write(
+        tmp.path().join("config/gazette.toml"),
+        "[feed]\ntitle = \"x\"\nmax_entires = 5\n",
+    )
+    .expect("write");
+    for args in [&["check"][..], &["fetch"][..]] {
+        let run = gazette(tmp.path(), args).await;
+        assert_eq!(run.status.code(), Some(1), "{args:?}");
+        let err = stderr(&run);
+        assert!(
+            err.contains("config/gazette.toml: line 3") && err.contains("max_entires"),
+            "{err}"
+        );
+    }
+    let missing = gazette(tmp.path(), &["--config", "nope.toml", "check"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("nope.toml"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[tokio::test]
+async fn check_prints_what_a_fetch_would_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_config(
+        tmp.path(),
+        &source("ft", "../feeds/ft-world.atom", "tags = [\"world\"]"),
+    );
+    let run = gazette(tmp.path(), &["check"]).await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    let out = stdout(&run);
+    assert!(out.contains("sources  1"), "{out}");
+    assert!(
+        out.contains("ft") && out.contains("feeds/ft-world.atom") && out.contains("tags=[world]"),
+        "{out}"
+    );
+    assert!(!tmp.path().join("state").exists(), "check writes nothing");
+}

@@ -1,0 +1,163 @@
+//! Helpers shared by the integration tests: a feed server on 127.0.0.1, the demo files, and the
+//! `gazette` binary run as a subprocess.
+
+#![allow(dead_code)]
+
+pub mod reference;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A feed server on 127.0.0.1 serving the files of a folder under `/feeds/NAME`, plus
+/// `/broken.xml` (malformed XML). Anything else is 404.
+pub struct FeedServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+}
+
+impl FeedServer {
+    pub async fn start(dir: &Path) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let addr = listener.local_addr().expect("local addr");
+        let app = Router::new()
+            .route("/feeds/{name}", get(serve_file))
+            .route(
+                "/broken.xml",
+                get(|| async {
+                    (
+                        [(header::CONTENT_TYPE, "application/rss+xml")],
+                        "<rss version=\"2.0\"><channel><item><title>cut",
+                    )
+                }),
+            )
+            .with_state(dir.to_path_buf());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("feed server");
+        });
+        Self {
+            addr,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+async fn serve_file(State(dir): State<PathBuf>, UrlPath(name): UrlPath<String>) -> Response {
+    if name.contains("..") || name.contains('/') {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
+    match tokio::fs::read(dir.join(&name)).await {
+        Ok(body) => {
+            let kind = if name.ends_with(".json") {
+                "application/feed+json"
+            } else {
+                "application/xml"
+            };
+            ([(header::CONTENT_TYPE, kind)], body).into_response()
+        }
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A 127.0.0.1 port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Copies the demo feeds into `dir`.
+pub fn copy_demo_feeds(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("feeds dir");
+    for entry in std::fs::read_dir(repo().join("feeds")).expect("feeds/") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy feed");
+    }
+}
+
+/// Runs the binary with `args`, from `cwd`, without inheriting GAZETTE_CONFIG.
+pub async fn gazette(cwd: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("GAZETTE_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("run gazette")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Validates an Atom file against RFC 4287's RELAX NG schema with jing.
+pub fn assert_valid_atom(path: &Path) {
+    let schema = [
+        repo().join("../shared/schemas/atom.rnc"),
+        repo().join("tests/fixtures/atom.rnc"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .expect("the Atom schema");
+    let output = std::process::Command::new("jing")
+        .arg("-c")
+        .arg(&schema)
+        .arg(path)
+        .output()
+        .expect("jing must be installed (apt-get install jing; .ci/run does it)");
+    assert!(
+        output.status.success(),
+        "{} is not valid Atom:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Every file below `dir`, with its modification time.
+pub fn files_with_mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let mtime = entry
+                    .metadata()
+                    .expect("metadata")
+                    .modified()
+                    .expect("mtime");
+                out.push((path, mtime));
+            }
+        }
+    }
+    out.sort();
+    out
+}
