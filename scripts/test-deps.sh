@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the Rust toolchain: jing (validates the Atom feed against
+# RFC 4287's schema) and PyYAML (a YAML 1.1 parser the front matter must satisfy). Idempotent.
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v jing >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jing >/dev/null
+fi
+
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  python3 -m pip install --quiet pyyaml
+fi
