@@ -4,6 +4,7 @@
 //! Sources are fetched and parsed concurrently, but their writes take turns: SQLite has one
 //! writer, and one transaction per source keeps each source's changes all-or-nothing.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use crate::fetch::{Fetched, Fetcher};
 use crate::model::Article;
 use crate::normalize::{self, FeedContext};
 use crate::publish::{self, archive, atom};
-use crate::store::{FeedMeta, FetchRecord, Store};
+use crate::store::{FeedMeta, FetchRecord, Store, StoredArticle};
 use crate::text;
 
 /// Highest numeric suffix tried when slugs clash.
@@ -92,10 +93,10 @@ impl Pipeline {
     /// Fetches, parses and archives one source, and records how it went.
     #[tracing::instrument(skip_all, fields(source = %source.id, url = %source.location))]
     pub async fn refresh_source(&self, source: &Source) -> Result<Counts> {
-        let result = match self.fetch_and_parse(source).await {
-            Ok(parsed) => {
+        let result = match self.prepare(source).await {
+            Ok(prepared) => {
                 let _turn = self.write_turn.lock().await;
-                self.store_entries(source, &parsed).await
+                self.commit(source, prepared).await
             }
             Err(e) => Err(e),
         };
@@ -118,9 +119,83 @@ impl Pipeline {
         result
     }
 
-    async fn fetch_and_parse(&self, source: &Source) -> Result<Parsed> {
+    /// Everything that needs no write lock: fetch, parse, find the entries whose hash is new,
+    /// and normalize and render those. Runs concurrently across sources.
+    async fn prepare(&self, source: &Source) -> Result<Prepared> {
         let fetched = self.fetcher.fetch(source).await?;
-        parse_off_thread(source, fetched).await
+        let parsed = parse_off_thread(source, fetched).await?;
+        let mut counts = Counts::default();
+        let mut changed = Vec::new();
+        let mut seen_keys = HashSet::new();
+        let mut conn = self.store.pool().acquire().await?;
+        for (index, identity) in parsed.identities.iter().enumerate() {
+            let entry = &parsed.feed.entries[index];
+            let identity = match identity {
+                Ok(identity) => identity,
+                Err(skip) => {
+                    warn!(entry = %entry.id, "skipped: {skip}");
+                    counts.skipped += 1;
+                    continue;
+                }
+            };
+            if !seen_keys.insert(identity.key.as_str()) {
+                warn!(key = %identity.key, "skipped: the feed repeats this entry");
+                counts.skipped += 1;
+                continue;
+            }
+            let stored = Store::article(&mut conn, &source.id, &identity.key).await?;
+            if stored
+                .as_ref()
+                .is_some_and(|s| s.content_hash == identity.content_hash)
+            {
+                counts.unchanged += 1;
+            } else {
+                changed.push((index, identity.clone(), stored));
+            }
+        }
+        drop(conn);
+
+        let now = Utc::now();
+        let labels = self.settings.labels.clone();
+        let source_owned = source.clone();
+        let parsed = Arc::new(parsed);
+        let shared = Arc::clone(&parsed);
+        let articles = tokio::task::spawn_blocking(move || {
+            changed
+                .into_iter()
+                .map(|(index, identity, stored)| {
+                    let first_seen = stored.as_ref().map_or(now, |s| s.first_seen);
+                    let entry = &shared.feed.entries[index];
+                    let article = normalize::normalize(
+                        entry,
+                        identity,
+                        &source_owned,
+                        &shared.ctx,
+                        first_seen,
+                    );
+                    let bytes = archive::render(&article.doc, &labels);
+                    PreparedArticle {
+                        article,
+                        bytes,
+                        stored,
+                        first_seen,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::Parse {
+            source_id: source.id.clone(),
+            url: source.location.to_string(),
+            reason: format!("normalizing stopped: {e}"),
+        })?;
+        let meta = parsed.meta.clone();
+        Ok(Prepared {
+            counts,
+            articles,
+            meta,
+            now,
+        })
     }
 
     async fn record_failure(&self, source: &Source, error: &Error) -> Result<()> {
@@ -140,38 +215,33 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn store_entries(&self, source: &Source, parsed: &Parsed) -> Result<Counts> {
-        let now = Utc::now();
-        let mut counts = Counts::default();
+    /// Writes a source's changed articles and its fetch record in one transaction. Files are
+    /// renamed into place as they are written and flushed to disk together before the
+    /// transaction commits, so state never points at a file that a crash could lose.
+    async fn commit(&self, source: &Source, prepared: Prepared) -> Result<Counts> {
+        let Prepared {
+            mut counts,
+            articles,
+            meta,
+            now,
+        } = prepared;
         let mut tx = self.store.begin().await?;
-        for entry in &parsed.feed.entries {
-            let identity = match normalize::identify(entry, source, &parsed.ctx) {
-                Ok(identity) => identity,
-                Err(skip) => {
-                    warn!(source = %source.id, entry = %entry.id, "skipped: {skip}");
-                    counts.skipped += 1;
-                    continue;
-                }
-            };
-            let stored = Store::article(&mut tx, &source.id, &identity.key).await?;
-            if stored
-                .as_ref()
-                .is_some_and(|s| s.content_hash == identity.content_hash)
-            {
-                counts.unchanged += 1;
-                continue;
-            }
-            let first_seen = stored.as_ref().map_or(now, |s| s.first_seen);
-            let article = normalize::normalize(entry, identity, source, &parsed.ctx, first_seen);
+        let mut wrote = false;
+        for prepared in articles {
+            let PreparedArticle {
+                article,
+                bytes,
+                stored,
+                first_seen,
+            } = prepared;
             let path = match &stored {
                 Some(s) => PathBuf::from(&s.path),
                 None => self.allocate_path(&mut tx, &article).await?,
             };
-            let bytes = archive::render(&article.doc, &self.settings.labels);
             let full = self.settings.archive_dir.join(&path);
-            publish::write_atomic(&full, bytes.as_bytes())?;
-            let path_text = path_to_store(&path);
-            Store::upsert_article(&mut tx, &article, &path_text, &first_seen, &now).await?;
+            wrote |= publish::write_atomic_deferred(&full, bytes.as_bytes())?;
+            Store::upsert_article(&mut tx, &article, &path_to_store(&path), &first_seen, &now)
+                .await?;
             if stored.is_some() {
                 counts.updated += 1;
             } else {
@@ -185,9 +255,12 @@ impl Pipeline {
             at: now,
             status: "ok",
             error: None,
-            meta: Some(&parsed.meta),
+            meta: Some(&meta),
         };
         Store::record_fetch(&mut tx, &record).await?;
+        if wrote {
+            publish::sync_filesystem(&self.settings.archive_dir)?;
+        }
         tx.commit().await?;
         Ok(counts)
     }
@@ -278,12 +351,30 @@ impl Pipeline {
     }
 }
 
-/// A parsed feed and what its entries need from it.
+/// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
 struct Parsed {
     feed: feed_rs::model::Feed,
     ctx: FeedContext,
     meta: FeedMeta,
+    identities: Vec<std::result::Result<normalize::EntryIdentity, normalize::Skip>>,
+}
+
+/// A source's work, ready to be written.
+#[derive(Debug)]
+struct Prepared {
+    counts: Counts,
+    articles: Vec<PreparedArticle>,
+    meta: FeedMeta,
+    now: chrono::DateTime<Utc>,
+}
+
+#[derive(Debug)]
+struct PreparedArticle {
+    article: Article,
+    bytes: String,
+    stored: Option<StoredArticle>,
+    first_seen: chrono::DateTime<Utc>,
 }
 
 /// Parsing is CPU work; it runs on the blocking pool so fetches keep flowing.
@@ -302,7 +393,17 @@ async fn parse_off_thread(source: &Source, fetched: Fetched) -> Result<Parsed> {
             })?;
         let ctx = FeedContext::new(&feed, fetched.url.as_ref());
         let meta = normalize::feed_meta(&feed, &source, &ctx);
-        Ok(Parsed { feed, ctx, meta })
+        let identities = feed
+            .entries
+            .iter()
+            .map(|entry| normalize::identify(entry, &source, &ctx))
+            .collect();
+        Ok(Parsed {
+            feed,
+            ctx,
+            meta,
+            identities,
+        })
     })
     .await
     .map_err(|e| Error::Parse {
