@@ -6,7 +6,7 @@ demo:
 
 test:
 	bash scripts/test-deps.sh
-	cargo test --all-targets
+	cargo test
 
 lint:
 	cargo fmt --all -- --check

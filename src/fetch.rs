@@ -23,10 +23,7 @@ pub struct Fetched {
 
 /// The User-Agent sent unless configured otherwise.
 pub fn default_user_agent() -> String {
-    format!(
-        "Gazette/{} (feed aggregator; +https://crates.io/crates/gazette)",
-        env!("CARGO_PKG_VERSION")
-    )
+    format!("Gazette/{} (feed aggregator)", env!("CARGO_PKG_VERSION"))
 }
 
 /// Fetches sources; clone it freely, clones share one connection pool.

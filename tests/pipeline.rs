@@ -1,0 +1,143 @@
+//! The pipeline through the library API, on real files and a real SQLite database.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gazette::config::Settings;
+use gazette::fetch::Fetcher;
+use gazette::pipeline::{Counts, Pipeline};
+use gazette::store::Store;
+
+async fn pipeline(dir: &Path, sources: &str) -> Pipeline {
+    let text = format!("[state]\nurl = \"sqlite://state/g.db\"\n{sources}");
+    let settings = Settings::from_toml(&text, &dir.join("gazette.toml")).expect("config");
+    let store = Store::open(&settings.state_url).await.expect("state");
+    let fetcher = Fetcher::new(&settings.fetch).expect("client");
+    Pipeline::new(Arc::new(settings), store, fetcher)
+}
+
+fn rss(items: &[(&str, &str)]) -> String {
+    let items: String = items
+        .iter()
+        .map(|(guid, title)| {
+            format!(
+                "<item><guid>{guid}</guid><title>{title}</title><link>https://example.org/{guid}</link>\
+                 <pubDate>Mon, 13 May 2024 09:00:00 +0000</pubDate><description>About {title}</description></item>"
+            )
+        })
+        .collect();
+    format!(
+        "<rss version=\"2.0\"><channel><title>T</title><link>https://example.org/</link>{items}</channel></rss>"
+    )
+}
+
+async fn refresh(p: &Pipeline) -> Counts {
+    let sources = p.settings().sources.clone();
+    let mut reports = p.refresh_all(&sources).await;
+    assert_eq!(reports.len(), 1);
+    reports.remove(0).outcome.expect("refresh")
+}
+
+#[tokio::test]
+async fn clashing_slugs_get_numeric_suffixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a.xml"),
+        rss(&[
+            ("1", "Same title"),
+            ("2", "Same title"),
+            ("3", "Same title"),
+        ]),
+    )
+    .expect("feed");
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
+    assert_eq!(refresh(&p).await.new, 3);
+    let day = dir.path().join("archive/a/2024/05/13");
+    for name in ["same-title.md", "same-title-2.md", "same-title-3.md"] {
+        assert!(day.join(name).is_file(), "{name} missing");
+    }
+    let links: Vec<String> = ["same-title.md", "same-title-2.md", "same-title-3.md"]
+        .iter()
+        .map(|n| std::fs::read_to_string(day.join(n)).expect("file"))
+        .map(|t| {
+            t.lines()
+                .rev()
+                .find(|l| l.starts_with("[Source Link]"))
+                .expect("link")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(links.len(), 3);
+    assert!(links[0] != links[1] && links[1] != links[2], "{links:?}");
+}
+
+#[tokio::test]
+async fn a_file_left_by_an_interrupted_run_is_taken_over_not_duplicated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.xml"), rss(&[("1", "Kept title")])).expect("feed");
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
+    assert_eq!(refresh(&p).await.new, 1);
+    // Lose the state but keep the archive, as if the run died before its commit.
+    let archive = dir.path().join("archive");
+    let files_before = std::fs::read_dir(archive.join("a/2024/05/13"))
+        .expect("day")
+        .count();
+    p.store().clone().close().await;
+    std::fs::remove_dir_all(dir.path().join("state")).expect("drop state");
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
+    assert_eq!(refresh(&p).await.new, 1);
+    let files_after = std::fs::read_dir(archive.join("a/2024/05/13"))
+        .expect("day")
+        .count();
+    assert_eq!(files_after, files_before);
+    assert!(archive.join("a/2024/05/13/kept-title.md").is_file());
+}
+
+#[tokio::test]
+async fn a_repeated_guid_in_one_feed_is_archived_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a.xml"),
+        rss(&[("1", "First"), ("1", "Second copy")]),
+    )
+    .expect("feed");
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
+    let counts = refresh(&p).await;
+    assert_eq!((counts.new, counts.skipped), (1, 1));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("archive/a/2024/05/13"))
+            .expect("day")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_feed_keeps_the_newest_max_entries_by_date() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let items: Vec<String> = (1..=9).map(|d| {
+        format!("<item><guid>{d}</guid><title>Day {d}</title><link>https://example.org/{d}</link><pubDate>0{d} May 2024 09:00:00 +0000</pubDate></item>")
+    }).collect();
+    std::fs::write(
+        dir.path().join("a.xml"),
+        format!(
+            "<rss version=\"2.0\"><channel><title>T</title>{}</channel></rss>",
+            items.concat()
+        ),
+    )
+    .expect("feed");
+    let text = "[feed]\nmax_entries = 3\n[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n";
+    let p = pipeline(dir.path(), text).await;
+    assert_eq!(refresh(&p).await.new, 9);
+    assert!(p.publish_feed().await.expect("feed"));
+    assert!(
+        !p.publish_feed().await.expect("same feed"),
+        "an unchanged feed is not rewritten"
+    );
+    let feed = std::fs::read_to_string(dir.path().join("public/atom.xml")).expect("feed");
+    let titles: Vec<&str> = feed
+        .match_indices("<title>Day ")
+        .map(|(i, _)| &feed[i + 7..i + 12])
+        .collect();
+    assert_eq!(titles, vec!["Day 9", "Day 8", "Day 7"]);
+}
