@@ -86,23 +86,71 @@ impl Default for StateConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FetchConfig {
-    /// Sources fetched at the same time.
+    /// Requests in flight at once, over all hosts.
     pub concurrency: usize,
-    #[serde(with = "humantime_serde_compat")]
+    /// Requests in flight at once to one host.
+    pub per_host: usize,
+    /// The whole request, body included: a server that trickles bytes cannot hold a fetch open.
+    #[serde(with = "duration")]
     pub timeout: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// Longest silence while reading a response.
+    #[serde(with = "duration")]
+    pub read_timeout: Duration,
+    /// A `fetch` run stops waiting for sources after this long; unfinished ones count as failed.
+    #[serde(with = "duration")]
+    pub run_deadline: Duration,
+    /// Largest response body, counted after decompression.
+    #[serde(with = "byte_size")]
+    pub max_body: u64,
+    /// Entries kept from one fetch (the newest).
+    pub max_entries: usize,
+    /// Longest text field (title, summary, content) kept from an entry.
+    #[serde(with = "byte_size")]
+    pub max_field: u64,
+    /// Deepest XML element nesting accepted.
+    pub max_depth: usize,
+    pub max_redirects: usize,
+    /// Default time between fetches of a source.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Upper bound for failure back-off and for the delay a feed may ask for.
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    /// Which of the feed's own requests about polling frequency are honoured.
+    pub honor_ttl: bool,
+    pub honor_sy_update: bool,
+    pub honor_cache_control: bool,
+    pub honor_expires: bool,
     /// Overrides the default `Gazette/<version>` User-Agent.
     pub user_agent: Option<String>,
+    /// Address ranges (CIDR) that content-driven fetches may reach although private or loopback.
+    pub allow_private: Vec<String>,
 }
 
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
             concurrency: 16,
+            per_host: 2,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(15),
+            run_deadline: Duration::from_secs(15 * 60),
+            max_body: 16 * 1024 * 1024,
+            max_entries: 1000,
+            max_field: 1024 * 1024,
+            max_depth: 256,
+            max_redirects: 5,
+            interval: Duration::from_secs(30 * 60),
+            max_backoff: Duration::from_secs(24 * 60 * 60),
+            honor_ttl: true,
+            honor_sy_update: true,
+            honor_cache_control: true,
+            honor_expires: true,
             user_agent: None,
+            allow_private: Vec::new(),
         }
     }
 }
@@ -118,21 +166,88 @@ pub struct SourceConfig {
     pub language: Option<String>,
     /// Whether the entries' own categories become tags (after the configured ones).
     pub category_tags: Option<bool>,
+    /// Time between fetches of this source; default `fetch.interval`.
+    #[serde(default, with = "optional_duration")]
+    pub interval: Option<Duration>,
+    /// For sites that only answer some clients.
+    pub user_agent: Option<String>,
+    /// Extra request headers (cookies, authorization).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Durations are written the way people say them: `30s`, `10m`, `1h 30m`.
-mod humantime_serde_compat {
+mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
 
+    pub fn parse(raw: &str) -> Result<Duration, String> {
+        humantime::parse_duration(raw)
+            .map_err(|e| format!("invalid duration {raw:?} ({e}); write e.g. 30s or 5m"))
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let raw = String::deserialize(d)?;
-        humantime::parse_duration(&raw).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {raw:?} ({e}); write e.g. 30s or 5m"
-            ))
-        })
+        parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let raw = String::deserialize(d)?;
+        super::duration::parse(&raw)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Sizes are a number of bytes or a string with a unit: `16MiB`, `512 KiB`, `2MB`.
+mod byte_size {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub fn parse(raw: &str) -> Result<u64, String> {
+        let raw = raw.trim();
+        let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+        let (number, unit) = raw.split_at(split);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid size {raw:?}; write e.g. 16MiB or 512KiB"))?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1000,
+            "kib" | "k" => 1024,
+            "mb" => 1000 * 1000,
+            "mib" | "m" => 1024 * 1024,
+            "gb" => 1000 * 1000 * 1000,
+            "gib" | "g" => 1024 * 1024 * 1024,
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {raw:?}; use KiB, MiB or GiB"
+                ));
+            }
+        };
+        number
+            .checked_mul(factor)
+            .ok_or_else(|| format!("size {raw:?} is too large"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(n),
+            Raw::Text(text) => parse(&text).map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -193,6 +308,26 @@ pub struct Source {
     /// `None` means: the feed's own language, else `en`.
     pub language: Option<String>,
     pub category_tags: bool,
+    pub interval: Duration,
+    pub user_agent: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Source {
+    /// A source outside any config file, with every default (for `preview`).
+    pub fn adhoc(id: &str, location: Location) -> Self {
+        Self {
+            id: id.to_owned(),
+            location,
+            author: id.to_owned(),
+            tags: Vec::new(),
+            language: None,
+            category_tags: true,
+            interval: FetchConfig::default().interval,
+            user_agent: None,
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// Everything the program needs, checked and resolved.
@@ -238,8 +373,12 @@ impl Settings {
         if file.feed.max_entries == 0 {
             return Err("feed.max_entries must be at least 1".to_owned());
         }
-        if file.fetch.concurrency == 0 {
-            return Err("fetch.concurrency must be at least 1".to_owned());
+        if file.fetch.concurrency == 0 || file.fetch.per_host == 0 {
+            return Err("fetch.concurrency and fetch.per_host must be at least 1".to_owned());
+        }
+        for range in &file.fetch.allow_private {
+            crate::fetch::guard::parse_cidr(range)
+                .map_err(|e| format!("fetch.allow_private: {e}"))?;
         }
         Url::parse(&file.feed.id)
             .map_err(|e| format!("feed.id must be an absolute IRI such as urn:uuid:...: {e}"))?;
@@ -265,6 +404,9 @@ impl Settings {
                 tags: raw.tags,
                 language: raw.language.map(|l| l.trim().to_lowercase()),
                 category_tags: raw.category_tags.unwrap_or(true),
+                interval: raw.interval.unwrap_or(file.fetch.interval),
+                user_agent: raw.user_agent,
+                headers: check_headers(&raw.headers).map_err(|e| format!("{at}: headers: {e}"))?,
             });
         }
 
@@ -298,6 +440,22 @@ impl Settings {
             })
             .collect()
     }
+}
+
+/// Header names and values must be valid HTTP, or every request of the source would fail later.
+fn check_headers(
+    headers: &BTreeMap<String, String>,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid header name"))?;
+            reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| format!("the value of {name} is not a valid header value"))?;
+            Ok((name.clone(), value.clone()))
+        })
+        .collect()
 }
 
 fn is_valid_source_id(id: &str) -> bool {
@@ -438,6 +596,34 @@ mod tests {
         )
         .expect_err("duplicate");
         assert!(dup.to_string().contains("used by another source"), "{dup}");
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        let s = load("[fetch]\nmax_body = \"2MiB\"\nmax_field = 4096\n").expect("valid");
+        assert_eq!(s.fetch.max_body, 2 * 1024 * 1024);
+        assert_eq!(s.fetch.max_field, 4096);
+        let err = load("[fetch]\nmax_body = \"lots\"\n").expect_err("bad size");
+        assert!(err.to_string().contains("invalid size"), "{err}");
+    }
+
+    #[test]
+    fn source_overrides() {
+        let s = load(
+            "[fetch]\ninterval = \"1h\"\n[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n\
+             [[sources]]\nid = \"b\"\nurl = \"b.xml\"\ninterval = \"5m\"\nheaders = { Cookie = \"x=1\" }\n",
+        )
+        .expect("valid");
+        assert_eq!(s.sources[0].interval, Duration::from_secs(3600));
+        assert_eq!(s.sources[1].interval, Duration::from_secs(300));
+        assert_eq!(
+            s.sources[1].headers,
+            vec![("Cookie".to_owned(), "x=1".to_owned())]
+        );
+        let err =
+            load("[[sources]]\nid = \"a\"\nurl = \"a.xml\"\nheaders = { \"Bad Name\" = \"x\" }\n")
+                .expect_err("bad header");
+        assert!(err.to_string().contains("not a valid header name"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Error {
         url: String,
         status: u16,
         reason: String,
+        /// What the server's `Retry-After` asked for (429, 503).
+        retry_after: Option<std::time::Duration>,
     },
 
     #[error("source {source_id}: {url} is not a readable feed: {reason}")]
@@ -51,6 +53,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The delay the server asked for before the next attempt, if it asked.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::HttpStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// HTTP 410: the publisher removed the feed for good.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Error::HttpStatus { status: 410, .. })
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

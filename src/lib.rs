@@ -11,6 +11,7 @@ pub mod normalize; // feed-rs entry -> `Article` (key, dates, absolute links, Ma
 pub mod parse; // response bytes -> feed-rs model
 pub mod pipeline; // `refresh_source`: fetch -> parse -> normalize -> store -> archive
 pub mod publish; // Markdown archive files and the merged Atom feed
+pub mod schedule; // when each source is due: intervals, feed and server hints, back-off
 pub mod store; // SQLite state: sources, archived articles
 pub mod text; // HTML -> text/Markdown, whitespace, description and slug rules
 

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
-use gazette::config::{Location, Settings, Source};
-use gazette::fetch::Fetcher;
+use gazette::config::{FetchConfig, Location, Settings, Source};
+use gazette::fetch::{FetchOutcome, Fetcher, Validators};
 use gazette::normalize::{self, FeedContext};
-use gazette::pipeline::Pipeline;
+use gazette::parse::ParseLimits;
+use gazette::pipeline::{Pipeline, Refresh, RunOptions};
 use gazette::publish::archive::format_date;
 use gazette::store::Store;
 
@@ -51,6 +52,12 @@ enum Command {
         /// Only this source (repeatable).
         #[arg(long = "source", value_name = "ID")]
         sources: Vec<String>,
+        /// Fetch every selected source now, also those not due and those disabled.
+        #[arg(long)]
+        force: bool,
+        /// List which sources are due and when the others are; fetch nothing.
+        #[arg(long, conflicts_with = "force")]
+        due: bool,
     },
     /// Normalize a feed and print one JSON object per article; writes nothing.
     Preview {
@@ -111,7 +118,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Preview { location, id } => preview(&location, &id).await,
         Command::Check => check(&load(&cli.config)?),
-        Command::Fetch { sources } => fetch(load(&cli.config)?, &sources).await,
+        Command::Fetch {
+            sources,
+            force,
+            due,
+        } => {
+            let settings = load(&cli.config)?;
+            if due {
+                list_due(settings, &sources).await
+            } else {
+                fetch(settings, &sources, force).await
+            }
+        }
         Command::Build => build(load(&cli.config)?).await,
         Command::Status { json } => status(&load(&cli.config)?, json).await,
     }
@@ -122,33 +140,42 @@ fn load(path: &Path) -> Result<Settings> {
 }
 
 async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
-    let store = Store::open(&settings.state_url)
-        .await
-        .with_context(|| format!("opening the state database {}", settings.state_url))?;
+    let store = open_store(&settings).await?;
     let fetcher = Fetcher::new(&settings.fetch)?;
     Ok(Pipeline::new(Arc::new(settings), store, fetcher))
 }
 
-async fn fetch(settings: Settings, ids: &[String]) -> Result<ExitCode> {
+async fn fetch(settings: Settings, ids: &[String], force: bool) -> Result<ExitCode> {
     let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
+    let deadline = tokio::time::Instant::now() + settings.fetch.run_deadline;
     let pipeline = open_pipeline(settings).await?;
-    let mut reports = pipeline.refresh_all(&sources).await;
+    let options = RunOptions {
+        force,
+        deadline: Some(deadline),
+    };
+    let mut reports = pipeline.refresh_all(&sources, options).await;
     reports.sort_by(|a, b| a.source.cmp(&b.source));
 
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for report in &reports {
-        match &report.outcome {
-            Ok(c) => writeln!(
-                out,
-                "{}: {} new, {} updated, {} unchanged, {} skipped",
-                report.source, c.new, c.updated, c.unchanged, c.skipped
-            )?,
+        let line = match &report.outcome {
+            Ok(Refresh::Archived(c)) => format!(
+                "{} new, {} updated, {} unchanged, {} skipped",
+                c.new, c.updated, c.unchanged, c.skipped
+            ),
+            Ok(Refresh::NotModified) => "not modified (HTTP 304)".to_owned(),
+            Ok(Refresh::SameBody) => "unchanged (same body as last time)".to_owned(),
+            Ok(Refresh::NotDue(at)) => format!("not due until {}", format_date(at)),
+            Ok(Refresh::Disabled(reason)) => {
+                format!("disabled ({reason}); fix its url or fetch with --force")
+            }
             Err(e) => {
                 failed += 1;
-                writeln!(out, "{}: failed: {e}", report.source)?;
+                format!("failed: {e}")
             }
-        }
+        };
+        writeln!(out, "{}: {line}", report.source)?;
     }
     let feed_changed = pipeline
         .publish_feed()
@@ -168,6 +195,36 @@ async fn fetch(settings: Settings, ids: &[String]) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn list_due(settings: Settings, ids: &[String]) -> Result<ExitCode> {
+    let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
+    let store = open_store(&settings).await?;
+    let now = Utc::now();
+    let mut out = std::io::stdout().lock();
+    for source in &sources {
+        let state = store.source_state(&source.id).await?;
+        let configured = source.location.to_string();
+        let state = state.filter(|s| s.url == configured);
+        let when = match state {
+            Some(s) if s.disabled_reason.is_some() => {
+                format!("disabled ({})", s.disabled_reason.unwrap_or_default())
+            }
+            Some(s) => match s.next_due_at.filter(|due| *due > now) {
+                Some(due) => format!("due at {}", format_date(&due)),
+                None => "due now".to_owned(),
+            },
+            None => "due now (never fetched)".to_owned(),
+        };
+        writeln!(out, "{:<16} {when}", source.id)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_store(settings: &Settings) -> Result<Store> {
+    Store::open(&settings.state_url)
+        .await
+        .with_context(|| format!("opening the state database {}", settings.state_url))
 }
 
 async fn build(settings: Settings) -> Result<ExitCode> {
@@ -216,30 +273,57 @@ fn check(settings: &Settings) -> Result<ExitCode> {
 }
 
 async fn status(settings: &Settings, json: bool) -> Result<ExitCode> {
-    let store = Store::open(&settings.state_url)
-        .await
-        .with_context(|| format!("opening the state database {}", settings.state_url))?;
+    let store = open_store(settings).await?;
     let rows = store.source_status().await?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
     } else {
+        let never = || "never".to_owned();
         for r in rows {
+            let http = r
+                .last_http_status
+                .map(|s| format!(" (HTTP {s})"))
+                .unwrap_or_default();
             writeln!(
                 out,
-                "{:<16} {:<8} last fetch {:<24} {} articles, {} failures in a row{}  {}",
+                "{}: {}{http}",
                 r.id,
-                r.last_status.as_deref().unwrap_or("-"),
-                r.last_fetch_at
-                    .as_ref()
-                    .map(format_date)
-                    .unwrap_or_else(|| "never".to_owned()),
-                r.articles,
-                r.consecutive_failures,
-                r.last_error.map(|e| format!(" ({e})")).unwrap_or_default(),
-                r.url,
+                r.last_status.as_deref().unwrap_or("never fetched")
             )?;
+            writeln!(out, "  url            {}", r.url)?;
+            if let Some(moved) = &r.moved_to {
+                writeln!(
+                    out,
+                    "  moved to       {moved} (permanent redirect; fetched from here)"
+                )?;
+            }
+            writeln!(
+                out,
+                "  last fetch     {}",
+                r.last_fetch_at.as_ref().map_or_else(never, format_date)
+            )?;
+            writeln!(
+                out,
+                "  next due       {}",
+                r.next_due_at
+                    .as_ref()
+                    .map_or_else(|| "now".to_owned(), format_date)
+            )?;
+            writeln!(
+                out,
+                "  validators     {}",
+                if r.has_validators { "yes" } else { "no" }
+            )?;
+            writeln!(out, "  failures       {} in a row", r.consecutive_failures)?;
+            if let Some(reason) = &r.disabled_reason {
+                writeln!(out, "  disabled       {reason}")?;
+            }
+            if let Some(error) = &r.last_error {
+                writeln!(out, "  last error     {error}")?;
+            }
+            writeln!(out, "  articles       {}", r.articles)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -248,19 +332,34 @@ async fn status(settings: &Settings, json: bool) -> Result<ExitCode> {
 async fn preview(location: &str, id: &str) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let location = Location::parse(location, &cwd).map_err(anyhow::Error::msg)?;
-    let source = Source {
-        id: id.to_owned(),
-        location,
-        author: id.to_owned(),
-        tags: Vec::new(),
-        language: None,
-        category_tags: true,
+    let source = Source::adhoc(id, location);
+    let config = FetchConfig::default();
+    let fetcher = Fetcher::new(&config)?;
+    let fetched = match fetcher
+        .fetch_source(&source, &source.location, &Validators::default())
+        .await?
+    {
+        FetchOutcome::Body(fetched) => fetched,
+        FetchOutcome::NotModified(_) => {
+            anyhow::bail!(
+                "{}: answered 304 Not Modified to an unconditional request",
+                source.location
+            )
+        }
     };
-    let fetcher = Fetcher::new(&Default::default())?;
-    let fetched = fetcher.fetch(&source).await?;
-    let feed = gazette::parse::parse_feed(&fetched.body, fetched.url.as_ref())
-        .map_err(|reason| anyhow::anyhow!("{}: not a readable feed: {reason}", source.location))?;
-    let ctx = FeedContext::new(&feed, fetched.url.as_ref());
+    let base = fetched.meta.url.as_ref();
+    let parsed = gazette::parse::parse_feed(
+        &fetched.body,
+        fetched.content_type.as_deref(),
+        base,
+        &ParseLimits::from_config(&config),
+    )
+    .map_err(|reason| anyhow::anyhow!("{}: not a readable feed: {reason}", source.location))?;
+    for warning in &parsed.warnings {
+        tracing::warn!(source = %source.id, "{warning}");
+    }
+    let feed = parsed.feed;
+    let ctx = FeedContext::new(&feed, base);
     let now = Utc::now();
     let mut out = std::io::stdout().lock();
     for entry in &feed.entries {

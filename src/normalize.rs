@@ -70,6 +70,18 @@ pub fn feed_meta(feed: &Feed, source: &Source, ctx: &FeedContext) -> FeedMeta {
     }
 }
 
+/// Everything in a source's configuration that shapes its archive files; part of every hash,
+/// so a configuration change re-renders what it affects.
+pub fn source_fingerprint(source: &Source) -> String {
+    format!(
+        "{NORMALIZE_VERSION}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        source.author,
+        source.tags.join("\u{1e}"),
+        source.language.as_deref().unwrap_or_default(),
+        source.category_tags
+    )
+}
+
 /// An entry's identity: computed from raw fields for every entry on every run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryIdentity {
@@ -314,22 +326,24 @@ fn hash_fields(fields: &[&str]) -> String {
 mod tests {
     use super::*;
     use crate::config::Location;
+    use crate::config::Source;
     use crate::parse::parse_feed;
 
     fn source() -> Source {
         Source {
-            id: "ex".to_owned(),
-            location: Location::Http(Url::parse("https://example.org/feed.xml").expect("url")),
-            author: "ex".to_owned(),
             tags: vec![" World ".to_owned()],
-            language: None,
-            category_tags: true,
+            ..Source::adhoc(
+                "ex",
+                Location::Http(Url::parse("https://example.org/feed.xml").expect("url")),
+            )
         }
     }
 
     fn articles(xml: &str) -> Vec<Result<Article, Skip>> {
         let base = Url::parse("https://example.org/feed.xml").expect("url");
-        let feed = parse_feed(xml.as_bytes(), Some(&base)).expect("feed");
+        let feed = parse_feed(xml.as_bytes(), None, Some(&base), &Default::default())
+            .expect("feed")
+            .feed;
         let ctx = FeedContext::new(&feed, Some(&base));
         let seen = DateTime::<Utc>::UNIX_EPOCH;
         feed.entries

@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::error::{Error, Result};
+use crate::fetch::Validators;
 use crate::model::Article;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -51,16 +52,48 @@ pub struct FeedMeta {
     pub link: Option<String>,
 }
 
-/// How a fetch of a source ended.
+/// What a successful fetch leaves behind.
 #[derive(Debug, Clone)]
-pub struct FetchRecord<'a> {
+pub struct SuccessRecord<'a> {
+    pub source: &'a str,
+    /// The configured URL, so a changed configuration can be told apart.
+    pub url: &'a str,
+    pub at: DateTime<Utc>,
+    /// `ok`, `not-modified` or `same-body`.
+    pub status: &'a str,
+    pub http_status: Option<u16>,
+    pub validators: &'a Validators,
+    /// `None` keeps the stored hash (a 304 proves the body is the one hashed before).
+    pub body_hash: Option<&'a str>,
+    pub moved_to: Option<&'a str>,
+    pub meta: Option<&'a FeedMeta>,
+    pub next_due_at: DateTime<Utc>,
+}
+
+/// What a failed fetch leaves behind.
+#[derive(Debug, Clone)]
+pub struct FailureRecord<'a> {
     pub source: &'a str,
     pub url: &'a str,
     pub at: DateTime<Utc>,
-    /// `ok` or a short failure kind.
-    pub status: &'a str,
-    pub error: Option<&'a str>,
-    pub meta: Option<&'a FeedMeta>,
+    pub error: &'a str,
+    pub http_status: Option<u16>,
+    pub next_due_at: DateTime<Utc>,
+    /// Set when the failure disables the source (410 Gone).
+    pub disabled_reason: Option<&'a str>,
+}
+
+/// What the last fetches left for the next one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceState {
+    /// The configured URL the state belongs to.
+    pub url: String,
+    pub validators: Validators,
+    pub body_hash: Option<String>,
+    pub moved_to: Option<String>,
+    pub next_due_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    pub disabled_reason: Option<String>,
 }
 
 /// One line of `status`.
@@ -68,10 +101,16 @@ pub struct FetchRecord<'a> {
 pub struct SourceStatus {
     pub id: String,
     pub url: String,
+    /// Where the feed is fetched from now, after permanent redirects.
+    pub moved_to: Option<String>,
     pub last_fetch_at: Option<DateTime<Utc>>,
     pub last_status: Option<String>,
-    pub last_error: Option<String>,
+    pub last_http_status: Option<i64>,
+    pub has_validators: bool,
+    pub next_due_at: Option<DateTime<Utc>>,
     pub consecutive_failures: i64,
+    pub last_error: Option<String>,
+    pub disabled_reason: Option<String>,
     pub articles: i64,
 }
 
@@ -175,12 +214,40 @@ impl Store {
         Ok(())
     }
 
-    /// Records how a fetch ended; the feed metadata is kept from earlier fetches when absent.
-    pub async fn record_fetch(conn: &mut SqliteConnection, record: &FetchRecord<'_>) -> Result<()> {
-        let failed = record.error.is_some();
+    /// The state a source's next fetch starts from.
+    pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>> {
+        let row = sqlx::query(
+            "SELECT url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures, disabled_reason
+             FROM sources WHERE id = ?",
+        )
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| SourceState {
+            url: r.get(0),
+            validators: Validators {
+                etag: r.get(1),
+                last_modified: r.get(2),
+            },
+            body_hash: r.get(3),
+            moved_to: r.get(4),
+            next_due_at: r.get::<Option<i64>, _>(5).map(from_millis),
+            consecutive_failures: u32::try_from(r.get::<i64, _>(6)).unwrap_or(u32::MAX),
+            disabled_reason: r.get(7),
+        }))
+    }
+
+    /// Records a successful fetch. Called inside the transaction that stores the fetch's
+    /// articles, so validators never claim more than what was durably archived.
+    pub async fn record_success(
+        conn: &mut SqliteConnection,
+        record: &SuccessRecord<'_>,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sources (id, url, feed_id, feed_title, feed_link, last_fetch_at, last_status, last_error, consecutive_failures)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO sources (id, url, feed_id, feed_title, feed_link, last_fetch_at, last_status, last_error,
+                                  http_status, etag, last_modified, body_hash, moved_to, next_due_at,
+                                  consecutive_failures, disabled_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL)
              ON CONFLICT (id) DO UPDATE SET
                 url = excluded.url,
                 feed_id = COALESCE(excluded.feed_id, sources.feed_id),
@@ -188,8 +255,15 @@ impl Store {
                 feed_link = COALESCE(excluded.feed_link, sources.feed_link),
                 last_fetch_at = excluded.last_fetch_at,
                 last_status = excluded.last_status,
-                last_error = excluded.last_error,
-                consecutive_failures = CASE WHEN ?10 THEN sources.consecutive_failures + 1 ELSE 0 END",
+                last_error = NULL,
+                http_status = excluded.http_status,
+                etag = excluded.etag,
+                last_modified = excluded.last_modified,
+                body_hash = COALESCE(excluded.body_hash, sources.body_hash),
+                moved_to = COALESCE(excluded.moved_to, sources.moved_to),
+                next_due_at = excluded.next_due_at,
+                consecutive_failures = 0,
+                disabled_reason = NULL",
         )
         .bind(record.source)
         .bind(record.url)
@@ -198,10 +272,60 @@ impl Store {
         .bind(record.meta.and_then(|m| m.link.as_deref()))
         .bind(to_millis(&record.at))
         .bind(record.status)
-        .bind(record.error)
-        .bind(i64::from(failed))
-        .bind(failed)
+        .bind(record.http_status.map(i64::from))
+        .bind(record.validators.etag.as_deref())
+        .bind(record.validators.last_modified.as_deref())
+        .bind(record.body_hash)
+        .bind(record.moved_to)
+        .bind(to_millis(&record.next_due_at))
         .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed fetch; validators and the body hash stay as they were.
+    pub async fn record_failure(
+        conn: &mut SqliteConnection,
+        record: &FailureRecord<'_>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sources (id, url, last_fetch_at, last_status, last_error, http_status, next_due_at,
+                                  consecutive_failures, disabled_reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)
+             ON CONFLICT (id) DO UPDATE SET
+                url = excluded.url,
+                last_fetch_at = excluded.last_fetch_at,
+                last_status = excluded.last_status,
+                last_error = excluded.last_error,
+                http_status = excluded.http_status,
+                next_due_at = excluded.next_due_at,
+                consecutive_failures = sources.consecutive_failures + 1,
+                disabled_reason = excluded.disabled_reason",
+        )
+        .bind(record.source)
+        .bind(record.url)
+        .bind(to_millis(&record.at))
+        .bind(if record.disabled_reason.is_some() { "disabled" } else { "failed" })
+        .bind(record.error)
+        .bind(record.http_status.map(i64::from))
+        .bind(to_millis(&record.next_due_at))
+        .bind(record.disabled_reason)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets what a source's fetches learnt (validators, body hash, redirect target), for a
+    /// source whose configured URL changed.
+    pub async fn reset_source(&self, source: &str, url: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE sources SET url = ?2, etag = NULL, last_modified = NULL, body_hash = NULL, moved_to = NULL,
+                                disabled_reason = NULL, next_due_at = NULL, consecutive_failures = 0
+             WHERE id = ?1",
+        )
+        .bind(source)
+        .bind(url)
+        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -233,7 +357,9 @@ impl Store {
     /// Per-source status, for `status` and `check`.
     pub async fn source_status(&self) -> Result<Vec<SourceStatus>> {
         let rows = sqlx::query(
-            "SELECT s.id, s.url, s.last_fetch_at, s.last_status, s.last_error, s.consecutive_failures,
+            "SELECT s.id, s.url, s.moved_to, s.last_fetch_at, s.last_status, s.http_status,
+                    s.etag IS NOT NULL OR s.last_modified IS NOT NULL, s.next_due_at,
+                    s.consecutive_failures, s.last_error, s.disabled_reason,
                     (SELECT COUNT(*) FROM articles a WHERE a.source = s.id)
              FROM sources s ORDER BY s.id",
         )
@@ -244,11 +370,16 @@ impl Store {
             .map(|r| SourceStatus {
                 id: r.get(0),
                 url: r.get(1),
-                last_fetch_at: r.get::<Option<i64>, _>(2).map(from_millis),
-                last_status: r.get(3),
-                last_error: r.get(4),
-                consecutive_failures: r.get(5),
-                articles: r.get(6),
+                moved_to: r.get(2),
+                last_fetch_at: r.get::<Option<i64>, _>(3).map(from_millis),
+                last_status: r.get(4),
+                last_http_status: r.get(5),
+                has_validators: r.get(6),
+                next_due_at: r.get::<Option<i64>, _>(7).map(from_millis),
+                consecutive_failures: r.get(8),
+                last_error: r.get(9),
+                disabled_reason: r.get(10),
+                articles: r.get(11),
             })
             .collect())
     }
@@ -279,26 +410,37 @@ mod tests {
             title: "X".to_owned(),
             link: None,
         };
-        let ok = FetchRecord {
+        let validators = Validators {
+            etag: Some("\"v1\"".to_owned()),
+            last_modified: None,
+        };
+        let ok = SuccessRecord {
             source: "a",
             url: "u",
             at,
             status: "ok",
-            error: None,
+            http_status: Some(200),
+            validators: &validators,
+            body_hash: Some("h1"),
+            moved_to: None,
             meta: Some(&meta),
+            next_due_at: at,
         };
         let mut conn = store.pool().acquire().await.expect("connection");
-        Store::record_fetch(&mut conn, &ok).await.expect("ok");
-        let failed = FetchRecord {
-            status: "failed",
-            error: Some("boom"),
-            meta: None,
-            ..ok.clone()
+        Store::record_success(&mut conn, &ok).await.expect("ok");
+        let failed = FailureRecord {
+            source: "a",
+            url: "u",
+            at,
+            error: "boom",
+            http_status: Some(500),
+            next_due_at: at,
+            disabled_reason: None,
         };
-        Store::record_fetch(&mut conn, &failed)
+        Store::record_failure(&mut conn, &failed)
             .await
             .expect("failed");
-        Store::record_fetch(&mut conn, &failed)
+        Store::record_failure(&mut conn, &failed)
             .await
             .expect("failed again");
         drop(conn);
@@ -306,6 +448,11 @@ mod tests {
         assert_eq!(status.len(), 1);
         assert_eq!(status[0].consecutive_failures, 2);
         assert_eq!(status[0].last_error.as_deref(), Some("boom"));
+        assert!(status[0].has_validators, "a failure keeps the validators");
+        let state = store.source_state("a").await.expect("state").expect("row");
+        assert_eq!(state.validators, validators);
+        assert_eq!(state.body_hash.as_deref(), Some("h1"));
+        assert_eq!(state.consecutive_failures, 2);
         store.close().await;
         // Reopening runs no migration twice and keeps the metadata.
         let store = Store::open(&url).await.expect("reopen");

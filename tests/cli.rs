@@ -100,7 +100,15 @@ async fn every_format_is_archived_and_a_second_run_writes_nothing() {
     );
 
     let before = files_with_mtimes(tmp.path());
-    let second = gazette(&elsewhere, &["--config", config, "fetch"]).await;
+    let not_due = gazette(&elsewhere, &["--config", config, "fetch"]).await;
+    assert!(not_due.status.success(), "{}", stderr(&not_due));
+    assert_eq!(
+        stdout(&not_due).matches(": not due until ").count(),
+        7,
+        "{}",
+        stdout(&not_due)
+    );
+    let second = gazette(&elsewhere, &["--config", config, "fetch", "--force"]).await;
     assert!(
         second.status.success(),
         "{}{}",
@@ -108,7 +116,7 @@ async fn every_format_is_archived_and_a_second_run_writes_nothing() {
         stderr(&second)
     );
     assert!(
-        stdout(&second).contains("ft: 0 new, 0 updated, 3 unchanged"),
+        stdout(&second).contains("ft: unchanged (same body as last time)"),
         "{}",
         stdout(&second)
     );
@@ -133,7 +141,7 @@ async fn every_format_is_archived_and_a_second_run_writes_nothing() {
     let changed = text.replacen("risk of AI", "risk of artificial intelligence", 1);
     assert_ne!(changed, text);
     std::fs::write(&atom, changed).expect("change feed");
-    let third = gazette(&elsewhere, &["--config", config, "fetch"]).await;
+    let third = gazette(&elsewhere, &["--config", config, "fetch", "--force"]).await;
     assert!(
         third.status.success(),
         "{}{}",

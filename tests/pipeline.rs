@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gazette::config::Settings;
 use gazette::fetch::Fetcher;
-use gazette::pipeline::{Counts, Pipeline};
+use gazette::pipeline::{Counts, Pipeline, Refresh, RunOptions};
 use gazette::store::Store;
 
 async fn pipeline(dir: &Path, sources: &str) -> Pipeline {
@@ -33,9 +33,16 @@ fn rss(items: &[(&str, &str)]) -> String {
 
 async fn refresh(p: &Pipeline) -> Counts {
     let sources = p.settings().sources.clone();
-    let mut reports = p.refresh_all(&sources).await;
+    let options = RunOptions {
+        force: true,
+        deadline: None,
+    };
+    let mut reports = p.refresh_all(&sources, options).await;
     assert_eq!(reports.len(), 1);
-    reports.remove(0).outcome.expect("refresh")
+    match reports.remove(0).outcome.expect("refresh") {
+        Refresh::Archived(counts) => counts,
+        other => panic!("expected the body to be archived, got {other:?}"),
+    }
 }
 
 #[tokio::test]

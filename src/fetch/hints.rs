@@ -1,0 +1,115 @@
+//! What a response says about when to ask again: `Retry-After`, `Cache-Control`, `Expires`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{CACHE_CONTROL, EXPIRES, HeaderMap, RETRY_AFTER};
+
+/// The server's own view of how long the response stays fresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheHints {
+    pub max_age: Option<Duration>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl CacheHints {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        Self {
+            max_age: max_age(headers),
+            expires: header_text(headers, EXPIRES).and_then(parse_http_date),
+        }
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date, relative to `now`.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = header_text(headers, RETRY_AFTER)?;
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = parse_http_date(value)?;
+    Some((at - now).to_std().unwrap_or_default())
+}
+
+/// `max-age` (or `s-maxage`) of `Cache-Control`; `no-store`/`no-cache` ask for nothing.
+fn max_age(headers: &HeaderMap) -> Option<Duration> {
+    let value = header_text(headers, CACHE_CONTROL)?.to_ascii_lowercase();
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        if directive == "no-store" || directive == "no-cache" {
+            return None;
+        }
+        if let Some(seconds) = directive
+            .strip_prefix("max-age=")
+            .or_else(|| directive.strip_prefix("s-maxage="))
+        {
+            age = seconds
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
+                .or(age);
+        }
+    }
+    age
+}
+
+/// IMF-fixdate and the RFC 850 / asctime forms that old servers still send, via RFC 2822.
+pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(text.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(reqwest::header::HeaderName, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(name.clone(), HeaderValue::from_str(value).expect("value"));
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").expect("date");
+        assert_eq!(
+            retry_after(&headers(&[(RETRY_AFTER, "120")]), now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[(RETRY_AFTER, "Wed, 21 Oct 2015 07:30:00 GMT")]),
+                now
+            ),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(retry_after(&headers(&[(RETRY_AFTER, "soon")]), now), None);
+    }
+
+    #[test]
+    fn cache_control_and_expires() {
+        let h = headers(&[
+            (CACHE_CONTROL, "public, max-age=600"),
+            (EXPIRES, "Wed, 21 Oct 2015 07:28:00 GMT"),
+        ]);
+        let hints = CacheHints::from_headers(&h);
+        assert_eq!(hints.max_age, Some(Duration::from_secs(600)));
+        assert!(hints.expires.is_some());
+        assert_eq!(
+            CacheHints::from_headers(&headers(&[(CACHE_CONTROL, "no-cache, max-age=60")])).max_age,
+            None
+        );
+    }
+}

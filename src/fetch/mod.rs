@@ -1,0 +1,470 @@
+//! Getting bytes politely and safely: one shared HTTP client for `http(s)://` sources, the file
+//! system for `file://` URLs and paths.
+//!
+//! Redirects are followed here, not inside reqwest, so every hop can be counted, checked for
+//! loops, classified as permanent or not, and (for content-driven fetches) checked by the guard.
+//! Bodies are streamed and counted after decompression, so neither a huge body nor a gzip bomb
+//! can exhaust memory, and one deadline covers the whole exchange, so a server trickling one
+//! byte a second cannot hold a fetch open. The body is returned as raw bytes, never decoded
+//! text: the XML prolog names the encoding and the parser must see it as sent.
+
+pub mod guard;
+pub mod hints;
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::config::{FetchConfig, Location, Source};
+use crate::error::{Error, Result};
+pub use hints::CacheHints;
+
+/// HTTP validators of the last successful fetch, sent back for a conditional GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            etag: text(header::ETAG),
+            last_modified: text(header::LAST_MODIFIED),
+        }
+    }
+}
+
+/// What an HTTP exchange said besides its body.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseMeta {
+    /// 200 for a body, 304 for not modified; `None` for local files.
+    pub status: Option<u16>,
+    pub validators: Validators,
+    pub cache: CacheHints,
+    /// The URL that answered, after redirects; the base for relative links.
+    pub url: Option<Url>,
+    /// Where the feed now lives when every redirect on the way was permanent (301, 308).
+    pub moved_permanently_to: Option<Url>,
+}
+
+/// A fetched document.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    pub meta: ResponseMeta,
+}
+
+/// How a fetch ended when it did not fail.
+#[derive(Debug, Clone)]
+pub enum FetchOutcome {
+    /// 304: nothing changed since the validators were issued.
+    NotModified(ResponseMeta),
+    Body(Fetched),
+}
+
+/// The User-Agent sent unless configured otherwise.
+pub fn default_user_agent() -> String {
+    format!("Gazette/{} (feed aggregator)", env!("CARGO_PKG_VERSION"))
+}
+
+/// Fetches sources and content; clone it freely, clones share pools and limits.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    /// For sources the operator configured: may reach any address.
+    sources: reqwest::Client,
+    /// For addresses that feed content points at: non-public addresses are refused.
+    content: reqwest::Client,
+    policy: Arc<guard::AddressPolicy>,
+    limits: Arc<Limits>,
+}
+
+#[derive(Debug)]
+struct Limits {
+    config: FetchConfig,
+    in_flight: Arc<Semaphore>,
+    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Who asks for a URL decides what it may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    Operator,
+    Content,
+}
+
+struct Request<'a> {
+    label: &'a str,
+    url: &'a Url,
+    trust: Trust,
+    validators: &'a Validators,
+    user_agent: Option<&'a str>,
+    headers: &'a [(String, String)],
+}
+
+impl Fetcher {
+    pub fn new(config: &FetchConfig) -> Result<Self> {
+        let policy = Arc::new(
+            guard::AddressPolicy::new(&config.allow_private)
+                .map_err(|reason| client_error(format!("fetch.allow_private: {reason}")))?,
+        );
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(config.user_agent.clone().unwrap_or_else(default_user_agent))
+                .timeout(config.timeout)
+                .connect_timeout(config.connect_timeout)
+                .read_timeout(config.read_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let sources = builder()
+            .build()
+            .map_err(|e| client_error(format!("cannot build the HTTP client: {e}")))?;
+        let content = builder()
+            .dns_resolver(guard::GuardedResolver::new(Arc::clone(&policy)))
+            .build()
+            .map_err(|e| client_error(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            sources,
+            content,
+            policy,
+            limits: Arc::new(Limits {
+                config: config.clone(),
+                in_flight: Arc::new(Semaphore::new(config.concurrency)),
+                per_host: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Fetches a source from `url` (its configured location, or where it has moved to),
+    /// conditionally when `validators` are known.
+    pub async fn fetch_source(
+        &self,
+        source: &Source,
+        url: &Location,
+        validators: &Validators,
+    ) -> Result<FetchOutcome> {
+        match url {
+            Location::File(path) => {
+                let body = tokio::fs::read(path).await.map_err(|e| Error::Fetch {
+                    source_id: source.id.clone(),
+                    url: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                if body.len() as u64 > self.limits.config.max_body {
+                    return Err(Error::Fetch {
+                        source_id: source.id.clone(),
+                        url: path.display().to_string(),
+                        reason: format!(
+                            "the file is larger than the {} byte limit",
+                            self.limits.config.max_body
+                        ),
+                    });
+                }
+                Ok(FetchOutcome::Body(Fetched {
+                    body: Bytes::from(body),
+                    content_type: None,
+                    meta: ResponseMeta {
+                        url: Url::from_file_path(path).ok(),
+                        ..ResponseMeta::default()
+                    },
+                }))
+            }
+            Location::Http(url) => {
+                self.fetch_http(Request {
+                    label: &source.id,
+                    url,
+                    trust: Trust::Operator,
+                    validators,
+                    user_agent: source.user_agent.as_deref(),
+                    headers: &source.headers,
+                })
+                .await
+            }
+        }
+    }
+
+    /// Fetches a URL that feed content points at (an article page, an image): only http(s),
+    /// only public addresses unless `fetch.allow_private` opens a range, checked on every hop.
+    pub async fn fetch_content(&self, label: &str, url: &Url) -> Result<Fetched> {
+        let outcome = self
+            .fetch_http(Request {
+                label,
+                url,
+                trust: Trust::Content,
+                validators: &Validators::default(),
+                user_agent: None,
+                headers: &[],
+            })
+            .await?;
+        match outcome {
+            FetchOutcome::Body(fetched) => Ok(fetched),
+            FetchOutcome::NotModified(_) => Err(Error::Fetch {
+                source_id: label.to_owned(),
+                url: url.to_string(),
+                reason: "answered 304 Not Modified to an unconditional request".to_owned(),
+            }),
+        }
+    }
+
+    async fn fetch_http(&self, request: Request<'_>) -> Result<FetchOutcome> {
+        let deadline = self.limits.config.timeout;
+        match tokio::time::timeout(deadline, self.exchange(&request)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Fetch {
+                source_id: request.label.to_owned(),
+                url: request.url.to_string(),
+                reason: format!(
+                    "timed out: no complete response within {}",
+                    humantime::format_duration(deadline)
+                ),
+            }),
+        }
+    }
+
+    async fn exchange(&self, request: &Request<'_>) -> Result<FetchOutcome> {
+        let config = &self.limits.config;
+        let fail = |url: &Url, reason: String| Error::Fetch {
+            source_id: request.label.to_owned(),
+            url: url.to_string(),
+            reason,
+        };
+        let client = match request.trust {
+            Trust::Operator => &self.sources,
+            Trust::Content => &self.content,
+        };
+        let mut url = request.url.clone();
+        let mut visited = vec![url.clone()];
+        let mut all_permanent = true;
+        let mut moved_permanently_to = None;
+        loop {
+            if request.trust == Trust::Content {
+                guard::check_url(&url, &self.policy).map_err(|reason| fail(&url, reason))?;
+            }
+            let _permits = self.acquire(&url).await;
+            let response = self
+                .build(client, request, &url)
+                .send()
+                .await
+                .map_err(|e| fail(&url, describe(&e)))?;
+            let status = response.status();
+
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let next = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|location| url.join(location.trim()).ok())
+                    .ok_or_else(|| {
+                        fail(
+                            &url,
+                            format!("HTTP {status} without a usable Location header"),
+                        )
+                    })?;
+                if visited.contains(&next) {
+                    return Err(fail(
+                        request.url,
+                        format!("redirect loop: {next} was already visited"),
+                    ));
+                }
+                if visited.len() > config.max_redirects {
+                    return Err(fail(
+                        request.url,
+                        format!("too many redirects (more than {})", config.max_redirects),
+                    ));
+                }
+                let permanent = matches!(
+                    status,
+                    StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+                );
+                all_permanent &= permanent;
+                if all_permanent {
+                    moved_permanently_to = Some(next.clone());
+                }
+                visited.push(next.clone());
+                url = next;
+                continue;
+            }
+
+            let meta = ResponseMeta {
+                status: Some(status.as_u16()),
+                validators: Validators::from_headers(response.headers()),
+                cache: CacheHints::from_headers(response.headers()),
+                url: Some(url.clone()),
+                moved_permanently_to: moved_permanently_to.clone(),
+            };
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(FetchOutcome::NotModified(meta));
+            }
+            if !status.is_success() {
+                return Err(Error::HttpStatus {
+                    source_id: request.label.to_owned(),
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                    reason: status_reason(status).to_owned(),
+                    retry_after: hints::retry_after(response.headers(), Utc::now()),
+                });
+            }
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = read_body(response, config.max_body)
+                .await
+                .map_err(|reason| fail(&url, reason))?;
+            return Ok(FetchOutcome::Body(Fetched {
+                body,
+                content_type,
+                meta,
+            }));
+        }
+    }
+
+    fn build(
+        &self,
+        client: &reqwest::Client,
+        request: &Request<'_>,
+        url: &Url,
+    ) -> reqwest::RequestBuilder {
+        let mut builder = client.get(url.clone());
+        if let Some(agent) = request.user_agent {
+            builder = builder.header(header::USER_AGENT, agent);
+        }
+        for (name, value) in request.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                builder = builder.header(name, value);
+            }
+        }
+        if let Some(etag) = &request.validators.etag {
+            builder = builder.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(modified) = &request.validators.last_modified {
+            builder = builder.header(header::IF_MODIFIED_SINCE, modified);
+        }
+        builder
+    }
+
+    /// One permit of the overall budget and one of the host's.
+    async fn acquire(
+        &self,
+        url: &Url,
+    ) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(0)
+        );
+        let host_limit = {
+            let mut map = self
+                .limits
+                .per_host
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(
+                map.entry(host)
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.limits.config.per_host))),
+            )
+        };
+        let overall = Arc::clone(&self.limits.in_flight)
+            .acquire_owned()
+            .await
+            .ok();
+        let host = host_limit.acquire_owned().await.ok();
+        (overall, host)
+    }
+}
+
+fn client_error(reason: String) -> Error {
+    Error::Fetch {
+        source_id: String::new(),
+        url: String::new(),
+        reason,
+    }
+}
+
+/// Streams the body, refusing it as soon as it is known to exceed `max` bytes (decoded).
+async fn read_body(response: reqwest::Response, max: u64) -> std::result::Result<Bytes, String> {
+    let declared = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&l| l > max) {
+        return Err(format!(
+            "the body of {length} bytes is larger than the {max} byte limit"
+        ));
+    }
+    let capacity = declared.unwrap_or(64 * 1024).min(max) as usize;
+    let mut body = BytesMut::with_capacity(capacity);
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| describe(&e))?;
+        if body.len() as u64 + chunk.len() as u64 > max {
+            return Err(format!(
+                "the body is larger than the {max} byte limit (counted after decompression)"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// reqwest's top-level message is generic ("error sending request"); the cause says what happened.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the response body could not be read"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    if cause.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// What an HTTP status means for someone running an aggregator.
+fn status_reason(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "the server rejected the request as malformed",
+        401 | 403 => "access denied; the feed may need credentials or blocks this client",
+        404 => "not found; the feed may have moved",
+        410 => "gone; the publisher removed this feed for good, so the source is disabled",
+        429 => "too many requests; the server asks us to slow down",
+        503 => "the service is unavailable; it may recover later",
+        500..=599 => "the server failed; it may recover later",
+        _ => "unexpected status",
+    }
+}

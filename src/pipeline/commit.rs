@@ -1,0 +1,113 @@
+//! The serialized part of a refresh: one transaction per source that writes its changed
+//! articles and what its fetch learnt. Files are renamed into place as they are written and
+//! flushed to disk together before the transaction commits, so state (validators included)
+//! never claims a file that a crash could lose.
+
+use std::path::{Path, PathBuf};
+
+use super::Pipeline;
+use super::prepare::{Prepared, PreparedArticle};
+use crate::error::{Error, Result};
+use crate::model::Article;
+use crate::publish::{self, archive};
+use crate::store::{Store, SuccessRecord};
+use crate::text;
+
+/// Highest numeric suffix tried when slugs clash.
+const MAX_PATH_SUFFIX: u32 = 1000;
+
+impl Pipeline {
+    pub(super) async fn commit(
+        &self,
+        prepared: Prepared,
+        record: &SuccessRecord<'_>,
+    ) -> Result<super::Counts> {
+        let Prepared {
+            mut counts,
+            articles,
+            now,
+            ..
+        } = prepared;
+        let mut tx = self.store().begin().await?;
+        let mut wrote = false;
+        for prepared in articles {
+            let PreparedArticle {
+                article,
+                bytes,
+                stored,
+                first_seen,
+            } = prepared;
+            let path = match &stored {
+                Some(s) => PathBuf::from(&s.path),
+                None => self.allocate_path(&mut tx, &article).await?,
+            };
+            let full = self.settings().archive_dir.join(&path);
+            wrote |= publish::write_atomic_deferred(&full, bytes.as_bytes())?;
+            Store::upsert_article(&mut tx, &article, &path_to_store(&path), &first_seen, &now)
+                .await?;
+            if stored.is_some() {
+                counts.updated += 1;
+            } else {
+                counts.new += 1;
+            }
+        }
+        Store::record_success(&mut tx, record).await?;
+        if wrote {
+            publish::sync_filesystem(&self.settings().archive_dir)?;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// A free path for a new article: the template's, or with `-2`, `-3`, ... on clashes. A file
+    /// already on disk is free only if it holds this same article (left by an interrupted run or
+    /// an archive without state).
+    async fn allocate_path(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        article: &Article,
+    ) -> Result<PathBuf> {
+        let settings = self.settings();
+        let slug = text::slug(&article.doc.original.title);
+        let base = settings
+            .path_template
+            .render(&article.source, &article.doc.date, &slug)
+            .ok_or_else(|| Error::Archive {
+                path: settings.archive_dir.clone(),
+                reason: format!("the path template leaves the archive folder for slug {slug:?}"),
+            })?;
+        for n in 1..=MAX_PATH_SUFFIX {
+            let candidate = if n == 1 {
+                base.clone()
+            } else {
+                archive::with_suffix(&base, n)
+            };
+            if Store::path_taken(conn, &path_to_store(&candidate)).await? {
+                continue;
+            }
+            if self.free_on_disk(&settings.archive_dir.join(&candidate), &article.doc.link) {
+                return Ok(candidate);
+            }
+        }
+        Err(Error::Archive {
+            path: settings.archive_dir.join(base),
+            reason: format!("more than {MAX_PATH_SUFFIX} articles share this path"),
+        })
+    }
+
+    fn free_on_disk(&self, path: &Path, link: &str) -> bool {
+        match std::fs::read_to_string(path) {
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            Ok(existing) => archive::read(&existing, &self.settings().labels, &[])
+                .is_ok_and(|doc| doc.link == link),
+        }
+    }
+}
+
+/// Paths are stored with `/` whatever the platform, so a state file moves between machines.
+fn path_to_store(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -1,0 +1,340 @@
+//! `refresh_source`: fetch -> parse -> normalize -> store -> archive, for one source; and the
+//! merged feed built from state. Cron (`fetch`) and the daemon drive the same functions.
+//!
+//! Sources are fetched and parsed concurrently, but their writes take turns: SQLite has one
+//! writer, and one transaction per source keeps each source's changes all-or-nothing.
+
+mod commit;
+mod feed;
+mod prepare;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::config::{Location, Settings, Source};
+use crate::error::{Error, Result};
+use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
+use crate::normalize;
+use crate::schedule::{self, FeedHints};
+use crate::store::{FailureRecord, SourceState, Store, SuccessRecord};
+
+/// What one source's refresh did with the entries of a body it parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub new: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Entries left out (no title and no link, or repeated in the feed).
+    pub skipped: usize,
+}
+
+/// How a source's refresh ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh {
+    /// The body was parsed and its entries archived as needed.
+    Archived(Counts),
+    /// The server answered 304 Not Modified.
+    NotModified,
+    /// The body was byte for byte the one processed last time; nothing was parsed.
+    SameBody,
+    /// Not fetched: the source is not due before this time.
+    NotDue(DateTime<Utc>),
+    /// Not fetched: the source is disabled (410 Gone) until its URL changes or `--force`.
+    Disabled(String),
+}
+
+/// The result of refreshing one source.
+#[derive(Debug)]
+pub struct SourceReport {
+    pub source: String,
+    pub outcome: Result<Refresh>,
+}
+
+/// How a run treats its sources.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Fetch sources that are not due, and disabled ones.
+    pub force: bool,
+    /// Sources not finished by then fail with a clear error.
+    pub deadline: Option<Instant>,
+}
+
+/// Everything a run needs, shared by all sources.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    settings: Arc<Settings>,
+    store: Store,
+    fetcher: Fetcher,
+    write_turn: Arc<Mutex<()>>,
+}
+
+impl Pipeline {
+    pub fn new(settings: Arc<Settings>, store: Store, fetcher: Fetcher) -> Self {
+        Self {
+            settings,
+            store,
+            fetcher,
+            write_turn: Arc::new(Mutex::new(())),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Refreshes `sources` with at most `fetch.concurrency` in flight; one report per source,
+    /// in completion order. A failing source never stops the others.
+    pub async fn refresh_all(&self, sources: &[Source], options: RunOptions) -> Vec<SourceReport> {
+        futures::stream::iter(sources)
+            .map(|source| async move {
+                let outcome = match options.deadline {
+                    None => self.refresh_source(source, options.force).await,
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(
+                            deadline,
+                            self.refresh_source(source, options.force),
+                        )
+                        .await
+                        {
+                            Ok(outcome) => outcome,
+                            Err(_) => {
+                                let error = Error::Fetch {
+                                    source_id: source.id.clone(),
+                                    url: source.location.to_string(),
+                                    reason: "the run's deadline passed before this source finished"
+                                        .to_owned(),
+                                };
+                                self.fail(source, None, error).await
+                            }
+                        }
+                    }
+                };
+                SourceReport {
+                    source: source.id.clone(),
+                    outcome,
+                }
+            })
+            .buffer_unordered(self.settings.fetch.concurrency)
+            .collect()
+            .await
+    }
+
+    /// Fetches, parses and archives one source if it is due (or `force`), and records how it
+    /// went and when it is due next.
+    #[tracing::instrument(skip_all, fields(source = %source.id, url = %source.location))]
+    pub async fn refresh_source(&self, source: &Source, force: bool) -> Result<Refresh> {
+        let state = self.state_for(source).await?;
+        if !force {
+            if let Some(reason) = state.as_ref().and_then(|s| s.disabled_reason.clone()) {
+                return Ok(Refresh::Disabled(reason));
+            }
+            if let Some(due) = state
+                .as_ref()
+                .and_then(|s| s.next_due_at)
+                .filter(|due| *due > Utc::now())
+            {
+                return Ok(Refresh::NotDue(due));
+            }
+        }
+        let location = state
+            .as_ref()
+            .and_then(|s| s.moved_to.as_deref())
+            .and_then(|moved| url::Url::parse(moved).ok())
+            .map_or_else(|| source.location.clone(), Location::Http);
+        let validators = state
+            .as_ref()
+            .map(|s| s.validators.clone())
+            .unwrap_or_default();
+
+        let outcome = match self
+            .fetcher
+            .fetch_source(source, &location, &validators)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => return self.fail(source, state.as_ref(), e).await,
+        };
+        let result = match outcome {
+            FetchOutcome::NotModified(meta) => {
+                let validators = Validators {
+                    etag: meta.validators.etag.clone().or(validators.etag),
+                    last_modified: meta
+                        .validators
+                        .last_modified
+                        .clone()
+                        .or(validators.last_modified),
+                };
+                self.record_unparsed(source, &meta, &validators, "not-modified")
+                    .await
+                    .map(|()| Refresh::NotModified)
+            }
+            FetchOutcome::Body(fetched) => self.process_body(source, state.as_ref(), fetched).await,
+        };
+        match result {
+            Ok(refresh) => {
+                info!(?refresh, "refreshed");
+                Ok(refresh)
+            }
+            Err(e) => self.fail(source, state.as_ref(), e).await,
+        }
+    }
+
+    /// The source's stored state, forgotten when its configured URL changed since.
+    async fn state_for(&self, source: &Source) -> Result<Option<SourceState>> {
+        let configured = source.location.to_string();
+        match self.store.source_state(&source.id).await? {
+            Some(state) if state.url != configured => {
+                info!(old = %state.url, new = %configured, "the configured URL changed; starting afresh");
+                let _turn = self.write_turn.lock().await;
+                self.store.reset_source(&source.id, &configured).await?;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn process_body(
+        &self,
+        source: &Source,
+        state: Option<&SourceState>,
+        fetched: Fetched,
+    ) -> Result<Refresh> {
+        let body_hash = body_hash(source, &fetched.body);
+        if state.and_then(|s| s.body_hash.as_deref()) == Some(body_hash.as_str()) {
+            self.record_unparsed(source, &fetched.meta, &fetched.meta.validators, "same-body")
+                .await?;
+            return Ok(Refresh::SameBody);
+        }
+        let prepared = self.prepare(source, &fetched).await?;
+        let url = source.location.to_string();
+        let moved_to = self.moved_to(&fetched.meta);
+        let next_due_at = self.next_due(source, &fetched.meta, &prepared.hints);
+        let meta = prepared.meta.clone();
+        let record = SuccessRecord {
+            source: &source.id,
+            url: &url,
+            at: prepared.now,
+            status: "ok",
+            http_status: fetched.meta.status,
+            validators: &fetched.meta.validators,
+            body_hash: Some(&body_hash),
+            moved_to: moved_to.as_deref(),
+            meta: Some(&meta),
+            next_due_at,
+        };
+        let _turn = self.write_turn.lock().await;
+        let counts = self.commit(prepared, &record).await?;
+        Ok(Refresh::Archived(counts))
+    }
+
+    /// Records a success that parsed nothing (304, or the same body as last time).
+    async fn record_unparsed(
+        &self,
+        source: &Source,
+        meta: &ResponseMeta,
+        validators: &Validators,
+        status: &str,
+    ) -> Result<()> {
+        let url = source.location.to_string();
+        let moved_to = self.moved_to(meta);
+        let record = SuccessRecord {
+            source: &source.id,
+            url: &url,
+            at: Utc::now(),
+            status,
+            http_status: meta.status,
+            validators,
+            body_hash: None,
+            moved_to: moved_to.as_deref(),
+            meta: None,
+            next_due_at: self.next_due(source, meta, &FeedHints::default()),
+        };
+        let _turn = self.write_turn.lock().await;
+        let mut tx = self.store.begin().await?;
+        Store::record_success(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn moved_to(&self, meta: &ResponseMeta) -> Option<String> {
+        let moved = meta.moved_permanently_to.as_ref()?;
+        info!(to = %moved, "the feed moved permanently; later fetches use the new URL");
+        Some(moved.to_string())
+    }
+
+    fn next_due(&self, source: &Source, meta: &ResponseMeta, hints: &FeedHints) -> DateTime<Utc> {
+        schedule::next_after_success(
+            Utc::now(),
+            source.interval,
+            &meta.cache,
+            hints,
+            &self.settings.fetch,
+        )
+    }
+
+    /// Records a failure (with back-off, and disabling on 410) and hands the error back.
+    async fn fail(
+        &self,
+        source: &Source,
+        state: Option<&SourceState>,
+        error: Error,
+    ) -> Result<Refresh> {
+        warn!(error = %error, "refresh failed");
+        let failures = state
+            .map_or(0, |s| s.consecutive_failures)
+            .saturating_add(1);
+        let now = Utc::now();
+        let url = source.location.to_string();
+        let message = error.to_string();
+        let http_status = match &error {
+            Error::HttpStatus { status, .. } => Some(*status),
+            _ => None,
+        };
+        let record = FailureRecord {
+            source: &source.id,
+            url: &url,
+            at: now,
+            error: &message,
+            http_status,
+            next_due_at: schedule::next_after_failure(
+                now,
+                source.interval,
+                failures,
+                error.retry_after(),
+                &self.settings.fetch,
+            ),
+            disabled_reason: error.is_gone().then_some("gone: the server answered 410"),
+        };
+        let recorded = async {
+            let _turn = self.write_turn.lock().await;
+            let mut tx = self.store.begin().await?;
+            Store::record_failure(&mut tx, &record).await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        };
+        if let Err(record_error) = recorded.await {
+            warn!(error = %record_error, "could not record the failure");
+        }
+        Err(error)
+    }
+}
+
+/// Identifies a body as processed under this source's configuration: the same bytes under a
+/// changed configuration must be processed again.
+fn body_hash(source: &Source, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(normalize::source_fingerprint(source).as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    hex::encode(hasher.finalize())
+}

@@ -1,0 +1,170 @@
+//! The part of a refresh that needs no write lock: parse the body, find the entries whose hash is
+//! new, and normalize and render those. It runs concurrently across sources.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use super::{Counts, Pipeline};
+use crate::config::Source;
+use crate::error::{Error, Result};
+use crate::fetch::Fetched;
+use crate::model::Article;
+use crate::normalize::{self, EntryIdentity, FeedContext, Skip};
+use crate::parse::{ParseLimits, parse_feed};
+use crate::publish::archive;
+use crate::schedule::FeedHints;
+use crate::store::{FeedMeta, Store, StoredArticle};
+
+/// A parsed feed, what its entries need from it, and each entry's identity (same order).
+#[derive(Debug)]
+pub(super) struct Parsed {
+    pub feed: feed_rs::model::Feed,
+    pub ctx: FeedContext,
+    pub meta: FeedMeta,
+    pub hints: FeedHints,
+    pub identities: Vec<std::result::Result<EntryIdentity, Skip>>,
+}
+
+/// A source's work, ready to be written.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub counts: Counts,
+    pub articles: Vec<PreparedArticle>,
+    pub meta: FeedMeta,
+    pub hints: FeedHints,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub(super) struct PreparedArticle {
+    pub article: Article,
+    pub bytes: String,
+    pub stored: Option<StoredArticle>,
+    pub first_seen: DateTime<Utc>,
+}
+
+impl Pipeline {
+    pub(super) async fn prepare(&self, source: &Source, fetched: &Fetched) -> Result<Prepared> {
+        let parsed = parse_off_thread(
+            source,
+            fetched,
+            ParseLimits::from_config(&self.settings().fetch),
+        )
+        .await?;
+        let mut counts = Counts::default();
+        let mut changed = Vec::new();
+        let mut seen_keys = HashSet::new();
+        let mut conn = self.store().pool().acquire().await?;
+        for (index, identity) in parsed.identities.iter().enumerate() {
+            let identity = match identity {
+                Ok(identity) => identity,
+                Err(skip) => {
+                    warn!(entry = %parsed.feed.entries[index].id, "skipped: {skip}");
+                    counts.skipped += 1;
+                    continue;
+                }
+            };
+            if !seen_keys.insert(identity.key.as_str()) {
+                warn!(key = %identity.key, "skipped: the feed repeats this entry");
+                counts.skipped += 1;
+                continue;
+            }
+            let stored = Store::article(&mut conn, &source.id, &identity.key).await?;
+            if stored
+                .as_ref()
+                .is_some_and(|s| s.content_hash == identity.content_hash)
+            {
+                counts.unchanged += 1;
+            } else {
+                changed.push((index, identity.clone(), stored));
+            }
+        }
+        drop(conn);
+
+        let now = Utc::now();
+        let labels = self.settings().labels.clone();
+        let source_owned = source.clone();
+        let parsed = Arc::new(parsed);
+        let shared = Arc::clone(&parsed);
+        let articles = tokio::task::spawn_blocking(move || {
+            changed
+                .into_iter()
+                .map(|(index, identity, stored)| {
+                    let first_seen = stored.as_ref().map_or(now, |s| s.first_seen);
+                    let entry = &shared.feed.entries[index];
+                    let article = normalize::normalize(
+                        entry,
+                        identity,
+                        &source_owned,
+                        &shared.ctx,
+                        first_seen,
+                    );
+                    let bytes = archive::render(&article.doc, &labels);
+                    PreparedArticle {
+                        article,
+                        bytes,
+                        stored,
+                        first_seen,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| parse_error(source, format!("normalizing stopped: {e}")))?;
+        Ok(Prepared {
+            counts,
+            articles,
+            meta: parsed.meta.clone(),
+            hints: parsed.hints,
+            now,
+        })
+    }
+}
+
+fn parse_error(source: &Source, reason: String) -> Error {
+    Error::Parse {
+        source_id: source.id.clone(),
+        url: source.location.to_string(),
+        reason,
+    }
+}
+
+/// Parsing is CPU work; it runs on the blocking pool so fetches keep flowing.
+async fn parse_off_thread(
+    source: &Source,
+    fetched: &Fetched,
+    limits: ParseLimits,
+) -> Result<Parsed> {
+    let source_owned = source.clone();
+    let fetched = fetched.clone();
+    tokio::task::spawn_blocking(move || {
+        let source = source_owned;
+        let url = fetched.meta.url.as_ref();
+        let parsed = parse_feed(&fetched.body, fetched.content_type.as_deref(), url, &limits)
+            .map_err(|reason| parse_error(&source, reason))?;
+        for warning in &parsed.warnings {
+            warn!(source = %source.id, "{warning}");
+        }
+        let feed = parsed.feed;
+        let ctx = FeedContext::new(&feed, url);
+        let meta = normalize::feed_meta(&feed, &source, &ctx);
+        let hints = FeedHints::read(feed.ttl, &fetched.body);
+        let identities = feed
+            .entries
+            .iter()
+            .map(|entry| normalize::identify(entry, &source, &ctx))
+            .collect();
+        Ok(Parsed {
+            feed,
+            ctx,
+            meta,
+            hints,
+            identities,
+        })
+    })
+    .await
+    .map_err(|e| parse_error(source, format!("the parser stopped: {e}")))?
+}

@@ -1,0 +1,185 @@
+//! When each source is fetched next: its interval, never sooner than the feed or server asks
+//! (`<ttl>`, `sy:updatePeriod`, `Cache-Control`, `Expires`, `Retry-After`), and exponential
+//! back-off with jitter after failures.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::FetchConfig;
+use crate::fetch::CacheHints;
+
+/// What the feed document itself asks about polling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedHints {
+    /// RSS `<ttl>`, in minutes in the feed.
+    pub ttl: Option<Duration>,
+    /// RSS syndication module: `sy:updatePeriod` divided by `sy:updateFrequency`.
+    pub sy_update: Option<Duration>,
+}
+
+impl FeedHints {
+    pub fn read(ttl_minutes: Option<u32>, body: &[u8]) -> Self {
+        Self {
+            ttl: ttl_minutes.map(|m| Duration::from_secs(u64::from(m) * 60)),
+            sy_update: sy_update(body),
+        }
+    }
+}
+
+/// The text of the first `<prefix:name>` element, whatever the prefix.
+fn element_text<'a>(body: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let mut pattern = Vec::with_capacity(name.len() + 2);
+    pattern.push(b':');
+    pattern.extend_from_slice(name);
+    pattern.push(b'>');
+    let at = body
+        .windows(pattern.len())
+        .position(|w| w == pattern.as_slice())?
+        + pattern.len();
+    let rest = &body[at..];
+    let end = rest.iter().take(64).position(|&b| b == b'<')?;
+    std::str::from_utf8(&rest[..end]).ok().map(str::trim)
+}
+
+fn sy_update(body: &[u8]) -> Option<Duration> {
+    const HOUR: u64 = 3600;
+    let period = match element_text(body, b"updatePeriod")?
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "hourly" => HOUR,
+        "daily" => 24 * HOUR,
+        "weekly" => 7 * 24 * HOUR,
+        "monthly" => 30 * 24 * HOUR,
+        "yearly" => 365 * 24 * HOUR,
+        _ => return None,
+    };
+    let frequency = element_text(body, b"updateFrequency")
+        .and_then(|f| f.parse::<u64>().ok())
+        .filter(|f| *f > 0)
+        .unwrap_or(1);
+    Some(Duration::from_secs(period / frequency))
+}
+
+fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+}
+
+/// After a successful fetch: the interval, or longer when the feed or server asks for it; what
+/// they ask is capped at `max_backoff` so a source is never forgotten.
+pub fn next_after_success(
+    now: DateTime<Utc>,
+    interval: Duration,
+    cache: &CacheHints,
+    feed: &FeedHints,
+    config: &FetchConfig,
+) -> DateTime<Utc> {
+    let expires = cache
+        .expires
+        .and_then(|at| (at - now).to_std().ok())
+        .filter(|_| config.honor_expires);
+    let asked = [
+        feed.ttl.filter(|_| config.honor_ttl),
+        feed.sy_update.filter(|_| config.honor_sy_update),
+        cache.max_age.filter(|_| config.honor_cache_control),
+        expires,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .map(|d| d.min(config.max_backoff))
+    .unwrap_or_default();
+    after(now, interval.max(asked))
+}
+
+/// After the `failures`-th failure in a row: the interval doubled per failure, with jitter of a
+/// tenth either way so that sources failing together do not retry together, capped at
+/// `max_backoff`; never sooner than the server's `Retry-After`.
+pub fn next_after_failure(
+    now: DateTime<Utc>,
+    interval: Duration,
+    failures: u32,
+    retry_after: Option<Duration>,
+    config: &FetchConfig,
+) -> DateTime<Utc> {
+    let doublings = failures.saturating_sub(1).min(30);
+    let backoff = interval
+        .saturating_mul(1 << doublings)
+        .min(config.max_backoff);
+    let jitter = 0.9 + fastrand::f64() * 0.2;
+    let backoff = backoff.mul_f64(jitter).min(config.max_backoff);
+    after(now, backoff.max(retry_after.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).expect("time")
+    }
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_feed_can_only_lengthen_the_interval() {
+        let config = FetchConfig::default();
+        let none = CacheHints::default();
+        let ttl = FeedHints {
+            ttl: Some(90 * MIN),
+            sy_update: None,
+        };
+        assert_eq!(
+            next_after_success(now(), 30 * MIN, &none, &ttl, &config),
+            now() + chrono::Duration::minutes(90)
+        );
+        let short = FeedHints {
+            ttl: Some(MIN),
+            sy_update: None,
+        };
+        assert_eq!(
+            next_after_success(now(), 30 * MIN, &none, &short, &config),
+            now() + chrono::Duration::minutes(30)
+        );
+        let year = CacheHints {
+            max_age: Some(Duration::from_secs(365 * 86_400)),
+            expires: None,
+        };
+        assert_eq!(
+            next_after_success(now(), 30 * MIN, &year, &FeedHints::default(), &config),
+            now() + chrono::Duration::hours(24)
+        );
+        let ignoring = FetchConfig {
+            honor_ttl: false,
+            ..FetchConfig::default()
+        };
+        assert_eq!(
+            next_after_success(now(), 30 * MIN, &none, &ttl, &ignoring),
+            now() + chrono::Duration::minutes(30)
+        );
+    }
+
+    #[test]
+    fn sy_update_period_and_frequency() {
+        let body = b"<channel><sy:updatePeriod>hourly</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>";
+        assert_eq!(FeedHints::read(None, body).sy_update, Some(30 * MIN));
+        assert_eq!(FeedHints::read(Some(5), b"").ttl, Some(5 * MIN));
+    }
+
+    #[test]
+    fn failures_back_off_with_jitter_up_to_the_cap() {
+        let config = FetchConfig::default();
+        let delay = |failures| {
+            (next_after_failure(now(), 30 * MIN, failures, None, &config) - now()).num_seconds()
+        };
+        let first = delay(1);
+        assert!((1620..=1980).contains(&first), "{first}");
+        let third = delay(3);
+        assert!((6480..=7920).contains(&third), "{third}");
+        assert!(delay(20) <= 86_400);
+        let honoured =
+            next_after_failure(now(), 30 * MIN, 1, Some(Duration::from_secs(7200)), &config);
+        assert_eq!(honoured, now() + chrono::Duration::hours(2));
+    }
+}
