@@ -216,7 +216,7 @@ async fn list_due(settings: Settings, ids: &[String]) -> Result<ExitCode> {
             },
             None => "due now (never fetched)".to_owned(),
         };
-        writeln!(out, "{:<16} {when}", source.id)?;
+        writeln!(out, "{}: {when}", source.id)?;
     }
     Ok(ExitCode::SUCCESS)
 }

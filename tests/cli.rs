@@ -6,25 +6,11 @@ use std::path::Path;
 
 use common::{
     FeedServer, assert_valid_atom, closed_port, copy_demo_feeds, files_with_mtimes, gazette,
-    stderr, stdout,
+    source, stderr, stdout, write_config,
 };
 
 const REFERENCE_PATH: &str =
     "archive/ft/2024/05/13/us-and-china-to-hold-first-talks-to-reduce-risk-of-ai-miscalculation.md";
-
-fn write_config(dir: &Path, sources: &str) {
-    let config = format!(
-        "[archive]\ndir = \"../archive\"\n[feed]\npath = \"../public/atom.xml\"\ntitle = \"Test\"\n\
-         id = \"urn:uuid:5a0c1bde-3f4e-4c1a-9d7e-0a1b2c3d4e5f\"\nself_url = \"http://127.0.0.1/atom.xml\"\n\
-         [state]\nurl = \"sqlite://../state/gazette.db\"\n{sources}"
-    );
-    std::fs::create_dir_all(dir.join("config")).expect("config dir");
-    std::fs::write(dir.join("config/gazette.toml"), config).expect("write config");
-}
-
-fn source(id: &str, url: &str, extra: &str) -> String {
-    format!("[[sources]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
-}
 
 fn reference_file() -> String {
     std::fs::read_to_string(common::repo().join("tests/fixtures/archive-format/monolingual-en.md"))

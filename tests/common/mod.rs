@@ -93,14 +93,35 @@ pub fn copy_demo_feeds(dir: &Path) {
 
 /// Runs the binary with `args`, from `cwd`, without inheriting GAZETTE_CONFIG.
 pub async fn gazette(cwd: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
-        .args(args)
+    gazette_with_env(cwd, args, &[]).await
+}
+
+/// Runs the binary with `args` and extra environment variables.
+pub async fn gazette_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gazette"));
+    command.args(args);
+    clean_env(&mut command);
+    command.envs(env.iter().copied());
+    command
         .current_dir(cwd)
-        .env_remove("GAZETTE_CONFIG")
-        .env_remove("RUST_LOG")
         .output()
         .await
         .expect("run gazette")
+}
+
+fn clean_env(command: &mut tokio::process::Command) {
+    command
+        .env_remove("GAZETTE_CONFIG")
+        .env_remove("RUST_LOG")
+        // Tests talk to 127.0.0.1 directly; a proxy from the environment must not intercept them.
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -160,4 +181,21 @@ pub fn files_with_mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
     }
     out.sort();
     out
+}
+
+/// Writes `config/gazette.toml` below `dir`: archive, feed and state next to `config/`, then
+/// `rest` (a `[fetch]` table, `[[sources]]`).
+pub fn write_config(dir: &Path, rest: &str) {
+    let config = format!(
+        "[archive]\ndir = \"../archive\"\n[feed]\npath = \"../public/atom.xml\"\ntitle = \"Test\"\n\
+         id = \"urn:uuid:5a0c1bde-3f4e-4c1a-9d7e-0a1b2c3d4e5f\"\nself_url = \"http://127.0.0.1/atom.xml\"\n\
+         [state]\nurl = \"sqlite://../state/gazette.db\"\n{rest}"
+    );
+    std::fs::create_dir_all(dir.join("config")).expect("config dir");
+    std::fs::write(dir.join("config/gazette.toml"), config).expect("write config");
+}
+
+/// A `[[sources]]` table.
+pub fn source(id: &str, url: &str, extra: &str) -> String {
+    format!("[[sources]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
 }
