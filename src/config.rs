@@ -370,6 +370,9 @@ impl Settings {
     fn from_file(file: ConfigFile, base: &Path, path: &Path) -> std::result::Result<Self, String> {
         let path_template = PathTemplate::parse(&file.archive.path_template)
             .map_err(|e| format!("archive.path_template: {e}"))?;
+        if file.feed.author.trim().is_empty() || file.feed.title.trim().is_empty() {
+            return Err("feed.title and feed.author must not be empty".to_owned());
+        }
         if file.feed.max_entries == 0 {
             return Err("feed.max_entries must be at least 1".to_owned());
         }
@@ -397,6 +400,9 @@ impl Settings {
             }
             let location =
                 Location::parse(&raw.url, base).map_err(|e| format!("{at}: url: {e}"))?;
+            if raw.author.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                return Err(format!("{at}: author must not be empty"));
+            }
             sources.push(Source {
                 author: raw.author.unwrap_or_else(|| raw.id.clone()),
                 id: raw.id,
@@ -428,7 +434,9 @@ impl Settings {
         if ids.is_empty() {
             return Ok(self.sources.clone());
         }
+        let mut seen = HashSet::new();
         ids.iter()
+            .filter(|id| seen.insert(id.as_str()))
             .map(|id| {
                 self.sources
                     .iter()

@@ -35,6 +35,9 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

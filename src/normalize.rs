@@ -4,8 +4,8 @@
 //! (key and content hash, from the raw fields) is computed for every entry, and the full
 //! conversion (HTML to Markdown and the rest) only for entries whose hash is new.
 
-use chrono::{DateTime, Utc};
-use feed_rs::model::{Entry, Feed, Link, Text};
+use chrono::{DateTime, SubsecRound, Utc};
+use feed_rs::model::{Entry, Feed, FeedType, Link, Text};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -29,6 +29,8 @@ pub struct FeedContext {
     /// The feed's own link to its site (RSS `link`, Atom `link rel=alternate`).
     pub site_url: Option<Url>,
     pub language: Option<String>,
+    /// RSS "plain text" fields often carry escaped HTML; other formats say what they mean.
+    pub markup_in_plain_text: bool,
 }
 
 impl FeedContext {
@@ -37,6 +39,10 @@ impl FeedContext {
         Self {
             fetch_url: fetch_url.cloned(),
             site_url,
+            markup_in_plain_text: matches!(
+                feed.feed_type,
+                FeedType::RSS0 | FeedType::RSS1 | FeedType::RSS2
+            ),
             language: feed
                 .language
                 .as_ref()
@@ -60,7 +66,7 @@ pub fn feed_meta(feed: &Feed, source: &Source, ctx: &FeedContext) -> FeedMeta {
     let title = feed
         .title
         .as_ref()
-        .map(|t| text::html_to_text(&t.content))
+        .map(|t| plain_text(t, ctx))
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| source.id.clone());
     FeedMeta {
@@ -159,10 +165,9 @@ pub fn normalize(
     first_seen: DateTime<Utc>,
 ) -> Article {
     let link = entry_link(entry, ctx);
-    let body_base = entry
-        .base
-        .as_deref()
-        .and_then(|b| Url::parse(b).ok())
+    // Relative references in content resolve against xml:base when the feed gives one (Atom),
+    // else against the article's own page, which is what RSS publishers mean.
+    let body_base = entry_base(entry, ctx)
         .or_else(|| link.clone())
         .or_else(|| ctx.site_url.clone())
         .or_else(|| ctx.fetch_url.clone());
@@ -181,21 +186,24 @@ pub fn normalize(
                 text::html_to_markdown(raw, body_base.as_ref())
             }
         }
-        (_, Some(summary)) => text::html_to_markdown(&summary.content, body_base.as_ref()),
+        (_, Some(summary)) if is_html(summary) => {
+            text::html_to_markdown(&summary.content, body_base.as_ref())
+        }
+        (_, Some(summary)) => text::text_to_markdown(&summary.content),
         _ => String::new(),
     };
 
     let description = entry
         .summary
         .as_ref()
-        .map(|s| text::description_from_html(&s.content))
+        .map(|s| text::truncate_at_word(&plain_text(s, ctx), text::DESCRIPTION_MAX_CHARS))
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| text::description_from_markdown(&body));
 
     let mut title = entry
         .title
         .as_ref()
-        .map(|t| text::html_to_text(&t.content))
+        .map(|t| plain_text(t, ctx))
         .unwrap_or_default();
     if title.is_empty() {
         title = text::first_words(&description, FALLBACK_TITLE_WORDS);
@@ -246,7 +254,11 @@ pub fn normalize(
         content_hash: identity.content_hash,
         doc: Document {
             link: link_text,
-            date: entry.published.or(entry.updated).unwrap_or(first_seen),
+            date: entry
+                .published
+                .or(entry.updated)
+                .unwrap_or(first_seen)
+                .trunc_subsecs(3),
             description,
             tags,
             author: source.author.clone(),
@@ -276,23 +288,60 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String
 /// the fetch URL.
 fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
     let link = pick_link(&entry.links)?;
-    let entry_base = entry.base.as_deref().and_then(|b| Url::parse(b).ok());
     resolve(
         &link.href,
         &[
-            entry_base.as_ref(),
+            entry_base(entry, ctx).as_ref(),
             ctx.site_url.as_ref(),
             ctx.fetch_url.as_ref(),
         ],
     )
 }
 
+/// The entry's xml:base, which may itself be relative to the document's URL.
+fn entry_base(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
+    let base = entry.base.as_deref()?.trim();
+    Url::parse(base)
+        .ok()
+        .or_else(|| ctx.fetch_url.as_ref()?.join(base).ok())
+}
+
+fn is_html(text: &Text) -> bool {
+    let essence = text.content_type.essence();
+    essence.subty == "html"
+        || essence.subty == "xhtml"
+        || essence.suffix.is_some_and(|s| s == "xml")
+}
+
+/// The plain text of a feed text construct. Atom and JSON Feed plain text is taken as written;
+/// RSS "plain text" is decoded as HTML when it carries tags, else only its entities are.
+fn plain_text(text: &Text, ctx: &FeedContext) -> String {
+    if is_html(text) || (ctx.markup_in_plain_text && text::looks_like_markup(&text.content)) {
+        text::html_to_text(&text.content)
+    } else if ctx.markup_in_plain_text {
+        text::decode_entities(&text.content)
+    } else {
+        text::collapse_whitespace(&text.content)
+    }
+}
+
+/// The link to the article page: `alternate`, else one without a relation; never comments,
+/// the feed itself, an edit URI or an enclosure.
 fn pick_link(links: &[Link]) -> Option<&Link> {
+    let usable = |l: &&Link| {
+        l.target.is_none()
+            && !l.href.trim().is_empty()
+            && !matches!(
+                l.rel.as_deref(),
+                Some("self" | "edit" | "edit-media" | "replies" | "enclosure" | "hub" | "license")
+            )
+    };
     links
         .iter()
-        .find(|l| matches!(l.rel.as_deref(), None | Some("alternate")))
-        .or_else(|| links.first())
-        .filter(|l| !l.href.trim().is_empty())
+        .filter(usable)
+        .find(|l| l.rel.as_deref() == Some("alternate"))
+        .or_else(|| links.iter().filter(usable).find(|l| l.rel.is_none()))
+        .or_else(|| links.iter().find(usable))
 }
 
 fn resolve(href: &str, bases: &[Option<&Url>]) -> Option<Url> {
@@ -303,8 +352,14 @@ fn resolve(href: &str, bases: &[Option<&Url>]) -> Option<Url> {
     bases.iter().flatten().find_map(|base| base.join(href).ok())
 }
 
+/// An absolute IRI that can stand in an Atom id as it is: parseable, and free of characters
+/// RFC 3987 does not allow (controls, spaces, `"<>\^`{|}`).
 fn is_absolute_iri(id: &str) -> bool {
-    !id.is_empty() && !id.contains(char::is_whitespace) && Url::parse(id).is_ok()
+    !id.is_empty()
+        && !id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "\"<>\\^`{|}".contains(c))
+        && Url::parse(id).is_ok()
 }
 
 fn uuid_urn(name: &str) -> String {
@@ -398,6 +453,63 @@ mod tests {
         assert_eq!(
             out[0].as_ref().expect("a").atom_id,
             "tag:example.org,2024:1"
+        );
+    }
+
+    #[test]
+    fn plain_text_is_taken_as_written_outside_rss() {
+        let atom = articles(
+            r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:x</id><updated>2024-01-01T00:00:00Z</updated>
+            <entry><id>urn:e</id><title type="text">Why &lt;div&gt; soup &amp;amp; you</title><updated>2024-01-01T00:00:00Z</updated>
+            <summary type="text">Use &lt;main&gt; not &lt;div&gt;</summary></entry></feed>"#,
+        );
+        let a = atom[0].as_ref().expect("atom entry");
+        assert_eq!(a.doc.original.title, "Why <div> soup &amp; you");
+        assert_eq!(a.doc.description, "Use <main> not <div>");
+        let rss = articles(
+            r#"<rss version="2.0"><channel><title>T</title>
+            <item><guid>g</guid><title>Why Vec&lt;T&gt; beats LinkedList&lt;T&gt; &amp;amp; more</title></item></channel></rss>"#,
+        );
+        assert_eq!(
+            rss[0].as_ref().expect("rss").doc.original.title,
+            "Why Vec<T> beats LinkedList<T> & more"
+        );
+    }
+
+    #[test]
+    fn comment_links_are_not_the_article_link() {
+        let out = articles(
+            r#"<rss version="2.0" xmlns:wfw="http://wellformedweb.org/CommentAPI/"><channel><title>T</title>
+            <item><guid>g</guid><title>A</title><comments>https://example.org/1#comments</comments>
+            <wfw:commentRss>https://example.org/1/feed</wfw:commentRss><link>https://example.org/1</link></item></channel></rss>"#,
+        );
+        assert_eq!(
+            out[0].as_ref().expect("a").doc.link,
+            "https://example.org/1"
+        );
+    }
+
+    #[test]
+    fn ids_that_are_not_clean_iris_get_a_uuid() {
+        let out = articles(
+            r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:x</id><updated>2024-01-01T00:00:00Z</updated>
+            <entry><id>http://example.org/a|b{c}</id><title>A</title><updated>2024-01-01T00:00:00Z</updated></entry></feed>"#,
+        );
+        assert!(out[0].as_ref().expect("a").atom_id.starts_with("urn:uuid:"));
+    }
+
+    #[test]
+    fn relative_xml_base_resolves_against_the_document() {
+        let out = articles(
+            r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:x</id><updated>2024-01-01T00:00:00Z</updated>
+            <entry xml:base="blog/"><id>urn:e</id><title>A</title><updated>2024-01-01T00:00:00Z</updated>
+            <link href="posts/1.html"/><content type="html" xml:base="/media/">&lt;img src="img.png" alt="i"&gt;</content></entry></feed>"#,
+        );
+        let a = out[0].as_ref().expect("a");
+        assert_eq!(a.doc.link, "https://example.org/blog/posts/1.html");
+        assert_eq!(
+            a.doc.original.body,
+            "![i](https://example.org/media/img.png)"
         );
     }
 

@@ -190,6 +190,7 @@ impl Store {
         path: &str,
         first_seen: &DateTime<Utc>,
         now: &DateTime<Utc>,
+        file_changed: bool,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at)
@@ -197,7 +198,7 @@ impl Store {
              ON CONFLICT (source, key) DO UPDATE SET
                 path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
                 title = excluded.title, link = excluded.link, date = excluded.date,
-                updated_at = excluded.updated_at",
+                updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END",
         )
         .bind(&article.source)
         .bind(&article.key)
@@ -209,6 +210,7 @@ impl Store {
         .bind(to_millis(&article.doc.date))
         .bind(to_millis(first_seen))
         .bind(to_millis(now))
+        .bind(file_changed)
         .execute(conn)
         .await?;
         Ok(())

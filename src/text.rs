@@ -102,6 +102,32 @@ pub fn html_to_text(html: &str) -> String {
     collapse_whitespace(&out)
 }
 
+/// Inline and block tags that show a "plain text" field really holds HTML.
+const MARKUP_TAGS: &[&str] = &[
+    "a", "abbr", "b", "br", "cite", "code", "div", "em", "font", "i", "img", "mark", "p", "q", "s",
+    "small", "span", "strong", "sub", "sup", "u",
+];
+
+/// Whether `text` contains a tag from [`MARKUP_TAGS`] (`<b>`, `</em>`, `<a href=..>`, `<br/>`).
+pub fn looks_like_markup(text: &str) -> bool {
+    text.match_indices('<').any(|(i, _)| {
+        let rest = text[i + 1..].strip_prefix('/').unwrap_or(&text[i + 1..]);
+        let name_len = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        let after = rest[name_len..].chars().next();
+        MARKUP_TAGS.contains(&rest[..name_len].to_ascii_lowercase().as_str())
+            && matches!(after, Some('>' | '/' | ' ' | '\t' | '\n'))
+    })
+}
+
+/// Decodes HTML entities of plain text (`&amp;` to `&`); a `<` stays a `<`.
+pub fn decode_entities(text: &str) -> String {
+    if text.contains('&') {
+        html_to_text(&text.replace('<', "&lt;"))
+    } else {
+        collapse_whitespace(text)
+    }
+}
+
 /// Shortens `text` to at most `max` characters, cutting at a word boundary and ending with `…`.
 pub fn truncate_at_word(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -132,14 +158,15 @@ pub fn description_from_html(html: &str) -> String {
     truncate_at_word(&html_to_text(html), DESCRIPTION_MAX_CHARS)
 }
 
-/// The first paragraph of a Markdown body, under the description rule.
+/// The first paragraph of a Markdown body that has text, under the description rule.
 pub fn description_from_markdown(markdown: &str) -> String {
-    let first = markdown
+    markdown
         .split("\n\n")
         .map(str::trim)
-        .find(|p| !p.is_empty() && !p.starts_with('#'))
-        .unwrap_or_default();
-    description_from_html(&markdown_to_html(first))
+        .filter(|p| !p.is_empty() && !p.starts_with('#'))
+        .map(|p| description_from_html(&markdown_to_html(p)))
+        .find(|d| !d.is_empty())
+        .unwrap_or_default()
 }
 
 /// The first `n` words of `text`, with `…` when words were left out.
@@ -191,15 +218,23 @@ pub fn html_to_markdown(html: &str, base: Option<&Url>) -> String {
     tidy_markdown(&demote_headings(&markdown))
 }
 
-/// Plain text (JSON Feed `content_text`) as Markdown paragraphs.
+/// Plain text (JSON Feed `content_text`, Atom `type="text"`) as Markdown paragraphs, with
+/// Markdown's own characters escaped so the text stays text.
 pub fn text_to_markdown(text: &str) -> String {
-    let paragraphs: Vec<String> = text
+    let html: String = text
         .replace("\r\n", "\n")
         .split("\n\n")
         .map(collapse_whitespace)
         .filter(|p| !p.is_empty())
+        .map(|p| format!("<p>{}</p>", escape_html(&p)))
         .collect();
-    paragraphs.join("\n\n")
+    html_to_markdown(&html, None)
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Trims blank lines at both ends and folds runs of blank lines, keeping trailing spaces inside
@@ -207,7 +242,19 @@ pub fn text_to_markdown(text: &str) -> String {
 fn tidy_markdown(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len());
     let mut blank_run = 0;
+    let mut in_fence = false;
     for line in markdown.lines() {
+        let trimmed = line.trim_start();
+        let fence = trimmed.starts_with("```") || trimmed.starts_with("~~~");
+        if in_fence && !fence {
+            // Code keeps its blank lines exactly.
+            out.push('\n');
+            out.push_str(line);
+            continue;
+        }
+        if fence {
+            in_fence = !in_fence;
+        }
         if line.trim().is_empty() {
             blank_run += 1;
             continue;
@@ -216,9 +263,29 @@ fn tidy_markdown(markdown: &str) -> String {
             out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
         }
         blank_run = 0;
+        if !fence && is_rule_like(line) {
+            // Text that looks like a rule or a heading underline; the converter's own rule is
+            // `* * *`, everything else came from the text and must stay text.
+            out.push('\\');
+        }
         out.push_str(line);
     }
     out
+}
+
+/// A line Markdown would read as a thematic break or a setext underline.
+fn is_rule_like(line: &str) -> bool {
+    let trimmed = line.trim();
+    trimmed != "* * *"
+        && !trimmed.is_empty()
+        && trimmed
+            .chars()
+            .all(|c| matches!(c, '-' | '=' | '_' | '*' | ' '))
+        && trimmed.chars().next().is_some_and(|first| {
+            trimmed.chars().filter(|c| *c != ' ').all(|c| c == first)
+                && (matches!(first, '-' | '=')
+                    || trimmed.chars().filter(|c| *c == first).count() >= 3)
+        })
 }
 
 /// `# x` becomes `## x` outside code fences, up to `######`.
@@ -338,7 +405,41 @@ mod tests {
     }
 
     #[test]
+    fn markup_detection_and_entity_decoding() {
+        assert!(looks_like_markup("a <b>tour</b>"));
+        assert!(looks_like_markup("line<br/>break"));
+        assert!(!looks_like_markup("Why Vec<T> beats LinkedList<T>"));
+        assert!(!looks_like_markup("a < b > c"));
+        assert_eq!(decode_entities("Vec<T> &amp; more"), "Vec<T> & more");
+    }
+
+    #[test]
+    fn plain_text_is_escaped_not_interpreted() {
+        let md = text_to_markdown("Intro\n\n---\n\n# Not a heading *really*\n\n1. one");
+        assert!(!md.contains("\n# "), "{md}");
+        let html = markdown_to_html(&md);
+        assert!(
+            !html.contains("<h1>") && !html.contains("<em>") && !html.contains("<hr"),
+            "{html}"
+        );
+        assert!(
+            html_to_text(&html).contains("# Not a heading *really*"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn code_blocks_keep_their_blank_lines() {
+        let md = html_to_markdown("<p>x</p><pre><code>a\n\n\n\nb</code></pre>", None);
+        assert!(md.contains("a\n\n\n\nb"), "{md:?}");
+    }
+
+    #[test]
     fn description_falls_back_to_first_paragraph() {
+        assert_eq!(
+            description_from_markdown("![img](https://example.org/i.png)\n\nReal text"),
+            "Real text"
+        );
         assert_eq!(
             description_from_markdown("## Heading\n\n**Bold** start &amp; more\n\nsecond"),
             "Bold start & more"

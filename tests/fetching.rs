@@ -754,7 +754,9 @@ async fn http_proxy_and_no_proxy_are_honoured() {
     let run = gazette_with_env(tmp.path(), &["fetch"], &[("HTTP_PROXY", &proxy_url)]).await;
     assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
     assert_eq!(
-        *proxied.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        *proxied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
         vec![target]
     );
 

@@ -135,13 +135,11 @@ impl Fetcher {
                 .read_timeout(config.read_timeout)
                 .redirect(reqwest::redirect::Policy::none())
         };
-        let sources = builder()
-            .build()
-            .map_err(|e| client_error(format!("cannot build the HTTP client: {e}")))?;
+        let sources = builder().build().map_err(|e| client_error(e.to_string()))?;
         let content = builder()
             .dns_resolver(guard::GuardedResolver::new(Arc::clone(&policy)))
             .build()
-            .map_err(|e| client_error(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| client_error(e.to_string()))?;
         Ok(Self {
             sources,
             content,
@@ -397,11 +395,7 @@ impl Fetcher {
 }
 
 fn client_error(reason: String) -> Error {
-    Error::Fetch {
-        source_id: String::new(),
-        url: String::new(),
-        reason,
-    }
+    Error::Client(reason)
 }
 
 /// Streams the body, refusing it as soon as it is known to exceed `max` bytes (decoded).

@@ -34,21 +34,31 @@ impl Pipeline {
             let PreparedArticle {
                 article,
                 bytes,
-                stored,
                 first_seen,
             } = prepared;
+            // Read again under the write lock: another run may have stored it since `prepare`.
+            let stored = Store::article(&mut tx, &article.source, &article.key).await?;
+            if stored
+                .as_ref()
+                .is_some_and(|s| s.content_hash == article.content_hash)
+            {
+                counts.unchanged += 1;
+                continue;
+            }
             let path = match &stored {
                 Some(s) => PathBuf::from(&s.path),
                 None => self.allocate_path(&mut tx, &article).await?,
             };
             let full = self.settings().archive_dir.join(&path);
-            wrote |= publish::write_atomic_deferred(&full, bytes.as_bytes())?;
-            Store::upsert_article(&mut tx, &article, &path_to_store(&path), &first_seen, &now)
-                .await?;
-            if stored.is_some() {
-                counts.updated += 1;
-            } else {
-                counts.new += 1;
+            let changed = publish::write_atomic_deferred(&full, bytes.as_bytes())?;
+            wrote |= changed;
+            let path = path_to_store(&path);
+            Store::upsert_article(&mut tx, &article, &path, &first_seen, &now, changed).await?;
+            match (&stored, changed) {
+                (None, _) => counts.new += 1,
+                (Some(_), true) => counts.updated += 1,
+                // A new hash for the same bytes (say, only the feed's `updated` moved).
+                (Some(_), false) => counts.unchanged += 1,
             }
         }
         Store::record_success(&mut tx, record).await?;
@@ -85,7 +95,7 @@ impl Pipeline {
             if Store::path_taken(conn, &path_to_store(&candidate)).await? {
                 continue;
             }
-            if self.free_on_disk(&settings.archive_dir.join(&candidate), &article.doc.link) {
+            if self.free_on_disk(&settings.archive_dir.join(&candidate), article) {
                 return Ok(candidate);
             }
         }
@@ -95,11 +105,17 @@ impl Pipeline {
         })
     }
 
-    fn free_on_disk(&self, path: &Path, link: &str) -> bool {
+    /// A path is free when nothing is there, or when the file there is this article's own (same
+    /// link and date) left by a run that did not commit, or by an archive kept without state.
+    fn free_on_disk(&self, path: &Path, article: &Article) -> bool {
         match std::fs::read_to_string(path) {
             Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-            Ok(existing) => archive::read(&existing, &self.settings().labels, &[])
-                .is_ok_and(|doc| doc.link == link),
+            Ok(existing) => {
+                !article.doc.link.is_empty()
+                    && archive::read(&existing, &self.settings().labels, &[]).is_ok_and(|doc| {
+                        doc.link == article.doc.link && doc.date == article.doc.date
+                    })
+            }
         }
     }
 }

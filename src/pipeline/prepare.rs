@@ -16,7 +16,7 @@ use crate::normalize::{self, EntryIdentity, FeedContext, Skip};
 use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
-use crate::store::{FeedMeta, Store, StoredArticle};
+use crate::store::{FeedMeta, Store};
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
@@ -42,7 +42,6 @@ pub(super) struct Prepared {
 pub(super) struct PreparedArticle {
     pub article: Article,
     pub bytes: String,
-    pub stored: Option<StoredArticle>,
     pub first_seen: DateTime<Utc>,
 }
 
@@ -106,7 +105,6 @@ impl Pipeline {
                     PreparedArticle {
                         article,
                         bytes,
-                        stored,
                         first_seen,
                     }
                 })

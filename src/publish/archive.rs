@@ -79,14 +79,13 @@ fn fail<T>(message: impl Into<String>) -> Result<T, ReadError> {
     Err(ReadError(message.into()))
 }
 
-/// Reads an archive file back into its document. Section languages come from the link labels
-/// (`原文链接` is `zh`, `Source Link` is `en`); a translation in the middle, which has no label of
-/// its own, takes `fallback_languages` in order, else `und`.
-pub fn read(
-    text: &str,
-    labels: &Labels,
-    fallback_languages: &[String],
-) -> Result<Document, ReadError> {
+/// Reads an archive file back into its document.
+///
+/// The file does not name its sections' languages. When the caller knows them (`languages`, in
+/// file order: translations, then the original) and their number matches, they are used;
+/// otherwise they come from the link labels (`原文链接` is `zh`, `Source Link` is `en`), and a
+/// translation in the middle, which has no label of its own, is `und`.
+pub fn read(text: &str, labels: &Labels, languages: &[String]) -> Result<Document, ReadError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.replace("\r\n", "\n");
     let Some(rest) = text.strip_prefix("---\n") else {
@@ -125,25 +124,7 @@ pub fn read(
     }
     let sections_text = body[..link_start].trim_end_matches('\n');
 
-    let mut chunks = Vec::new();
-    let mut rest = sections_text;
-    const SEPARATOR: &str = "\n\n---\n\n";
-    loop {
-        let next = rest
-            .match_indices(SEPARATOR)
-            .map(|(i, _)| i)
-            .find(|&i| rest[i + SEPARATOR.len()..].starts_with("# "));
-        match next {
-            Some(i) => {
-                chunks.push(&rest[..i]);
-                rest = &rest[i + SEPARATOR.len()..];
-            }
-            None => {
-                chunks.push(rest);
-                break;
-            }
-        }
-    }
+    let chunks = split_sections(sections_text);
     let mut sections = chunks
         .into_iter()
         .map(parse_section)
@@ -154,14 +135,20 @@ pub fn read(
     let Some(mut original) = sections.pop() else {
         return fail("there is no section");
     };
-    let language_of = |label: &str| labels.language_of(label).unwrap_or("und").to_owned();
-    original.language = language_of(&bottom_label);
-    let mut fallback = fallback_languages.iter();
-    for (i, section) in sections.iter_mut().enumerate() {
-        section.language = match (&top_label, i) {
-            (Some(label), 0) => language_of(label),
-            _ => fallback.next().cloned().unwrap_or_else(|| "und".to_owned()),
-        };
+    if languages.len() == sections.len() + 1 {
+        for (section, language) in sections.iter_mut().zip(languages) {
+            section.language = language.clone();
+        }
+        original.language = languages[sections.len()].clone();
+    } else {
+        let language_of = |label: &str| labels.language_of(label).unwrap_or("und").to_owned();
+        original.language = language_of(&bottom_label);
+        for (i, section) in sections.iter_mut().enumerate() {
+            section.language = match (&top_label, i) {
+                (Some(label), 0) => language_of(label),
+                _ => "und".to_owned(),
+            };
+        }
     }
     Ok(Document {
         link,
@@ -188,22 +175,27 @@ fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
     let mut description = None;
     let mut author = None;
     let mut tags = Vec::new();
-    let mut in_tags = false;
+    // The key whose block (list items, nested lines) the following lines belong to.
+    let mut block: Option<&str> = None;
     for line in text.lines() {
         if let Some(item) = line
             .strip_prefix("- ")
             .or_else(|| (line == "-").then_some(""))
         {
-            if !in_tags {
-                return fail(format!("front matter list item outside `tags`: {line:?}"));
+            match block {
+                Some("tags") => tags.push(scalar(item)?),
+                Some(_) => {}
+                None => return fail(format!("front matter list item outside a key: {line:?}")),
             }
-            tags.push(scalar(item)?);
             continue;
         }
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
-        in_tags = false;
+        if line.starts_with([' ', '\t']) && block.is_some_and(|k| k != "tags") {
+            continue;
+        }
+        block = None;
         let Some((key, value)) = line.split_once(':') else {
             return fail(format!("front matter line is not `key: value`: {line:?}"));
         };
@@ -219,7 +211,7 @@ fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
             "description" => description = Some(scalar(value)?),
             "author" => author = Some(scalar(value)?),
             "tags" => match value.trim() {
-                "" => in_tags = true,
+                "" => block = Some("tags"),
                 "[]" => {}
                 flow if flow.starts_with('[') && flow.ends_with(']') => {
                     for item in flow[1..flow.len() - 1].split(',') {
@@ -232,7 +224,7 @@ fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
                 other => return fail(format!("front matter tags must be a list, found {other:?}")),
             },
             // Extra keys may follow `author` when configured; they are not part of the model.
-            _ => {}
+            other => block = Some(other),
         }
     }
     let Some(date) = date else {
@@ -249,6 +241,41 @@ fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
 
 fn scalar(raw: &str) -> Result<String, ReadError> {
     yaml::parse_scalar(raw).map_err(|e| ReadError(format!("front matter value {raw:?}: {e}")))
+}
+
+/// Splits the body at section separators: a `---` line with a blank line on each side, followed
+/// by a level-one heading, outside code fences.
+fn split_sections(text: &str) -> Vec<&str> {
+    let lines: Vec<(usize, &str)> = text
+        .split_inclusive('\n')
+        .scan(0, |offset, line| {
+            let start = *offset;
+            *offset += line.len();
+            Some((start, line.trim_end_matches('\n')))
+        })
+        .collect();
+    let mut chunks = Vec::new();
+    let mut chunk_start = 0;
+    let mut in_fence = false;
+    for (i, &(_, line)) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_fence = !in_fence;
+        }
+        let separator = !in_fence
+            && line == "---"
+            && i > 0
+            && lines[i - 1].1.is_empty()
+            && lines.get(i + 1).is_some_and(|(_, l)| l.is_empty())
+            && lines.get(i + 2).is_some_and(|(_, l)| l.starts_with("# "));
+        if separator {
+            // The chunk ends before the blank line that precedes the separator.
+            chunks.push(&text[chunk_start..lines[i - 1].0.saturating_sub(1).max(chunk_start)]);
+            chunk_start = lines[i + 2].0;
+        }
+    }
+    chunks.push(&text[chunk_start..]);
+    chunks
 }
 
 /// `[label](link)` at the start of `text`; returns label, link and what follows the line.
@@ -414,7 +441,24 @@ mod tests {
             out.contains("\n\n[原文链接](https://example.org/a)\n\n# 中 \n\n"),
             "{out}"
         );
-        assert_eq!(read(&out, &Labels::default(), &["fr".to_owned()]), Ok(d));
+        let languages = ["zh", "fr", "en"].map(str::to_owned);
+        assert_eq!(read(&out, &Labels::default(), &languages), Ok(d.clone()));
+        let guessed = read(&out, &Labels::default(), &[]).expect("read without languages");
+        assert_eq!(guessed.translations[1].language, "und");
+        assert_eq!(guessed.translations[0].language, "zh");
+    }
+
+    #[test]
+    fn separators_inside_code_and_extra_keys_do_not_confuse_the_reader() {
+        let mut d = doc();
+        d.original.body = "```\na\n\n---\n\n# comment\necho hi\n```\n\nafter".to_owned();
+        let out = render(&d, &Labels::default());
+        assert_eq!(read(&out, &Labels::default(), &[]), Ok(d.clone()));
+        let extra = out.replace(
+            "author: ex\n",
+            "author: ex\naliases:\n- /old\nextra:\n  nested: 1\n",
+        );
+        assert_eq!(read(&extra, &Labels::default(), &[]), Ok(d));
     }
 
     #[test]

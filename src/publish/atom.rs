@@ -89,12 +89,15 @@ fn entry(item: &FeedItem) -> atom::Entry {
                 ..Default::default()
             })
             .collect(),
-        links: vec![atom::Link {
-            href: doc.link.clone(),
-            rel: "alternate".to_owned(),
-            mime_type: Some("text/html".to_owned()),
-            ..Default::default()
-        }],
+        links: (!doc.link.is_empty())
+            .then(|| atom::Link {
+                href: doc.link.clone(),
+                rel: "alternate".to_owned(),
+                mime_type: Some("text/html".to_owned()),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
         summary: (!doc.description.is_empty())
             .then(|| atom::Text::plain(xml_safe(&doc.description))),
         content: Some(atom::Content {
