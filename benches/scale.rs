@@ -1,5 +1,7 @@
 //! Scale benchmark: N sources x M entries served over HTTP on 127.0.0.1, fetched by the release
-//! binary into a fresh archive (cold run), then again with nothing changed (warm run).
+//! binary into a fresh archive (cold run); then again with nothing changed, forced so that every
+//! source is asked and answers 304 to the conditional request (warm run); then as cron would,
+//! when no source is due yet (idle run).
 //!
 //! `cargo bench --bench scale`; sizes from the environment:
 //! `GAZETTE_BENCH_SOURCES` (default 1000), `GAZETTE_BENCH_ENTRIES` (50),
@@ -84,10 +86,11 @@ fn write_config(dir: &Path, base: &str, sources: usize, prefix: &str) {
     std::fs::write(dir.join("gazette.toml"), config).expect("config");
 }
 
-fn run(dir: &Path, label: &str, entries: usize) -> f64 {
+fn run(dir: &Path, label: &str, entries: usize, extra: &[&str]) -> f64 {
     let start = Instant::now();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
         .args(["--config", "gazette.toml", "fetch"])
+        .args(extra)
         .current_dir(dir)
         .output()
         .expect("run gazette");
@@ -157,11 +160,12 @@ async fn main() {
     tokio::task::spawn_blocking(move || {
         if preseed_per_source > 0 {
             write_config(dir.path(), &base, sources, "seed");
-            run(dir.path(), "seed", sources * preseed_per_source);
+            run(dir.path(), "seed", sources * preseed_per_source, &[]);
         }
         write_config(dir.path(), &base, sources, "s");
-        run(dir.path(), "cold", total);
-        run(dir.path(), "warm", total);
+        run(dir.path(), "cold", total, &[]);
+        run(dir.path(), "warm", total, &["--force"]);
+        run(dir.path(), "idle", total, &[]);
         println!("peak RSS of a run: {:.0} MiB", max_child_rss_mib());
     })
     .await

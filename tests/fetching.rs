@@ -867,3 +867,53 @@ async fn fetch_due_lists_what_would_run() {
     assert!(line(&after, "a").contains("due at "), "{after}");
     assert!(line(&after, "b").contains("due now"), "{after}");
 }
+
+#[tokio::test]
+async fn requests_to_one_host_are_capped() {
+    #[derive(Default)]
+    struct Gauge {
+        now: usize,
+        max: usize,
+    }
+    let gauge: Arc<Mutex<Gauge>> = Arc::default();
+    let tracked = Arc::clone(&gauge);
+    let app = Router::new().route(
+        "/slow/{n}",
+        get(move |UrlPath(n): UrlPath<u32>| {
+            let gauge = Arc::clone(&tracked);
+            async move {
+                {
+                    let mut g = gauge
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    g.now += 1;
+                    g.max = g.max.max(g.now);
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                gauge
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .now -= 1;
+                rss("Slow", &[&format!("s{n}")])
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("server") });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut config = "[fetch]\nconcurrency = 16\nper_host = 2\n".to_owned();
+    for n in 0..6 {
+        config.push_str(&source(&format!("s{n}"), &format!("{base}/slow/{n}"), ""));
+    }
+    write_config(tmp.path(), &config);
+    let run = gazette(tmp.path(), &["fetch"]).await;
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    let max = gauge
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .max;
+    assert_eq!(max, 2, "requests in flight to one host");
+}
