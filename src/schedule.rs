@@ -19,6 +19,17 @@ pub struct FeedHints {
 }
 
 impl FeedHints {
+    /// The longest delay the feed asks for among the hints `config` honours.
+    pub fn requested(&self, config: &FetchConfig) -> Option<Duration> {
+        [
+            self.ttl.filter(|_| config.honor_ttl),
+            self.sy_update.filter(|_| config.honor_sy_update),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
     pub fn read(ttl_minutes: Option<u32>, body: &[u8]) -> Self {
         Self {
             ttl: ttl_minutes.map(|m| Duration::from_secs(u64::from(m) * 60)),
@@ -72,7 +83,7 @@ pub fn next_after_success(
     now: DateTime<Utc>,
     interval: Duration,
     cache: &CacheHints,
-    feed: &FeedHints,
+    feed_requested: Option<Duration>,
     config: &FetchConfig,
 ) -> DateTime<Utc> {
     let expires = cache
@@ -80,8 +91,7 @@ pub fn next_after_success(
         .and_then(|at| (at - now).to_std().ok())
         .filter(|_| config.honor_expires);
     let asked = [
-        feed.ttl.filter(|_| config.honor_ttl),
-        feed.sy_update.filter(|_| config.honor_sy_update),
+        feed_requested,
         cache.max_age.filter(|_| config.honor_cache_control),
         expires,
     ]
@@ -131,7 +141,7 @@ mod tests {
             sy_update: None,
         };
         assert_eq!(
-            next_after_success(now(), 30 * MIN, &none, &ttl, &config),
+            next_after_success(now(), 30 * MIN, &none, ttl.requested(&config), &config),
             now() + chrono::Duration::minutes(90)
         );
         let short = FeedHints {
@@ -139,7 +149,7 @@ mod tests {
             sy_update: None,
         };
         assert_eq!(
-            next_after_success(now(), 30 * MIN, &none, &short, &config),
+            next_after_success(now(), 30 * MIN, &none, short.requested(&config), &config),
             now() + chrono::Duration::minutes(30)
         );
         let year = CacheHints {
@@ -147,7 +157,7 @@ mod tests {
             expires: None,
         };
         assert_eq!(
-            next_after_success(now(), 30 * MIN, &year, &FeedHints::default(), &config),
+            next_after_success(now(), 30 * MIN, &year, None, &config),
             now() + chrono::Duration::hours(24)
         );
         let ignoring = FetchConfig {
@@ -155,7 +165,7 @@ mod tests {
             ..FetchConfig::default()
         };
         assert_eq!(
-            next_after_success(now(), 30 * MIN, &none, &ttl, &ignoring),
+            next_after_success(now(), 30 * MIN, &none, ttl.requested(&ignoring), &ignoring),
             now() + chrono::Duration::minutes(30)
         );
     }

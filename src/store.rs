@@ -68,6 +68,8 @@ pub struct SuccessRecord<'a> {
     pub moved_to: Option<&'a str>,
     pub meta: Option<&'a FeedMeta>,
     pub next_due_at: DateTime<Utc>,
+    /// What the parsed feed asked for (`Some(ZERO)`: nothing); `None` keeps the stored value.
+    pub feed_delay: Option<Duration>,
 }
 
 /// What a failed fetch leaves behind.
@@ -94,6 +96,8 @@ pub struct SourceState {
     pub next_due_at: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
     pub disabled_reason: Option<String>,
+    /// The delay the feed document last asked for, if any.
+    pub feed_delay: Option<Duration>,
 }
 
 /// One line of `status`.
@@ -219,7 +223,8 @@ impl Store {
     /// The state a source's next fetch starts from.
     pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>> {
         let row = sqlx::query(
-            "SELECT url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures, disabled_reason
+            "SELECT url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures, disabled_reason,
+                    feed_delay_secs
              FROM sources WHERE id = ?",
         )
         .bind(source)
@@ -236,6 +241,11 @@ impl Store {
             next_due_at: r.get::<Option<i64>, _>(5).map(from_millis),
             consecutive_failures: u32::try_from(r.get::<i64, _>(6)).unwrap_or(u32::MAX),
             disabled_reason: r.get(7),
+            feed_delay: r
+                .get::<Option<i64>, _>(8)
+                .and_then(|s| u64::try_from(s).ok())
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
         }))
     }
 
@@ -248,8 +258,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO sources (id, url, feed_id, feed_title, feed_link, last_fetch_at, last_status, last_error,
                                   http_status, etag, last_modified, body_hash, moved_to, next_due_at,
-                                  consecutive_failures, disabled_reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL)
+                                  consecutive_failures, disabled_reason, feed_delay_secs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, ?14)
              ON CONFLICT (id) DO UPDATE SET
                 url = excluded.url,
                 feed_id = COALESCE(excluded.feed_id, sources.feed_id),
@@ -265,7 +275,8 @@ impl Store {
                 moved_to = COALESCE(excluded.moved_to, sources.moved_to),
                 next_due_at = excluded.next_due_at,
                 consecutive_failures = 0,
-                disabled_reason = NULL",
+                disabled_reason = NULL,
+                feed_delay_secs = COALESCE(excluded.feed_delay_secs, sources.feed_delay_secs)",
         )
         .bind(record.source)
         .bind(record.url)
@@ -280,6 +291,11 @@ impl Store {
         .bind(record.body_hash)
         .bind(record.moved_to)
         .bind(to_millis(&record.next_due_at))
+        .bind(
+            record
+                .feed_delay
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
         .execute(conn)
         .await?;
         Ok(())
@@ -427,6 +443,7 @@ mod tests {
             moved_to: None,
             meta: Some(&meta),
             next_due_at: at,
+            feed_delay: Some(Duration::from_secs(600)),
         };
         let mut conn = store.pool().acquire().await.expect("connection");
         Store::record_success(&mut conn, &ok).await.expect("ok");
@@ -455,6 +472,7 @@ mod tests {
         assert_eq!(state.validators, validators);
         assert_eq!(state.body_hash.as_deref(), Some("h1"));
         assert_eq!(state.consecutive_failures, 2);
+        assert_eq!(state.feed_delay, Some(Duration::from_secs(600)));
         store.close().await;
         // Reopening runs no migration twice and keeps the metadata.
         let store = Store::open(&url).await.expect("reopen");

@@ -917,3 +917,33 @@ async fn requests_to_one_host_are_capped() {
         .max;
     assert_eq!(max, 2, "requests in flight to one host");
 }
+
+#[tokio::test]
+async fn the_feeds_ttl_is_honoured_also_when_it_answers_304() {
+    let state = Shared::default();
+    let with_ttl = rss("T", &["t1"]).replace("<channel>", "<channel><ttl>120</ttl>");
+    lock(&state).feeds.insert("ttl".to_owned(), with_ttl);
+    let base = start(state.clone()).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_config(tmp.path(), &source("ttl", &format!("{base}/feeds/ttl"), ""));
+    for args in [&["fetch"][..], &["fetch", "--force"][..]] {
+        let run = gazette(tmp.path(), args).await;
+        assert!(run.status.success(), "{}", stderr(&run));
+        let now = chrono::Utc::now();
+        let status = status_json(&gazette(tmp.path(), &["status", "--json"]).await);
+        let due = status["ttl"]["next_due_at"].as_str().expect("due");
+        let due = chrono::DateTime::parse_from_rfc3339(due).expect("date");
+        let minutes = (due.with_timezone(&chrono::Utc) - now).num_minutes();
+        assert!(
+            (118..=120).contains(&minutes),
+            "{args:?}: due in {minutes} minutes"
+        );
+    }
+    assert_eq!(
+        line(
+            &stdout(&gazette(tmp.path(), &["fetch", "--force"]).await),
+            "ttl"
+        ),
+        "ttl: not modified (HTTP 304)"
+    );
+}

@@ -165,6 +165,34 @@ mod tests {
     }
 
     #[test]
+    fn every_legacy_encoding_feeds_use() {
+        let cases: &[(&str, &'static encoding_rs::Encoding, &str)] = &[
+            ("GB18030", encoding_rs::GB18030, "人工智能"),
+            ("Big5", encoding_rs::BIG5, "人工智慧"),
+            ("Shift_JIS", encoding_rs::SHIFT_JIS, "人工知能"),
+            ("EUC-KR", encoding_rs::EUC_KR, "인공지능"),
+            ("ISO-8859-1", encoding_rs::WINDOWS_1252, "Café crème"),
+            (
+                "windows-1252",
+                encoding_rs::WINDOWS_1252,
+                "“smart” quotes – €",
+            ),
+        ];
+        for (label, encoding, text) in cases {
+            let xml = format!("<?xml version=\"1.0\" encoding=\"{label}\"?><t>{text}</t>");
+            let (bytes, _, unmappable) = encoding.encode(&xml);
+            assert!(!unmappable, "{label}");
+            let doc = to_utf8(&bytes, None);
+            let out = String::from_utf8(doc.bytes.to_vec()).expect("utf-8");
+            assert_eq!(
+                out,
+                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><t>{text}</t>"),
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
     fn plain_utf8_is_borrowed() {
         let body = b"<?xml version=\"1.0\" encoding=\"utf-8\"?><a/>";
         assert!(matches!(to_utf8(body, None).bytes, Cow::Borrowed(_)));

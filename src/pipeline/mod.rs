@@ -9,6 +9,7 @@ mod feed;
 mod prepare;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -21,7 +22,7 @@ use crate::config::{Location, Settings, Source};
 use crate::error::{Error, Result};
 use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
 use crate::normalize;
-use crate::schedule::{self, FeedHints};
+use crate::schedule;
 use crate::store::{FailureRecord, SourceState, Store, SuccessRecord};
 
 /// What one source's refresh did with the entries of a body it parsed.
@@ -155,6 +156,7 @@ impl Pipeline {
             .as_ref()
             .map(|s| s.validators.clone())
             .unwrap_or_default();
+        let remembered_delay = state.as_ref().and_then(|s| s.feed_delay);
 
         let outcome = match self
             .fetcher
@@ -174,7 +176,7 @@ impl Pipeline {
                         .clone()
                         .or(validators.last_modified),
                 };
-                self.record_unparsed(source, &meta, &validators, "not-modified")
+                self.record_unparsed(source, &meta, &validators, "not-modified", remembered_delay)
                     .await
                     .map(|()| Refresh::NotModified)
             }
@@ -211,14 +213,21 @@ impl Pipeline {
     ) -> Result<Refresh> {
         let body_hash = body_hash(source, &fetched.body);
         if state.and_then(|s| s.body_hash.as_deref()) == Some(body_hash.as_str()) {
-            self.record_unparsed(source, &fetched.meta, &fetched.meta.validators, "same-body")
-                .await?;
+            self.record_unparsed(
+                source,
+                &fetched.meta,
+                &fetched.meta.validators,
+                "same-body",
+                state.and_then(|s| s.feed_delay),
+            )
+            .await?;
             return Ok(Refresh::SameBody);
         }
         let prepared = self.prepare(source, &fetched).await?;
         let url = source.location.to_string();
         let moved_to = self.moved_to(&fetched.meta);
-        let next_due_at = self.next_due(source, &fetched.meta, &prepared.hints);
+        let feed_delay = prepared.hints.requested(&self.settings.fetch);
+        let next_due_at = self.next_due(source, &fetched.meta, feed_delay);
         let meta = prepared.meta.clone();
         let record = SuccessRecord {
             source: &source.id,
@@ -231,6 +240,7 @@ impl Pipeline {
             moved_to: moved_to.as_deref(),
             meta: Some(&meta),
             next_due_at,
+            feed_delay: Some(feed_delay.unwrap_or_default()),
         };
         let _turn = self.write_turn.lock().await;
         let counts = self.commit(prepared, &record).await?;
@@ -238,12 +248,14 @@ impl Pipeline {
     }
 
     /// Records a success that parsed nothing (304, or the same body as last time).
+    /// `feed_delay` is what the feed asked for when it was last parsed.
     async fn record_unparsed(
         &self,
         source: &Source,
         meta: &ResponseMeta,
         validators: &Validators,
         status: &str,
+        feed_delay: Option<Duration>,
     ) -> Result<()> {
         let url = source.location.to_string();
         let moved_to = self.moved_to(meta);
@@ -257,7 +269,8 @@ impl Pipeline {
             body_hash: None,
             moved_to: moved_to.as_deref(),
             meta: None,
-            next_due_at: self.next_due(source, meta, &FeedHints::default()),
+            next_due_at: self.next_due(source, meta, feed_delay),
+            feed_delay: None,
         };
         let _turn = self.write_turn.lock().await;
         let mut tx = self.store.begin().await?;
@@ -272,12 +285,17 @@ impl Pipeline {
         Some(moved.to_string())
     }
 
-    fn next_due(&self, source: &Source, meta: &ResponseMeta, hints: &FeedHints) -> DateTime<Utc> {
+    fn next_due(
+        &self,
+        source: &Source,
+        meta: &ResponseMeta,
+        feed_delay: Option<Duration>,
+    ) -> DateTime<Utc> {
         schedule::next_after_success(
             Utc::now(),
             source.interval,
             &meta.cache,
-            hints,
+            feed_delay,
             &self.settings.fetch,
         )
     }
