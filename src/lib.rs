@@ -4,6 +4,7 @@
 //! The modules follow the pipeline in the order an entry travels through it.
 
 pub mod config; // TOML file + flags -> checked `Settings`
+pub mod enrich; // optional LLM sections: translations and a summary
 pub mod error; // the library's error type
 pub mod fetch; // one shared HTTP client; local files for `file://` and paths
 pub mod model; // `Article` and `Section`: the one shape every entry takes

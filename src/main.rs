@@ -12,7 +12,7 @@ use gazette::config::{FetchConfig, Location, Settings, Source};
 use gazette::fetch::{FetchOutcome, Fetcher, Validators};
 use gazette::normalize::{self, FeedContext};
 use gazette::parse::ParseLimits;
-use gazette::pipeline::{Pipeline, Refresh, RunOptions};
+use gazette::pipeline::{EnrichOptions, EnrichReport, Pipeline, Refresh, RunOptions};
 use gazette::publish::archive::format_date;
 use gazette::store::Store;
 
@@ -58,6 +58,21 @@ enum Command {
         /// List which sources are due and when the others are; fetch nothing.
         #[arg(long, conflicts_with = "force")]
         due: bool,
+        /// Archive new articles without asking the LLM now; they stay pending for `enrich`.
+        #[arg(long)]
+        no_enrich: bool,
+    },
+    /// Give pending articles their LLM sections and rewrite their files in place.
+    Enrich {
+        /// Only this source (repeatable).
+        #[arg(long = "source", value_name = "ID")]
+        sources: Vec<String>,
+        /// Also retry articles that ran out of attempts or are backing off.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Print the requests it would make (as JSON lines) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Normalize a feed and print one JSON object per article; writes nothing.
     Preview {
@@ -122,13 +137,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             sources,
             force,
             due,
+            no_enrich,
         } => {
             let settings = load(&cli.config)?;
             if due {
                 list_due(settings, &sources).await
             } else {
-                fetch(settings, &sources, force).await
+                fetch(settings, &sources, force, !no_enrich).await
             }
+        }
+        Command::Enrich {
+            sources,
+            retry_failed,
+            dry_run,
+        } => {
+            let options = EnrichOptions {
+                sources,
+                retry_failed,
+                dry_run,
+            };
+            enrich(load(&cli.config)?, options).await
         }
         Command::Build => build(load(&cli.config)?).await,
         Command::Status { json } => status(&load(&cli.config)?, json).await,
@@ -142,10 +170,10 @@ fn load(path: &Path) -> Result<Settings> {
 async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
     let store = open_store(&settings).await?;
     let fetcher = Fetcher::new(&settings.fetch)?;
-    Ok(Pipeline::new(Arc::new(settings), store, fetcher))
+    Ok(Pipeline::new(Arc::new(settings), store, fetcher)?)
 }
 
-async fn fetch(settings: Settings, ids: &[String], force: bool) -> Result<ExitCode> {
+async fn fetch(settings: Settings, ids: &[String], force: bool, enrich: bool) -> Result<ExitCode> {
     let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
     let deadline = tokio::time::Instant::now() + settings.fetch.run_deadline;
     let pipeline = open_pipeline(settings).await?;
@@ -177,6 +205,17 @@ async fn fetch(settings: Settings, ids: &[String], force: bool) -> Result<ExitCo
         };
         writeln!(out, "{}: {line}", report.source)?;
     }
+    if enrich && pipeline.enricher().is_some() {
+        let options = EnrichOptions {
+            sources: ids.to_vec(),
+            ..EnrichOptions::default()
+        };
+        let report = pipeline
+            .enrich_pending(&options)
+            .await
+            .context("enriching articles")?;
+        writeln!(out, "{}", enrich_summary(&report))?;
+    }
     let feed_changed = pipeline
         .publish_feed()
         .await
@@ -191,6 +230,50 @@ async fn fetch(settings: Settings, ids: &[String], force: bool) -> Result<ExitCo
     )?;
     pipeline.store().clone().close().await;
     Ok(if failed > 0 {
+        ExitCode::from(EXIT_SOURCES_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn enrich_summary(report: &EnrichReport) -> String {
+    format!(
+        "enrichment: {} enriched, {} failed (retried on a later run)",
+        report.enriched, report.failed
+    )
+}
+
+async fn enrich(settings: Settings, options: EnrichOptions) -> Result<ExitCode> {
+    if settings.enrich.provider.is_none() {
+        anyhow::bail!(
+            "{}: enrichment is not configured (no [enrich] provider)",
+            settings.config_path.display()
+        );
+    }
+    let pipeline = open_pipeline(settings).await?;
+    let report = pipeline
+        .enrich_pending(&options)
+        .await
+        .context("enriching articles")?;
+    let mut out = std::io::stdout().lock();
+    if options.dry_run {
+        for request in &report.requests {
+            writeln!(out, "{request}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{}", enrich_summary(&report))?;
+    let changed = pipeline
+        .publish_feed()
+        .await
+        .context("writing the merged feed")?;
+    writeln!(
+        out,
+        "feed {} {}",
+        pipeline.settings().feed_path.display(),
+        if changed { "written" } else { "unchanged" }
+    )?;
+    Ok(if report.failed > 0 {
         ExitCode::from(EXIT_SOURCES_FAILED)
     } else {
         ExitCode::SUCCESS
@@ -275,11 +358,42 @@ fn check(settings: &Settings) -> Result<ExitCode> {
 async fn status(settings: &Settings, json: bool) -> Result<ExitCode> {
     let store = open_store(settings).await?;
     let rows = store.source_status().await?;
+    let enrichment = store.enrichment_totals().await?;
+    let enrichment_failures = store.enrichment_failures().await?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
+        let failures: Vec<_> = enrichment_failures
+            .iter()
+            .map(|(source, key, error, next)| {
+                serde_json::json!({"source": source, "key": key, "error": error, "next_attempt_at": next})
+            })
+            .collect();
+        let value = serde_json::json!({
+            "sources": rows,
+            "enrichment": enrichment,
+            "enrichment_errors": failures,
+        });
+        serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
     } else {
+        if settings.enrich.provider.is_some() {
+            writeln!(
+                out,
+                "enrichment: {} enriched, {} pending, {} failed; {} prompt + {} completion tokens",
+                enrichment.enriched,
+                enrichment.pending,
+                enrichment.failed,
+                enrichment.prompt_tokens,
+                enrichment.completion_tokens
+            )?;
+            for (source, key, error, next) in &enrichment_failures {
+                writeln!(
+                    out,
+                    "  {source} {key}: {error} (next attempt {})",
+                    format_date(next)
+                )?;
+            }
+        }
         let never = || "never".to_owned();
         for r in rows {
             let http = r

@@ -218,6 +218,12 @@ pub fn html_to_markdown(html: &str, base: Option<&Url>) -> String {
     tidy_markdown(&demote_headings(&markdown))
 }
 
+/// Markdown written by a model, held to the same rules as converted Markdown: headings below the
+/// section's own, no blank-line runs, no stray rules.
+pub fn tidy_generated_markdown(markdown: &str) -> String {
+    tidy_markdown(&demote_headings(&markdown.replace("\r\n", "\n")))
+}
+
 /// Plain text (JSON Feed `content_text`, Atom `type="text"`) as Markdown paragraphs, with
 /// Markdown's own characters escaped so the text stays text.
 pub fn text_to_markdown(text: &str) -> String {

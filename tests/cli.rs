@@ -197,7 +197,7 @@ async fn failing_sources_are_reported_and_do_not_stop_the_others() {
     let status = gazette(tmp.path(), &["status", "--json"]).await;
     assert!(status.status.success(), "{}", stderr(&status));
     let rows: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
-    let rows = rows.as_array().expect("array");
+    let rows = rows["sources"].as_array().expect("array");
     assert_eq!(rows.len(), 5);
     for row in rows {
         let failed = row["id"] != "good";

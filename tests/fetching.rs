@@ -257,7 +257,8 @@ async fn start(state: Shared) -> String {
 }
 
 fn status_json(output: &std::process::Output) -> HashMap<String, serde_json::Value> {
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("status JSON");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("status JSON");
+    let rows = status["sources"].as_array().cloned().expect("sources");
     rows.into_iter()
         .map(|r| (r["id"].as_str().expect("id").to_owned(), r))
         .collect()

@@ -13,7 +13,7 @@ async fn pipeline(dir: &Path, sources: &str) -> Pipeline {
     let settings = Settings::from_toml(&text, &dir.join("gazette.toml")).expect("config");
     let store = Store::open(&settings.state_url).await.expect("state");
     let fetcher = Fetcher::new(&settings.fetch).expect("client");
-    Pipeline::new(Arc::new(settings), store, fetcher)
+    Pipeline::new(Arc::new(settings), store, fetcher).expect("pipeline")
 }
 
 fn rss(items: &[(&str, &str)]) -> String {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Pipeline;
-use super::prepare::{Prepared, PreparedArticle};
+use super::prepare::{EnrichmentStep, Prepared, PreparedArticle};
 use crate::error::{Error, Result};
 use crate::model::Article;
 use crate::publish::{self, archive};
@@ -35,6 +35,7 @@ impl Pipeline {
                 article,
                 bytes,
                 first_seen,
+                enrichment,
             } = prepared;
             // Read again under the write lock: another run may have stored it since `prepare`.
             let stored = Store::article(&mut tx, &article.source, &article.key).await?;
@@ -54,6 +55,21 @@ impl Pipeline {
             wrote |= changed;
             let path = path_to_store(&path);
             Store::upsert_article(&mut tx, &article, &path, &first_seen, &now, changed).await?;
+            let (source, key, hash) = (&article.source, &article.key, &article.content_hash);
+            match enrichment {
+                EnrichmentStep::Off => {}
+                EnrichmentStep::Pending => {
+                    Store::mark_pending(&mut tx, source, key, hash, &now).await?
+                }
+                EnrichmentStep::Done { paid } => {
+                    let mut tokens = (0, 0);
+                    if let Some((cache_key, answer)) = paid {
+                        tokens = (answer.prompt_tokens, answer.completion_tokens);
+                        Store::cache_answer(&mut tx, &cache_key, &answer, &now).await?;
+                    }
+                    Store::mark_enriched(&mut tx, source, key, hash, tokens, &now).await?;
+                }
+            }
             match (&stored, changed) {
                 (None, _) => counts.new += 1,
                 (Some(_), true) => counts.updated += 1,

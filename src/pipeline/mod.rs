@@ -5,8 +5,11 @@
 //! writer, and one transaction per source keeps each source's changes all-or-nothing.
 
 mod commit;
+mod enrichment;
 mod feed;
 mod prepare;
+
+pub use enrichment::{EnrichOptions, EnrichReport};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::{Location, Settings, Source};
+use crate::enrich::Enricher;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
 use crate::normalize;
@@ -72,17 +76,25 @@ pub struct Pipeline {
     settings: Arc<Settings>,
     store: Store,
     fetcher: Fetcher,
+    enricher: Option<Arc<Enricher>>,
     write_turn: Arc<Mutex<()>>,
 }
 
 impl Pipeline {
-    pub fn new(settings: Arc<Settings>, store: Store, fetcher: Fetcher) -> Self {
-        Self {
+    /// Fails only when the configured enrichment cannot be set up (prompt files, client).
+    pub fn new(settings: Arc<Settings>, store: Store, fetcher: Fetcher) -> Result<Self> {
+        let enricher = Enricher::new(&settings.enrich)?;
+        Ok(Self {
             settings,
             store,
             fetcher,
+            enricher,
             write_turn: Arc::new(Mutex::new(())),
-        }
+        })
+    }
+
+    pub fn enricher(&self) -> Option<&Enricher> {
+        self.enricher.as_deref()
     }
 
     pub fn settings(&self) -> &Settings {

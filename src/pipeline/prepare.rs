@@ -9,6 +9,7 @@ use tracing::warn;
 
 use super::{Counts, Pipeline};
 use crate::config::Source;
+use crate::enrich::{self, Answer, Enricher, Outcome, Request};
 use crate::error::{Error, Result};
 use crate::fetch::Fetched;
 use crate::model::Article;
@@ -16,7 +17,7 @@ use crate::normalize::{self, EntryIdentity, FeedContext, Skip};
 use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
-use crate::store::{FeedMeta, Store};
+use crate::store::{CachedAnswer, FeedMeta, Store};
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
@@ -43,6 +44,20 @@ pub(super) struct PreparedArticle {
     pub article: Article,
     pub bytes: String,
     pub first_seen: DateTime<Utc>,
+    pub enrichment: EnrichmentStep,
+}
+
+/// Where a new or changed article stands with enrichment once it is written.
+#[derive(Debug)]
+pub(super) enum EnrichmentStep {
+    /// Enrichment is off for this source.
+    Off,
+    /// Written without its sections; they are asked for later.
+    Pending,
+    /// Written with its sections; `paid` is a new answer to cache, with its cost.
+    Done {
+        paid: Option<(String, CachedAnswer)>,
+    },
 }
 
 impl Pipeline {
@@ -106,12 +121,19 @@ impl Pipeline {
                         article,
                         bytes,
                         first_seen,
+                        enrichment: EnrichmentStep::Off,
                     }
                 })
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| parse_error(source, format!("normalizing stopped: {e}")))?;
+        let mut articles = articles;
+        if let Some(enricher) = self.enricher().filter(|_| source.enrich) {
+            for prepared in &mut articles {
+                self.enrich_new(enricher, prepared).await?;
+            }
+        }
         Ok(Prepared {
             counts,
             articles,
@@ -119,6 +141,52 @@ impl Pipeline {
             hints: parsed.hints,
             now,
         })
+    }
+}
+
+impl Pipeline {
+    /// Gives a new or changed article its sections when an answer for its content is cached, or
+    /// (with `enrich.hold`) when the provider answers in time; otherwise it is marked pending.
+    async fn enrich_new(&self, enricher: &Enricher, prepared: &mut PreparedArticle) -> Result<()> {
+        let article = &prepared.article;
+        let cache_key = enricher.cache_key(&article.content_hash);
+        let targets = enricher.targets();
+        let (answer, paid) = match self.store().cached_answer(&cache_key).await? {
+            Some(cached) => (serde_json::from_str::<Answer>(&cached.answer).ok(), None),
+            None if !enricher.config().hold.is_zero() => {
+                let request =
+                    Request::for_document(&article.source, &article.key, &article.doc, targets);
+                let hold = enricher.config().hold;
+                match tokio::time::timeout(hold, enricher.enrich(&request)).await {
+                    Ok(Outcome {
+                        result: Ok(answer),
+                        usage,
+                    }) => {
+                        let cached = CachedAnswer {
+                            answer: serde_json::to_string(&answer).unwrap_or_default(),
+                            prompt_tokens: usage.prompt_tokens,
+                            completion_tokens: usage.completion_tokens,
+                        };
+                        (Some(answer), Some((cache_key, cached)))
+                    }
+                    Ok(Outcome { result: Err(e), .. }) => {
+                        warn!(key = %article.key, error = %e, "enrichment failed; archived without it for now");
+                        (None, None)
+                    }
+                    Err(_) => (None, None),
+                }
+            }
+            None => (None, None),
+        };
+        match answer {
+            Some(answer) => {
+                prepared.article.doc = enrich::apply(&prepared.article.doc, &answer, targets);
+                prepared.bytes = archive::render(&prepared.article.doc, &self.settings().labels);
+                prepared.enrichment = EnrichmentStep::Done { paid };
+            }
+            None => prepared.enrichment = EnrichmentStep::Pending,
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::error::{Error, Result};
+mod enrichment;
+
+pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
+
 use crate::fetch::Validators;
 use crate::model::Article;
 
@@ -197,12 +201,13 @@ impl Store {
         file_changed: bool,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at, language)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)
              ON CONFLICT (source, key) DO UPDATE SET
                 path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
                 title = excluded.title, link = excluded.link, date = excluded.date,
-                updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END",
+                updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END,
+                language = excluded.language",
         )
         .bind(&article.source)
         .bind(&article.key)
@@ -215,6 +220,7 @@ impl Store {
         .bind(to_millis(first_seen))
         .bind(to_millis(now))
         .bind(file_changed)
+        .bind(&article.doc.original.language)
         .execute(conn)
         .await?;
         Ok(())

@@ -12,7 +12,13 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::error::{Error, Result};
+use units::{byte_size, duration, optional_duration};
+
+mod enrich;
+mod units;
+
 use crate::publish::archive::PathTemplate;
+pub use enrich::{EnrichConfig, Provider};
 
 /// The config file exactly as written; every field has a default and unknown keys are errors.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -22,6 +28,7 @@ pub struct ConfigFile {
     pub feed: FeedConfig,
     pub state: StateConfig,
     pub fetch: FetchConfig,
+    pub enrich: EnrichConfig,
     /// Link labels by language, on top of the built-in `zh` and `en` ones.
     pub labels: BTreeMap<String, String>,
     pub sources: Vec<SourceConfig>,
@@ -174,81 +181,8 @@ pub struct SourceConfig {
     /// Extra request headers (cookies, authorization).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-}
-
-/// Durations are written the way people say them: `30s`, `10m`, `1h 30m`.
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn parse(raw: &str) -> Result<Duration, String> {
-        humantime::parse_duration(raw)
-            .map_err(|e| format!("invalid duration {raw:?} ({e}); write e.g. 30s or 5m"))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let raw = String::deserialize(d)?;
-        parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
-
-mod optional_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let raw = String::deserialize(d)?;
-        super::duration::parse(&raw)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Sizes are a number of bytes or a string with a unit: `16MiB`, `512 KiB`, `2MB`.
-mod byte_size {
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Bytes(u64),
-        Text(String),
-    }
-
-    pub fn parse(raw: &str) -> Result<u64, String> {
-        let raw = raw.trim();
-        let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-        let (number, unit) = raw.split_at(split);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("invalid size {raw:?}; write e.g. 16MiB or 512KiB"))?;
-        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "kb" => 1000,
-            "kib" | "k" => 1024,
-            "mb" => 1000 * 1000,
-            "mib" | "m" => 1024 * 1024,
-            "gb" => 1000 * 1000 * 1000,
-            "gib" | "g" => 1024 * 1024 * 1024,
-            other => {
-                return Err(format!(
-                    "unknown size unit {other:?} in {raw:?}; use KiB, MiB or GiB"
-                ));
-            }
-        };
-        number
-            .checked_mul(factor)
-            .ok_or_else(|| format!("size {raw:?} is too large"))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Bytes(n) => Ok(n),
-            Raw::Text(text) => parse(&text).map_err(serde::de::Error::custom),
-        }
-    }
+    /// `false` keeps this source's articles out of enrichment.
+    pub enrich: Option<bool>,
 }
 
 /// Where a source's feed comes from.
@@ -311,6 +245,8 @@ pub struct Source {
     pub interval: Duration,
     pub user_agent: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// Whether this source's articles are enriched (when enrichment is configured).
+    pub enrich: bool,
 }
 
 impl Source {
@@ -326,6 +262,7 @@ impl Source {
             interval: FetchConfig::default().interval,
             user_agent: None,
             headers: Vec::new(),
+            enrich: true,
         }
     }
 }
@@ -340,6 +277,7 @@ pub struct Settings {
     pub feed_path: PathBuf,
     pub state_url: String,
     pub fetch: FetchConfig,
+    pub enrich: EnrichConfig,
     pub labels: Labels,
     pub sources: Vec<Source>,
 }
@@ -367,7 +305,12 @@ impl Settings {
         Self::from_file(file, &base, path).map_err(err)
     }
 
-    fn from_file(file: ConfigFile, base: &Path, path: &Path) -> std::result::Result<Self, String> {
+    fn from_file(
+        mut file: ConfigFile,
+        base: &Path,
+        path: &Path,
+    ) -> std::result::Result<Self, String> {
+        file.enrich.check(base)?;
         let path_template = PathTemplate::parse(&file.archive.path_template)
             .map_err(|e| format!("archive.path_template: {e}"))?;
         if file.feed.author.trim().is_empty() || file.feed.title.trim().is_empty() {
@@ -412,6 +355,7 @@ impl Settings {
                 category_tags: raw.category_tags.unwrap_or(true),
                 interval: raw.interval.unwrap_or(file.fetch.interval),
                 user_agent: raw.user_agent,
+                enrich: raw.enrich.unwrap_or(true),
                 headers: check_headers(&raw.headers).map_err(|e| format!("{at}: headers: {e}"))?,
             });
         }
@@ -424,6 +368,7 @@ impl Settings {
             feed: file.feed,
             state_url: resolve_sqlite_url(&file.state.url, base)?,
             fetch: file.fetch,
+            enrich: file.enrich,
             labels: Labels::new(file.labels),
             sources,
         })

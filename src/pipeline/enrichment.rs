@@ -1,0 +1,200 @@
+//! The enrichment pass: articles archived without their sections get them, and their files are
+//! rewritten in place in the bilingual form. Failures back off and are retried on later runs,
+//! up to `enrich.max_attempts`; answers are cached, so nothing is paid for twice.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use super::Pipeline;
+use crate::enrich::{self, Answer, EnrichError, Enricher, Outcome, Request, Usage};
+use crate::error::{Error, Result};
+use crate::publish::{self, archive};
+use crate::store::{CachedAnswer, PendingEnrichment, Store};
+
+/// Which pending articles a pass takes on.
+#[derive(Debug, Clone, Default)]
+pub struct EnrichOptions {
+    /// Only these sources; all when empty.
+    pub sources: Vec<String>,
+    /// Also articles that ran out of attempts, and those still backing off.
+    pub retry_failed: bool,
+    /// Print the requests instead of making them; change nothing.
+    pub dry_run: bool,
+}
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub struct EnrichReport {
+    pub enriched: usize,
+    pub failed: usize,
+    /// Requests a dry run would make.
+    pub requests: Vec<serde_json::Value>,
+}
+
+/// How one article's attempt ended.
+enum Attempt {
+    Enriched,
+    Failed,
+}
+
+impl Pipeline {
+    /// Enriches pending articles (nothing when enrichment is not configured).
+    pub async fn enrich_pending(&self, options: &EnrichOptions) -> Result<EnrichReport> {
+        let Some(enricher) = self.enricher() else {
+            return Ok(EnrichReport::default());
+        };
+        let now = Utc::now();
+        let opted_out: Vec<&str> = self
+            .settings()
+            .sources
+            .iter()
+            .filter(|s| !s.enrich)
+            .map(|s| s.id.as_str())
+            .collect();
+        let pending: Vec<PendingEnrichment> = self
+            .store()
+            .pending_enrichments(
+                &options.sources,
+                &now,
+                options.retry_failed,
+                options.retry_failed,
+                enricher.config().max_per_run,
+            )
+            .await?
+            .into_iter()
+            .filter(|p| !opted_out.contains(&p.source.as_str()))
+            .collect();
+
+        let mut report = EnrichReport::default();
+        if options.dry_run {
+            for item in &pending {
+                let (_, request) = self.request_for(enricher, item)?;
+                report.requests.push(enricher.describe(&request));
+            }
+            return Ok(report);
+        }
+        let attempts: Vec<Result<Attempt>> = futures::stream::iter(&pending)
+            .map(|item| self.enrich_one(enricher, item))
+            .buffer_unordered(enricher.config().concurrency)
+            .collect()
+            .await;
+        for attempt in attempts {
+            match attempt? {
+                Attempt::Enriched => report.enriched += 1,
+                Attempt::Failed => report.failed += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// The archived document and the request made from it.
+    fn request_for(
+        &self,
+        enricher: &Enricher,
+        item: &PendingEnrichment,
+    ) -> Result<(crate::model::Document, Request)> {
+        let path = self.settings().archive_dir.join(&item.path);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let doc = archive::read(
+            &text,
+            &self.settings().labels,
+            std::slice::from_ref(&item.language),
+        )
+        .map_err(|e| Error::Archive {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let request = Request::for_document(&item.source, &item.key, &doc, enricher.targets());
+        Ok((doc, request))
+    }
+
+    async fn enrich_one(&self, enricher: &Enricher, item: &PendingEnrichment) -> Result<Attempt> {
+        let (doc, request) = self.request_for(enricher, item)?;
+        let cache_key = enricher.cache_key(&item.content_hash);
+        let (result, usage, paid) = match self.store().cached_answer(&cache_key).await? {
+            Some(cached) => match serde_json::from_str::<Answer>(&cached.answer) {
+                Ok(answer) => (Ok(answer), Usage::default(), false),
+                Err(e) => (
+                    Err(EnrichError::Invalid(e.to_string())),
+                    Usage::default(),
+                    false,
+                ),
+            },
+            None => {
+                let Outcome { result, usage } = enricher.enrich(&request).await;
+                (result, usage, true)
+            }
+        };
+        let now = Utc::now();
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(e) => {
+                let next = next_attempt(now, enricher, item.attempts, e.retry_after());
+                warn!(source = %item.source, key = %item.key, error = %e, next = %next, "enrichment failed");
+                let _turn = self.write_turn.lock().await;
+                self.store()
+                    .mark_enrichment_failed(
+                        &item.source,
+                        &item.key,
+                        &e.to_string(),
+                        &next,
+                        enricher.config().max_attempts,
+                        (usage.prompt_tokens, usage.completion_tokens),
+                        &now,
+                    )
+                    .await?;
+                return Ok(Attempt::Failed);
+            }
+        };
+
+        let enriched = enrich::apply(&doc, &answer, enricher.targets());
+        let bytes = archive::render(&enriched, &self.settings().labels);
+        let path = self.settings().archive_dir.join(&item.path);
+        let _turn = self.write_turn.lock().await;
+        let mut tx = self.store().begin().await?;
+        if paid {
+            let cached = CachedAnswer {
+                answer: serde_json::to_string(&answer).unwrap_or_default(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+            };
+            Store::cache_answer(&mut tx, &cache_key, &cached, &now).await?;
+        }
+        publish::write_atomic(&path, bytes.as_bytes())?;
+        Store::touch_article(&mut tx, &item.source, &item.key, enriched.title(), &now).await?;
+        let tokens = (usage.prompt_tokens, usage.completion_tokens);
+        Store::mark_enriched(
+            &mut tx,
+            &item.source,
+            &item.key,
+            &item.content_hash,
+            tokens,
+            &now,
+        )
+        .await?;
+        tx.commit().await?;
+        info!(source = %item.source, key = %item.key, path = %path.display(), "enriched");
+        Ok(Attempt::Enriched)
+    }
+}
+
+/// The back-off doubles per attempt from `enrich.backoff`, up to a day, never sooner than the
+/// provider asked.
+fn next_attempt(
+    now: DateTime<Utc>,
+    enricher: &Enricher,
+    attempts: u32,
+    retry_after: Option<Duration>,
+) -> DateTime<Utc> {
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    let backoff = enricher
+        .config()
+        .backoff
+        .saturating_mul(1 << attempts.min(16))
+        .min(DAY)
+        .max(retry_after.unwrap_or_default());
+    now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::MAX)
+}

@@ -1,0 +1,256 @@
+//! Enrichment state: which articles wait for their bilingual sections, what they cost, and the
+//! answers already paid for.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use super::{Store, from_millis, to_millis};
+use crate::error::Result;
+
+/// An article whose enrichment is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEnrichment {
+    pub source: String,
+    pub key: String,
+    pub content_hash: String,
+    pub path: String,
+    pub attempts: u32,
+    /// The article's own language.
+    pub language: String,
+}
+
+/// A cached answer and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedAnswer {
+    pub answer: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+/// Totals for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EnrichmentTotals {
+    pub pending: i64,
+    pub failed: i64,
+    pub enriched: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+impl Store {
+    /// Marks an article as waiting for enrichment of this content (again, if it changed).
+    pub async fn mark_pending(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        content_hash: &str,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at, updated_at)
+             VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)
+             ON CONFLICT (source, key) DO UPDATE SET
+                content_hash = excluded.content_hash, status = 'pending', attempts = 0,
+                next_attempt_at = excluded.next_attempt_at, last_error = NULL, updated_at = excluded.updated_at
+             WHERE enrichments.content_hash <> excluded.content_hash OR enrichments.status <> 'done'",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(content_hash)
+        .bind(to_millis(now))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a successful enrichment and its cost.
+    pub async fn mark_enriched(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        content_hash: &str,
+        tokens: (i64, i64),
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at,
+                                      prompt_tokens, completion_tokens, updated_at)
+             VALUES (?1, ?2, ?3, 'done', 0, ?4, ?5, ?6, ?4)
+             ON CONFLICT (source, key) DO UPDATE SET
+                content_hash = excluded.content_hash, status = 'done', last_error = NULL,
+                prompt_tokens = enrichments.prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = enrichments.completion_tokens + excluded.completion_tokens,
+                updated_at = excluded.updated_at",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(content_hash)
+        .bind(to_millis(now))
+        .bind(tokens.0)
+        .bind(tokens.1)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; after `max_attempts` the article is reported as failed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn mark_enrichment_failed(
+        &self,
+        source: &str,
+        key: &str,
+        error: &str,
+        next_attempt_at: &DateTime<Utc>,
+        max_attempts: u32,
+        tokens: (i64, i64),
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE enrichments SET
+                attempts = attempts + 1,
+                status = CASE WHEN attempts + 1 >= ?4 THEN 'failed' ELSE 'pending' END,
+                last_error = ?3, next_attempt_at = ?5,
+                prompt_tokens = prompt_tokens + ?6, completion_tokens = completion_tokens + ?7,
+                updated_at = ?8
+             WHERE source = ?1 AND key = ?2",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(error)
+        .bind(i64::from(max_attempts))
+        .bind(to_millis(next_attempt_at))
+        .bind(tokens.0)
+        .bind(tokens.1)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Articles whose enrichment is due, newest first. `include_waiting` also takes those still
+    /// backing off, and `include_failed` those that ran out of attempts.
+    pub async fn pending_enrichments(
+        &self,
+        sources: &[String],
+        now: &DateTime<Utc>,
+        include_waiting: bool,
+        include_failed: bool,
+        limit: usize,
+    ) -> Result<Vec<PendingEnrichment>> {
+        let rows = sqlx::query(
+            "SELECT e.source, e.key, e.content_hash, a.path, e.attempts, COALESCE(a.language, 'en')
+             FROM enrichments e JOIN articles a ON a.source = e.source AND a.key = e.key
+             WHERE (e.status = 'pending' OR (?3 AND e.status = 'failed'))
+               AND (?2 OR e.next_attempt_at <= ?1)
+               AND e.content_hash = a.content_hash
+             ORDER BY a.date DESC",
+        )
+        .bind(to_millis(now))
+        .bind(include_waiting)
+        .bind(include_failed)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PendingEnrichment {
+                source: r.get(0),
+                key: r.get(1),
+                content_hash: r.get(2),
+                path: r.get(3),
+                attempts: u32::try_from(r.get::<i64, _>(4)).unwrap_or(u32::MAX),
+                language: r.get(5),
+            })
+            .filter(|p| sources.is_empty() || sources.contains(&p.source))
+            .take(limit)
+            .collect())
+    }
+
+    pub async fn cached_answer(&self, cache_key: &str) -> Result<Option<CachedAnswer>> {
+        let row = sqlx::query(
+            "SELECT answer, prompt_tokens, completion_tokens FROM enrichment_cache WHERE cache_key = ?",
+        )
+        .bind(cache_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| CachedAnswer {
+            answer: r.get(0),
+            prompt_tokens: r.get(1),
+            completion_tokens: r.get(2),
+        }))
+    }
+
+    pub async fn cache_answer(
+        conn: &mut SqliteConnection,
+        cache_key: &str,
+        answer: &CachedAnswer,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO enrichment_cache (cache_key, answer, prompt_tokens, completion_tokens, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(cache_key)
+        .bind(&answer.answer)
+        .bind(answer.prompt_tokens)
+        .bind(answer.completion_tokens)
+        .bind(to_millis(now))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn enrichment_totals(&self) -> Result<EnrichmentTotals> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'failed'), 0),
+                    COALESCE(SUM(status = 'done'), 0),
+                    COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0)
+             FROM enrichments",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(EnrichmentTotals {
+            pending: row.get(0),
+            failed: row.get(1),
+            enriched: row.get(2),
+            prompt_tokens: row.get(3),
+            completion_tokens: row.get(4),
+        })
+    }
+
+    /// The last enrichment error per source and key, for `status`.
+    pub async fn enrichment_failures(
+        &self,
+    ) -> Result<Vec<(String, String, String, DateTime<Utc>)>> {
+        let rows = sqlx::query(
+            "SELECT source, key, COALESCE(last_error, ''), next_attempt_at FROM enrichments
+             WHERE status = 'failed' OR (status = 'pending' AND last_error IS NOT NULL)
+             ORDER BY source, key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), from_millis(r.get(3))))
+            .collect())
+    }
+
+    /// Marks an article's file as rewritten now, so the feed entry's `updated` moves.
+    pub async fn touch_article(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        title: &str,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE articles SET title = ?3, updated_at = ?4 WHERE source = ?1 AND key = ?2",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(title)
+        .bind(to_millis(now))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
