@@ -180,6 +180,7 @@ async fn fetch(settings: Settings, ids: &[String], force: bool, enrich: bool) ->
     let options = RunOptions {
         force,
         deadline: Some(deadline),
+        no_enrich: !enrich,
     };
     let mut reports = pipeline.refresh_all(&sources, options).await;
     reports.sort_by(|a, b| a.source.cmp(&b.source));

@@ -463,3 +463,34 @@ fn assert_no_key_anywhere(tmp: &Path, log: &str) {
         );
     }
 }
+
+#[tokio::test]
+async fn hold_waits_for_the_sections_before_the_first_write() {
+    let (llm_url, llm) = start_llm(Mode::Good).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let enrich = format!(
+        "[enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = \"{llm_url}\"\napi_key_env = \"{KEY_ENV}\"\nhold = \"10s\""
+    );
+    let _feeds = setup(tmp.path(), &enrich).await;
+    let mut log = String::new();
+    let fetch = run(tmp.path(), &["fetch", "--no-enrich"], &mut log).await;
+    assert!(fetch.status.success(), "{log}");
+    assert_eq!(
+        lock(&llm).requests.len(),
+        0,
+        "--no-enrich does not hold either"
+    );
+    std::fs::remove_dir_all(tmp.path().join("archive")).expect("clean archive");
+    std::fs::remove_dir_all(tmp.path().join("state")).expect("clean state");
+
+    let held = run(tmp.path(), &["fetch"], &mut log).await;
+    assert!(held.status.success(), "{log}");
+    assert_eq!(
+        read(tmp.path(), REFERENCE_PATH),
+        fixture("bilingual-zh-en.md")
+    );
+    assert_eq!(lock(&llm).requests.len(), 1);
+    let totals = status(tmp.path(), &mut log).await;
+    assert_eq!(totals["enrichment"]["enriched"], 1);
+    assert_eq!(totals["enrichment"]["completion_tokens"], 800);
+}

@@ -35,7 +35,7 @@ async fn refresh(p: &Pipeline) -> Counts {
     let sources = p.settings().sources.clone();
     let options = RunOptions {
         force: true,
-        deadline: None,
+        ..RunOptions::default()
     };
     let mut reports = p.refresh_all(&sources, options).await;
     assert_eq!(reports.len(), 1);

@@ -65,3 +65,34 @@ impl Prompts {
             .replace("{request}", request_json)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_from_files_fill_placeholders_and_change_the_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let user = dir.path().join("user.txt");
+        std::fs::write(&user, "Into {targets} from {language}: {request}").expect("write");
+        let builtin = Prompts::load(&EnrichConfig::default()).expect("built-in");
+        let config = EnrichConfig {
+            user_prompt_file: Some(user),
+            ..EnrichConfig::default()
+        };
+        let custom = Prompts::load(&config).expect("custom");
+        assert_ne!(custom.version(), builtin.version());
+        let targets = ["zh".to_owned(), "ja".to_owned()];
+        assert_eq!(custom.user(&targets, "en", "{}"), "Into zh, ja from en: {}");
+        let missing = EnrichConfig {
+            system_prompt_file: Some(dir.path().join("nope.txt")),
+            ..EnrichConfig::default()
+        };
+        assert!(
+            Prompts::load(&missing)
+                .expect_err("missing file")
+                .to_string()
+                .contains("nope.txt")
+        );
+    }
+}

@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Sources not finished by then fail with a clear error.
     pub deadline: Option<Instant>,
+    /// Archive new articles without waiting for enrichment (`enrich.hold` is not applied).
+    pub no_enrich: bool,
 }
 
 /// Everything a run needs, shared by all sources.
@@ -111,11 +113,11 @@ impl Pipeline {
         futures::stream::iter(sources)
             .map(|source| async move {
                 let outcome = match options.deadline {
-                    None => self.refresh_source(source, options.force).await,
+                    None => self.refresh_source(source, options).await,
                     Some(deadline) => {
                         match tokio::time::timeout_at(
                             deadline,
-                            self.refresh_source(source, options.force),
+                            self.refresh_source(source, options),
                         )
                         .await
                         {
@@ -145,7 +147,8 @@ impl Pipeline {
     /// Fetches, parses and archives one source if it is due (or `force`), and records how it
     /// went and when it is due next.
     #[tracing::instrument(skip_all, fields(source = %source.id, url = %source.location))]
-    pub async fn refresh_source(&self, source: &Source, force: bool) -> Result<Refresh> {
+    pub async fn refresh_source(&self, source: &Source, options: RunOptions) -> Result<Refresh> {
+        let force = options.force;
         let state = self.state_for(source).await?;
         if !force {
             if let Some(reason) = state.as_ref().and_then(|s| s.disabled_reason.clone()) {
@@ -192,7 +195,10 @@ impl Pipeline {
                     .await
                     .map(|()| Refresh::NotModified)
             }
-            FetchOutcome::Body(fetched) => self.process_body(source, state.as_ref(), fetched).await,
+            FetchOutcome::Body(fetched) => {
+                self.process_body(source, state.as_ref(), options, fetched)
+                    .await
+            }
         };
         match result {
             Ok(refresh) => {
@@ -221,6 +227,7 @@ impl Pipeline {
         &self,
         source: &Source,
         state: Option<&SourceState>,
+        options: RunOptions,
         fetched: Fetched,
     ) -> Result<Refresh> {
         let body_hash = body_hash(source, &fetched.body);
@@ -235,7 +242,7 @@ impl Pipeline {
             .await?;
             return Ok(Refresh::SameBody);
         }
-        let prepared = self.prepare(source, &fetched).await?;
+        let prepared = self.prepare(source, &fetched, !options.no_enrich).await?;
         let url = source.location.to_string();
         let moved_to = self.moved_to(&fetched.meta);
         let feed_delay = prepared.hints.requested(&self.settings.fetch);

@@ -61,7 +61,13 @@ pub(super) enum EnrichmentStep {
 }
 
 impl Pipeline {
-    pub(super) async fn prepare(&self, source: &Source, fetched: &Fetched) -> Result<Prepared> {
+    /// `may_hold`: new articles may wait up to `enrich.hold` for their sections.
+    pub(super) async fn prepare(
+        &self,
+        source: &Source,
+        fetched: &Fetched,
+        may_hold: bool,
+    ) -> Result<Prepared> {
         let parsed = parse_off_thread(
             source,
             fetched,
@@ -131,7 +137,7 @@ impl Pipeline {
         let mut articles = articles;
         if let Some(enricher) = self.enricher().filter(|_| source.enrich) {
             for prepared in &mut articles {
-                self.enrich_new(enricher, prepared).await?;
+                self.enrich_new(enricher, prepared, may_hold).await?;
             }
         }
         Ok(Prepared {
@@ -147,13 +153,18 @@ impl Pipeline {
 impl Pipeline {
     /// Gives a new or changed article its sections when an answer for its content is cached, or
     /// (with `enrich.hold`) when the provider answers in time; otherwise it is marked pending.
-    async fn enrich_new(&self, enricher: &Enricher, prepared: &mut PreparedArticle) -> Result<()> {
+    async fn enrich_new(
+        &self,
+        enricher: &Enricher,
+        prepared: &mut PreparedArticle,
+        may_hold: bool,
+    ) -> Result<()> {
         let article = &prepared.article;
         let cache_key = enricher.cache_key(&article.content_hash);
         let targets = enricher.targets();
         let (answer, paid) = match self.store().cached_answer(&cache_key).await? {
             Some(cached) => (serde_json::from_str::<Answer>(&cached.answer).ok(), None),
-            None if !enricher.config().hold.is_zero() => {
+            None if may_hold && !enricher.config().hold.is_zero() => {
                 let request =
                     Request::for_document(&article.source, &article.key, &article.doc, targets);
                 let hold = enricher.config().hold;
