@@ -4,15 +4,19 @@
 //! The modules follow the pipeline in the order an entry travels through it.
 
 pub mod config; // TOML file + flags -> checked `Settings`
+pub mod daemon; // `gazette run`: scheduler and HTTP server in one process
 pub mod enrich; // optional LLM sections: translations and a summary
 pub mod error; // the library's error type
 pub mod fetch; // one shared HTTP client; local files for `file://` and paths
+pub mod lock; // one writer per archive: an advisory lock beside the state database
+pub mod metrics; // counters of the daemon, for /metrics
 pub mod model; // `Article` and `Section`: the one shape every entry takes
 pub mod normalize; // feed-rs entry -> `Article` (key, dates, absolute links, Markdown body)
 pub mod parse; // response bytes -> feed-rs model
 pub mod pipeline; // `refresh_source`: fetch -> parse -> normalize -> store -> archive
 pub mod publish; // Markdown archive files and the merged Atom feed
 pub mod schedule; // when each source is due: intervals, feed and server hints, back-off
+pub mod serve; // the daemon's HTTP server: feeds, pages, health, metrics
 pub mod store; // SQLite state: sources, archived articles
 pub mod text; // HTML -> text/Markdown, whitespace, description and slug rules
 

@@ -10,6 +10,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use gazette::config::{FetchConfig, Location, Settings, Source};
 use gazette::fetch::{FetchOutcome, Fetcher, Validators};
+use gazette::lock::WriterLock;
 use gazette::normalize::{self, FeedContext};
 use gazette::parse::ParseLimits;
 use gazette::pipeline::{EnrichOptions, EnrichReport, Pipeline, Refresh, RunOptions};
@@ -20,6 +21,8 @@ use gazette::store::Store;
 const EXIT_SOURCES_FAILED: u8 = 3;
 /// Exit code for errors that stop the whole run (bad config, unusable state).
 const EXIT_FATAL: u8 = 1;
+/// Exit code when another process (the daemon, another `fetch`) holds the archive's lock.
+const EXIT_LOCKED: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,12 +44,28 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// Log lines as text or as JSON objects (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run as a daemon: fetch each source when it is due and serve the feeds over HTTP.
+    Run {
+        /// Address to listen on; overrides `serve.listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// One pass over the sources: archive what is new or changed, then rebuild the feed.
     Fetch {
         /// Only this source (repeatable).
@@ -95,7 +114,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -115,7 +134,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info,sqlx=warn",
@@ -123,15 +142,19 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Preview { location, id } => preview(&location, &id).await,
+        Command::Run { listen } => run_daemon(load(&cli.config)?, cli.config.clone(), listen).await,
         Command::Check => check(&load(&cli.config)?),
         Command::Fetch {
             sources,
@@ -173,8 +196,61 @@ async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
     Ok(Pipeline::new(Arc::new(settings), store, fetcher)?)
 }
 
+/// Takes the archive's writer lock, or says who holds it.
+fn writer_lock(settings: &Settings) -> Result<std::result::Result<WriterLock, ExitCode>> {
+    match WriterLock::acquire(&settings.lock_path, settings.lock_timeout)? {
+        Ok(lock) => Ok(Ok(lock)),
+        Err(busy) => {
+            eprintln!("gazette: {busy}");
+            Ok(Err(ExitCode::from(EXIT_LOCKED)))
+        }
+    }
+}
+
+async fn run_daemon(
+    settings: Settings,
+    config_path: PathBuf,
+    listen: Option<String>,
+) -> Result<ExitCode> {
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            if reload_tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    let options = gazette::daemon::DaemonOptions {
+        config_path,
+        listen,
+    };
+    gazette::daemon::run(settings, options, shutdown, reload_rx, |addr| {
+        println!("listening on http://{addr}");
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn fetch(settings: Settings, ids: &[String], force: bool, enrich: bool) -> Result<ExitCode> {
     let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
     let deadline = tokio::time::Instant::now() + settings.fetch.run_deadline;
     let pipeline = open_pipeline(settings).await?;
     let options = RunOptions {
@@ -251,6 +327,10 @@ async fn enrich(settings: Settings, options: EnrichOptions) -> Result<ExitCode> 
             settings.config_path.display()
         );
     }
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
     let pipeline = open_pipeline(settings).await?;
     let report = pipeline
         .enrich_pending(&options)
@@ -312,6 +392,10 @@ async fn open_store(settings: &Settings) -> Result<Store> {
 }
 
 async fn build(settings: Settings) -> Result<ExitCode> {
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
     let pipeline = open_pipeline(settings).await?;
     let changed = pipeline
         .publish_feed()

@@ -108,7 +108,7 @@ const MARKUP_TAGS: &[&str] = &[
     "small", "span", "strong", "sub", "sup", "u",
 ];
 
-/// Whether `text` contains a tag from [`MARKUP_TAGS`] (`<b>`, `</em>`, `<a href=..>`, `<br/>`).
+/// Whether `text` contains one of the `MARKUP_TAGS` (`<b>`, `</em>`, `<a href=..>`, `<br/>`).
 pub fn looks_like_markup(text: &str) -> bool {
     text.match_indices('<').any(|(i, _)| {
         let rest = text[i + 1..].strip_prefix('/').unwrap_or(&text[i + 1..]);

@@ -15,7 +15,10 @@ use crate::error::{Error, Result};
 use units::{byte_size, duration, optional_duration};
 
 mod enrich;
+mod serve;
 mod units;
+
+pub use serve::ServeConfig;
 
 use crate::publish::archive::PathTemplate;
 pub use enrich::{EnrichConfig, Provider};
@@ -29,6 +32,7 @@ pub struct ConfigFile {
     pub state: StateConfig,
     pub fetch: FetchConfig,
     pub enrich: EnrichConfig,
+    pub serve: ServeConfig,
     /// Link labels by language, on top of the built-in `zh` and `en` ones.
     pub labels: BTreeMap<String, String>,
     pub sources: Vec<SourceConfig>,
@@ -61,6 +65,11 @@ pub struct FeedConfig {
     pub max_entries: usize,
     /// The feed-level author; entries carry their source's author.
     pub author: String,
+    /// WebSub hubs announced in the feed and pinged when it changes.
+    pub hubs: Vec<String>,
+    /// A command run after each change of the feed (for example a git commit and push of the
+    /// archive); its failure is logged, never fatal.
+    pub on_publish: Vec<String>,
 }
 
 impl Default for FeedConfig {
@@ -72,6 +81,8 @@ impl Default for FeedConfig {
             self_url: "http://localhost:8080/atom.xml".to_owned(),
             max_entries: 50,
             author: "Gazette".to_owned(),
+            hubs: Vec::new(),
+            on_publish: Vec::new(),
         }
     }
 }
@@ -80,12 +91,16 @@ impl Default for FeedConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     pub url: String,
+    /// How long a writer waits for another one (the daemon, another `fetch`) to finish.
+    #[serde(with = "duration")]
+    pub lock_timeout: Duration,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://state/gazette.db".to_owned(),
+            lock_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -278,6 +293,10 @@ pub struct Settings {
     pub state_url: String,
     pub fetch: FetchConfig,
     pub enrich: EnrichConfig,
+    pub serve: ServeConfig,
+    /// The advisory lock file of the one writer.
+    pub lock_path: PathBuf,
+    pub lock_timeout: Duration,
     pub labels: Labels,
     pub sources: Vec<Source>,
 }
@@ -330,6 +349,9 @@ impl Settings {
             .map_err(|e| format!("feed.id must be an absolute IRI such as urn:uuid:...: {e}"))?;
         Url::parse(&file.feed.self_url)
             .map_err(|e| format!("feed.self_url must be an absolute URL: {e}"))?;
+        for hub in &file.feed.hubs {
+            Url::parse(hub).map_err(|e| format!("feed.hubs: {hub:?} is not a URL: {e}"))?;
+        }
 
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(file.sources.len());
@@ -360,15 +382,19 @@ impl Settings {
             });
         }
 
+        let (state_url, state_file) = resolve_sqlite_url(&file.state.url, base)?;
         Ok(Settings {
             config_path: path.to_path_buf(),
             archive_dir: base.join(&file.archive.dir),
             path_template,
             feed_path: base.join(&file.feed.path),
             feed: file.feed,
-            state_url: resolve_sqlite_url(&file.state.url, base)?,
+            state_url,
             fetch: file.fetch,
             enrich: file.enrich,
+            serve: file.serve,
+            lock_path: crate::lock::WriterLock::path_for(&state_file),
+            lock_timeout: file.state.lock_timeout,
             labels: Labels::new(file.labels),
             sources,
         })
@@ -435,7 +461,7 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 }
 
 /// `sqlite://relative/path.db` resolves against the config folder; other URLs pass unchanged.
-fn resolve_sqlite_url(url: &str, base: &Path) -> std::result::Result<String, String> {
+fn resolve_sqlite_url(url: &str, base: &Path) -> std::result::Result<(String, PathBuf), String> {
     let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -454,7 +480,7 @@ fn resolve_sqlite_url(url: &str, base: &Path) -> std::result::Result<String, Str
         out.push('?');
         out.push_str(query);
     }
-    Ok(out)
+    Ok((out, path))
 }
 
 /// The label of the link line in each language's section.

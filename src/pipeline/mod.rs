@@ -10,6 +10,7 @@ mod feed;
 mod prepare;
 
 pub use enrichment::{EnrichOptions, EnrichReport};
+pub use feed::{FeedFilter, feed_items};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub enum Refresh {
 pub struct SourceReport {
     pub source: String,
     pub outcome: Result<Refresh>,
+    /// How long the source took, fetch to stored result.
+    pub elapsed: std::time::Duration,
 }
 
 /// How a run treats its sources.
@@ -112,6 +115,7 @@ impl Pipeline {
     pub async fn refresh_all(&self, sources: &[Source], options: RunOptions) -> Vec<SourceReport> {
         futures::stream::iter(sources)
             .map(|source| async move {
+                let started = std::time::Instant::now();
                 let outcome = match options.deadline {
                     None => self.refresh_source(source, options).await,
                     Some(deadline) => {
@@ -137,6 +141,7 @@ impl Pipeline {
                 SourceReport {
                     source: source.id.clone(),
                     outcome,
+                    elapsed: started.elapsed(),
                 }
             })
             .buffer_unordered(self.settings.fetch.concurrency)

@@ -13,6 +13,9 @@ use crate::text::markdown_to_html;
 /// Where an article came from, for `atom:source`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
+    /// The source's configured id.
+    pub key: String,
+    /// The source feed's own id, for `atom:source`.
     pub id: String,
     pub title: String,
     pub link: Option<String>,
@@ -22,6 +25,8 @@ pub struct SourceInfo {
 #[derive(Debug, Clone)]
 pub struct FeedItem {
     pub atom_id: String,
+    /// The archive file, relative to the archive folder.
+    pub path: String,
     pub doc: Document,
     /// When the article's file last changed.
     pub updated: DateTime<Utc>,
@@ -40,12 +45,18 @@ pub fn render(config: &FeedConfig, items: &[FeedItem]) -> Vec<u8> {
         id: config.id.clone(),
         updated: newest.fixed_offset(),
         authors: vec![person(&config.author)],
-        links: vec![atom::Link {
+        links: std::iter::once(atom::Link {
             href: config.self_url.clone(),
             rel: "self".to_owned(),
             mime_type: Some("application/atom+xml".to_owned()),
             ..Default::default()
-        }],
+        })
+        .chain(config.hubs.iter().map(|hub| atom::Link {
+            href: hub.clone(),
+            rel: "hub".to_owned(),
+            ..Default::default()
+        }))
+        .collect(),
         generator: Some(atom::Generator {
             value: "Gazette".to_owned(),
             uri: None,
@@ -126,7 +137,7 @@ fn entry(item: &FeedItem) -> atom::Entry {
 }
 
 /// The article's sections as HTML; translations get their own headings.
-fn content_html(doc: &Document) -> String {
+pub fn content_html(doc: &Document) -> String {
     if doc.translations.is_empty() {
         return markdown_to_html(&doc.original.body);
     }
@@ -161,6 +172,7 @@ mod tests {
             .with_timezone(&Utc);
         FeedItem {
             atom_id: "urn:uuid:00000000-0000-5000-8000-000000000000".to_owned(),
+            path: "ex/a.md".to_owned(),
             doc: Document {
                 link: "https://example.org/a?x=1&y=2".to_owned(),
                 date,
@@ -176,6 +188,7 @@ mod tests {
             },
             updated: date,
             source: SourceInfo {
+                key: "ex".to_owned(),
                 id: "https://example.org/feed".to_owned(),
                 title: "Example".to_owned(),
                 link: Some("https://example.org/".to_owned()),

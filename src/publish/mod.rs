@@ -2,6 +2,8 @@
 
 pub mod archive;
 pub mod atom;
+pub mod hooks;
+pub mod json_feed;
 pub mod yaml;
 
 use std::io::Write as _;

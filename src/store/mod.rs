@@ -354,14 +354,22 @@ impl Store {
         Ok(())
     }
 
-    /// The newest `limit` articles by date, for the merged feed.
-    pub async fn newest(&self, limit: usize) -> Result<Vec<FeedRow>> {
+    /// The newest `limit` articles by date (of one source, when given), skipping `offset`.
+    pub async fn newest(
+        &self,
+        limit: usize,
+        source: Option<&str>,
+        offset: usize,
+    ) -> Result<Vec<FeedRow>> {
         let rows = sqlx::query(
             "SELECT a.source, a.path, a.atom_id, a.updated_at, s.feed_id, s.feed_title, s.feed_link
              FROM articles a LEFT JOIN sources s ON s.id = a.source
-             ORDER BY a.date DESC, a.updated_at DESC LIMIT ?",
+             WHERE ?3 IS NULL OR a.source = ?3
+             ORDER BY a.date DESC, a.updated_at DESC LIMIT ?1 OFFSET ?2",
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .bind(source)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -376,6 +384,11 @@ impl Store {
                 source_link: r.get(6),
             })
             .collect())
+    }
+
+    /// Whether the database answers at all, for `/healthz`.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await.is_ok()
     }
 
     /// Per-source status, for `status` and `check`.
