@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain: jing (validates the Atom feed against
-# RFC 4287's schema) and PyYAML (a YAML 1.1 parser the front matter must satisfy). Idempotent.
+# RFC 4287's schema), chromium (renders the daemon's front page), newsboat (a real feed reader's
+# OPML export) and PyYAML (a YAML 1.1 parser the front matter must satisfy). Idempotent.
 set -euo pipefail
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if ! command -v jing >/dev/null 2>&1; then
+missing=()
+command -v jing >/dev/null 2>&1 || missing+=(jing)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v newsboat >/dev/null 2>&1 || missing+=(newsboat)
+if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jing >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if ! python3 -c 'import yaml' >/dev/null 2>&1; then
