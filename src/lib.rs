@@ -12,6 +12,7 @@ pub mod lock; // one writer per archive: an advisory lock beside the state datab
 pub mod metrics; // counters of the daemon, for /metrics
 pub mod model; // `Article` and `Section`: the one shape every entry takes
 pub mod normalize; // feed-rs entry -> `Article` (key, dates, absolute links, Markdown body)
+pub mod opml; // OPML import and export, feed discovery on web pages
 pub mod parse; // response bytes -> feed-rs model
 pub mod pipeline; // `refresh_source`: fetch -> parse -> normalize -> store -> archive
 pub mod publish; // Markdown archive files and the merged Atom feed

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 use gazette::config::{FetchConfig, Location, Settings, Source};
-use gazette::fetch::{FetchOutcome, Fetcher, Validators};
+use gazette::fetch::{FetchOutcome, Fetched, Fetcher, Validators};
 use gazette::lock::WriterLock;
 use gazette::normalize::{self, FeedContext};
 use gazette::parse::ParseLimits;
@@ -103,6 +103,21 @@ enum Command {
     },
     /// Rebuild the merged Atom feed from state.
     Build,
+    /// Add the feeds of an OPML file (as exported by feed readers) as sources.
+    Import {
+        /// The OPML file.
+        file: PathBuf,
+    },
+    /// Print the sources as OPML 2.0.
+    Export,
+    /// Find the feed of a web page (or take a feed URL), preview it and add it as a source.
+    Add {
+        /// A page that announces its feed, or the feed itself.
+        url: String,
+        /// Tags for the new source (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
     /// Check the config and print what a fetch would do.
     Check,
     /// Show each source's last fetch.
@@ -182,6 +197,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             enrich(load(&cli.config)?, options).await
         }
         Command::Build => build(load(&cli.config)?).await,
+        Command::Import { file } => import(&cli.config, &file),
+        Command::Export => {
+            let settings = load(&cli.config)?;
+            print!(
+                "{}",
+                gazette::opml::export(&settings.feed.title, &settings.sources)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Add { url, tags } => add(&cli.config, &url, tags).await,
         Command::Status { json } => status(&load(&cli.config)?, json).await,
     }
 }
@@ -524,6 +549,105 @@ async fn status(settings: &Settings, json: bool) -> Result<ExitCode> {
             }
             writeln!(out, "  articles       {}", r.articles)?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(config: &Path, file: &Path) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let feeds =
+        gazette::opml::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let outcome = gazette::config::edit::add_sources(config, &feeds)?;
+    println!(
+        "{}: {} sources added ({}), {} already configured",
+        config.display(),
+        outcome.added.len(),
+        outcome.added.join(", "),
+        outcome.skipped.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches and parses `url` as a feed, with everything a preview shows.
+async fn fetch_feed(
+    fetcher: &Fetcher,
+    url: &str,
+) -> Result<(Fetched, Option<feed_rs::model::Feed>)> {
+    let location = Location::parse(url, &std::env::current_dir()?).map_err(anyhow::Error::msg)?;
+    let source = Source::adhoc("add", location);
+    let fetched = match fetcher
+        .fetch_source(&source, &source.location, &Validators::default())
+        .await?
+    {
+        FetchOutcome::Body(fetched) => fetched,
+        FetchOutcome::NotModified(_) => {
+            anyhow::bail!("{url}: answered 304 Not Modified to an unconditional request")
+        }
+    };
+    let parsed = gazette::parse::parse_feed(
+        &fetched.body,
+        fetched.content_type.as_deref(),
+        fetched.meta.url.as_ref(),
+        &ParseLimits::default(),
+    );
+    Ok((fetched, parsed.ok().map(|p| p.feed)))
+}
+
+async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<ExitCode> {
+    load(config)?;
+    let fetcher = Fetcher::new(&FetchConfig::default())?;
+    let (page, feed) = fetch_feed(&fetcher, url).await?;
+    let (feed_url, feed) = match feed {
+        Some(feed) => (url.to_owned(), feed),
+        None => {
+            let base = page
+                .meta
+                .url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("{url}: no base URL"))?;
+            let html = String::from_utf8_lossy(&page.body);
+            let found = gazette::opml::discover(&html, &base);
+            let Some(first) = found.first() else {
+                anyhow::bail!(
+                    "{url}: neither a feed nor a page that announces one (<link rel=\"alternate\">)"
+                );
+            };
+            let (_, feed) = fetch_feed(&fetcher, &first.url).await?;
+            let feed = feed.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: announced as a feed, but not readable as one",
+                    first.url
+                )
+            })?;
+            (first.url.clone(), feed)
+        }
+    };
+    let title = feed
+        .title
+        .as_ref()
+        .map(|t| gazette::text::html_to_text(&t.content))
+        .unwrap_or_default();
+    println!("feed: {feed_url}");
+    println!("title: {title}");
+    println!("entries: {}", feed.entries.len());
+    for entry in feed.entries.iter().take(3) {
+        let entry_title = entry
+            .title
+            .as_ref()
+            .map(|t| gazette::text::html_to_text(&t.content))
+            .unwrap_or_default();
+        println!("  - {entry_title}");
+    }
+    let found = gazette::opml::FoundFeed {
+        title,
+        url: feed_url,
+        tags: gazette::normalize::normalize_tags(tags.iter().map(String::as_str)),
+    };
+    let outcome = gazette::config::edit::add_sources(config, &[found])?;
+    match outcome.added.first() {
+        Some(id) => println!("added source {id} to {}", config.display()),
+        None => println!("already configured in {}", config.display()),
     }
     Ok(ExitCode::SUCCESS)
 }

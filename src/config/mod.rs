@@ -14,6 +14,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use units::{byte_size, duration, optional_duration};
 
+pub mod edit;
 mod enrich;
 mod serve;
 mod units;

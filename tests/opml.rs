@@ -1,0 +1,170 @@
+//! Feed-reader habits: OPML from a real feed reader (newsboat), export and import, discovery.
+
+mod common;
+
+use std::path::Path;
+
+use common::{FeedServer, copy_demo_feeds, gazette, source, stderr, stdout, write_config};
+
+fn config_text(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("config/gazette.toml")).expect("config")
+}
+
+fn sources(dir: &Path) -> Vec<(String, String, Vec<String>)> {
+    let settings =
+        gazette::config::Settings::load(&dir.join("config/gazette.toml")).expect("valid config");
+    settings
+        .sources
+        .into_iter()
+        .map(|s| (s.id, s.location.to_string(), s.tags))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_opml_export_of_newsboat_imports() {
+    let Some(newsboat) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("newsboat"))
+            .find(|p| p.is_file())
+    }) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "newsboat must be installed in CI (.ci/run installs it)"
+        );
+        eprintln!("newsboat is not installed; the test is skipped");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    copy_demo_feeds(&served);
+    let server = FeedServer::start(&served).await;
+    let urls = tmp.path().join("urls");
+    let (a, b) = (
+        server.url("/feeds/tech-rss2.xml"),
+        server.url("/feeds/ft-world.atom"),
+    );
+    std::fs::write(&urls, format!("{a} \"tech\"\n{b}\n")).expect("urls");
+    let export = tokio::process::Command::new(newsboat)
+        .arg("-e")
+        .arg("-u")
+        .arg(&urls)
+        .arg("-c")
+        .arg(tmp.path().join("cache.db"))
+        .arg("-C")
+        .arg("/dev/null")
+        .env("HOME", tmp.path())
+        .output()
+        .await
+        .expect("run newsboat");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let opml = tmp.path().join("newsboat.opml");
+    std::fs::write(&opml, &export.stdout).expect("opml");
+
+    write_config(tmp.path(), "# Sources below were imported.\n");
+    let import = gazette(tmp.path(), &["import", opml.to_str().expect("utf-8")]).await;
+    assert!(
+        import.status.success(),
+        "{}{}",
+        stdout(&import),
+        stderr(&import)
+    );
+    assert!(
+        stdout(&import).contains("2 sources added"),
+        "{}",
+        stdout(&import)
+    );
+    let imported = sources(tmp.path());
+    let urls: Vec<&str> = imported.iter().map(|(_, url, _)| url.as_str()).collect();
+    assert_eq!(urls, vec![a.as_str(), b.as_str()]);
+    assert!(
+        config_text(tmp.path()).contains("# Sources below were imported."),
+        "the user's comment was lost"
+    );
+    let fetch = gazette(tmp.path(), &["fetch"]).await;
+    assert!(fetch.status.success(), "{}", stdout(&fetch));
+
+    // Importing the same file again adds nothing.
+    let again = gazette(tmp.path(), &["import", opml.to_str().expect("utf-8")]).await;
+    assert!(
+        stdout(&again).contains("0 sources added")
+            && stdout(&again).contains("2 already configured"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[tokio::test]
+async fn export_then_import_gives_the_same_sources() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let original = tmp.path().join("original");
+    let sources_text = [
+        source(
+            "world",
+            "https://news.example.org/world.xml",
+            "tags = [\"world\", \"politics\"]",
+        ),
+        source("tech-ledger", "https://tech.example.org/feed.atom", ""),
+    ]
+    .concat();
+    write_config(&original, &sources_text);
+    let export = gazette(&original, &["export"]).await;
+    assert!(export.status.success(), "{}", stderr(&export));
+    let opml = tmp.path().join("export.opml");
+    std::fs::write(&opml, &export.stdout).expect("opml");
+
+    let copy = tmp.path().join("copy");
+    write_config(&copy, "");
+    let import = gazette(&copy, &["import", opml.to_str().expect("utf-8")]).await;
+    assert!(import.status.success(), "{}", stderr(&import));
+    assert_eq!(sources(&copy), sources(&original));
+}
+
+#[tokio::test]
+async fn add_discovers_the_feed_of_a_page() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    copy_demo_feeds(&served);
+    std::fs::write(
+        served.join("page.html"),
+        "<!DOCTYPE html><html><head><title>FT</title>\
+         <link rel=\"alternate\" type=\"application/atom+xml\" title=\"FT World\" href=\"/feeds/ft-world.atom\">\
+         </head><body><p>News.</p></body></html>",
+    )
+    .expect("page");
+    let server = FeedServer::start(&served).await;
+    write_config(tmp.path(), "");
+    let add = gazette(
+        tmp.path(),
+        &["add", &server.url("/feeds/page.html"), "--tag", "World"],
+    )
+    .await;
+    assert!(add.status.success(), "{}{}", stdout(&add), stderr(&add));
+    let out = stdout(&add);
+    assert!(
+        out.contains("title: FT World") && out.contains("entries: 3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  - US and China to hold first talks"),
+        "{out}"
+    );
+    assert_eq!(
+        sources(tmp.path()),
+        vec![(
+            "ft-world".to_owned(),
+            server.url("/feeds/ft-world.atom"),
+            vec!["world".to_owned()]
+        )]
+    );
+    let nothing = gazette(tmp.path(), &["add", &server.url("/feeds/nope.html")]).await;
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(
+        stderr(&nothing).contains("HTTP 404"),
+        "{}",
+        stderr(&nothing)
+    );
+}
