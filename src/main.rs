@@ -1,6 +1,6 @@
 //! The `gazette` command: argument parsing, logging set-up, and exit codes.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,6 +80,10 @@ enum Command {
         /// Archive new articles without asking the LLM now; they stay pending for `enrich`.
         #[arg(long)]
         no_enrich: bool,
+        /// Print a line for every source, also when not on a terminal (under cron only
+        /// failures and the summary are printed).
+        #[arg(long, env = "GAZETTE_PER_SOURCE", value_parser = clap::builder::BoolishValueParser::new())]
+        per_source: bool,
     },
     /// Give pending articles their LLM sections and rewrite their files in place.
     Enrich {
@@ -176,12 +180,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             force,
             due,
             no_enrich,
+            per_source,
         } => {
             let settings = load(&cli.config)?;
             if due {
                 list_due(settings, &sources).await
             } else {
-                fetch(settings, &sources, force, !no_enrich).await
+                let options = FetchOptions {
+                    force,
+                    enrich: !no_enrich,
+                    per_source,
+                };
+                fetch(settings, &sources, options).await
             }
         }
         Command::Enrich {
@@ -270,7 +280,19 @@ async fn run_daemon(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn fetch(settings: Settings, ids: &[String], force: bool, enrich: bool) -> Result<ExitCode> {
+/// How `fetch` runs and reports.
+struct FetchOptions {
+    force: bool,
+    enrich: bool,
+    per_source: bool,
+}
+
+async fn fetch(settings: Settings, ids: &[String], fetch: FetchOptions) -> Result<ExitCode> {
+    let FetchOptions {
+        force,
+        enrich,
+        per_source,
+    } = fetch;
     let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
     let _lock = match writer_lock(&settings)? {
         Ok(lock) => lock,
@@ -283,9 +305,30 @@ async fn fetch(settings: Settings, ids: &[String], force: bool, enrich: bool) ->
         deadline: Some(deadline),
         no_enrich: !enrich,
     };
-    let mut reports = pipeline.refresh_all(&sources, options).await;
+    let interactive = std::io::stdout().is_terminal();
+    let bar = interactive.then(|| {
+        let bar = indicatif::ProgressBar::new(sources.len() as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sources {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut reports = pipeline
+        .refresh_all_with(&sources, options, |report| {
+            if let Some(bar) = &bar {
+                bar.set_message(report.source.clone());
+                bar.inc(1);
+            }
+        })
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     reports.sort_by(|a, b| a.source.cmp(&b.source));
 
+    let every_line = interactive || per_source;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for report in &reports {
@@ -305,7 +348,9 @@ async fn fetch(settings: Settings, ids: &[String], force: bool, enrich: bool) ->
                 format!("failed: {e}")
             }
         };
-        writeln!(out, "{}: {line}", report.source)?;
+        if every_line || report.outcome.is_err() {
+            writeln!(out, "{}: {line}", report.source)?;
+        }
     }
     if enrich && pipeline.enricher().is_some() {
         let options = EnrichOptions {

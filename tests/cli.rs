@@ -321,3 +321,123 @@ async fn check_prints_what_a_fetch_would_do() {
     );
     assert!(!tmp.path().join("state").exists(), "check writes nothing");
 }
+
+#[tokio::test]
+async fn under_cron_only_failures_and_the_summary_are_printed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let feeds = tmp.path().join("feeds");
+    copy_demo_feeds(&feeds);
+    let sources = [
+        source("ft", "../feeds/ft-world.atom", ""),
+        source("broken", "../feeds/missing.xml", ""),
+    ]
+    .concat();
+    write_config(tmp.path(), &sources);
+    let run =
+        common::gazette_with_env(tmp.path(), &["fetch"], &[("GAZETTE_PER_SOURCE", "false")]).await;
+    assert_eq!(run.status.code(), Some(3));
+    let out = stdout(&run);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("broken: failed:"), "{out}");
+    assert!(lines[1].starts_with("2 sources, 1 failed;"), "{out}");
+}
+
+#[tokio::test]
+async fn a_changed_feed_pings_hubs_and_runs_on_publish() {
+    use axum::routing::post;
+    let pings: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+    let record = std::sync::Arc::clone(&pings);
+    let hub = axum::Router::new().route(
+        "/hub",
+        post(move |body: String| {
+            let record = std::sync::Arc::clone(&record);
+            async move {
+                record
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(body);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hub_url = format!("http://{}/hub", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, hub).await.expect("hub") });
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_demo_feeds(&tmp.path().join("feeds"));
+    let marker = tmp.path().join("published.txt");
+    write_config(tmp.path(), &source("ft", "../feeds/ft-world.atom", ""));
+    let path = tmp.path().join("config/gazette.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let feed_extra = format!(
+        "hubs = [\"{hub_url}\"]\non_publish = [\"sh\", \"-c\", \"echo published >> {}\"]\n",
+        marker.display()
+    );
+    std::fs::write(
+        &path,
+        text.replacen(
+            "title = \"Test\"\n",
+            &format!("title = \"Test\"\n{feed_extra}"),
+            1,
+        ),
+    )
+    .expect("config");
+
+    let run = gazette(tmp.path(), &["fetch"]).await;
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    let feed = std::fs::read_to_string(tmp.path().join("public/atom.xml")).expect("feed");
+    assert!(
+        feed.contains(&format!("<link href=\"{hub_url}\" rel=\"hub\"/>")),
+        "{feed}"
+    );
+    assert_valid_atom(&tmp.path().join("public/atom.xml"));
+    let sent = pings
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert_eq!(
+        sent,
+        vec!["hub.mode=publish&hub.url=http%3A%2F%2F127.0.0.1%2Fatom.xml".to_owned()]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("on_publish ran"),
+        "published\n"
+    );
+
+    // Nothing changed: no ping, no command.
+    let again = gazette(tmp.path(), &["fetch", "--force"]).await;
+    assert!(again.status.success());
+    assert_eq!(
+        pings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "published\n"
+    );
+}
+
+#[tokio::test]
+async fn logs_can_be_json_lines() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_demo_feeds(&tmp.path().join("feeds"));
+    write_config(tmp.path(), &source("ft", "../feeds/ft-world.atom", ""));
+    let run = gazette(tmp.path(), &["-v", "--log-format", "json", "fetch"]).await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    let logs = stderr(&run);
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "refreshed"),
+        "{logs}"
+    );
+}

@@ -113,6 +113,16 @@ impl Pipeline {
     /// Refreshes `sources` with at most `fetch.concurrency` in flight; one report per source,
     /// in completion order. A failing source never stops the others.
     pub async fn refresh_all(&self, sources: &[Source], options: RunOptions) -> Vec<SourceReport> {
+        self.refresh_all_with(sources, options, |_| {}).await
+    }
+
+    /// [`Pipeline::refresh_all`], calling `on_done` as each source finishes (for progress).
+    pub async fn refresh_all_with(
+        &self,
+        sources: &[Source],
+        options: RunOptions,
+        on_done: impl Fn(&SourceReport),
+    ) -> Vec<SourceReport> {
         futures::stream::iter(sources)
             .map(|source| async move {
                 let started = std::time::Instant::now();
@@ -145,6 +155,7 @@ impl Pipeline {
                 }
             })
             .buffer_unordered(self.settings.fetch.concurrency)
+            .inspect(|report| on_done(report))
             .collect()
             .await
     }
