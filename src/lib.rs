@@ -7,6 +7,7 @@ pub mod config; // TOML file + flags -> checked `Settings`
 pub mod daemon; // `gazette run`: scheduler and HTTP server in one process
 pub mod enrich; // optional LLM sections: translations and a summary
 pub mod error; // the library's error type
+pub mod extract; // full text from the article page; canonical links
 pub mod fetch; // one shared HTTP client; local files for `file://` and paths
 pub mod lock; // one writer per archive: an advisory lock beside the state database
 pub mod metrics; // counters of the daemon, for /metrics

@@ -738,7 +738,7 @@ async fn preview(location: &str, id: &str) -> Result<ExitCode> {
                 continue;
             }
         };
-        let a = normalize::normalize(entry, identity, &source, &ctx, now);
+        let a = normalize::normalize(entry, identity, &source, &ctx, now, None);
         let line = serde_json::json!({
             "source": a.source,
             "key": a.key,

@@ -9,7 +9,7 @@ use feed_rs::model::{Entry, Feed, FeedType, Link, Text};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::config::Source;
+use crate::config::{Rewrites, Source};
 use crate::model::{Article, Document, Section};
 use crate::store::FeedMeta;
 use crate::text;
@@ -80,11 +80,17 @@ pub fn feed_meta(feed: &Feed, source: &Source, ctx: &FeedContext) -> FeedMeta {
 /// so a configuration change re-renders what it affects.
 pub fn source_fingerprint(source: &Source) -> String {
     format!(
-        "{NORMALIZE_VERSION}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        "{NORMALIZE_VERSION}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
         source.author,
         source.tags.join("\u{1e}"),
         source.language.as_deref().unwrap_or_default(),
-        source.category_tags
+        source.category_tags,
+        source
+            .extract
+            .as_ref()
+            .map(|e| e.written.as_str())
+            .unwrap_or_default(),
+        source.rewrites.written(),
     )
 }
 
@@ -157,12 +163,15 @@ pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<Ent
 }
 
 /// The full article. `first_seen` is the date of entries that carry none.
+/// `full_text` is the article's own page's text, when the source extracts it; it replaces the
+/// feed's content, and its relative links resolve against the article's page.
 pub fn normalize(
     entry: &Entry,
     identity: EntryIdentity,
     source: &Source,
     ctx: &FeedContext,
     first_seen: DateTime<Utc>,
+    full_text: Option<&str>,
 ) -> Article {
     let link = entry_link(entry, ctx);
     // Relative references in content resolve against xml:base when the feed gives one (Atom),
@@ -173,6 +182,10 @@ pub fn normalize(
         .or_else(|| ctx.fetch_url.clone());
 
     let body = match (&entry.content, &entry.summary) {
+        _ if full_text.is_some() => {
+            let page_base = link.clone().or_else(|| body_base.clone());
+            text::html_to_markdown(full_text.unwrap_or_default(), page_base.as_ref())
+        }
         (Some(content), _)
             if content
                 .body
@@ -203,7 +216,12 @@ pub fn normalize(
     let mut title = entry
         .title
         .as_ref()
-        .map(|t| plain_text(t, ctx))
+        .map(|t| {
+            text::collapse_whitespace(&Rewrites::apply(
+                &source.rewrites.title,
+                &plain_text(t, ctx),
+            ))
+        })
         .unwrap_or_default();
     if title.is_empty() {
         title = text::first_words(&description, FALLBACK_TITLE_WORDS);
@@ -214,7 +232,10 @@ pub fn normalize(
             FALLBACK_TITLE_WORDS,
         );
     }
-    let link_text = link.as_ref().map(Url::to_string).unwrap_or_default();
+    let link_text = link
+        .as_ref()
+        .map(|l| Rewrites::apply(&source.rewrites.links, l.as_str()))
+        .unwrap_or_default();
     if title.is_empty() {
         title = link_text.clone();
     }
@@ -286,7 +307,7 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String
 
 /// The entry's page: its alternate link, made absolute against xml:base, the feed's link, or
 /// the fetch URL.
-fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
+pub fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
     let link = pick_link(&entry.links)?;
     resolve(
         &link.href,
@@ -403,7 +424,9 @@ mod tests {
         let seen = DateTime::<Utc>::UNIX_EPOCH;
         feed.entries
             .iter()
-            .map(|e| identify(e, &source(), &ctx).map(|id| normalize(e, id, &source(), &ctx, seen)))
+            .map(|e| {
+                identify(e, &source(), &ctx).map(|id| normalize(e, id, &source(), &ctx, seen, None))
+            })
             .collect()
     }
 

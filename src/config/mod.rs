@@ -14,6 +14,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use units::{byte_size, duration, optional_duration};
 
+mod content;
 pub mod edit;
 mod enrich;
 mod serve;
@@ -22,6 +23,7 @@ mod units;
 pub use serve::ServeConfig;
 
 use crate::publish::archive::PathTemplate;
+pub use content::{Extract, ExtractConfig, Filters, FiltersConfig, RewriteConfig, Rewrites};
 pub use enrich::{EnrichConfig, Provider};
 
 /// The config file exactly as written; every field has a default and unknown keys are errors.
@@ -34,6 +36,8 @@ pub struct ConfigFile {
     pub fetch: FetchConfig,
     pub enrich: EnrichConfig,
     pub serve: ServeConfig,
+    /// Filters for every source, before each source's own.
+    pub filters: FiltersConfig,
     /// Link labels by language, on top of the built-in `zh` and `en` ones.
     pub labels: BTreeMap<String, String>,
     pub sources: Vec<SourceConfig>,
@@ -43,6 +47,8 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveConfig {
     pub dir: PathBuf,
+    /// The same article from two sources (by canonical link) is archived once.
+    pub dedupe: bool,
     /// Placeholders: `{source}`, `{yyyy}`, `{mm}`, `{dd}`, `{slug}`.
     pub path_template: String,
 }
@@ -51,6 +57,7 @@ impl Default for ArchiveConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("archive"),
+            dedupe: true,
             path_template: "{source}/{yyyy}/{mm}/{dd}/{slug}.md".to_owned(),
         }
     }
@@ -199,6 +206,12 @@ pub struct SourceConfig {
     pub headers: BTreeMap<String, String>,
     /// `false` keeps this source's articles out of enrichment.
     pub enrich: Option<bool>,
+    /// Fetch each article's page and take its text from there.
+    pub extract: Option<ExtractConfig>,
+    #[serde(default)]
+    pub filters: FiltersConfig,
+    #[serde(default)]
+    pub rewrite: RewriteConfig,
 }
 
 /// Where a source's feed comes from.
@@ -263,6 +276,9 @@ pub struct Source {
     pub headers: Vec<(String, String)>,
     /// Whether this source's articles are enriched (when enrichment is configured).
     pub enrich: bool,
+    pub extract: Option<Extract>,
+    pub filters: Filters,
+    pub rewrites: Rewrites,
 }
 
 impl Source {
@@ -279,6 +295,9 @@ impl Source {
             user_agent: None,
             headers: Vec::new(),
             enrich: true,
+            extract: None,
+            filters: Filters::default(),
+            rewrites: Rewrites::default(),
         }
     }
 }
@@ -289,6 +308,7 @@ pub struct Settings {
     pub config_path: PathBuf,
     pub archive_dir: PathBuf,
     pub path_template: PathTemplate,
+    pub dedupe: bool,
     pub feed: FeedConfig,
     pub feed_path: PathBuf,
     pub state_url: String,
@@ -379,6 +399,15 @@ impl Settings {
                 interval: raw.interval.unwrap_or(file.fetch.interval),
                 user_agent: raw.user_agent,
                 enrich: raw.enrich.unwrap_or(true),
+                extract: raw
+                    .extract
+                    .as_ref()
+                    .map(Extract::new)
+                    .transpose()
+                    .map_err(|e| format!("{at}: extract: {e}"))?,
+                filters: Filters::new(&file.filters, &raw.filters)
+                    .map_err(|e| format!("{at}: filters: {e}"))?,
+                rewrites: Rewrites::new(&raw.rewrite).map_err(|e| format!("{at}: {e}"))?,
                 headers: check_headers(&raw.headers).map_err(|e| format!("{at}: headers: {e}"))?,
             });
         }
@@ -387,6 +416,7 @@ impl Settings {
         Ok(Settings {
             config_path: path.to_path_buf(),
             archive_dir: base.join(&file.archive.dir),
+            dedupe: file.archive.dedupe,
             path_template,
             feed_path: base.join(&file.feed.path),
             feed: file.feed,

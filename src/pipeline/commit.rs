@@ -9,9 +9,11 @@ use super::Pipeline;
 use super::prepare::{EnrichmentStep, Prepared, PreparedArticle};
 use crate::error::{Error, Result};
 use crate::model::Article;
+use crate::normalize::normalize_tags;
 use crate::publish::{self, archive};
-use crate::store::{Store, SuccessRecord};
+use crate::store::{CanonicalMatch, Store, SuccessRecord};
 use crate::text;
+use tracing::info;
 
 /// Highest numeric suffix tried when slugs clash.
 const MAX_PATH_SUFFIX: u32 = 1000;
@@ -35,7 +37,9 @@ impl Pipeline {
                 article,
                 bytes,
                 first_seen,
+                canonical,
                 enrichment,
+                ..
             } = prepared;
             // Read again under the write lock: another run may have stored it since `prepare`.
             let stored = Store::article(&mut tx, &article.source, &article.key).await?;
@@ -46,6 +50,27 @@ impl Pipeline {
                 counts.unchanged += 1;
                 continue;
             }
+            if stored.is_none() && self.settings().dedupe {
+                let same = Store::by_canonical(&mut tx, &canonical, &article.source).await?;
+                if let Some(target) = same {
+                    wrote |= self
+                        .merge_tags(&mut tx, &target, &article.doc.tags, &now)
+                        .await?;
+                    let hash = &article.content_hash;
+                    Store::record_alias(
+                        &mut tx,
+                        &article.source,
+                        &article.key,
+                        hash,
+                        &target,
+                        &now,
+                    )
+                    .await?;
+                    info!(key = %article.key, duplicate_of = %target.path, "the same article is archived from another source; tags merged");
+                    counts.skipped += 1;
+                    continue;
+                }
+            }
             let path = match &stored {
                 Some(s) => PathBuf::from(&s.path),
                 None => self.allocate_path(&mut tx, &article).await?,
@@ -55,6 +80,7 @@ impl Pipeline {
             wrote |= changed;
             let path = path_to_store(&path);
             Store::upsert_article(&mut tx, &article, &path, &first_seen, &now, changed).await?;
+            Store::set_canonical(&mut tx, &article.source, &article.key, &canonical).await?;
             let (source, key, hash) = (&article.source, &article.key, &article.content_hash);
             match enrichment {
                 EnrichmentStep::Off => {}
@@ -119,6 +145,33 @@ impl Pipeline {
             path: settings.archive_dir.join(base),
             reason: format!("more than {MAX_PATH_SUFFIX} articles share this path"),
         })
+    }
+
+    /// Adds `tags` to an archived article's file (first source wins, tags are merged).
+    async fn merge_tags(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        target: &CanonicalMatch,
+        tags: &[String],
+        now: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let path = self.settings().archive_dir.join(&target.path);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let mut doc =
+            archive::read(&text, &self.settings().labels, &[]).map_err(|e| Error::Archive {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let merged = normalize_tags(doc.tags.iter().chain(tags).map(String::as_str));
+        if merged == doc.tags {
+            return Ok(false);
+        }
+        doc.tags = merged;
+        // Re-read with the labels only would lose unlabelled languages; keep them as read.
+        let bytes = archive::render(&doc, &self.settings().labels);
+        let wrote = publish::write_atomic_deferred(&path, bytes.as_bytes())?;
+        Store::touch_article(conn, &target.source, &target.key, doc.title(), now).await?;
+        Ok(wrote)
     }
 
     /// A path is free when nothing is there, or when the file there is this article's own (same

@@ -98,6 +98,10 @@ impl Pipeline {
         })
     }
 
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
     pub fn enricher(&self) -> Option<&Enricher> {
         self.enricher.as_deref()
     }

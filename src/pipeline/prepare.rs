@@ -5,19 +5,20 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{Counts, Pipeline};
 use crate::config::Source;
 use crate::enrich::{self, Answer, Enricher, Outcome, Request};
 use crate::error::{Error, Result};
+use crate::extract::{self, Extracted, canonical_link};
 use crate::fetch::Fetched;
 use crate::model::Article;
 use crate::normalize::{self, EntryIdentity, FeedContext, Skip};
 use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
-use crate::store::{CachedAnswer, FeedMeta, Store};
+use crate::store::{CachedAnswer, FeedMeta, Store, StoredArticle};
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
@@ -44,6 +45,10 @@ pub(super) struct PreparedArticle {
     pub article: Article,
     pub bytes: String,
     pub first_seen: DateTime<Utc>,
+    /// Not archived before (its key is new to the source).
+    pub is_new: bool,
+    /// The link that identifies the article across sources.
+    pub canonical: String,
     pub enrichment: EnrichmentStep,
 }
 
@@ -98,43 +103,99 @@ impl Pipeline {
                 .is_some_and(|s| s.content_hash == identity.content_hash)
             {
                 counts.unchanged += 1;
-            } else {
-                changed.push((index, identity.clone(), stored));
+                continue;
             }
+            if stored.is_none()
+                && Store::alias(&mut conn, &source.id, &identity.key)
+                    .await?
+                    .is_some_and(|(hash, _)| hash == identity.content_hash)
+            {
+                // Another source's article, already merged into its file.
+                counts.unchanged += 1;
+                continue;
+            }
+            let entry = &parsed.feed.entries[index];
+            let date = entry.published.or(entry.updated);
+            if let (Some(max_age), Some(date)) = (source.filters.max_age, date)
+                && (Utc::now() - date).to_std().is_ok_and(|age| age > max_age)
+            {
+                info!(key = %identity.key, "skipped: older than max_age");
+                counts.skipped += 1;
+                continue;
+            }
+            changed.push((index, identity.clone(), stored));
         }
         drop(conn);
 
+        let full_texts = self.full_texts(source, &parsed, &changed).await?;
         let now = Utc::now();
         let labels = self.settings().labels.clone();
         let source_owned = source.clone();
         let parsed = Arc::new(parsed);
         let shared = Arc::clone(&parsed);
-        let articles = tokio::task::spawn_blocking(move || {
+        let normalized = tokio::task::spawn_blocking(move || {
             changed
                 .into_iter()
-                .map(|(index, identity, stored)| {
+                .zip(full_texts)
+                .map(|((index, identity, stored), full_text)| {
                     let first_seen = stored.as_ref().map_or(now, |s| s.first_seen);
                     let entry = &shared.feed.entries[index];
+                    let html = full_text.as_ref().map(|e| e.html.as_str());
                     let article = normalize::normalize(
                         entry,
                         identity,
                         &source_owned,
                         &shared.ctx,
                         first_seen,
+                        html,
                     );
+                    let doc = &article.doc;
+                    if let Some(reason) = source_owned.filters.rejects(
+                        doc.title(),
+                        &doc.description,
+                        &doc.tags,
+                        &doc.link,
+                    ) {
+                        info!(key = %article.key, "skipped: {reason}");
+                        return None;
+                    }
+                    let canonical = full_text
+                        .and_then(|e| e.canonical)
+                        .unwrap_or_else(|| canonical_link(&article.doc.link));
                     let bytes = archive::render(&article.doc, &labels);
-                    PreparedArticle {
+                    Some(PreparedArticle {
                         article,
                         bytes,
                         first_seen,
+                        is_new: stored.is_none(),
+                        canonical,
                         enrichment: EnrichmentStep::Off,
-                    }
+                    })
                 })
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| parse_error(source, format!("normalizing stopped: {e}")))?;
-        let mut articles = articles;
+        let mut articles = Vec::with_capacity(normalized.len());
+        for prepared in normalized {
+            match prepared {
+                Some(prepared) => articles.push(prepared),
+                None => counts.skipped += 1,
+            }
+        }
+        if let Some(cap) = source.filters.max_per_run {
+            // Newest first, so the cap keeps the newest new articles; updates always pass.
+            articles.sort_by_key(|p| std::cmp::Reverse(p.article.doc.date));
+            let mut new_seen = 0;
+            articles.retain(|p| {
+                if !p.is_new {
+                    return true;
+                }
+                new_seen += 1;
+                new_seen <= cap
+            });
+            counts.skipped += new_seen.saturating_sub(cap);
+        }
         if let Some(enricher) = self.enricher().filter(|_| source.enrich) {
             for prepared in &mut articles {
                 self.enrich_new(enricher, prepared, may_hold).await?;
@@ -198,6 +259,52 @@ impl Pipeline {
             None => prepared.enrichment = EnrichmentStep::Pending,
         }
         Ok(())
+    }
+}
+
+impl Pipeline {
+    /// The article pages' text for the changed entries of a source that extracts it, in the
+    /// order of `changed`; `None` where there is none (the feed's content is used then).
+    async fn full_texts(
+        &self,
+        source: &Source,
+        parsed: &Parsed,
+        changed: &[(usize, EntryIdentity, Option<StoredArticle>)],
+    ) -> Result<Vec<Option<Extracted>>> {
+        let Some(rules) = &source.extract else {
+            return Ok(vec![None; changed.len()]);
+        };
+        let mut texts = Vec::with_capacity(changed.len());
+        for (index, _, _) in changed {
+            let entry = &parsed.feed.entries[*index];
+            let Some(link) = normalize::entry_link(entry, &parsed.ctx) else {
+                texts.push(None);
+                continue;
+            };
+            if let Some(cached) = self.store().cached_page(link.as_str()).await? {
+                texts.push(cached);
+                continue;
+            }
+            match self.fetcher().fetch_content(&source.id, &link).await {
+                Ok(page) => {
+                    let html = String::from_utf8_lossy(&page.body);
+                    let base = page.meta.url.clone().unwrap_or_else(|| link.clone());
+                    let extracted = extract::extract(&html, &base, rules);
+                    if extracted.is_none() {
+                        warn!(page = %link, "the page has no article text; the feed's content is used");
+                    }
+                    self.store()
+                        .cache_page(link.as_str(), extracted.as_ref(), &Utc::now())
+                        .await?;
+                    texts.push(extracted);
+                }
+                Err(e) => {
+                    warn!(page = %link, error = %e, "the article page could not be fetched; the feed's content is used");
+                    texts.push(None);
+                }
+            }
+        }
+        Ok(texts)
     }
 }
 

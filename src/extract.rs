@@ -1,0 +1,198 @@
+//! Full text: the article's own page, fetched through the same client, limits and politeness,
+//! with its text taken by the source's CSS selector, else by the largest text-dense block; and
+//! the canonical form of article links that de-duplication compares.
+
+use scraper::{ElementRef, Html, Selector};
+use url::Url;
+
+use crate::config::Extract;
+
+/// What a page gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// The article's HTML, unsanitized (conversion sanitizes it).
+    pub html: String,
+    /// The page's `<link rel="canonical">`, absolute.
+    pub canonical: Option<String>,
+}
+
+/// Elements that are never the article, wherever they sit.
+const CHROME: &str = "script, style, noscript, nav, header, footer, aside, form, iframe, \
+                      .comments, #comments, .share, .social, .newsletter, .related, .ad, .advert";
+
+/// The article text of `page`: the `content` selector's element without the `remove` parts;
+/// else (no selector, or it matches nothing) the most text-dense block; `None` when the page has
+/// no text worth taking.
+pub fn extract(page: &str, url: &Url, rules: &Extract) -> Option<Extracted> {
+    let document = Html::parse_document(page);
+    let canonical = Selector::parse("link[rel=canonical][href]")
+        .ok()
+        .and_then(|s| document.select(&s).next())
+        .and_then(|link| link.value().attr("href"))
+        .and_then(|href| url.join(href.trim()).ok())
+        .map(|u| u.to_string());
+    let chosen = rules
+        .content
+        .as_ref()
+        .and_then(|selector| document.select(selector).next())
+        .or_else(|| densest_block(&document));
+    let element = chosen?;
+    let html = without(element, &rules.remove);
+    if crate::text::html_to_text(&html).split_whitespace().count() < 10 {
+        return None;
+    }
+    Some(Extracted { html, canonical })
+}
+
+/// The element's inner HTML minus the elements matching `remove` (and page chrome).
+fn without(element: ElementRef<'_>, remove: &[Selector]) -> String {
+    let fragment = Html::parse_fragment(&element.inner_html());
+    let chrome = Selector::parse(CHROME).ok();
+    let mut drop: Vec<ego_tree::NodeId> = Vec::new();
+    for selector in remove.iter().chain(chrome.iter()) {
+        drop.extend(fragment.select(selector).map(|e| e.id()));
+    }
+    let mut fragment = fragment;
+    for id in drop {
+        if let Some(mut node) = fragment.tree.get_mut(id) {
+            node.detach();
+        }
+    }
+    fragment.root_element().inner_html()
+}
+
+/// The block whose direct paragraphs hold the most text: readability's core idea, enough for
+/// pages whose selector is unknown or stale.
+fn densest_block(document: &Html) -> Option<ElementRef<'_>> {
+    let blocks = Selector::parse("article, main, section, div, td").ok()?;
+    let paragraphs = Selector::parse(":scope > p, :scope > h2, :scope > h3, :scope > blockquote, :scope > ul, :scope > ol, :scope > figure, :scope > table").ok()?;
+    let chrome = Selector::parse(CHROME).ok()?;
+    let anchors = Selector::parse("a").ok()?;
+    let inside_chrome = |element: &ElementRef<'_>| {
+        element
+            .ancestors()
+            .filter_map(ElementRef::wrap)
+            .chain(std::iter::once(*element))
+            .any(|e| chrome.matches(&e))
+    };
+    document
+        .select(&blocks)
+        .filter(|block| !inside_chrome(block))
+        .map(|block| {
+            let text: usize = block
+                .select(&paragraphs)
+                .map(|p| p.text().map(str::len).sum::<usize>())
+                .sum();
+            let links: usize = block
+                .select(&anchors)
+                .map(|a| a.text().map(str::len).sum::<usize>())
+                .sum();
+            (text.saturating_sub(links), block)
+        })
+        .filter(|(score, _)| *score > 0)
+        .max_by_key(|(score, _)| *score)
+        .map(|(_, block)| block)
+}
+
+/// Query parameters that track clicks, not content.
+fn is_tracking(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("utm_")
+        || matches!(
+            name.as_str(),
+            "fbclid"
+                | "gclid"
+                | "dclid"
+                | "msclkid"
+                | "mc_cid"
+                | "mc_eid"
+                | "igshid"
+                | "yclid"
+                | "_hsenc"
+                | "_hsmi"
+                | "mkt_tok"
+                | "ref_src"
+        )
+}
+
+/// The link that identifies an article across sources: lower-case scheme and host, no
+/// fragment, no tracking parameters, no default port.
+pub fn canonical_link(link: &str) -> String {
+    let Ok(mut url) = Url::parse(link.trim()) else {
+        return link.trim().to_owned();
+    };
+    url.set_fragment(None);
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(name, _)| !is_tracking(name))
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    // `Url` already lower-cases the scheme and host and drops default ports.
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ExtractConfig;
+
+    fn rules(content: Option<&str>, remove: &[&str]) -> Extract {
+        Extract::new(&ExtractConfig {
+            content: content.map(str::to_owned),
+            remove: remove.iter().map(|s| (*s).to_owned()).collect(),
+        })
+        .expect("rules")
+    }
+
+    const PAGE: &str = r#"<html><head><link rel="canonical" href="/story"></head><body>
+        <nav><p>Home News Sport Weather and many other menu words here</p></nav>
+        <div class="story"><p>First paragraph of the real story with enough words in it.</p>
+        <div class="ad"><p>Buy things now, limited offer, many words of advertising.</p></div>
+        <p>Second paragraph of the real story, also long enough to count.</p></div>
+        <section class="comments"><p>great</p><p>first!</p></section></body></html>"#;
+
+    #[test]
+    fn selector_and_removals() {
+        let url = Url::parse("https://news.example.org/a/b?x=1").expect("url");
+        let out = extract(PAGE, &url, &rules(Some(".story"), &[])).expect("text");
+        assert!(
+            out.html.contains("First paragraph") && !out.html.contains("Buy things"),
+            "{}",
+            out.html
+        );
+        assert_eq!(
+            out.canonical.as_deref(),
+            Some("https://news.example.org/story")
+        );
+    }
+
+    #[test]
+    fn a_selector_that_matches_nothing_falls_back_to_the_densest_block() {
+        let url = Url::parse("https://news.example.org/a").expect("url");
+        let out = extract(PAGE, &url, &rules(Some(".article-body"), &[])).expect("text");
+        assert!(
+            out.html.contains("Second paragraph") && !out.html.contains("first!"),
+            "{}",
+            out.html
+        );
+        assert!(!out.html.contains("Home News Sport"), "{}", out.html);
+    }
+
+    #[test]
+    fn canonical_links_drop_tracking_and_fragments() {
+        assert_eq!(
+            canonical_link("HTTPS://News.Example.ORG:443/a?utm_source=x&id=7&fbclid=abc#top"),
+            "https://news.example.org/a?id=7"
+        );
+        assert_eq!(
+            canonical_link("https://example.org/a?gclid=1"),
+            "https://example.org/a"
+        );
+        assert_eq!(canonical_link("not a url"), "not a url");
+    }
+}

@@ -1,0 +1,126 @@
+//! State for full-text extraction and de-duplication: pages already fetched, canonical links,
+//! and entries that are another source's article.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use super::{Store, from_millis, to_millis};
+use crate::error::Result;
+use crate::extract::Extracted;
+
+/// An archived article found by its canonical link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalMatch {
+    pub source: String,
+    pub key: String,
+    pub path: String,
+}
+
+impl Store {
+    /// The cached extraction of a page: `Some(None)` when the page was fetched and had no text.
+    pub async fn cached_page(&self, url: &str) -> Result<Option<Option<Extracted>>> {
+        let row = sqlx::query("SELECT html, canonical FROM pages WHERE url = ?")
+            .bind(url)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| {
+            r.get::<Option<String>, _>(0).map(|html| Extracted {
+                html,
+                canonical: r.get(1),
+            })
+        }))
+    }
+
+    pub async fn cache_page(
+        &self,
+        url: &str,
+        extracted: Option<&Extracted>,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO pages (url, html, canonical, fetched_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(url)
+        .bind(extracted.map(|e| e.html.as_str()))
+        .bind(extracted.and_then(|e| e.canonical.as_deref()))
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An article of another source with this canonical link.
+    pub async fn by_canonical(
+        conn: &mut SqliteConnection,
+        canonical: &str,
+        not_source: &str,
+    ) -> Result<Option<CanonicalMatch>> {
+        let row = sqlx::query(
+            "SELECT source, key, path FROM articles WHERE canonical = ? AND source <> ? ORDER BY first_seen LIMIT 1",
+        )
+        .bind(canonical)
+        .bind(not_source)
+        .fetch_optional(conn)
+        .await?;
+        Ok(row.map(|r| CanonicalMatch {
+            source: r.get(0),
+            key: r.get(1),
+            path: r.get(2),
+        }))
+    }
+
+    pub async fn set_canonical(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        canonical: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE articles SET canonical = ? WHERE source = ? AND key = ?")
+            .bind(canonical)
+            .bind(source)
+            .bind(key)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers that an entry is another source's article.
+    pub async fn record_alias(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        content_hash: &str,
+        target: &CanonicalMatch,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO aliases (source, key, content_hash, target_source, target_key, first_seen)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(content_hash)
+        .bind(&target.source)
+        .bind(&target.key)
+        .bind(to_millis(now))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The content hash an alias was recorded with, and when it was first seen.
+    pub async fn alias(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+    ) -> Result<Option<(String, DateTime<Utc>)>> {
+        let row = sqlx::query(
+            "SELECT content_hash, first_seen FROM aliases WHERE source = ? AND key = ?",
+        )
+        .bind(source)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+        Ok(row.map(|r| (r.get(0), from_millis(r.get(1)))))
+    }
+}
