@@ -38,7 +38,9 @@ pub fn extract(page: &str, url: &Url, rules: &Extract) -> Option<Extracted> {
         .or_else(|| densest_block(&document));
     let element = chosen?;
     let html = without(element, &rules.remove);
-    if crate::text::html_to_text(&html).split_whitespace().count() < 10 {
+    // Ten words, or eighty characters for scripts written without spaces.
+    let text = crate::text::html_to_text(&html);
+    if text.split_whitespace().count() < 10 && text.chars().count() < 80 {
         return None;
     }
     Some(Extracted { html, canonical })

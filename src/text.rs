@@ -104,8 +104,9 @@ pub fn html_to_text(html: &str) -> String {
 
 /// Inline and block tags that show a "plain text" field really holds HTML.
 const MARKUP_TAGS: &[&str] = &[
-    "a", "abbr", "b", "br", "cite", "code", "div", "em", "font", "i", "img", "mark", "p", "q", "s",
-    "small", "span", "strong", "sub", "sup", "u",
+    "a", "abbr", "audio", "b", "br", "button", "cite", "code", "div", "em", "embed", "font",
+    "form", "i", "iframe", "img", "input", "link", "mark", "math", "meta", "object", "p", "q", "s",
+    "script", "small", "span", "strong", "style", "sub", "sup", "svg", "u", "video",
 ];
 
 /// Whether `text` contains one of the `MARKUP_TAGS` (`<b>`, `</em>`, `<a href=..>`, `<br/>`).
@@ -211,7 +212,7 @@ static CONVERTER: LazyLock<htmd::HtmlToMarkdown> = LazyLock::new(|| {
 /// Markdown of an HTML fragment: sanitized first, links made absolute against `base`, headings
 /// moved one level down so they nest under the section's own `#` heading.
 pub fn html_to_markdown(html: &str, base: Option<&Url>) -> String {
-    let clean = sanitize_html(html, base);
+    let clean = without_tracking_pixels(&sanitize_html(html, base));
     let markdown = CONVERTER
         .convert(&clean)
         .unwrap_or_else(|_| html_to_text(&clean));
@@ -222,6 +223,36 @@ pub fn html_to_markdown(html: &str, base: Option<&Url>) -> String {
 /// section's own, no blank-line runs, no stray rules.
 pub fn tidy_generated_markdown(markdown: &str) -> String {
     tidy_markdown(&demote_headings(&markdown.replace("\r\n", "\n")))
+}
+
+/// Drops images that are tracking pixels (a width or height of at most one pixel).
+fn without_tracking_pixels(html: &str) -> String {
+    if !html.contains("<img") {
+        return html.to_owned();
+    }
+    let mut fragment = Html::parse_fragment(html);
+    let Ok(images) = scraper::Selector::parse("img") else {
+        return html.to_owned();
+    };
+    let tiny = |value: Option<&str>| {
+        value
+            .and_then(|v| v.trim().trim_end_matches("px").parse::<u32>().ok())
+            .is_some_and(|px| px <= 1)
+    };
+    let pixels: Vec<_> = fragment
+        .select(&images)
+        .filter(|img| tiny(img.value().attr("width")) || tiny(img.value().attr("height")))
+        .map(|img| img.id())
+        .collect();
+    if pixels.is_empty() {
+        return html.to_owned();
+    }
+    for id in pixels {
+        if let Some(mut node) = fragment.tree.get_mut(id) {
+            node.detach();
+        }
+    }
+    fragment.root_element().inner_html()
 }
 
 /// Plain text (JSON Feed `content_text`, Atom `type="text"`) as Markdown paragraphs, with
@@ -265,8 +296,15 @@ fn tidy_markdown(markdown: &str) -> String {
             blank_run += 1;
             continue;
         }
+        // A table must not continue the paragraph before it (a caption, say).
+        let table_starts =
+            line.starts_with('|') && !out.rsplit('\n').next().unwrap_or_default().starts_with('|');
         if !out.is_empty() {
-            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
+            out.push_str(if blank_run > 0 || table_starts {
+                "\n\n"
+            } else {
+                "\n"
+            });
         }
         blank_run = 0;
         if !fence && is_rule_like(line) {
@@ -296,16 +334,36 @@ fn is_rule_like(line: &str) -> bool {
 
 /// `# x` becomes `## x` outside code fences, up to `######`.
 fn demote_headings(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len() + 16);
+    // Headings outside code fences, as (line index, level).
     let mut in_fence = false;
-    for line in markdown.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-        }
-        let hashes = line.bytes().take_while(|&b| b == b'#').count();
-        if !in_fence && (1..6).contains(&hashes) && line[hashes..].starts_with(' ') {
+    let headings: Vec<(usize, usize)> = markdown
+        .split_inclusive('\n')
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+                in_fence = !in_fence;
+            }
+            let hashes = line.bytes().take_while(|&b| b == b'#').count();
+            (!in_fence && (1..=6).contains(&hashes) && line[hashes..].starts_with(' '))
+                .then_some((i, hashes))
+        })
+        .collect();
+    // Only a body that uses level one needs moving: its other levels keep their distances.
+    if !headings.iter().any(|(_, level)| *level == 1) {
+        return markdown.to_owned();
+    }
+    let mut out = String::with_capacity(markdown.len() + headings.len());
+    let mut next = headings.iter().peekable();
+    for (i, line) in markdown.split_inclusive('\n').enumerate() {
+        if next
+            .peek()
+            .is_some_and(|(at, level)| *at == i && *level < 6)
+        {
             out.push('#');
+        }
+        if next.peek().is_some_and(|(at, _)| *at == i) {
+            next.next();
         }
         out.push_str(line);
     }

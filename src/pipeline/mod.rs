@@ -275,7 +275,7 @@ impl Pipeline {
             status: "ok",
             http_status: fetched.meta.status,
             validators: &fetched.meta.validators,
-            body_hash: Some(&body_hash),
+            body_hash: (!prepared.held_back).then_some(body_hash.as_str()),
             moved_to: moved_to.as_deref(),
             meta: Some(&meta),
             next_due_at,

@@ -38,6 +38,8 @@ pub(super) struct Prepared {
     pub meta: FeedMeta,
     pub hints: FeedHints,
     pub now: DateTime<Utc>,
+    /// New articles were held back by `max_per_run`: the same body must be read again.
+    pub held_back: bool,
 }
 
 #[derive(Debug)]
@@ -183,6 +185,7 @@ impl Pipeline {
                 None => counts.skipped += 1,
             }
         }
+        let mut held_back = false;
         if let Some(cap) = source.filters.max_per_run {
             // Newest first, so the cap keeps the newest new articles; updates always pass.
             articles.sort_by_key(|p| std::cmp::Reverse(p.article.doc.date));
@@ -194,7 +197,9 @@ impl Pipeline {
                 new_seen += 1;
                 new_seen <= cap
             });
-            counts.skipped += new_seen.saturating_sub(cap);
+            let held = new_seen.saturating_sub(cap);
+            counts.skipped += held;
+            held_back = held > 0;
         }
         if let Some(enricher) = self.enricher().filter(|_| source.enrich) {
             for prepared in &mut articles {
@@ -207,6 +212,7 @@ impl Pipeline {
             meta: parsed.meta.clone(),
             hints: parsed.hints,
             now,
+            held_back,
         })
     }
 }

@@ -46,8 +46,7 @@ pub fn render(doc: &Document, labels: &Labels) -> String {
         if i > 0 {
             out.push_str("---\n\n");
         }
-        // A line break in a title would end the heading; the front matter keeps the exact title.
-        let _ = write!(out, "# {} \n\n", section.title.replace(['\n', '\r'], " "));
+        let _ = write!(out, "# {} \n\n", heading_text(&section.title));
         if !section.body.is_empty() {
             out.push_str(&section.body);
             out.push_str("\n\n");
@@ -59,6 +58,20 @@ pub fn render(doc: &Document, labels: &Labels) -> String {
         labels.label(&doc.original.language)
     );
     out
+}
+
+/// A title as heading text. A line break would end the heading, and `<` before a letter would
+/// open raw HTML in Markdown renderers; the front matter keeps the exact title.
+fn heading_text(title: &str) -> String {
+    let one_line = title.replace(['\n', '\r'], " ");
+    let opens_tag = one_line.match_indices('<').any(|(i, _)| {
+        one_line[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!')
+    });
+    if opens_tag {
+        one_line.replace('<', "&lt;")
+    } else {
+        one_line
+    }
 }
 
 /// Markdown link destinations may not hold spaces or unbalanced parentheses unless in `<...>`.
@@ -306,7 +319,7 @@ fn parse_section(chunk: &str) -> Result<Section, ReadError> {
     let title = heading.strip_suffix(' ').unwrap_or(heading);
     Ok(Section {
         language: String::new(),
-        title: title.to_owned(),
+        title: title.replace("&lt;", "<"),
         body: body
             .trim_start_matches('\n')
             .trim_end_matches('\n')
@@ -459,6 +472,30 @@ mod tests {
             "author: ex\naliases:\n- /old\nextra:\n  nested: 1\n",
         );
         assert_eq!(read(&extra, &Labels::default(), &[]), Ok(d));
+    }
+
+    #[test]
+    fn tags_in_titles_stay_text_in_headings() {
+        let mut d = doc();
+        d.translations.push(Section {
+            language: "zh".to_owned(),
+            title: "Why <div> soup".to_owned(),
+            body: "x".to_owned(),
+        });
+        d.original.title = "A <b> c < d".to_owned();
+        let out = render(&d, &Labels::default());
+        assert!(
+            out.contains("# Why &lt;div> soup \n") && out.contains("# A &lt;b> c &lt; d \n"),
+            "{out}"
+        );
+        assert_eq!(
+            read(
+                &out,
+                &Labels::default(),
+                &["zh".to_owned(), "en".to_owned()]
+            ),
+            Ok(d)
+        );
     }
 
     #[test]

@@ -1,0 +1,194 @@
+//! Golden tests: article pages shaped like real news sites, served on 127.0.0.1 and fetched
+//! through the pipeline, must give the expected Markdown files. `GAZETTE_BLESS=1` rewrites the
+//! expected files from the current output (review the diff before committing it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{FeedServer, assert_valid_atom, gazette, source, stderr, stdout, write_config};
+
+/// The pages, with the title and date their feed entry gives them.
+const PAGES: &[(&str, &str, &str)] = &[
+    (
+        "paywall-teaser",
+        "Harbour towns face a summer without ferries",
+        "Mon, 13 May 2024 08:00:00 GMT",
+    ),
+    (
+        "figures",
+        "On the night train north",
+        "Tue, 14 May 2024 08:00:00 GMT",
+    ),
+    (
+        "live-blog",
+        "Storm Halvard makes landfall: live updates",
+        "Tue, 19 Nov 2024 14:10:00 GMT",
+    ),
+    (
+        "chinese",
+        "地铁三号线开通运营",
+        "Wed, 15 May 2024 08:00:00 GMT",
+    ),
+    (
+        "no-selector-match",
+        "The last lighthouse keeper",
+        "Thu, 16 May 2024 08:00:00 GMT",
+    ),
+    (
+        "scripts-and-trackers",
+        "Router firmware fixes a long-standing flaw",
+        "Fri, 17 May 2024 08:00:00 GMT",
+    ),
+    (
+        "relative-links",
+        "Parliament votes on the coastal bill",
+        "Wed, 22 May 2024 08:00:00 GMT",
+    ),
+    (
+        "tables",
+        "Quarterly results at a glance",
+        "Thu, 23 May 2024 08:00:00 GMT",
+    ),
+];
+
+const PLACEHOLDER: &str = "http://pages.test";
+
+fn fixtures() -> PathBuf {
+    common::repo().join("tests/fixtures/pages")
+}
+
+fn feed(server: &FeedServer) -> String {
+    let items: String = PAGES
+        .iter()
+        .map(|(name, title, date)| {
+            format!(
+                "<item><title>{title}</title><link>{}</link><guid>{name}</guid><pubDate>{date}</pubDate>\
+                 <description>Teaser for {name}.</description></item>",
+                server.url(&format!("/feeds/{name}.html"))
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Pages</title><link>https://news.example.org/</link>{items}</channel></rss>"
+    )
+}
+
+async fn run_pages(tmp: &Path) -> FeedServer {
+    let served = tmp.join("served");
+    std::fs::create_dir_all(&served).expect("dir");
+    for (name, _, _) in PAGES {
+        std::fs::copy(
+            fixtures().join(format!("{name}.html")),
+            served.join(format!("{name}.html")),
+        )
+        .expect("page");
+    }
+    let server = FeedServer::start(&served).await;
+    std::fs::write(served.join("pages.xml"), feed(&server)).expect("feed");
+    let config = format!(
+        "[fetch]\nallow_private = [\"127.0.0.1/32\"]\n{}",
+        source(
+            "pages",
+            &server.url("/feeds/pages.xml"),
+            "extract = { content = \"article .article-body\", remove = [\".paywall\", \".editor\"] }",
+        )
+    );
+    write_config(tmp, &config);
+    let run = gazette(tmp, &["fetch"]).await;
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    assert!(stdout(&run).contains("pages: 8 new"), "{}", stdout(&run));
+    server
+}
+
+fn archived(tmp: &Path) -> Vec<(PathBuf, String)> {
+    common::files_with_mtimes(&tmp.join("archive"))
+        .into_iter()
+        .map(|(path, _)| {
+            let text = std::fs::read_to_string(&path).expect("archive file");
+            (path, text)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn article_pages_give_the_expected_markdown() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = run_pages(tmp.path()).await;
+    let base = server.url("");
+    let files = archived(tmp.path());
+    assert_eq!(files.len(), PAGES.len());
+    let bless = std::env::var_os("GAZETTE_BLESS").is_some();
+    for (name, title, _) in PAGES {
+        let (_, text) = files
+            .iter()
+            .find(|(_, text)| text.contains(&format!("/feeds/{name}.html)")))
+            .unwrap_or_else(|| panic!("no archive file for {name} ({title})"));
+        let text = text.replace(&base, PLACEHOLDER);
+        let expected_path = fixtures().join("expected").join(format!("{name}.md"));
+        if bless {
+            std::fs::create_dir_all(expected_path.parent().expect("dir")).expect("dir");
+            std::fs::write(&expected_path, &text).expect("bless");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        assert_eq!(
+            text,
+            expected,
+            "{name} differs from {}",
+            expected_path.display()
+        );
+    }
+    assert_valid_atom(&tmp.path().join("public/atom.xml"));
+}
+
+#[tokio::test]
+async fn hostile_markup_never_reaches_the_archive_or_the_feed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    run_pages(tmp.path()).await;
+    let feed = std::fs::read_to_string(tmp.path().join("public/atom.xml")).expect("feed");
+    let mut everything = feed.clone();
+    for (_, text) in archived(tmp.path()) {
+        everything.push_str(&text);
+    }
+    for bad in [
+        "javascript:",
+        "data:text",
+        "alert(",
+        "onerror",
+        "onclick",
+        "<script",
+        "<iframe",
+        "<svg",
+        "steal()",
+        "track.example.com",
+        "display:none",
+    ] {
+        assert!(
+            !everything.to_lowercase().contains(&bad.to_lowercase()),
+            "{bad} survived"
+        );
+    }
+}
+
+#[tokio::test]
+async fn extracted_pages_are_cached_by_url() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = run_pages(tmp.path()).await;
+    let settings =
+        gazette::config::Settings::load(&tmp.path().join("config/gazette.toml")).expect("config");
+    let store = gazette::store::Store::open(&settings.state_url)
+        .await
+        .expect("state");
+    for (name, _, _) in PAGES {
+        let cached = store
+            .cached_page(&server.url(&format!("/feeds/{name}.html")))
+            .await
+            .expect("query");
+        assert!(
+            cached.is_some_and(|page| page.is_some()),
+            "{name} was not cached"
+        );
+    }
+}
