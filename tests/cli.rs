@@ -441,3 +441,19 @@ async fn logs_can_be_json_lines() {
         "{logs}"
     );
 }
+
+/// The configuration reference in the README is a config that loads.
+#[test]
+fn the_readme_config_reference_is_valid() {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).expect("README");
+    let block = readme
+        .split("```toml")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in the README");
+    let settings =
+        gazette::config::Settings::from_toml(block, &common::repo().join("config/readme.toml"))
+            .unwrap_or_else(|e| panic!("the README's config does not load: {e}"));
+    assert_eq!(settings.sources.len(), 1);
+    assert!(settings.sources[0].extract.is_some());
+}
