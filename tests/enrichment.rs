@@ -110,6 +110,13 @@ async fn start_llm(mode: Mode) -> (String, Shared) {
     (base, llm)
 }
 
+/// An `[enrich]` table for the fake model at `llm_url`, plus `extra` lines.
+fn openai_enrich(llm_url: &str, extra: &str) -> String {
+    format!(
+        "[enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = \"{llm_url}\"\napi_key_env = \"{KEY_ENV}\"\n{extra}"
+    )
+}
+
 /// The one-entry reference feed served over HTTP, and a config around it.
 async fn setup(tmp: &Path, enrich: &str) -> FeedServer {
     let served = tmp.join("served");
@@ -169,9 +176,7 @@ fn files(tmp: &Path) -> usize {
 async fn the_openai_provider_writes_the_bilingual_reference_file() {
     let (llm_url, llm) = start_llm(Mode::Good).await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let enrich = format!(
-        "[enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = \"{llm_url}\"\nmodel = \"test-model\"\napi_key_env = \"{KEY_ENV}\""
-    );
+    let enrich = openai_enrich(&llm_url, "model = \"test-model\"");
     let _feeds = setup(tmp.path(), &enrich).await;
     let mut log = String::new();
     let fetch = run(tmp.path(), &["-vv", "fetch"], &mut log).await;
@@ -281,9 +286,9 @@ async fn the_command_provider_writes_the_bilingual_reference_file() {
 async fn a_misbehaving_model_never_loses_or_duplicates_an_article() {
     let (llm_url, llm) = start_llm(Mode::InvalidJson).await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let enrich = format!(
-        "[enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = \"{llm_url}\"\napi_key_env = \"{KEY_ENV}\"\n\
-         timeout = \"1s\"\nbackoff = \"0s\"\nmax_attempts = 10"
+    let enrich = openai_enrich(
+        &llm_url,
+        "timeout = \"1s\"\nbackoff = \"0s\"\nmax_attempts = 10",
     );
     let _feeds = setup(tmp.path(), &enrich).await;
     let mut log = String::new();
@@ -392,9 +397,7 @@ async fn a_misbehaving_model_never_loses_or_duplicates_an_article() {
 async fn dry_run_prints_requests_without_the_key_and_changes_nothing() {
     let (llm_url, llm) = start_llm(Mode::Good).await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let enrich = format!(
-        "[enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = \"{llm_url}\"\napi_key_env = \"{KEY_ENV}\""
-    );
+    let enrich = openai_enrich(&llm_url, "");
     let _feeds = setup(tmp.path(), &enrich).await;
     let mut log = String::new();
     run(tmp.path(), &["fetch", "--no-enrich"], &mut log).await;
@@ -432,7 +435,8 @@ async fn a_source_can_opt_out() {
     .expect("feed");
     let server = FeedServer::start(&served).await;
     let config = format!(
-        "[enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = \"{llm_url}\"\napi_key_env = \"{KEY_ENV}\"\n{}",
+        "{}{}",
+        openai_enrich(&llm_url, ""),
         source(
             "ft",
             &server.url("/feeds/ft.atom"),
@@ -468,9 +472,7 @@ fn assert_no_key_anywhere(tmp: &Path, log: &str) {
 async fn hold_waits_for_the_sections_before_the_first_write() {
     let (llm_url, llm) = start_llm(Mode::Good).await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let enrich = format!(
-        "[enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = \"{llm_url}\"\napi_key_env = \"{KEY_ENV}\"\nhold = \"10s\""
-    );
+    let enrich = openai_enrich(&llm_url, "hold = \"10s\"");
     let _feeds = setup(tmp.path(), &enrich).await;
     let mut log = String::new();
     let fetch = run(tmp.path(), &["fetch", "--no-enrich"], &mut log).await;
