@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::Settings;
-use crate::enrich::Enricher;
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
 use crate::metrics::Metrics;
@@ -77,6 +76,8 @@ pub async fn run(
 
     let mut pipeline = build_pipeline(Arc::clone(&settings), store.clone())?;
     tokio::pin!(shutdown);
+    // Set when stopping: in-flight work and open connections share one grace period.
+    let mut stop_by = None;
     loop {
         let stopping = {
             let cycle = run_cycle(&pipeline, &state);
@@ -86,7 +87,9 @@ pub async fn run(
                 () = &mut shutdown => {
                     let grace = pipeline.settings().serve.shutdown_grace;
                     info!(grace = %humantime::format_duration(grace), "stopping; letting the cycle in flight finish");
-                    if tokio::time::timeout(grace, cycle).await.is_err() {
+                    let deadline = tokio::time::Instant::now() + grace;
+                    stop_by = Some(deadline);
+                    if tokio::time::timeout_at(deadline, cycle).await.is_err() {
                         warn!("the cycle in flight did not finish within the grace period; it was stopped");
                     }
                     true
@@ -100,12 +103,12 @@ pub async fn run(
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             Some(()) = reloads.recv() => {
-                match reload(&options.config_path) {
+                match reload(&options.config_path, &store) {
                     Ok(new) => {
-                        info!(sources = new.sources.len(), "configuration reloaded");
-                        let new = Arc::new(new);
-                        *state.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&new);
-                        pipeline = build_pipeline(new, store.clone())?;
+                        info!(sources = new.settings().sources.len(), "configuration reloaded");
+                        let settings = Arc::new(new.settings().clone());
+                        *state.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
+                        pipeline = new;
                     }
                     Err(e) => error!(error = %e, "the new configuration is invalid; keeping the old one"),
                 }
@@ -114,8 +117,18 @@ pub async fn run(
         }
     }
     stop.cancel();
-    if let Ok(Err(e)) = server.await {
-        warn!(error = %e, "the HTTP server stopped with an error");
+    // Connections get the grace period to finish; a client stuck mid-request does not hold
+    // the process.
+    let deadline = stop_by
+        .unwrap_or_else(|| tokio::time::Instant::now() + pipeline.settings().serve.shutdown_grace);
+    let abort = server.abort_handle();
+    match tokio::time::timeout_at(deadline, server).await {
+        Ok(Ok(Err(e))) => warn!(error = %e, "the HTTP server stopped with an error"),
+        Err(_) => {
+            warn!("open connections did not finish within the grace period; closing them");
+            abort.abort();
+        }
+        _ => {}
     }
     store.close().await;
     info!("stopped");
@@ -127,11 +140,11 @@ fn build_pipeline(settings: Arc<Settings>, store: Store) -> Result<Pipeline> {
     Pipeline::new(settings, store, fetcher)
 }
 
-fn reload(path: &std::path::Path) -> Result<Settings> {
+/// A pipeline for the config at `path`; building it checks what loading cannot (the HTTP
+/// client's settings, prompt files), so nothing is swapped unless all of it works.
+fn reload(path: &std::path::Path, store: &Store) -> Result<Pipeline> {
     let settings = Settings::load(path)?;
-    // Building the enricher checks what loading cannot (prompt files).
-    Enricher::new(&settings.enrich)?;
-    Ok(settings)
+    build_pipeline(Arc::new(settings), store.clone())
 }
 
 /// One pass: every due source, then enrichment, then the feed.

@@ -365,12 +365,15 @@ fn pick_link(links: &[Link]) -> Option<&Link> {
         .or_else(|| links.iter().find(usable))
 }
 
+/// The absolute http(s) URL `href` names; other schemes (`javascript:`, `data:`, `file:`) are
+/// never an article's link.
 fn resolve(href: &str, bases: &[Option<&Url>]) -> Option<Url> {
     let href = href.trim();
-    if let Ok(url) = Url::parse(href) {
-        return Some(url);
-    }
-    bases.iter().flatten().find_map(|base| base.join(href).ok())
+    let url = match Url::parse(href) {
+        Ok(url) => Some(url),
+        Err(_) => bases.iter().flatten().find_map(|base| base.join(href).ok()),
+    }?;
+    matches!(url.scheme(), "http" | "https").then_some(url)
 }
 
 /// An absolute IRI that can stand in an Atom id as it is: parseable, and free of characters
@@ -497,6 +500,15 @@ mod tests {
             rss[0].as_ref().expect("rss").doc.original.title,
             "Why Vec<T> beats LinkedList<T> & more"
         );
+    }
+
+    #[test]
+    fn only_web_links_are_article_links() {
+        let out = articles(
+            r#"<rss version="2.0"><channel><title>T</title>
+            <item><guid>g</guid><title>A</title><link>javascript:alert(document.domain)</link></item></channel></rss>"#,
+        );
+        assert_eq!(out[0].as_ref().expect("a").doc.link, "");
     }
 
     #[test]

@@ -137,6 +137,10 @@ pub fn discover(html: &str, page: &Url) -> Vec<FoundFeed> {
                 return None;
             }
             let url = page.join(element.attr("href")?.trim()).ok()?;
+            // A page may only point at web feeds, never at local files or other schemes.
+            if !matches!(url.scheme(), "http" | "https") {
+                return None;
+            }
             Some(FoundFeed {
                 title: element.attr("title").unwrap_or_default().trim().to_owned(),
                 url: url.to_string(),

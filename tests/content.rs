@@ -113,6 +113,23 @@ async fn the_same_story_in_two_sources_is_archived_once_with_merged_tags() {
 }
 
 #[tokio::test]
+async fn entries_without_links_are_never_merged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = rss(&["<item><guid>a1</guid><title>Alpha story</title></item>".to_owned()]);
+    let b = rss(&["<item><guid>b1</guid><title>Beta, a different story</title></item>".to_owned()]);
+    let server = serve(tmp.path(), &[("a.xml", a), ("b.xml", b)]).await;
+    let sources = [
+        source("first", &server.url("/feeds/a.xml"), ""),
+        source("second", &server.url("/feeds/b.xml"), ""),
+    ]
+    .concat();
+    write_config(tmp.path(), &sources);
+    let run = gazette(tmp.path(), &["fetch"]).await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(archive(tmp.path()).len(), 2, "{}", stdout(&run));
+}
+
+#[tokio::test]
 async fn with_dedupe_off_both_copies_are_archived() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let a = rss(&[item(

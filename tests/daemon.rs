@@ -530,6 +530,14 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
     let path = tmp.path().join("config/gazette.toml");
     std::fs::write(&path, "[[sources]]\nid = \"Broken Id\"\nurl = \"x\"\n").expect("break config");
     daemon.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Valid TOML that only the HTTP client rejects is refused too.
+    std::fs::write(
+        &path,
+        format!("[fetch]\nuser_agent = \"bad\\u0001agent\"\n{ft}"),
+    )
+    .expect("bad agent");
+    daemon.signal(libc::SIGHUP);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         http.get(daemon.url("/healthz"))

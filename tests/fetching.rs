@@ -948,3 +948,31 @@ async fn the_feeds_ttl_is_honoured_also_when_it_answers_304() {
         "ttl: not modified (HTTP 304)"
     );
 }
+
+#[tokio::test]
+async fn articles_held_back_by_max_per_run_come_in_later_runs_despite_etags() {
+    let state = Shared::default();
+    lock(&state)
+        .feeds
+        .insert("many".to_owned(), rss("Many", &["m1", "m2", "m3"]));
+    let base = start(state.clone()).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_config(
+        tmp.path(),
+        &source(
+            "many",
+            &format!("{base}/feeds/many"),
+            "filters = { max_per_run = 1 }",
+        ),
+    );
+    for expected in ["1 new", "1 new", "1 new", "not modified (HTTP 304)"] {
+        let run = gazette(tmp.path(), &["fetch", "--force"]).await;
+        assert!(run.status.success(), "{}", stderr(&run));
+        let out = stdout(&run);
+        assert!(
+            line(&out, "many").contains(expected),
+            "expected {expected:?}:\n{out}"
+        );
+    }
+    assert_eq!(archive_count(tmp.path()), 3);
+}

@@ -136,7 +136,17 @@ async fn add_discovers_the_feed_of_a_page() {
     )
     .expect("page");
     let server = FeedServer::start(&served).await;
+    // The page, not the operator, names the feed's address: loopback is refused by default.
     write_config(tmp.path(), "");
+    let refused = gazette(tmp.path(), &["add", &server.url("/feeds/page.html")]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("non-public address 127.0.0.1"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(sources(tmp.path()).is_empty());
+    write_config(tmp.path(), "[fetch]\nallow_private = [\"127.0.0.1/32\"]\n");
     let add = gazette(
         tmp.path(),
         &["add", &server.url("/feeds/page.html"), "--tag", "World"],

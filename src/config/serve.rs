@@ -26,7 +26,8 @@ impl Default for ServeConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             unhealthy_after_cycles: 3,
-            shutdown_grace: Duration::from_secs(10),
+            // Service managers give about five seconds before they kill.
+            shutdown_grace: Duration::from_secs(4),
             tick: Duration::from_secs(30),
         }
     }

@@ -51,6 +51,8 @@ async fn run(enricher: &Enricher, request: &Request) -> Result<Printed, EnrichEr
     let input = serde_json::to_vec(request).map_err(|e| EnrichError::Failed(e.to_string()))?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
+        // The program is the provider: it needs no key meant for the openai provider.
+        .env_remove(&config.api_key_env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -61,9 +63,12 @@ async fn run(enricher: &Enricher, request: &Request) -> Result<Printed, EnrichEr
                 "cannot start the enrichment command {program}: {e}"
             ))
         })?;
+    // Writing runs beside the wait, so a program that does not read its input (or fills its
+    // output first) cannot block it; the timeout covers the whole exchange.
     if let Some(mut stdin) = child.stdin.take() {
-        // A program that exits without reading its input is judged by its exit status below.
-        let _ = stdin.write_all(&input).await;
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
     }
     let output = tokio::time::timeout(config.timeout, child.wait_with_output())
         .await

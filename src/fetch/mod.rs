@@ -136,7 +136,9 @@ impl Fetcher {
                 .redirect(reqwest::redirect::Policy::none())
         };
         let sources = builder().build().map_err(|e| client_error(e.to_string()))?;
+        // No proxy for content: a proxy would resolve names itself, past the guard.
         let content = builder()
+            .no_proxy()
             .dns_resolver(guard::GuardedResolver::new(Arc::clone(&policy)))
             .build()
             .map_err(|e| client_error(e.to_string()))?;

@@ -50,7 +50,9 @@ impl Pipeline {
                 counts.unchanged += 1;
                 continue;
             }
-            if stored.is_none() && self.settings().dedupe {
+            // Only a real link identifies an article across sources; link-less entries never merge.
+            let identifies = canonical.starts_with("http://") || canonical.starts_with("https://");
+            if stored.is_none() && self.settings().dedupe && identifies {
                 let same = Store::by_canonical(&mut tx, &canonical, &article.source).await?;
                 if let Some(target) = same {
                     wrote |= self

@@ -71,8 +71,12 @@ impl Pipeline {
         let mut report = EnrichReport::default();
         if options.dry_run {
             for item in &pending {
-                let (_, request) = self.request_for(enricher, item)?;
-                report.requests.push(enricher.describe(&request));
+                match self.request_for(enricher, item) {
+                    Ok((_, request)) => report.requests.push(enricher.describe(&request)),
+                    Err(e) => {
+                        warn!(source = %item.source, key = %item.key, error = %e, "no request: the file cannot be read")
+                    }
+                }
             }
             return Ok(report);
         }
@@ -112,8 +116,17 @@ impl Pipeline {
     }
 
     async fn enrich_one(&self, enricher: &Enricher, item: &PendingEnrichment) -> Result<Attempt> {
-        let (doc, request) = self.request_for(enricher, item)?;
         let cache_key = enricher.cache_key(&item.content_hash);
+        let (doc, request) = match self.request_for(enricher, item) {
+            Ok(found) => found,
+            Err(e) => {
+                // A missing or damaged file fails this article, not the whole pass.
+                let failed = EnrichError::Failed(format!("the archived file cannot be used: {e}"));
+                return self
+                    .record_failed_attempt(enricher, item, &failed, Usage::default())
+                    .await;
+            }
+        };
         let (result, usage, paid) = match self.store().cached_answer(&cache_key).await? {
             Some(cached) => match serde_json::from_str::<Answer>(&cached.answer) {
                 Ok(answer) => (Ok(answer), Usage::default(), false),
@@ -131,39 +144,27 @@ impl Pipeline {
         let now = Utc::now();
         let answer = match result {
             Ok(answer) => answer,
-            Err(e) => {
-                let next = next_attempt(now, enricher, item.attempts, e.retry_after());
-                warn!(source = %item.source, key = %item.key, error = %e, next = %next, "enrichment failed");
-                let _turn = self.write_turn.lock().await;
-                self.store()
-                    .mark_enrichment_failed(
-                        &item.source,
-                        &item.key,
-                        &e.to_string(),
-                        &next,
-                        enricher.config().max_attempts,
-                        (usage.prompt_tokens, usage.completion_tokens),
-                        &now,
-                    )
-                    .await?;
-                return Ok(Attempt::Failed);
-            }
+            Err(e) => return self.record_failed_attempt(enricher, item, &e, usage).await,
         };
 
         let enriched = enrich::apply(&doc, &answer, enricher.targets());
         let bytes = archive::render(&enriched, &self.settings().labels);
         let path = self.settings().archive_dir.join(&item.path);
         let _turn = self.write_turn.lock().await;
-        let mut tx = self.store().begin().await?;
         if paid {
+            // The answer is kept before the file changes: should anything below fail, the next
+            // attempt applies it again instead of asking with the summary as the body.
             let cached = CachedAnswer {
                 answer: serde_json::to_string(&answer).unwrap_or_default(),
                 prompt_tokens: usage.prompt_tokens,
                 completion_tokens: usage.completion_tokens,
             };
+            let mut tx = self.store().begin().await?;
             Store::cache_answer(&mut tx, &cache_key, &cached, &now).await?;
+            tx.commit().await?;
         }
         publish::write_atomic(&path, bytes.as_bytes())?;
+        let mut tx = self.store().begin().await?;
         Store::touch_article(&mut tx, &item.source, &item.key, enriched.title(), &now).await?;
         let tokens = (usage.prompt_tokens, usage.completion_tokens);
         Store::mark_enriched(
@@ -178,6 +179,33 @@ impl Pipeline {
         tx.commit().await?;
         info!(source = %item.source, key = %item.key, path = %path.display(), "enriched");
         Ok(Attempt::Enriched)
+    }
+}
+
+impl Pipeline {
+    async fn record_failed_attempt(
+        &self,
+        enricher: &Enricher,
+        item: &PendingEnrichment,
+        error: &EnrichError,
+        usage: Usage,
+    ) -> Result<Attempt> {
+        let now = Utc::now();
+        let next = next_attempt(now, enricher, item.attempts, error.retry_after());
+        warn!(source = %item.source, key = %item.key, error = %error, next = %next, "enrichment failed");
+        let _turn = self.write_turn.lock().await;
+        self.store()
+            .mark_enrichment_failed(
+                &item.source,
+                &item.key,
+                &error.to_string(),
+                &next,
+                enricher.config().max_attempts,
+                (usage.prompt_tokens, usage.completion_tokens),
+                &now,
+            )
+            .await?;
+        Ok(Attempt::Failed)
     }
 }
 

@@ -263,6 +263,7 @@ impl Pipeline {
             return Ok(Refresh::SameBody);
         }
         let prepared = self.prepare(source, &fetched, !options.no_enrich).await?;
+        let no_validators = Validators::default();
         let url = source.location.to_string();
         let moved_to = self.moved_to(&fetched.meta);
         let feed_delay = prepared.hints.requested(&self.settings.fetch);
@@ -274,7 +275,12 @@ impl Pipeline {
             at: prepared.now,
             status: "ok",
             http_status: fetched.meta.status,
-            validators: &fetched.meta.validators,
+            // Held-back articles must come again: no validators, so the next fetch is full.
+            validators: if prepared.held_back {
+                &no_validators
+            } else {
+                &fetched.meta.validators
+            },
             body_hash: (!prepared.held_back).then_some(body_hash.as_str()),
             moved_to: moved_to.as_deref(),
             meta: Some(&meta),

@@ -161,9 +161,11 @@ impl Pipeline {
                         info!(key = %article.key, "skipped: {reason}");
                         return None;
                     }
-                    let canonical = full_text
-                        .and_then(|e| e.canonical)
-                        .unwrap_or_else(|| canonical_link(&article.doc.link));
+                    let canonical = canonical_link(
+                        &full_text
+                            .and_then(|e| e.canonical)
+                            .unwrap_or_else(|| article.doc.link.clone()),
+                    );
                     let bytes = archive::render(&article.doc, &labels);
                     Some(PreparedArticle {
                         article,

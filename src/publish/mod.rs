@@ -46,7 +46,15 @@ pub fn sync_filesystem(_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+fn readable() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::Permissions::from_mode(0o644)
+}
+
 fn write_atomic_with(path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
+    // Writing through a symlink updates its target instead of replacing the link.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     match std::fs::read(path) {
         Ok(existing) if existing == bytes => return Ok(false),
         Ok(_) => {}
@@ -63,6 +71,14 @@ fn write_atomic_with(path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
+    // Temp files are private; the result keeps the replaced file's mode, else an ordinary
+    // readable one, so a web server running as another user can serve it.
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| readable());
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     if flush {
         tmp.as_file()
@@ -90,5 +106,27 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("c.md")]);
+    }
+
+    #[test]
+    fn files_are_readable_and_links_are_followed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("feed.xml");
+        write_atomic(&file, b"one").expect("write");
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let real = dir.path().join("real.toml");
+        std::fs::write(&real, "a").expect("real");
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        write_atomic(&link, b"b").expect("through the link");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&real).expect("read"), b"b");
     }
 }

@@ -77,7 +77,11 @@ fn cacheable(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
     {
-        Some(tags) => tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
+        // Weak comparison: a `W/` prefix (added by compressing proxies) still matches.
+        Some(tags) => tags
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == etag),
         None => request
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
@@ -95,6 +99,7 @@ fn cacheable(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if fresh {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
