@@ -17,6 +17,8 @@ CREATE TABLE aliases (
     content_hash  TEXT NOT NULL,
     target_source TEXT NOT NULL,
     target_key    TEXT NOT NULL,
+    tags          TEXT NOT NULL DEFAULT '',   -- the duplicate's tags, kept on the target's file
     first_seen    INTEGER NOT NULL,
     PRIMARY KEY (source, key)
 );
+CREATE INDEX aliases_by_target ON aliases (target_source, target_key);

@@ -110,6 +110,31 @@ async fn the_same_story_in_two_sources_is_archived_once_with_merged_tags() {
         stdout(&again)
     );
     assert_eq!(archive(tmp.path()).len(), 2);
+
+    // The first source updates its article: the merged tags stay.
+    let updated = rss(&[item(
+        "a1",
+        "Harbour deal agreed at last",
+        "https://news.example.org/story?id=7",
+        DATE,
+        "",
+    )]);
+    std::fs::write(server.dir.join("a.xml"), updated).expect("update");
+    let third = gazette(tmp.path(), &["fetch", "--force", "--source", "first"]).await;
+    assert!(
+        stdout(&third).contains("first: 0 new, 1 updated"),
+        "{}",
+        stdout(&third)
+    );
+    let files = archive(tmp.path());
+    let story = files
+        .iter()
+        .find(|f| f.contains("Harbour deal agreed at last"))
+        .expect("updated story");
+    assert!(
+        story.contains("tags: \n- world\n- politics\n"),
+        "tags kept: {story}"
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use crate::normalize::normalize_tags;
 use crate::publish::{self, archive};
 use crate::store::{CanonicalMatch, Store, SuccessRecord};
 use crate::text;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Highest numeric suffix tried when slugs clash.
 const MAX_PATH_SUFFIX: u32 = 1000;
@@ -34,8 +34,8 @@ impl Pipeline {
         let mut wrote = false;
         for prepared in articles {
             let PreparedArticle {
-                article,
-                bytes,
+                mut article,
+                mut bytes,
                 first_seen,
                 canonical,
                 enrichment,
@@ -65,12 +65,23 @@ impl Pipeline {
                         &article.key,
                         hash,
                         &target,
+                        &article.doc.tags,
                         &now,
                     )
                     .await?;
                     info!(key = %article.key, duplicate_of = %target.path, "the same article is archived from another source; tags merged");
                     counts.skipped += 1;
                     continue;
+                }
+            }
+            if stored.is_some() {
+                // Tags that duplicates from other sources brought survive this source's update.
+                let brought = Store::alias_tags(&mut tx, &article.source, &article.key).await?;
+                let merged =
+                    normalize_tags(article.doc.tags.iter().chain(&brought).map(String::as_str));
+                if merged != article.doc.tags {
+                    article.doc.tags = merged;
+                    bytes = archive::render(&article.doc, &self.settings().labels);
                 }
             }
             let path = match &stored {
@@ -158,12 +169,20 @@ impl Pipeline {
         now: &chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
         let path = self.settings().archive_dir.join(&target.path);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let mut doc =
-            archive::read(&text, &self.settings().labels, &[]).map_err(|e| Error::Archive {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        // A missing or damaged file must not fail the whole source; its tags come back with
+        // the target's next update (they are kept with the alias).
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                archive::read(&text, &self.settings().labels, &[]).map_err(|e| e.to_string())
+            });
+        let mut doc = match read {
+            Ok(doc) => doc,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "tags not merged: the file cannot be read");
+                return Ok(false);
+            }
+        };
         let merged = normalize_tags(doc.tags.iter().chain(tags).map(String::as_str));
         if merged == doc.tags {
             return Ok(false);

@@ -84,28 +84,55 @@ impl Store {
         Ok(())
     }
 
-    /// Remembers that an entry is another source's article.
+    /// Remembers that an entry is another source's article, and the tags it brings.
     pub async fn record_alias(
         conn: &mut SqliteConnection,
         source: &str,
         key: &str,
         content_hash: &str,
         target: &CanonicalMatch,
+        tags: &[String],
         now: &DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO aliases (source, key, content_hash, target_source, target_key, first_seen)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO aliases (source, key, content_hash, target_source, target_key, tags, first_seen)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(source)
         .bind(key)
         .bind(content_hash)
         .bind(&target.source)
         .bind(&target.key)
+        .bind(tags.join("\u{1f}"))
         .bind(to_millis(now))
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// Tags that duplicates from other sources brought to an article, in the order they came.
+    pub async fn alias_tags(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT tags FROM aliases WHERE target_source = ? AND target_key = ? ORDER BY first_seen",
+        )
+        .bind(source)
+        .bind(key)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows
+            .iter()
+            .flat_map(|r| {
+                let tags: String = r.get(0);
+                tags.split('\u{1f}')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect())
     }
 
     /// The content hash an alias was recorded with, and when it was first seen.
