@@ -92,8 +92,16 @@ impl Pipeline {
             let changed = publish::write_atomic_deferred(&full, bytes.as_bytes())?;
             wrote |= changed;
             let path = path_to_store(&path);
-            Store::upsert_article(&mut tx, &article, &path, &first_seen, &now, changed).await?;
-            Store::set_canonical(&mut tx, &article.source, &article.key, &canonical).await?;
+            Store::upsert_article(
+                &mut tx,
+                &article,
+                &path,
+                &first_seen,
+                &now,
+                changed,
+                &canonical,
+            )
+            .await?;
             let (source, key, hash) = (&article.source, &article.key, &article.content_hash);
             match enrichment {
                 EnrichmentStep::Off => {}

@@ -69,21 +69,6 @@ impl Store {
         }))
     }
 
-    pub async fn set_canonical(
-        conn: &mut SqliteConnection,
-        source: &str,
-        key: &str,
-        canonical: &str,
-    ) -> Result<()> {
-        sqlx::query("UPDATE articles SET canonical = ? WHERE source = ? AND key = ?")
-            .bind(canonical)
-            .bind(source)
-            .bind(key)
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
-
     /// Remembers that an entry is another source's article, and the tags it brings.
     pub async fn record_alias(
         conn: &mut SqliteConnection,

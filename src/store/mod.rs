@@ -201,15 +201,16 @@ impl Store {
         first_seen: &DateTime<Utc>,
         now: &DateTime<Utc>,
         file_changed: bool,
+        canonical: &str,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at, language)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)
+            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at, language, canonical)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13)
              ON CONFLICT (source, key) DO UPDATE SET
                 path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
                 title = excluded.title, link = excluded.link, date = excluded.date,
                 updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END,
-                language = excluded.language",
+                language = excluded.language, canonical = excluded.canonical",
         )
         .bind(&article.source)
         .bind(&article.key)
@@ -223,6 +224,7 @@ impl Store {
         .bind(to_millis(now))
         .bind(file_changed)
         .bind(&article.doc.original.language)
+        .bind(canonical)
         .execute(conn)
         .await?;
         Ok(())
