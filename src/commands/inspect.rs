@@ -1,0 +1,192 @@
+//! Commands that only look: `check`, `status`, `preview`.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use gazette::config::{FetchConfig, Location, Settings, Source};
+use gazette::fetch::{FetchOutcome, Fetcher, Validators};
+use gazette::normalize::{self, FeedContext};
+use gazette::parse::ParseLimits;
+use gazette::publish::archive::format_date;
+
+use super::open_store;
+
+pub(crate) fn check(settings: &Settings) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "config   {}: ok", settings.config_path.display())?;
+    writeln!(out, "archive  {}", settings.archive_dir.display())?;
+    writeln!(
+        out,
+        "feed     {} ({} newest entries)",
+        settings.feed_path.display(),
+        settings.feed.max_entries
+    )?;
+    writeln!(out, "state    {}", settings.state_url)?;
+    writeln!(
+        out,
+        "sources  {} (fetching {} at a time)",
+        settings.sources.len(),
+        settings.fetch.concurrency
+    )?;
+    for s in &settings.sources {
+        writeln!(
+            out,
+            "  {:<16} {}  author={} tags=[{}] language={}",
+            s.id,
+            s.location,
+            s.author,
+            s.tags.join(", "),
+            s.language.as_deref().unwrap_or("(from feed)")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn status(settings: &Settings, json: bool) -> Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let rows = store.source_status().await?;
+    let enrichment = store.enrichment_totals().await?;
+    let enrichment_failures = store.enrichment_failures().await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let failures: Vec<_> = enrichment_failures
+            .iter()
+            .map(|(source, key, error, next)| {
+                serde_json::json!({"source": source, "key": key, "error": error, "next_attempt_at": next})
+            })
+            .collect();
+        let value = serde_json::json!({
+            "sources": rows,
+            "enrichment": enrichment,
+            "enrichment_errors": failures,
+        });
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+    } else {
+        if settings.enrich.provider.is_some() {
+            writeln!(
+                out,
+                "enrichment: {} enriched, {} pending, {} failed; {} prompt + {} completion tokens",
+                enrichment.enriched,
+                enrichment.pending,
+                enrichment.failed,
+                enrichment.prompt_tokens,
+                enrichment.completion_tokens
+            )?;
+            for (source, key, error, next) in &enrichment_failures {
+                writeln!(
+                    out,
+                    "  {source} {key}: {error} (next attempt {})",
+                    format_date(next)
+                )?;
+            }
+        }
+        let never = || "never".to_owned();
+        for r in rows {
+            let http = r
+                .last_http_status
+                .map(|s| format!(" (HTTP {s})"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{}: {}{http}",
+                r.id,
+                r.last_status.as_deref().unwrap_or("never fetched")
+            )?;
+            writeln!(out, "  url            {}", r.url)?;
+            if let Some(moved) = &r.moved_to {
+                writeln!(
+                    out,
+                    "  moved to       {moved} (permanent redirect; fetched from here)"
+                )?;
+            }
+            writeln!(
+                out,
+                "  last fetch     {}",
+                r.last_fetch_at.as_ref().map_or_else(never, format_date)
+            )?;
+            writeln!(
+                out,
+                "  next due       {}",
+                r.next_due_at
+                    .as_ref()
+                    .map_or_else(|| "now".to_owned(), format_date)
+            )?;
+            writeln!(
+                out,
+                "  validators     {}",
+                if r.has_validators { "yes" } else { "no" }
+            )?;
+            writeln!(out, "  failures       {} in a row", r.consecutive_failures)?;
+            if let Some(reason) = &r.disabled_reason {
+                writeln!(out, "  disabled       {reason}")?;
+            }
+            if let Some(error) = &r.last_error {
+                writeln!(out, "  last error     {error}")?;
+            }
+            writeln!(out, "  articles       {}", r.articles)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn preview(location: &str, id: &str) -> Result<ExitCode> {
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let location = Location::parse(location, &cwd).map_err(anyhow::Error::msg)?;
+    let source = Source::adhoc(id, location);
+    let config = FetchConfig::default();
+    let fetcher = Fetcher::new(&config)?;
+    let fetched = match fetcher
+        .fetch_source(&source, &source.location, &Validators::default())
+        .await?
+    {
+        FetchOutcome::Body(fetched) => fetched,
+        FetchOutcome::NotModified(_) => {
+            anyhow::bail!(
+                "{}: answered 304 Not Modified to an unconditional request",
+                source.location
+            )
+        }
+    };
+    let base = fetched.meta.url.as_ref();
+    let parsed = gazette::parse::parse_feed(
+        &fetched.body,
+        fetched.content_type.as_deref(),
+        base,
+        &ParseLimits::from_config(&config),
+    )
+    .map_err(|reason| anyhow::anyhow!("{}: not a readable feed: {reason}", source.location))?;
+    for warning in &parsed.warnings {
+        tracing::warn!(source = %source.id, "{warning}");
+    }
+    let feed = parsed.feed;
+    let ctx = FeedContext::new(&feed, base);
+    let now = Utc::now();
+    let mut out = std::io::stdout().lock();
+    for entry in &feed.entries {
+        let identity = match normalize::identify(entry, &source, &ctx) {
+            Ok(identity) => identity,
+            Err(skip) => {
+                tracing::warn!(source = %source.id, "skipped: {skip}");
+                continue;
+            }
+        };
+        let a = normalize::normalize(entry, identity, &source, &ctx, now, None);
+        let line = serde_json::json!({
+            "source": a.source,
+            "key": a.key,
+            "title": a.doc.title(),
+            "link": a.doc.link,
+            "date": format_date(&a.doc.date),
+            "description": a.doc.description,
+            "tags": a.doc.tags,
+            "author": a.doc.author,
+            "language": a.doc.original.language,
+            "body": a.doc.original.body,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

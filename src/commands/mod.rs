@@ -1,0 +1,56 @@
+//! What each subcommand does; `main` only parses arguments and sets up logging.
+
+mod daemon;
+mod inspect;
+mod runs;
+mod sources;
+
+pub(crate) use daemon::run_daemon;
+pub(crate) use inspect::{check, preview, status};
+pub(crate) use runs::{FetchOptions, build, enrich, fetch, list_due};
+pub(crate) use sources::{add, import};
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use gazette::config::Settings;
+use gazette::fetch::Fetcher;
+use gazette::lock::WriterLock;
+use gazette::pipeline::Pipeline;
+use gazette::store::Store;
+
+/// Exit code when at least one source failed and the others were processed.
+pub(crate) const EXIT_SOURCES_FAILED: u8 = 3;
+/// Exit code when another process (the daemon, another `fetch`) holds the archive's lock.
+pub(crate) const EXIT_LOCKED: u8 = 4;
+
+pub(crate) fn load(path: &Path) -> Result<Settings> {
+    Ok(Settings::load(path)?)
+}
+
+pub(crate) async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
+    let store = open_store(&settings).await?;
+    let fetcher = Fetcher::new(&settings.fetch)?;
+    Ok(Pipeline::new(Arc::new(settings), store, fetcher)?)
+}
+
+/// Takes the archive's writer lock, or says who holds it.
+pub(crate) fn writer_lock(
+    settings: &Settings,
+) -> Result<std::result::Result<WriterLock, ExitCode>> {
+    match WriterLock::acquire(&settings.lock_path, settings.lock_timeout)? {
+        Ok(lock) => Ok(Ok(lock)),
+        Err(busy) => {
+            eprintln!("gazette: {busy}");
+            Ok(Err(ExitCode::from(EXIT_LOCKED)))
+        }
+    }
+}
+
+pub(crate) async fn open_store(settings: &Settings) -> Result<Store> {
+    Store::open(&settings.state_url)
+        .await
+        .with_context(|| format!("opening the state database {}", settings.state_url))
+}

@@ -1,0 +1,209 @@
+//! Commands that write: `fetch`, `fetch --due`, `enrich`, `build`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use gazette::config::Settings;
+use gazette::pipeline::{EnrichOptions, EnrichReport, Refresh, RunOptions};
+use gazette::publish::archive::format_date;
+
+use super::{EXIT_SOURCES_FAILED, open_pipeline, open_store, writer_lock};
+
+/// How `fetch` runs and reports.
+pub(crate) struct FetchOptions {
+    pub(crate) force: bool,
+    pub(crate) enrich: bool,
+    pub(crate) per_source: bool,
+}
+
+pub(crate) async fn fetch(
+    settings: Settings,
+    ids: &[String],
+    fetch: FetchOptions,
+) -> Result<ExitCode> {
+    let FetchOptions {
+        force,
+        enrich,
+        per_source,
+    } = fetch;
+    let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let deadline = tokio::time::Instant::now() + settings.fetch.run_deadline;
+    let pipeline = open_pipeline(settings).await?;
+    let options = RunOptions {
+        force,
+        deadline: Some(deadline),
+        no_enrich: !enrich,
+    };
+    let interactive = std::io::stdout().is_terminal();
+    let bar = interactive.then(|| {
+        let bar = indicatif::ProgressBar::new(sources.len() as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sources {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut reports = pipeline
+        .refresh_all_with(&sources, options, |report| {
+            if let Some(bar) = &bar {
+                bar.set_message(report.source.clone());
+                bar.inc(1);
+            }
+        })
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    reports.sort_by(|a, b| a.source.cmp(&b.source));
+
+    let every_line = interactive || per_source;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for report in &reports {
+        let line = match &report.outcome {
+            Ok(Refresh::Archived(c)) => format!(
+                "{} new, {} updated, {} unchanged, {} skipped",
+                c.new, c.updated, c.unchanged, c.skipped
+            ),
+            Ok(Refresh::NotModified) => "not modified (HTTP 304)".to_owned(),
+            Ok(Refresh::SameBody) => "unchanged (same body as last time)".to_owned(),
+            Ok(Refresh::NotDue(at)) => format!("not due until {}", format_date(at)),
+            Ok(Refresh::Disabled(reason)) => {
+                format!("disabled ({reason}); fix its url or fetch with --force")
+            }
+            Err(e) => {
+                failed += 1;
+                format!("failed: {e}")
+            }
+        };
+        if every_line || report.outcome.is_err() {
+            writeln!(out, "{}: {line}", report.source)?;
+        }
+    }
+    if enrich && pipeline.enricher().is_some() {
+        let options = EnrichOptions {
+            sources: ids.to_vec(),
+            ..EnrichOptions::default()
+        };
+        let report = pipeline
+            .enrich_pending(&options)
+            .await
+            .context("enriching articles")?;
+        writeln!(out, "{}", enrich_summary(&report))?;
+    }
+    let feed_changed = pipeline
+        .publish_feed()
+        .await
+        .context("writing the merged feed")?;
+    writeln!(
+        out,
+        "{} sources, {} failed; feed {} {}",
+        reports.len(),
+        failed,
+        pipeline.settings().feed_path.display(),
+        if feed_changed { "written" } else { "unchanged" }
+    )?;
+    pipeline.store().clone().close().await;
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_SOURCES_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(crate) fn enrich_summary(report: &EnrichReport) -> String {
+    format!(
+        "enrichment: {} enriched, {} failed (retried on a later run)",
+        report.enriched, report.failed
+    )
+}
+
+pub(crate) async fn enrich(settings: Settings, options: EnrichOptions) -> Result<ExitCode> {
+    if settings.enrich.provider.is_none() {
+        anyhow::bail!(
+            "{}: enrichment is not configured (no [enrich] provider)",
+            settings.config_path.display()
+        );
+    }
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let pipeline = open_pipeline(settings).await?;
+    let report = pipeline
+        .enrich_pending(&options)
+        .await
+        .context("enriching articles")?;
+    let mut out = std::io::stdout().lock();
+    if options.dry_run {
+        for request in &report.requests {
+            writeln!(out, "{request}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{}", enrich_summary(&report))?;
+    let changed = pipeline
+        .publish_feed()
+        .await
+        .context("writing the merged feed")?;
+    writeln!(
+        out,
+        "feed {} {}",
+        pipeline.settings().feed_path.display(),
+        if changed { "written" } else { "unchanged" }
+    )?;
+    Ok(if report.failed > 0 {
+        ExitCode::from(EXIT_SOURCES_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(crate) async fn list_due(settings: Settings, ids: &[String]) -> Result<ExitCode> {
+    let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
+    let store = open_store(&settings).await?;
+    let now = Utc::now();
+    let mut out = std::io::stdout().lock();
+    for source in &sources {
+        let state = store.source_state(&source.id).await?;
+        let configured = source.location.to_string();
+        let state = state.filter(|s| s.url == configured);
+        let when = match state {
+            Some(s) if s.disabled_reason.is_some() => {
+                format!("disabled ({})", s.disabled_reason.unwrap_or_default())
+            }
+            Some(s) => match s.next_due_at.filter(|due| *due > now) {
+                Some(due) => format!("due at {}", format_date(&due)),
+                None => "due now".to_owned(),
+            },
+            None => "due now (never fetched)".to_owned(),
+        };
+        writeln!(out, "{}: {when}", source.id)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn build(settings: Settings) -> Result<ExitCode> {
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let pipeline = open_pipeline(settings).await?;
+    let changed = pipeline
+        .publish_feed()
+        .await
+        .context("writing the merged feed")?;
+    println!(
+        "feed {} {}",
+        pipeline.settings().feed_path.display(),
+        if changed { "written" } else { "unchanged" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,119 @@
+//! Commands that change the sources: `import`, `add`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use gazette::config::{Location, Source};
+use gazette::fetch::{FetchOutcome, Fetched, Fetcher, Validators};
+use gazette::parse::ParseLimits;
+
+use super::load;
+
+pub(crate) fn import(config: &Path, file: &Path) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let feeds =
+        gazette::opml::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let outcome = gazette::config::edit::add_sources(config, &feeds)?;
+    println!(
+        "{}: {} sources added ({}), {} already configured",
+        config.display(),
+        outcome.added.len(),
+        outcome.added.join(", "),
+        outcome.skipped.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches and parses `url` as a feed, with everything a preview shows.
+pub(crate) async fn fetch_feed(
+    fetcher: &Fetcher,
+    url: &str,
+) -> Result<(Fetched, Option<feed_rs::model::Feed>)> {
+    let location = Location::parse(url, &std::env::current_dir()?).map_err(anyhow::Error::msg)?;
+    let source = Source::adhoc("add", location);
+    let fetched = match fetcher
+        .fetch_source(&source, &source.location, &Validators::default())
+        .await?
+    {
+        FetchOutcome::Body(fetched) => fetched,
+        FetchOutcome::NotModified(_) => {
+            anyhow::bail!("{url}: answered 304 Not Modified to an unconditional request")
+        }
+    };
+    let parsed = gazette::parse::parse_feed(
+        &fetched.body,
+        fetched.content_type.as_deref(),
+        fetched.meta.url.as_ref(),
+        &ParseLimits::default(),
+    );
+    Ok((fetched, parsed.ok().map(|p| p.feed)))
+}
+
+pub(crate) async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<ExitCode> {
+    let settings = load(config)?;
+    let fetcher = Fetcher::new(&settings.fetch)?;
+    let (page, feed) = fetch_feed(&fetcher, url).await?;
+    let (feed_url, feed) = match feed {
+        Some(feed) => (url.to_owned(), feed),
+        None => {
+            let base = page
+                .meta
+                .url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("{url}: no base URL"))?;
+            let html = String::from_utf8_lossy(&page.body);
+            let found = gazette::opml::discover(&html, &base);
+            let Some(first) = found.first() else {
+                anyhow::bail!(
+                    "{url}: neither a feed nor a page that announces one (<link rel=\"alternate\">)"
+                );
+            };
+            // The page chose this address, not the operator: it goes through the SSRF guard.
+            let announced = url::Url::parse(&first.url)?;
+            let fetched = fetcher.fetch_content("add", &announced).await?;
+            let feed = gazette::parse::parse_feed(
+                &fetched.body,
+                fetched.content_type.as_deref(),
+                fetched.meta.url.as_ref(),
+                &ParseLimits::default(),
+            )
+            .map(|parsed| parsed.feed)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: announced as a feed, but not readable as one: {e}",
+                    first.url
+                )
+            })?;
+            (first.url.clone(), feed)
+        }
+    };
+    let title = feed
+        .title
+        .as_ref()
+        .map(|t| gazette::text::html_to_text(&t.content))
+        .unwrap_or_default();
+    println!("feed: {feed_url}");
+    println!("title: {title}");
+    println!("entries: {}", feed.entries.len());
+    for entry in feed.entries.iter().take(3) {
+        let entry_title = entry
+            .title
+            .as_ref()
+            .map(|t| gazette::text::html_to_text(&t.content))
+            .unwrap_or_default();
+        println!("  - {entry_title}");
+    }
+    let found = gazette::opml::FoundFeed {
+        title,
+        url: feed_url,
+        tags: gazette::normalize::normalize_tags(tags.iter().map(String::as_str)),
+    };
+    let outcome = gazette::config::edit::add_sources(config, &[found])?;
+    match outcome.added.first() {
+        Some(id) => println!("added source {id} to {}", config.display()),
+        None => println!("already configured in {}", config.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
