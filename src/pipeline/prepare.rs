@@ -18,7 +18,7 @@ use crate::normalize::{self, EntryIdentity, FeedContext, Skip};
 use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
-use crate::store::{CachedAnswer, FeedMeta, Store, StoredArticle};
+use crate::store::{CachedAnswer, FeedMeta, Known, Store, StoredArticle};
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
@@ -99,23 +99,19 @@ impl Pipeline {
                 counts.skipped += 1;
                 continue;
             }
-            let stored = Store::article(&mut conn, &source.id, &identity.key).await?;
-            if stored
-                .as_ref()
-                .is_some_and(|s| s.content_hash == identity.content_hash)
-            {
-                counts.unchanged += 1;
-                continue;
-            }
-            if stored.is_none()
-                && Store::alias(&mut conn, &source.id, &identity.key)
-                    .await?
-                    .is_some_and(|(hash, _)| hash == identity.content_hash)
-            {
+            let stored = match Store::known(&mut conn, &source.id, &identity.key).await? {
+                Known::Archived(stored) if stored.content_hash == identity.content_hash => {
+                    counts.unchanged += 1;
+                    continue;
+                }
                 // Another source's article, already merged into its file.
-                counts.unchanged += 1;
-                continue;
-            }
+                Known::Alias { content_hash } if content_hash == identity.content_hash => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+                Known::Archived(stored) => Some(stored),
+                Known::Alias { .. } | Known::New => None,
+            };
             let entry = &parsed.feed.entries[index];
             let date = entry.published.or(entry.updated);
             if let (Some(max_age), Some(date)) = (source.filters.max_age, date)

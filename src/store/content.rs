@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use super::{Store, from_millis, to_millis};
+use super::{Store, to_millis};
 use crate::error::Result;
 use crate::extract::Extracted;
 
@@ -118,21 +118,5 @@ impl Store {
                     .collect::<Vec<_>>()
             })
             .collect())
-    }
-
-    /// The content hash an alias was recorded with, and when it was first seen.
-    pub async fn alias(
-        conn: &mut SqliteConnection,
-        source: &str,
-        key: &str,
-    ) -> Result<Option<(String, DateTime<Utc>)>> {
-        let row = sqlx::query(
-            "SELECT content_hash, first_seen FROM aliases WHERE source = ? AND key = ?",
-        )
-        .bind(source)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
-        Ok(row.map(|r| (r.get(0), from_millis(r.get(1)))))
     }
 }

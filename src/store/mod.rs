@@ -38,6 +38,17 @@ pub struct StoredArticle {
     pub first_seen: DateTime<Utc>,
 }
 
+/// What state knows of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    New,
+    Archived(StoredArticle),
+    /// Another source's article; its file holds this entry.
+    Alias {
+        content_hash: String,
+    },
+}
+
 /// An article row of the merged feed, with its source's feed metadata.
 #[derive(Debug, Clone)]
 pub struct FeedRow {
@@ -184,6 +195,33 @@ impl Store {
             content_hash: r.get(1),
             first_seen: from_millis(r.get(2)),
         }))
+    }
+
+    /// What is known of an entry: archived, merged into another source's article (with the
+    /// content hash it had then), or nothing. One query, as it runs for every entry of every
+    /// fetch.
+    pub async fn known(conn: &mut SqliteConnection, source: &str, key: &str) -> Result<Known> {
+        let row = sqlx::query(
+            "SELECT 0, path, content_hash, first_seen FROM articles WHERE source = ?1 AND key = ?2
+             UNION ALL
+             SELECT 1, '', content_hash, first_seen FROM aliases WHERE source = ?1 AND key = ?2
+             ORDER BY 1 LIMIT 1",
+        )
+        .bind(source)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+        Ok(match row {
+            None => Known::New,
+            Some(r) if r.get::<i64, _>(0) == 0 => Known::Archived(StoredArticle {
+                path: r.get(1),
+                content_hash: r.get(2),
+                first_seen: from_millis(r.get(3)),
+            }),
+            Some(r) => Known::Alias {
+                content_hash: r.get(2),
+            },
+        })
     }
 
     pub async fn path_taken(conn: &mut SqliteConnection, path: &str) -> Result<bool> {
