@@ -89,13 +89,13 @@ impl Pipeline {
             let identity = match identity {
                 Ok(identity) => identity,
                 Err(skip) => {
-                    warn!(entry = %parsed.feed.entries[index].id, "skipped: {skip}");
+                    warn!(source = %source.id, entry = %parsed.feed.entries[index].id, "skipped: {skip}");
                     counts.skipped += 1;
                     continue;
                 }
             };
             if !seen_keys.insert(identity.key.as_str()) {
-                warn!(key = %identity.key, "skipped: the feed repeats this entry");
+                warn!(source = %source.id, key = %identity.key, "skipped: the feed repeats this entry");
                 counts.skipped += 1;
                 continue;
             }
@@ -246,7 +246,7 @@ impl Pipeline {
                         (Some(answer), Some((cache_key, cached)))
                     }
                     Ok(Outcome { result: Err(e), .. }) => {
-                        warn!(key = %article.key, error = %e, "enrichment failed; archived without it for now");
+                        warn!(source = %article.source, key = %article.key, error = %e, "enrichment failed; archived without it for now");
                         (None, None)
                     }
                     Err(_) => (None, None),
@@ -295,7 +295,7 @@ impl Pipeline {
                     let base = page.meta.url.clone().unwrap_or_else(|| link.clone());
                     let extracted = extract::extract(&html, &base, rules);
                     if extracted.is_none() {
-                        warn!(page = %link, "the page has no article text; the feed's content is used");
+                        warn!(source = %source.id, page = %link, "the page has no article text; the feed's content is used");
                     }
                     self.store()
                         .cache_page(link.as_str(), extracted.as_ref(), &Utc::now())
@@ -303,7 +303,7 @@ impl Pipeline {
                     texts.push(extracted);
                 }
                 Err(e) => {
-                    warn!(page = %link, error = %e, "the article page could not be fetched; the feed's content is used");
+                    warn!(source = %source.id, page = %link, error = %e, "the article page could not be fetched; the feed's content is used");
                     texts.push(None);
                 }
             }
