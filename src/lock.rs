@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct WriterLock {
     file: File,
-    path: PathBuf,
 }
 
 /// Why the lock could not be taken.
@@ -54,10 +53,7 @@ impl WriterLock {
         loop {
             match file.try_lock() {
                 Ok(()) => {
-                    let mut lock = Self {
-                        file,
-                        path: path.to_path_buf(),
-                    };
+                    let mut lock = Self { file };
                     lock.write_holder();
                     return Ok(Ok(lock));
                 }
@@ -87,10 +83,6 @@ impl WriterLock {
         let _ = self.file.set_len(0);
         let _ = write!(self.file, "{}", std::process::id());
         let _ = self.file.flush();
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

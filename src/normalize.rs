@@ -132,7 +132,9 @@ pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<Ent
         format!("sha256:{}", hash_fields(&[title, &date]))
     };
 
-    let text_of = |t: &Option<Text>| t.as_ref().map(|t| t.content.clone()).unwrap_or_default();
+    fn text_of(t: &Option<Text>) -> &str {
+        t.as_ref().map_or("", |t| t.content.as_str())
+    }
     let content = entry.content.as_ref();
     let categories: Vec<&str> = entry.categories.iter().map(|c| c.term.as_str()).collect();
     let published = entry.published.map(|d| d.to_rfc3339()).unwrap_or_default();
@@ -149,11 +151,11 @@ pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<Ent
         },
         ctx.language.as_deref().unwrap_or_default(),
         &key,
-        &text_of(&entry.title),
+        text_of(&entry.title),
         link.as_ref().map(Url::as_str).unwrap_or_default(),
         &published,
         &updated,
-        &text_of(&entry.summary),
+        text_of(&entry.summary),
         content.and_then(|c| c.body.as_deref()).unwrap_or_default(),
         content.map(|c| c.content_type.as_str()).unwrap_or_default(),
         &categories.join("\u{1f}"),

@@ -242,14 +242,6 @@ impl Location {
         }
         Ok(Location::File(base.join(raw)))
     }
-
-    /// The URL used as the base for relative links and shown to people.
-    pub fn as_url(&self) -> Option<Url> {
-        match self {
-            Location::Http(url) => Some(url.clone()),
-            Location::File(path) => Url::from_file_path(path).ok(),
-        }
-    }
 }
 
 impl std::fmt::Display for Location {

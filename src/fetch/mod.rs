@@ -35,10 +35,6 @@ pub struct Validators {
 }
 
 impl Validators {
-    pub fn is_empty(&self) -> bool {
-        self.etag.is_none() && self.last_modified.is_none()
-    }
-
     fn from_headers(headers: &HeaderMap) -> Self {
         let text = |name| {
             headers

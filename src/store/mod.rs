@@ -4,7 +4,6 @@
 //! Times are stored as Unix milliseconds so ordering is numeric and the `date` index serves the
 //! merged feed directly.
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -466,12 +465,6 @@ impl Store {
     pub async fn close(self) {
         self.pool.close().await;
     }
-}
-
-/// The file path of a `sqlite://` URL, for messages.
-pub fn sqlite_path(url: &str) -> Option<&Path> {
-    url.strip_prefix("sqlite://")
-        .map(|rest| Path::new(rest.split('?').next().unwrap_or(rest)))
 }
 
 #[cfg(test)]
