@@ -12,9 +12,9 @@ pub mod fetch; // one shared HTTP client; local files for `file://` and paths
 pub mod lock; // one writer per archive: an advisory lock beside the state database
 pub mod metrics; // counters of the daemon, for /metrics
 pub mod model; // `Article` and `Section`: the one shape every entry takes
-pub mod normalize; // feed-rs entry -> `Article` (key, dates, absolute links, Markdown body)
+pub mod normalize; // parsed entry -> `Article` (key, dates, absolute links, Markdown body)
 pub mod opml; // OPML import and export, feed discovery on web pages
-pub mod parse; // response bytes -> feed-rs model
+pub mod parse; // response bytes -> one feed model (RSS 0.90-2.0, Atom 0.3/1.0, JSON Feed)
 pub mod pipeline; // `refresh_source`: fetch -> parse -> normalize -> store -> archive
 pub mod publish; // Markdown archive files and the merged Atom feed
 pub mod schedule; // when each source is due: intervals, feed and server hints, back-off

@@ -96,6 +96,10 @@ enum Command {
         /// The source id the articles are shown under.
         #[arg(long, default_value = "preview")]
         id: String,
+        /// Resolve relative links as if the feed had been fetched from this URL (for a file
+        /// saved from the web).
+        #[arg(long)]
+        base: Option<url::Url>,
     },
     /// Rebuild the merged Atom feed from state.
     Build,
@@ -164,7 +168,7 @@ fn init_tracing(verbose: u8, format: LogFormat) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Preview { location, id } => preview(&location, &id).await,
+        Command::Preview { location, id, base } => preview(&location, &id, base.as_ref()).await,
         Command::Run { listen } => run_daemon(load(&cli.config)?, cli.config.clone(), listen).await,
         Command::Check => check(&load(&cli.config)?),
         Command::Fetch {

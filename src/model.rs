@@ -59,5 +59,30 @@ pub struct Article {
     pub atom_id: String,
     /// Hash of everything the entry's file is made from; unchanged hash, unchanged file.
     pub content_hash: String,
+    /// The entry's own authors, as the feed names them.
+    pub bylines: Vec<Byline>,
+    pub enclosures: Vec<Enclosure>,
     pub doc: Document,
+}
+
+/// One of an entry's authors as its feed names them (`dc:creator`, RSS `author`, Atom `author`,
+/// JSON Feed `authors`). Not the archive's `author` key, which is the source's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct Byline {
+    pub name: String,
+    pub email: Option<String>,
+    pub uri: Option<String>,
+}
+
+/// A file attached to an entry: a podcast episode, an image (RSS `enclosure`, Atom
+/// `link rel="enclosure"`, Media RSS `media:content`, JSON Feed `attachments`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+pub struct Enclosure {
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// MIME type, when the feed gives one.
+    #[serde(rename = "type")]
+    pub media_type: Option<String>,
+    /// Size in bytes, when the feed gives one.
+    pub length: Option<u64>,
 }

@@ -1,25 +1,26 @@
-//! A feed-rs entry becomes an [`Article`].
+//! A parsed feed entry becomes an [`Article`].
 //!
 //! Normalizing is split in two so an unchanged entry costs almost nothing: [`EntryIdentity`]
 //! (key and content hash, from the raw fields) is computed for every entry, and the full
 //! conversion (HTML to Markdown and the rest) only for entries whose hash is new.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use feed_rs::model::{Entry, Feed, FeedType, Link, Text};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::{Rewrites, Source};
-use crate::model::{Article, Document, Section};
+use crate::model::{Article, Byline, Document, Enclosure, Section};
+use crate::parse::{Entry, Feed, Link, Text};
 use crate::store::FeedMeta;
 use crate::text;
 
 /// Bumped when normalization changes output, so stored hashes no longer match and files are
 /// re-rendered once.
-const NORMALIZE_VERSION: &str = "gazette-normalize-1";
+const NORMALIZE_VERSION: &str = "gazette-normalize-2";
 
-/// Words taken from the description when an entry has no title.
-const FALLBACK_TITLE_WORDS: usize = 12;
+/// Characters of the description a title-less entry takes as its title: the description rule,
+/// shorter.
+const FALLBACK_TITLE_CHARS: usize = 80;
 
 /// What the feed as a whole contributes to its entries.
 #[derive(Debug, Clone)]
@@ -39,10 +40,7 @@ impl FeedContext {
         Self {
             fetch_url: fetch_url.cloned(),
             site_url,
-            markup_in_plain_text: matches!(
-                feed.feed_type,
-                FeedType::RSS0 | FeedType::RSS1 | FeedType::RSS2
-            ),
+            markup_in_plain_text: feed.format.is_rss(),
             language: feed
                 .language
                 .as_ref()
@@ -104,39 +102,58 @@ pub struct EntryIdentity {
 /// Why an entry is not archived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Skip {
-    #[error("entry has neither title nor link")]
-    NoTitleNorLink,
+    #[error("{entry} has no title, no link and no text")]
+    Empty { entry: String },
 }
 
 /// The entry's key and content hash, or why it is skipped.
 pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<EntryIdentity, Skip> {
-    let title = entry
-        .title
-        .as_ref()
-        .map(|t| t.content.as_str())
-        .unwrap_or_default();
+    fn text_of(t: &Option<Text>) -> &str {
+        t.as_ref().map_or("", |t| t.value.as_str())
+    }
+    let title = text_of(&entry.title);
     let link = entry_link(entry, ctx);
-    if title.trim().is_empty() && link.is_none() {
-        return Err(Skip::NoTitleNorLink);
+    let has_text = [&entry.summary, &entry.content]
+        .into_iter()
+        .flatten()
+        .any(|t| !t.is_blank());
+    if title.trim().is_empty() && link.is_none() && !has_text {
+        return Err(Skip::Empty {
+            entry: entry.label(),
+        });
     }
     let key = if !entry.id.trim().is_empty() {
         entry.id.trim().to_owned()
     } else if let Some(link) = &link {
         link.to_string()
     } else {
-        let date = entry
-            .published
-            .or(entry.updated)
-            .map(|d| d.to_rfc3339())
-            .unwrap_or_default();
-        format!("sha256:{}", hash_fields(&[title, &date]))
+        let date = entry.date().map(|d| d.to_rfc3339()).unwrap_or_default();
+        if title.trim().is_empty() {
+            // Only text to tell it apart.
+            let text = [&entry.summary, &entry.content]
+                .into_iter()
+                .flatten()
+                .map(|t| t.value.as_str())
+                .collect::<Vec<_>>()
+                .join("\u{1f}");
+            format!("sha256:{}", hash_fields(&[title, &date, &text]))
+        } else {
+            format!("sha256:{}", hash_fields(&[title, &date]))
+        }
     };
 
-    fn text_of(t: &Option<Text>) -> &str {
-        t.as_ref().map_or("", |t| t.content.as_str())
-    }
     let content = entry.content.as_ref();
-    let categories: Vec<&str> = entry.categories.iter().map(|c| c.term.as_str()).collect();
+    let categories: Vec<&str> = entry.categories.iter().map(String::as_str).collect();
+    let bylines: Vec<String> = entry
+        .authors
+        .iter()
+        .map(|b| format!("{}\u{1e}{:?}\u{1e}{:?}", b.name, b.email, b.uri))
+        .collect();
+    let enclosures: Vec<String> = entry
+        .enclosures
+        .iter()
+        .map(|e| format!("{}\u{1e}{:?}\u{1e}{:?}", e.url, e.media_type, e.length))
+        .collect();
     let published = entry.published.map(|d| d.to_rfc3339()).unwrap_or_default();
     let updated = entry.updated.map(|d| d.to_rfc3339()).unwrap_or_default();
     let content_hash = hash_fields(&[
@@ -156,10 +173,12 @@ pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<Ent
         &published,
         &updated,
         text_of(&entry.summary),
-        content.and_then(|c| c.body.as_deref()).unwrap_or_default(),
-        content.map(|c| c.content_type.as_str()).unwrap_or_default(),
+        content.map(|c| c.value.as_str()).unwrap_or_default(),
+        content.map_or("", |c| if c.is_html() { "html" } else { "text" }),
         &categories.join("\u{1f}"),
-        entry.base.as_deref().unwrap_or_default(),
+        entry.base.as_ref().map(Url::as_str).unwrap_or_default(),
+        &bylines.join("\u{1f}"),
+        &enclosures.join("\u{1f}"),
     ]);
     Ok(EntryIdentity { key, content_hash })
 }
@@ -178,33 +197,35 @@ pub fn normalize(
     let link = entry_link(entry, ctx);
     // Relative references in content resolve against xml:base when the feed gives one (Atom),
     // else against the article's own page, which is what RSS publishers mean.
-    let body_base = entry_base(entry, ctx)
-        .or_else(|| link.clone())
-        .or_else(|| ctx.site_url.clone())
-        .or_else(|| ctx.fetch_url.clone());
+    let body_base = |text: &Text| {
+        text.base
+            .clone()
+            .or_else(|| entry.base.clone())
+            .or_else(|| link.clone())
+            .or_else(|| ctx.site_url.clone())
+            .or_else(|| ctx.fetch_url.clone())
+    };
 
     let body = match (&entry.content, &entry.summary) {
         _ if full_text.is_some() => {
-            let page_base = link.clone().or_else(|| body_base.clone());
+            let page_base = link
+                .clone()
+                .or_else(|| entry.base.clone())
+                .or_else(|| ctx.site_url.clone())
+                .or_else(|| ctx.fetch_url.clone());
             text::html_to_markdown(full_text.unwrap_or_default(), page_base.as_ref())
         }
-        (Some(content), _)
-            if content
-                .body
-                .as_deref()
-                .is_some_and(|b| !b.trim().is_empty()) =>
-        {
-            let raw = content.body.as_deref().unwrap_or_default();
-            if content.content_type.essence().subty == "plain" {
-                text::text_to_markdown(raw)
+        (Some(content), _) if !content.is_blank() => {
+            if content.is_html() {
+                text::html_to_markdown(&content.value, body_base(content).as_ref())
             } else {
-                text::html_to_markdown(raw, body_base.as_ref())
+                text::text_to_markdown(&content.value)
             }
         }
-        (_, Some(summary)) if is_html(summary) => {
-            text::html_to_markdown(&summary.content, body_base.as_ref())
+        (_, Some(summary)) if summary.is_html() => {
+            text::html_to_markdown(&summary.value, body_base(summary).as_ref())
         }
-        (_, Some(summary)) => text::text_to_markdown(&summary.content),
+        (_, Some(summary)) => text::text_to_markdown(&summary.value),
         _ => String::new(),
     };
 
@@ -226,12 +247,12 @@ pub fn normalize(
         })
         .unwrap_or_default();
     if title.is_empty() {
-        title = text::first_words(&description, FALLBACK_TITLE_WORDS);
+        title = text::truncate_at_word(&description, FALLBACK_TITLE_CHARS);
     }
     if title.is_empty() {
-        title = text::first_words(
+        title = text::truncate_at_word(
             &text::html_to_text(&text::markdown_to_html(&body)),
-            FALLBACK_TITLE_WORDS,
+            FALLBACK_TITLE_CHARS,
         );
     }
     let link_text = link
@@ -255,7 +276,7 @@ pub fn normalize(
         .or_else(|| ctx.language.clone())
         .unwrap_or_else(|| "en".to_owned());
 
-    let categories = entry.categories.iter().map(|c| c.term.as_str());
+    let categories = entry.categories.iter().map(String::as_str);
     let tags = normalize_tags(
         source
             .tags
@@ -275,13 +296,11 @@ pub fn normalize(
         key: identity.key,
         atom_id,
         content_hash: identity.content_hash,
+        bylines: bylines(&entry.authors),
+        enclosures: enclosures(entry, ctx),
         doc: Document {
             link: link_text,
-            date: entry
-                .published
-                .or(entry.updated)
-                .unwrap_or(first_seen)
-                .trunc_subsecs(3),
+            date: entry.date().unwrap_or(first_seen).trunc_subsecs(3),
             description,
             tags,
             author: source.author.clone(),
@@ -314,37 +333,71 @@ pub fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
     resolve(
         &link.href,
         &[
-            entry_base(entry, ctx).as_ref(),
+            entry.base.as_ref(),
             ctx.site_url.as_ref(),
             ctx.fetch_url.as_ref(),
         ],
     )
 }
 
-/// The entry's xml:base, which may itself be relative to the document's URL.
-fn entry_base(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
-    let base = entry.base.as_deref()?.trim();
-    Url::parse(base)
-        .ok()
-        .or_else(|| ctx.fetch_url.as_ref()?.join(base).ok())
+/// Bylines with whitespace collapsed, empty and repeated ones left out.
+fn bylines(authors: &[Byline]) -> Vec<Byline> {
+    let mut out: Vec<Byline> = Vec::new();
+    for author in authors {
+        let name = text::decode_entities(&author.name);
+        if name.is_empty()
+            || out
+                .iter()
+                .any(|b| b.name == name && b.email == author.email)
+        {
+            continue;
+        }
+        out.push(Byline {
+            name,
+            email: author.email.clone(),
+            uri: author
+                .uri
+                .as_deref()
+                .and_then(|u| resolve(u, &[None]))
+                .map(String::from),
+        });
+    }
+    out
 }
 
-fn is_html(text: &Text) -> bool {
-    let essence = text.content_type.essence();
-    essence.subty == "html"
-        || essence.subty == "xhtml"
-        || essence.suffix.is_some_and(|s| s == "xml")
+/// Enclosures with absolute web URLs, each once.
+fn enclosures(entry: &Entry, ctx: &FeedContext) -> Vec<Enclosure> {
+    let mut out: Vec<Enclosure> = Vec::new();
+    for enclosure in &entry.enclosures {
+        let Some(url) = resolve(
+            &enclosure.url,
+            &[
+                entry.base.as_ref(),
+                ctx.site_url.as_ref(),
+                ctx.fetch_url.as_ref(),
+            ],
+        ) else {
+            continue;
+        };
+        if out.iter().all(|e| e.url != url.as_str()) {
+            out.push(Enclosure {
+                url: url.into(),
+                ..enclosure.clone()
+            });
+        }
+    }
+    out
 }
 
 /// The plain text of a feed text construct. Atom and JSON Feed plain text is taken as written;
 /// RSS "plain text" is decoded as HTML when it carries tags, else only its entities are.
 fn plain_text(text: &Text, ctx: &FeedContext) -> String {
-    if is_html(text) || (ctx.markup_in_plain_text && text::looks_like_markup(&text.content)) {
-        text::html_to_text(&text.content)
+    if text.is_html() || (ctx.markup_in_plain_text && text::looks_like_markup(&text.value)) {
+        text::html_to_text(&text.value)
     } else if ctx.markup_in_plain_text {
-        text::decode_entities(&text.content)
+        text::decode_entities(&text.value)
     } else {
-        text::collapse_whitespace(&text.content)
+        text::collapse_whitespace(&text.value)
     }
 }
 
@@ -352,8 +405,7 @@ fn plain_text(text: &Text, ctx: &FeedContext) -> String {
 /// the feed itself, an edit URI or an enclosure.
 fn pick_link(links: &[Link]) -> Option<&Link> {
     let usable = |l: &&Link| {
-        l.target.is_none()
-            && !l.href.trim().is_empty()
+        !l.href.trim().is_empty()
             && !matches!(
                 l.rel.as_deref(),
                 Some("self" | "edit" | "edit-media" | "replies" | "enclosure" | "hub" | "license")
@@ -461,15 +513,29 @@ mod tests {
     }
 
     #[test]
-    fn entries_without_title_and_link_are_skipped_and_keys_are_stable() {
+    fn only_empty_entries_are_skipped_and_keys_are_stable() {
         let xml = r#"<rss version="2.0"><channel><title>T</title>
-            <item><description>orphan</description></item>
-            <item><title>Only a title</title></item></channel></rss>"#;
+            <item><description>An orphan paragraph that says what happened, and then some more words than a title holds</description></item>
+            <item><title>Only a title</title></item>
+            <item><guid isPermaLink="false">x</guid><category>c</category></item>
+            <item><description>Another orphan</description></item></channel></rss>"#;
         let out = articles(xml);
-        assert_eq!(out[0], Err(Skip::NoTitleNorLink));
+        let orphan = out[0].as_ref().expect("description only");
+        assert_eq!(
+            orphan.doc.original.title,
+            "An orphan paragraph that says what happened, and then some more words than a…"
+        );
+        assert!(orphan.key.starts_with("sha256:"));
         let key = out[1].as_ref().expect("title only").key.clone();
         assert!(key.starts_with("sha256:"));
         assert_eq!(articles(xml)[1].as_ref().expect("again").key, key);
+        assert_eq!(
+            out[2],
+            Err(Skip::Empty {
+                entry: "entry \"x\"".to_owned()
+            })
+        );
+        assert_ne!(out[3].as_ref().expect("another").key, orphan.key);
     }
 
     #[test]

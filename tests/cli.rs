@@ -65,13 +65,13 @@ async fn every_format_is_archived_and_a_second_run_writes_nothing() {
         "tech: 4 new",
         "science: 3 new",
         "retro091: 2 new",
-        "retro092: 1 new, 0 updated, 0 unchanged, 1 skipped",
+        "retro092: 2 new, 0 updated, 0 unchanged, 0 skipped",
         "blog: 2 new",
         "notes: 3 new",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
-    assert_eq!(archive_files(tmp.path()).len(), 18);
+    assert_eq!(archive_files(tmp.path()).len(), 19);
     assert_eq!(
         std::fs::read_to_string(tmp.path().join(REFERENCE_PATH)).expect("reference article"),
         reference_file()
@@ -79,7 +79,7 @@ async fn every_format_is_archived_and_a_second_run_writes_nothing() {
     let feed = tmp.path().join("public/atom.xml");
     assert_valid_atom(&feed);
     let feed_text = std::fs::read_to_string(&feed).expect("feed");
-    assert_eq!(feed_text.matches("<entry>").count(), 18);
+    assert_eq!(feed_text.matches("<entry>").count(), 19);
     assert!(
         !elsewhere.join("archive").exists(),
         "nothing is written relative to the working directory"
@@ -141,7 +141,7 @@ async fn every_format_is_archived_and_a_second_run_writes_nothing() {
     );
     assert_eq!(
         archive_files(tmp.path()).len(),
-        18,
+        19,
         "an update never duplicates a file"
     );
     let updated = std::fs::read_to_string(tmp.path().join(REFERENCE_PATH)).expect("same path");
@@ -260,6 +260,10 @@ async fn preview_prints_one_json_object_per_article_and_writes_nothing() {
         "description",
         "tags",
         "author",
+        "authors",
+        "published",
+        "updated",
+        "enclosures",
         "language",
         "body",
     ];

@@ -132,7 +132,7 @@ pub(crate) async fn status(settings: &Settings, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn preview(location: &str, id: &str) -> Result<ExitCode> {
+pub(crate) async fn preview(location: &str, id: &str, base: Option<&url::Url>) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let location = Location::parse(location, &cwd).map_err(anyhow::Error::msg)?;
     let source = Source::adhoc(id, location);
@@ -150,7 +150,7 @@ pub(crate) async fn preview(location: &str, id: &str) -> Result<ExitCode> {
             )
         }
     };
-    let base = fetched.meta.url.as_ref();
+    let base = base.or(fetched.meta.url.as_ref());
     let parsed = gazette::parse::parse_feed(
         &fetched.body,
         fetched.content_type.as_deref(),
@@ -183,6 +183,10 @@ pub(crate) async fn preview(location: &str, id: &str) -> Result<ExitCode> {
             "description": a.doc.description,
             "tags": a.doc.tags,
             "author": a.doc.author,
+            "authors": a.bylines,
+            "published": entry.published.map(|d| format_date(&d)),
+            "updated": entry.updated.map(|d| format_date(&d)),
+            "enclosures": a.enclosures,
             "language": a.doc.original.language,
             "body": a.doc.original.body,
         });

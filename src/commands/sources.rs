@@ -30,7 +30,7 @@ pub(crate) fn import(config: &Path, file: &Path) -> Result<ExitCode> {
 pub(crate) async fn fetch_feed(
     fetcher: &Fetcher,
     url: &str,
-) -> Result<(Fetched, Option<feed_rs::model::Feed>)> {
+) -> Result<(Fetched, Option<gazette::parse::Feed>)> {
     let location = Location::parse(url, &std::env::current_dir()?).map_err(anyhow::Error::msg)?;
     let source = Source::adhoc("add", location);
     let fetched = match fetcher
@@ -63,7 +63,8 @@ pub(crate) async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<E
                 .url
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("{url}: no base URL"))?;
-            let html = String::from_utf8_lossy(&page.body);
+            let html =
+                gazette::parse::encoding::html_to_utf8(&page.body, page.content_type.as_deref());
             let found = gazette::opml::discover(&html, &base);
             let Some(first) = found.first() else {
                 anyhow::bail!(
@@ -92,7 +93,7 @@ pub(crate) async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<E
     let title = feed
         .title
         .as_ref()
-        .map(|t| gazette::text::html_to_text(&t.content))
+        .map(|t| gazette::text::html_to_text(&t.value))
         .unwrap_or_default();
     println!("feed: {feed_url}");
     println!("title: {title}");
@@ -101,7 +102,7 @@ pub(crate) async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<E
         let entry_title = entry
             .title
             .as_ref()
-            .map(|t| gazette::text::html_to_text(&t.content))
+            .map(|t| gazette::text::html_to_text(&t.value))
             .unwrap_or_default();
         println!("  - {entry_title}");
     }

@@ -98,6 +98,58 @@ pub fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Utf8Document<'
     }
 }
 
+/// An HTML page as text, decoded as browsers do: by its byte order mark, else the HTTP
+/// `charset`, else a `<meta charset>` (or `http-equiv` Content-Type) near the top, else UTF-8.
+/// Bytes the encoding cannot map are replaced, never a reason to lose the page.
+pub fn html_to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Cow<'a, str> {
+    let (encoding, bom_len) = Encoding::for_bom(body)
+        .or_else(|| {
+            http_charset(content_type)
+                .and_then(|label| Encoding::for_label(label.as_bytes()))
+                .map(|e| (e, 0))
+        })
+        .or_else(|| meta_charset(body).map(|e| (e, 0)))
+        .unwrap_or((UTF_8, 0));
+    // A page that declares UTF-16 in ASCII bytes cannot be UTF-16 (HTML's rule).
+    let encoding = if bom_len == 0 && (encoding == UTF_16LE || encoding == UTF_16BE) {
+        UTF_8
+    } else {
+        encoding
+    };
+    encoding.decode_without_bom_handling(&body[bom_len..]).0
+}
+
+/// The encoding a `<meta>` element in the first kilobyte names.
+fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(1024)];
+    let lower: Vec<u8> = head.iter().map(u8::to_ascii_lowercase).collect();
+    let mut from = 0;
+    while let Some(at) = find(&lower[from..], b"<meta") {
+        let start = from + at;
+        let end = find(&lower[start..], b">").map_or(lower.len(), |e| start + e);
+        let tag = &lower[start..end];
+        if let Some(pos) = find(tag, b"charset") {
+            let value = tag[pos + b"charset".len()..]
+                .iter()
+                .skip_while(|b| {
+                    b.is_ascii_whitespace() || **b == b'=' || **b == b'"' || **b == b'\''
+                })
+                .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':' | b'.'))
+                .copied()
+                .collect::<Vec<u8>>();
+            if let Some(encoding) = Encoding::for_label(&value) {
+                return Some(encoding);
+            }
+        }
+        from = end;
+    }
+    None
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// The text as bytes, with any XML declaration replaced by one naming UTF-8.
 fn with_utf8_declaration(text: Cow<'_, str>) -> Cow<'_, [u8]> {
     let declaration = xml_declaration(text.as_bytes()).map(str::len);
@@ -190,6 +242,31 @@ mod tests {
                 "{label}"
             );
         }
+    }
+
+    #[test]
+    fn html_pages_in_legacy_encodings() {
+        let page = |charset_tag: &str, text: &str, encoding: &'static Encoding| {
+            let html = format!(
+                "<html><head>{charset_tag}<title>t</title></head><body><p>{text}</p></body></html>"
+            );
+            encoding.encode(&html).0.into_owned()
+        };
+        let gbk = page("<meta charset=\"gbk\">", "人工智能", encoding_rs::GBK);
+        assert!(html_to_utf8(&gbk, Some("text/html")).contains("人工智能"));
+        let big5 = page(
+            "<META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=big5\">",
+            "人工智慧",
+            encoding_rs::BIG5,
+        );
+        assert!(html_to_utf8(&big5, None).contains("人工智慧"));
+        let sjis = page("", "人工知能", encoding_rs::SHIFT_JIS);
+        assert!(html_to_utf8(&sjis, Some("text/html; charset=Shift_JIS")).contains("人工知能"));
+        // The HTTP charset beats the page's own claim; a BOM beats both.
+        let mut bom = vec![0xef, 0xbb, 0xbf];
+        bom.extend_from_slice("<meta charset=\"big5\"><p>中文</p>".as_bytes());
+        assert!(html_to_utf8(&bom, Some("text/html; charset=gbk")).contains("中文"));
+        assert!(html_to_utf8("<p>ü</p>".as_bytes(), None).contains('ü'));
     }
 
     #[test]

@@ -1,13 +1,24 @@
-//! Response bytes to the feed-rs model (RSS 0.9x/1.0/2.0, Atom, JSON Feed), after the bytes are
-//! made UTF-8 and defused, and with the per-fetch caps applied.
+//! Response bytes to one [`Feed`] model, whatever the format: RSS 0.90 to 2.0, Atom 0.3 and 1.0,
+//! JSON Feed 1.0 and 1.1. The bytes are made UTF-8, read in one pass, and capped.
+//!
+//! Lenient per element, strict per document: a value that cannot be read (an unknown text
+//! type, a JSON value of the wrong type, a date in no known form or far in the future) is left
+//! out with a note, and the entry and the feed are kept; a document that is no feed is an error.
 
+pub mod atom;
+pub mod date;
 pub mod encoding;
-pub mod xml_guard;
+mod json;
+pub mod model;
+mod people;
+mod rss;
+pub mod xml;
 
-use feed_rs::model::{Entry, Feed, Text};
+use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::config::FetchConfig;
+pub use model::{Entry, Feed, Format, Link, Text, TextKind};
 
 /// Caps on what one fetch may put into memory and into the archive.
 #[derive(Debug, Clone, Copy)]
@@ -40,51 +51,204 @@ impl Default for ParseLimits {
 #[derive(Debug)]
 pub struct ParsedFeed {
     pub feed: Feed,
-    /// Notes for the log: encoding fallbacks, entries or fields cut by the caps.
+    /// Notes for the log: encoding fallbacks, mended XML, values left out, entries or fields
+    /// cut by the caps.
     pub warnings: Vec<String>,
 }
 
-/// Parses a feed document from its raw bytes.
-///
-/// feed-rs invents ids for entries that have none (some random, so they change on every parse);
-/// here a missing id stays empty, so normalization can fall back to the link or a content hash
-/// that is stable across runs.
+/// Parses a feed document from its raw bytes. `base` is the URL it was fetched from, which
+/// relative `xml:base` values resolve against.
 pub fn parse_feed(
     body: &[u8],
     content_type: Option<&str>,
     base: Option<&Url>,
     limits: &ParseLimits,
 ) -> Result<ParsedFeed, String> {
-    let mut warnings = Vec::new();
-    let utf8 = encoding::to_utf8(body, content_type);
-    warnings.extend(utf8.warning);
-    let defused = xml_guard::strip_doctype(&utf8.bytes);
-    if looks_like_xml(&defused) {
-        xml_guard::check_depth(&defused, limits.max_depth)?;
-    }
-    let parser = feed_rs::parser::Builder::new()
-        .base_uri(base.map(Url::as_str))
-        .sanitize_content(false)
-        .id_generator(|_links, _title, _uri| String::new())
-        .build();
-    let mut feed = parser.parse(&defused[..]).map_err(|e| match e {
-        feed_rs::parser::ParseFeedError::ParseError(kind) => format!("not a feed: {kind}"),
-        other => other.to_string(),
-    })?;
-    apply_caps(&mut feed, limits, &mut warnings);
-    Ok(ParsedFeed { feed, warnings })
+    parse_feed_at(body, content_type, base, limits, Utc::now())
 }
 
-fn looks_like_xml(doc: &[u8]) -> bool {
-    doc.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+/// [`parse_feed`] with the time that dates in the future are judged against.
+pub fn parse_feed_at(
+    body: &[u8],
+    content_type: Option<&str>,
+    base: Option<&Url>,
+    limits: &ParseLimits,
+    now: DateTime<Utc>,
+) -> Result<ParsedFeed, String> {
+    let mut notes = Notes::new(now);
+    let utf8 = encoding::to_utf8(body, content_type);
+    notes.warnings.extend(utf8.warning);
+    // Always UTF-8 after `to_utf8`; checked rather than trusted.
+    let doc = std::str::from_utf8(&utf8.bytes)
+        .map_err(|e| format!("not a feed: the text is not UTF-8 ({e})"))?;
+    let mut feed = match doc.bytes().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => json::read_feed(doc.as_bytes(), &mut notes)?,
+        Some(b'<') => read_xml(doc, base, limits, &mut notes)?,
+        Some(_) => return Err("not a feed: neither XML nor JSON".to_owned()),
+        None => return Err("not a feed: the document is empty".to_owned()),
+    };
+    apply_caps(&mut feed, limits, &mut notes.warnings);
+    Ok(ParsedFeed {
+        feed,
+        warnings: notes.finish(),
+    })
+}
+
+fn read_xml(
+    doc: &str,
+    base: Option<&Url>,
+    limits: &ParseLimits,
+    notes: &mut Notes,
+) -> Result<Feed, String> {
+    let document =
+        xml::read(doc, limits.max_depth, base).map_err(|e| format!("not a feed: {e}"))?;
+    let root = &document.root;
+    let feed = match (root.ns, root.name.as_str()) {
+        (xml::Ns::None | xml::Ns::Rss | xml::Ns::Other, "rss" | "channel") => {
+            rss::read_rss(root, notes)
+        }
+        (xml::Ns::Rdf | xml::Ns::None | xml::Ns::Other | xml::Ns::Rss090, "RDF" | "rdf") => {
+            rss::read_rdf(root, notes)
+        }
+        (xml::Ns::Atom | xml::Ns::Atom03 | xml::Ns::None, "feed" | "entry") => {
+            atom::read_feed(root, notes)
+        }
+        (_, "html" | "HTML") => {
+            return Err("not a feed: an HTML page (root element <html>)".to_owned());
+        }
+        (_, name) => return Err(format!("not a feed: the root element is <{name}>")),
+    };
+    if !document.root.complete && feed.entries.is_empty() {
+        // Nothing whole was read: a cut-off download, not an empty feed.
+        let why = document.warnings.join("; ");
+        return Err(format!("not a feed: the document is cut off ({why})"));
+    }
+    // Mended faults are worth a note only once the document turned out to be a feed.
+    notes.warnings.extend(document.warnings);
+    Ok(feed)
+}
+
+/// The note for an entry the document ended (or broke off) inside of.
+const CUT_OFF: &str = "the document ends inside this entry; left out";
+
+/// What was left out or mended while reading, for the log; bounded so one bad feed cannot
+/// flood it.
+pub(crate) struct Notes {
+    warnings: Vec<String>,
+    overflow: usize,
+    now: DateTime<Utc>,
+}
+
+/// Notes beyond this many are counted, not kept.
+const MAX_NOTES: usize = 20;
+
+/// Dates more than this far ahead of the clock are taken for mistakes: taken as they are,
+/// they would pin an entry to the top of every feed.
+const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+impl Notes {
+    fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            warnings: Vec::new(),
+            overflow: 0,
+            now,
+        }
+    }
+
+    fn push(&mut self, note: String) {
+        if self.warnings.len() < MAX_NOTES {
+            self.warnings.push(note);
+        } else {
+            self.overflow += 1;
+        }
+    }
+
+    fn feed(&mut self, note: String) {
+        self.push(note);
+    }
+
+    /// A note about the entry at `position` (from 1).
+    fn entry(&mut self, position: usize, note: String) {
+        self.push(format!("entry {position}: {note}"));
+    }
+
+    /// The date `text` names, unless it cannot be read or lies too far in the future.
+    fn date(&mut self, position: usize, field: &str, text: &str) -> Option<DateTime<Utc>> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        match date::parse_date(text) {
+            Some(at) => self.not_future(position, field, at),
+            None => {
+                self.entry(position, format!("{field} {text:?} is not a date; ignored"));
+                None
+            }
+        }
+    }
+
+    fn not_future(
+        &mut self,
+        position: usize,
+        field: &str,
+        at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if at > self.now + FUTURE_TOLERANCE {
+            self.entry(
+                position,
+                format!("{field} {} is in the future; ignored", at.to_rfc3339()),
+            );
+            return None;
+        }
+        Some(at)
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.overflow > 0 {
+            self.warnings
+                .push(format!("and {} more notes like these", self.overflow));
+        }
+        self.warnings
+    }
+}
+
+/// An entry's dates as its elements give them; the first readable one of each kind wins.
+#[derive(Debug, Default)]
+struct Dates {
+    published: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+    created: Option<DateTime<Utc>>,
+}
+
+impl Dates {
+    fn read(element: &xml::Element, notes: &mut Notes, position: usize) -> Option<DateTime<Utc>> {
+        notes.date(position, &element.name, &element.text())
+    }
+
+    fn published(&mut self, element: &xml::Element, notes: &mut Notes, position: usize) {
+        if self.published.is_none() {
+            self.published = Self::read(element, notes, position);
+        }
+    }
+
+    fn updated(&mut self, element: &xml::Element, notes: &mut Notes, position: usize) {
+        if self.updated.is_none() {
+            self.updated = Self::read(element, notes, position);
+        }
+    }
+
+    fn created(&mut self, element: &xml::Element, notes: &mut Notes, position: usize) {
+        if self.created.is_none() {
+            self.created = Self::read(element, notes, position);
+        }
+    }
 }
 
 fn apply_caps(feed: &mut Feed, limits: &ParseLimits, warnings: &mut Vec<String>) {
     if feed.entries.len() > limits.max_entries {
         let total = feed.entries.len();
         // Newest first; entries without a date count as oldest. Stable, so feed order breaks ties.
-        feed.entries
-            .sort_by_key(|e| std::cmp::Reverse(e.published.or(e.updated)));
+        feed.entries.sort_by_key(|e| std::cmp::Reverse(e.date()));
         feed.entries.truncate(limits.max_entries);
         warnings.push(format!(
             "the feed has {total} entries; kept the newest {}",
@@ -105,15 +269,11 @@ fn apply_caps(feed: &mut Feed, limits: &ParseLimits, warnings: &mut Vec<String>)
 
 fn cap_entry(entry: &mut Entry, max: usize) -> usize {
     let mut cut = 0;
-    let mut cap_text = |text: &mut Option<Text>| {
-        if let Some(t) = text {
-            cut += usize::from(truncate_on_char(&mut t.content, max));
-        }
-    };
-    cap_text(&mut entry.title);
-    cap_text(&mut entry.summary);
-    if let Some(body) = entry.content.as_mut().and_then(|c| c.body.as_mut()) {
-        cut += usize::from(truncate_on_char(body, max));
+    for text in [&mut entry.title, &mut entry.summary, &mut entry.content]
+        .into_iter()
+        .flatten()
+    {
+        cut += usize::from(truncate_on_char(&mut text.value, max));
     }
     cut
 }
@@ -148,7 +308,37 @@ mod tests {
         assert_eq!(feed.entries[0].id, "");
         let err = parse(b"<html><body>not a feed</body></html>").expect_err("html");
         assert!(err.contains("not a feed"), "{err}");
-        assert!(parse(b"<rss version=\"2.0\"><channel><item>").is_err());
+        // A document cut off mid-way keeps what was read, with a note.
+        let cut = parse(
+            b"<rss version=\"2.0\"><channel><item><title>kept</title></item><item><title>cut o",
+        )
+        .expect("truncated feed");
+        assert_eq!(cut.feed.entries.len(), 1);
+        assert!(
+            cut.warnings.iter().any(|w| w.contains("ends before")),
+            "{:?}",
+            cut.warnings
+        );
+        assert!(
+            cut.warnings
+                .iter()
+                .any(|w| w.contains("entry 2: the document ends inside")),
+            "{:?}",
+            cut.warnings
+        );
+        let err =
+            parse(b"<rss version=\"2.0\"><channel><item><title>cut").expect_err("nothing whole");
+        assert!(err.contains("cut off"), "{err}");
+        for junk in [
+            &b""[..],
+            b"   ",
+            b"\x00\x01binary",
+            b"{\"not\": \"a feed\"}",
+            b"<!DOCTYPE html><html><body>x</body></html>",
+        ] {
+            let err = parse(junk).expect_err("not a feed");
+            assert!(err.starts_with("not a feed"), "{err}");
+        }
     }
 
     #[test]
@@ -166,11 +356,7 @@ mod tests {
         let ids: Vec<&str> = parsed.feed.entries.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, vec!["5", "4"]);
         assert_eq!(
-            parsed.feed.entries[0]
-                .title
-                .as_ref()
-                .expect("title")
-                .content,
+            parsed.feed.entries[0].title.as_ref().expect("title").value,
             "éé"
         );
         assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
@@ -194,7 +380,7 @@ mod tests {
                 let title = parsed.feed.entries[0]
                     .title
                     .as_ref()
-                    .map(|t| t.content.clone())
+                    .map(|t| t.value.clone())
                     .unwrap_or_default();
                 assert!(title.len() < 100, "expanded: {} bytes", title.len());
             }

@@ -23,7 +23,7 @@ use crate::store::{CachedAnswer, FeedMeta, Known, Store, StoredArticle};
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
 pub(super) struct Parsed {
-    pub feed: feed_rs::model::Feed,
+    pub feed: crate::parse::Feed,
     pub ctx: FeedContext,
     pub meta: FeedMeta,
     pub hints: FeedHints,
@@ -89,7 +89,7 @@ impl Pipeline {
             let identity = match identity {
                 Ok(identity) => identity,
                 Err(skip) => {
-                    warn!(source = %source.id, entry = %parsed.feed.entries[index].id, "skipped: {skip}");
+                    warn!(source = %source.id, "skipped: {skip}");
                     counts.skipped += 1;
                     continue;
                 }
@@ -112,8 +112,7 @@ impl Pipeline {
                 Known::Archived(stored) => Some(stored),
                 Known::Alias { .. } | Known::New => None,
             };
-            let entry = &parsed.feed.entries[index];
-            let date = entry.published.or(entry.updated);
+            let date = parsed.feed.entries[index].date();
             if let (Some(max_age), Some(date)) = (source.filters.max_age, date)
                 && (Utc::now() - date).to_std().is_ok_and(|age| age > max_age)
             {
@@ -291,7 +290,10 @@ impl Pipeline {
             }
             match self.fetcher().fetch_content(&source.id, &link).await {
                 Ok(page) => {
-                    let html = String::from_utf8_lossy(&page.body);
+                    let html = crate::parse::encoding::html_to_utf8(
+                        &page.body,
+                        page.content_type.as_deref(),
+                    );
                     let base = page.meta.url.clone().unwrap_or_else(|| link.clone());
                     let extracted = extract::extract(&html, &base, rules);
                     if extracted.is_none() {

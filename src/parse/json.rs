@@ -1,0 +1,248 @@
+//! JSON Feed 1.0 and 1.1, read field by field: a value of the wrong JSON type loses that value
+//! (with a note), never the item or the feed.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::Notes;
+use super::model::{Entry, Feed, Format, Link, Text};
+use crate::model::{Byline, Enclosure};
+
+pub(super) fn read_feed(doc: &[u8], notes: &mut Notes) -> Result<Feed, String> {
+    let value: Value =
+        serde_json::from_slice(doc).map_err(|e| format!("not a feed: invalid JSON ({e})"))?;
+    let Value::Object(root) = value else {
+        return Err("not a feed: the JSON is not an object".to_owned());
+    };
+    let version = str_field(&root, "version", 0, notes).unwrap_or_default();
+    let format = if version.contains("jsonfeed.org/version/1.1") {
+        Format::JsonFeed11
+    } else if version.contains("jsonfeed.org/version/1") {
+        Format::JsonFeed10
+    } else if root.get("items").is_some_and(Value::is_array) {
+        // No (or an unknown) version, but the shape of a JSON Feed.
+        Format::JsonFeed11
+    } else {
+        return Err("not a feed: a JSON document without JSON Feed's version or items".to_owned());
+    };
+    let mut feed = Feed::new(format);
+    feed.title = str_field(&root, "title", 0, notes).map(Text::plain);
+    feed.id = str_field(&root, "feed_url", 0, notes).unwrap_or_default();
+    if let Some(home) = str_field(&root, "home_page_url", 0, notes) {
+        feed.links.push(Link {
+            rel: Some("alternate".to_owned()),
+            ..Link::new(home)
+        });
+    }
+    feed.language = str_field(&root, "language", 0, notes);
+    let feed_authors = authors(&root, 0, notes);
+    let items = match root.get("items") {
+        Some(Value::Array(items)) => items.as_slice(),
+        Some(_) => {
+            notes.feed("items is not an array; no entries read".to_owned());
+            &[]
+        }
+        None => &[],
+    };
+    for (index, item) in items.iter().enumerate() {
+        let position = index + 1;
+        match item {
+            Value::Object(item) => {
+                let mut entry = read_item(item, position, notes);
+                if entry.authors.is_empty() {
+                    entry.authors = feed_authors.clone();
+                }
+                if entry.language.is_none() {
+                    entry.language = feed.language.clone();
+                }
+                feed.entries.push(entry);
+            }
+            _ => notes.entry(position, "is not a JSON object; skipped".to_owned()),
+        }
+    }
+    Ok(feed)
+}
+
+fn read_item(item: &Map<String, Value>, position: usize, notes: &mut Notes) -> Entry {
+    let mut entry = Entry {
+        position,
+        ..Entry::default()
+    };
+    entry.id = match item.get("id") {
+        Some(Value::String(s)) => s.trim().to_owned(),
+        // JSON Feed says string; numbers are common and mean the same id.
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Null) | None => String::new(),
+        Some(_) => {
+            notes.entry(
+                position,
+                "id is neither a string nor a number; ignored".to_owned(),
+            );
+            String::new()
+        }
+    };
+    entry.title = str_field(item, "title", position, notes).map(Text::plain);
+    entry.summary = str_field(item, "summary", position, notes).map(Text::plain);
+    entry.content = str_field(item, "content_html", position, notes)
+        .map(Text::html)
+        .or_else(|| str_field(item, "content_text", position, notes).map(Text::plain));
+    for field in ["url", "external_url"] {
+        if let Some(url) = str_field(item, field, position, notes) {
+            entry.links.push(Link::new(url));
+        }
+    }
+    entry.published = date_field(item, "date_published", position, notes);
+    entry.updated = date_field(item, "date_modified", position, notes);
+    if let Some(tags) = item.get("tags") {
+        match tags {
+            Value::Array(tags) => entry.categories.extend(
+                tags.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            ),
+            Value::String(tag) => entry.categories.push(tag.trim().to_owned()),
+            _ => notes.entry(position, "tags is not a list; ignored".to_owned()),
+        }
+    }
+    entry.language = str_field(item, "language", position, notes);
+    entry.authors = authors(item, position, notes);
+    if let Some(attachments) = item.get("attachments") {
+        match attachments {
+            Value::Array(list) => {
+                entry.enclosures = list.iter().filter_map(attachment).collect();
+            }
+            _ => notes.entry(position, "attachments is not a list; ignored".to_owned()),
+        }
+    }
+    entry
+}
+
+/// A string field; another type is noted and left out. Empty strings count as absent.
+fn str_field(
+    object: &Map<String, Value>,
+    field: &str,
+    position: usize,
+    notes: &mut Notes,
+) -> Option<String> {
+    match object.get(field)? {
+        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+        Value::Number(n) if field == "title" => Some(n.to_string()),
+        Value::Null => None,
+        other => {
+            let what = format!("{field} is a {}, not a string; ignored", kind(other));
+            if position == 0 {
+                notes.feed(what);
+            } else {
+                notes.entry(position, what);
+            }
+            None
+        }
+    }
+}
+
+/// A date: an RFC 3339 string by the spec; a number is read as Unix time (seconds, or
+/// milliseconds when it is too large to be seconds), as JavaScript-made feeds write it.
+fn date_field(
+    object: &Map<String, Value>,
+    field: &str,
+    position: usize,
+    notes: &mut Notes,
+) -> Option<DateTime<Utc>> {
+    match object.get(field)? {
+        Value::String(s) => notes.date(position, field, s),
+        Value::Number(n) => {
+            let at = n.as_f64().and_then(|secs| {
+                let secs = if secs.abs() >= 1e11 {
+                    secs / 1000.0
+                } else {
+                    secs
+                };
+                // Whole seconds: feeds give no finer dates that matter.
+                #[allow(clippy::cast_possible_truncation)]
+                DateTime::from_timestamp(secs.trunc() as i64, 0)
+            });
+            match at {
+                Some(at) => notes.not_future(position, field, at),
+                None => {
+                    notes.entry(position, format!("{field} {n} is not a time; ignored"));
+                    None
+                }
+            }
+        }
+        Value::Null => None,
+        other => {
+            notes.entry(
+                position,
+                format!("{field} is a {}, not a date; ignored", kind(other)),
+            );
+            None
+        }
+    }
+}
+
+/// JSON Feed 1.1 `authors`, or 1.0's single `author`.
+fn authors(object: &Map<String, Value>, position: usize, notes: &mut Notes) -> Vec<Byline> {
+    let one = |value: &Value| -> Option<Byline> {
+        match value {
+            Value::Object(author) => {
+                let get = |k: &str| {
+                    author
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned)
+                };
+                let uri = get("url");
+                let name = get("name").or_else(|| uri.clone())?;
+                Some(Byline {
+                    name,
+                    email: None,
+                    uri,
+                })
+            }
+            Value::String(name) => super::people::parse_contact(name),
+            _ => None,
+        }
+    };
+    match object.get("authors") {
+        Some(Value::Array(list)) => return list.iter().filter_map(one).collect(),
+        Some(Value::Null) | None => {}
+        Some(_) => notes.entry(position, "authors is not a list; ignored".to_owned()),
+    }
+    object.get("author").and_then(one).into_iter().collect()
+}
+
+fn attachment(value: &Value) -> Option<Enclosure> {
+    let object = value.as_object()?;
+    let url = object.get("url")?.as_str()?.trim();
+    if url.is_empty() {
+        return None;
+    }
+    Some(Enclosure {
+        url: url.to_owned(),
+        media_type: object
+            .get("mime_type")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+        length: object
+            .get("size_in_bytes")
+            .and_then(|s| s.as_u64().or_else(|| s.as_str()?.trim().parse().ok()))
+            .filter(|l| *l > 0),
+    })
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
