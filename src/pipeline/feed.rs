@@ -67,6 +67,8 @@ pub async fn feed_items(
                     link: row.source_link,
                     key: source_id,
                 },
+                bylines: row.bylines,
+                enclosures: row.enclosures,
             });
             if items.len() == wanted {
                 break;

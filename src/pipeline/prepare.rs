@@ -138,7 +138,7 @@ impl Pipeline {
                     let first_seen = stored.as_ref().map_or(now, |s| s.first_seen);
                     let entry = &shared.feed.entries[index];
                     let html = full_text.as_ref().map(|e| e.html.as_str());
-                    let article = normalize::normalize(
+                    let mut article = normalize::normalize(
                         entry,
                         identity,
                         &source_owned,
@@ -146,6 +146,11 @@ impl Pipeline {
                         first_seen,
                         html,
                     );
+                    // The date an article is filed under never changes, so its file never
+                    // moves and its place in the feeds holds.
+                    if let Some(stored) = &stored {
+                        article.doc.date = stored.date;
+                    }
                     let doc = &article.doc;
                     if let Some(reason) = source_owned.filters.rejects(
                         doc.title(),

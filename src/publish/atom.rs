@@ -7,7 +7,7 @@ use atom_syndication as atom;
 use chrono::{DateTime, Utc};
 
 use crate::config::FeedConfig;
-use crate::model::Document;
+use crate::model::{Byline, Document, Enclosure};
 use crate::text::markdown_to_html;
 
 /// Where an article came from, for `atom:source`.
@@ -31,6 +31,9 @@ pub struct FeedItem {
     /// When the article's file last changed.
     pub updated: DateTime<Utc>,
     pub source: SourceInfo,
+    /// The entry's own authors; the source's author key stands in when there are none.
+    pub bylines: Vec<Byline>,
+    pub enclosures: Vec<Enclosure>,
 }
 
 /// Renders the merged feed; `items` newest first.
@@ -83,6 +86,25 @@ fn person(name: &str) -> atom::Person {
     }
 }
 
+fn byline(b: &Byline) -> atom::Person {
+    atom::Person {
+        name: xml_safe(&b.name),
+        email: b.email.as_deref().map(xml_safe),
+        uri: b.uri.clone(),
+        ..Default::default()
+    }
+}
+
+fn enclosure_link(e: &Enclosure) -> atom::Link {
+    atom::Link {
+        href: e.url.clone(),
+        rel: "enclosure".to_owned(),
+        mime_type: e.media_type.as_deref().map(xml_safe),
+        length: e.length.map(|l| l.to_string()),
+        ..Default::default()
+    }
+}
+
 fn entry(item: &FeedItem) -> atom::Entry {
     let doc = &item.doc;
     let updated = item.updated.max(doc.date);
@@ -91,7 +113,11 @@ fn entry(item: &FeedItem) -> atom::Entry {
         id: item.atom_id.clone(),
         updated: updated.fixed_offset(),
         published: Some(doc.date.fixed_offset()),
-        authors: vec![person(&doc.author)],
+        authors: if item.bylines.is_empty() {
+            vec![person(&doc.author)]
+        } else {
+            item.bylines.iter().map(byline).collect()
+        },
         categories: doc
             .tags
             .iter()
@@ -108,6 +134,7 @@ fn entry(item: &FeedItem) -> atom::Entry {
                 ..Default::default()
             })
             .into_iter()
+            .chain(item.enclosures.iter().map(enclosure_link))
             .collect(),
         summary: (!doc.description.is_empty())
             .then(|| atom::Text::plain(xml_safe(&doc.description))),
@@ -193,6 +220,8 @@ mod tests {
                 title: "Example".to_owned(),
                 link: Some("https://example.org/".to_owned()),
             },
+            bylines: vec![],
+            enclosures: vec![],
         }
     }
 
@@ -210,5 +239,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("version=\"0.1.0\""), "{text}");
+        assert!(text.contains("<author>\n      <name>ex</name>"), "{text}");
+    }
+
+    #[test]
+    fn bylines_and_enclosures_are_published() {
+        let mut with = item("A");
+        with.bylines = vec![Byline {
+            name: "Jo Doe".to_owned(),
+            email: Some("jo@example.org".to_owned()),
+            uri: Some("https://example.org/jo".to_owned()),
+        }];
+        with.enclosures = vec![Enclosure {
+            url: "https://example.org/ep1.mp3".to_owned(),
+            media_type: Some("audio/mpeg".to_owned()),
+            length: Some(1234),
+        }];
+        let text = String::from_utf8(render(&FeedConfig::default(), &[with])).expect("utf-8");
+        assert!(text.contains("<name>Jo Doe</name>"), "{text}");
+        assert!(text.contains("<email>jo@example.org</email>"), "{text}");
+        assert!(text.contains("<uri>https://example.org/jo</uri>"), "{text}");
+        assert!(!text.contains("<name>ex</name>"), "{text}");
+        assert!(
+            text.contains(r#"<link href="https://example.org/ep1.mp3" rel="enclosure" type="audio/mpeg" length="1234"/>"#),
+            "{text}"
+        );
     }
 }

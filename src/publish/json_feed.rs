@@ -6,6 +6,20 @@ use super::archive::format_date;
 use super::atom::{FeedItem, content_html};
 use crate::config::FeedConfig;
 
+/// The entry's own authors, else the source's author key.
+fn authors(item: &FeedItem) -> Vec<Value> {
+    if item.bylines.is_empty() {
+        return vec![json!({"name": item.doc.author})];
+    }
+    item.bylines
+        .iter()
+        .map(|b| match &b.uri {
+            Some(url) => json!({"name": b.name, "url": url}),
+            None => json!({"name": b.name}),
+        })
+        .collect()
+}
+
 pub fn render(config: &FeedConfig, feed_url: &str, items: &[FeedItem]) -> Vec<u8> {
     let items: Vec<Value> = items
         .iter()
@@ -20,7 +34,12 @@ pub fn render(config: &FeedConfig, feed_url: &str, items: &[FeedItem]) -> Vec<u8
                 "date_published": format_date(&doc.date),
                 "date_modified": format_date(&item.updated.max(doc.date)),
                 "tags": doc.tags,
-                "authors": [{"name": doc.author}],
+                "authors": authors(item),
+                "attachments": item.enclosures.iter().map(|e| json!({
+                    "url": e.url,
+                    "mime_type": e.media_type.as_deref().unwrap_or("application/octet-stream"),
+                    "size_in_bytes": e.length,
+                })).collect::<Vec<_>>(),
                 "language": doc.translations.first().unwrap_or(&doc.original).language,
             })
         })

@@ -148,18 +148,56 @@ pub(super) async fn article(
         Ok(doc) => doc,
         Err(e) => return internal(e),
     };
+    // Without state (or before it knows the file) the page still shows, with the source's key.
+    let (bylines, enclosures) = state
+        .store
+        .attachments_of(&markdown_path)
+        .await
+        .unwrap_or_default();
+    let author = if bylines.is_empty() {
+        escape(&doc.author)
+    } else {
+        bylines
+            .iter()
+            .map(|b| match &b.uri {
+                Some(uri) => format!(
+                    "<a rel=\"author\" href=\"{}\">{}</a>",
+                    escape(uri),
+                    escape(&b.name)
+                ),
+                None => escape(&b.name),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut main = String::new();
     let _ = write!(
         main,
-        "<article>\n<h1>{title}</h1>\n<p class=\"meta\"><time datetime=\"{date}\">{date}</time> · {author} · \
+        "<article>\n<h1>{title}</h1>\n<p class=\"meta\"><time datetime=\"{date}\">{date}</time> · <span class=\"byline\">{author}</span> · \
          <a href=\"{link}\">original</a> · <a href=\"/articles/{raw}\">Markdown</a></p>\n",
         title = escape(doc.title()),
         date = format_date(&doc.date),
-        author = escape(&doc.author),
         link = escape(&doc.link),
         raw = escape(&markdown_path),
     );
     main.push_str(&content_html(&doc));
+    if !enclosures.is_empty() {
+        main.push_str("<ul class=\"enclosures\">\n");
+        for e in &enclosures {
+            let _ = writeln!(
+                main,
+                "<li><a href=\"{url}\">{name}</a>{kind}</li>",
+                url = escape(&e.url),
+                name = escape(e.url.rsplit('/').next().unwrap_or(&e.url)),
+                kind = e
+                    .media_type
+                    .as_deref()
+                    .map(|t| format!(" ({})", escape(t)))
+                    .unwrap_or_default(),
+            );
+        }
+        main.push_str("</ul>\n");
+    }
     main.push_str("</article>\n");
     page(&settings, doc.title(), &main)
 }

@@ -19,7 +19,7 @@ pub use content::CanonicalMatch;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
 
 use crate::fetch::Validators;
-use crate::model::Article;
+use crate::model::{Article, Byline, Enclosure};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -35,6 +35,8 @@ pub struct StoredArticle {
     pub path: String,
     pub content_hash: String,
     pub first_seen: DateTime<Utc>,
+    /// The date the article is filed under; it never changes once archived.
+    pub date: DateTime<Utc>,
 }
 
 /// What state knows of an entry.
@@ -58,6 +60,8 @@ pub struct FeedRow {
     pub source_feed_id: Option<String>,
     pub source_title: Option<String>,
     pub source_link: Option<String>,
+    pub bylines: Vec<Byline>,
+    pub enclosures: Vec<Enclosure>,
 }
 
 /// The source feed's own metadata, for `atom:source`.
@@ -138,6 +142,21 @@ pub fn to_millis(t: &DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// A list as a JSON column: NULL when empty, so most rows hold nothing.
+fn json_list<T: serde::Serialize>(items: &[T]) -> Option<String> {
+    (!items.is_empty())
+        .then(|| serde_json::to_string(items).ok())
+        .flatten()
+}
+
+/// A JSON list column; NULL or unreadable JSON is an empty list (the column is only ever
+/// written by [`json_list`]).
+fn from_json_list<T: serde::de::DeserializeOwned>(column: Option<String>) -> Vec<T> {
+    column
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
 pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
@@ -183,7 +202,7 @@ impl Store {
         key: &str,
     ) -> Result<Option<StoredArticle>> {
         let row = sqlx::query(
-            "SELECT path, content_hash, first_seen FROM articles WHERE source = ? AND key = ?",
+            "SELECT path, content_hash, first_seen, date FROM articles WHERE source = ? AND key = ?",
         )
         .bind(source)
         .bind(key)
@@ -193,6 +212,7 @@ impl Store {
             path: r.get(0),
             content_hash: r.get(1),
             first_seen: from_millis(r.get(2)),
+            date: from_millis(r.get(3)),
         }))
     }
 
@@ -201,9 +221,9 @@ impl Store {
     /// fetch.
     pub async fn known(conn: &mut SqliteConnection, source: &str, key: &str) -> Result<Known> {
         let row = sqlx::query(
-            "SELECT 0, path, content_hash, first_seen FROM articles WHERE source = ?1 AND key = ?2
+            "SELECT 0, path, content_hash, first_seen, date FROM articles WHERE source = ?1 AND key = ?2
              UNION ALL
-             SELECT 1, '', content_hash, first_seen FROM aliases WHERE source = ?1 AND key = ?2
+             SELECT 1, '', content_hash, first_seen, first_seen FROM aliases WHERE source = ?1 AND key = ?2
              ORDER BY 1 LIMIT 1",
         )
         .bind(source)
@@ -216,6 +236,7 @@ impl Store {
                 path: r.get(1),
                 content_hash: r.get(2),
                 first_seen: from_millis(r.get(3)),
+                date: from_millis(r.get(4)),
             }),
             Some(r) => Known::Alias {
                 content_hash: r.get(2),
@@ -241,13 +262,14 @@ impl Store {
         canonical: &str,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at, language, canonical)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13)
+            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at, language, canonical, bylines, enclosures)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15)
              ON CONFLICT (source, key) DO UPDATE SET
                 path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
                 title = excluded.title, link = excluded.link, date = excluded.date,
                 updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END,
-                language = excluded.language, canonical = excluded.canonical",
+                language = excluded.language, canonical = excluded.canonical,
+                bylines = excluded.bylines, enclosures = excluded.enclosures",
         )
         .bind(&article.source)
         .bind(&article.key)
@@ -262,6 +284,8 @@ impl Store {
         .bind(file_changed)
         .bind(&article.doc.original.language)
         .bind(canonical)
+        .bind(json_list(&article.bylines))
+        .bind(json_list(&article.enclosures))
         .execute(conn)
         .await?;
         Ok(())
@@ -403,7 +427,8 @@ impl Store {
         offset: usize,
     ) -> Result<Vec<FeedRow>> {
         let rows = sqlx::query(
-            "SELECT a.source, a.path, a.atom_id, a.updated_at, s.feed_id, s.feed_title, s.feed_link
+            "SELECT a.source, a.path, a.atom_id, a.updated_at, s.feed_id, s.feed_title, s.feed_link,
+                    a.bylines, a.enclosures
              FROM articles a LEFT JOIN sources s ON s.id = a.source
              WHERE ?3 IS NULL OR a.source = ?3
              ORDER BY a.date DESC, a.updated_at DESC LIMIT ?1 OFFSET ?2",
@@ -423,8 +448,21 @@ impl Store {
                 source_feed_id: r.get(4),
                 source_title: r.get(5),
                 source_link: r.get(6),
+                bylines: from_json_list(r.get(7)),
+                enclosures: from_json_list(r.get(8)),
             })
             .collect())
+    }
+
+    /// The bylines and enclosures of the article archived at `path`, for its page.
+    pub async fn attachments_of(&self, path: &str) -> Result<(Vec<Byline>, Vec<Enclosure>)> {
+        let row = sqlx::query("SELECT bylines, enclosures FROM articles WHERE path = ?")
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or_else(Default::default, |r| {
+            (from_json_list(r.get(0)), from_json_list(r.get(1)))
+        }))
     }
 
     /// Whether the database answers at all, for `/healthz`.
