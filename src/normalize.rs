@@ -296,7 +296,7 @@ pub fn normalize(
         key: identity.key,
         atom_id,
         content_hash: identity.content_hash,
-        bylines: bylines(&entry.authors),
+        bylines: bylines(entry, ctx),
         enclosures: enclosures(entry, ctx),
         doc: Document {
             link: link_text,
@@ -340,10 +340,15 @@ pub fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
     )
 }
 
-/// Bylines with whitespace collapsed, empty and repeated ones left out.
-fn bylines(authors: &[Byline]) -> Vec<Byline> {
+/// Bylines with entities decoded, empty and repeated ones left out, links made absolute.
+fn bylines(entry: &Entry, ctx: &FeedContext) -> Vec<Byline> {
+    let bases = [
+        entry.base.as_ref(),
+        ctx.site_url.as_ref(),
+        ctx.fetch_url.as_ref(),
+    ];
     let mut out: Vec<Byline> = Vec::new();
-    for author in authors {
+    for author in &entry.authors {
         let name = text::decode_entities(&author.name);
         if name.is_empty()
             || out
@@ -358,7 +363,7 @@ fn bylines(authors: &[Byline]) -> Vec<Byline> {
             uri: author
                 .uri
                 .as_deref()
-                .and_then(|u| resolve(u, &[None]))
+                .and_then(|u| resolve(u, &bases))
                 .map(String::from),
         });
     }

@@ -3,7 +3,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -11,87 +10,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::get;
+use common::daemon::{Daemon, client, eventually};
 use common::{
     FeedServer, assert_valid_atom, copy_demo_feeds, gazette, source, stderr, write_config,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
-
-/// A running daemon and the address it serves on.
-struct Daemon {
-    child: Child,
-    base: String,
-}
-
-impl Daemon {
-    async fn start(dir: &Path) -> Self {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gazette"));
-        command
-            .args(["run", "--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env_remove("GAZETTE_CONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("start the daemon");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the daemon announced its address in time")
-            .expect("read")
-            .expect("a line");
-        let base = line
-            .strip_prefix("listening on ")
-            .expect("address line")
-            .to_owned();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, base }
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id().expect("running")).expect("pid")
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) with a pid we own and a valid signal number.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-/// Polls `check` until it holds, for at most `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
 
 fn archive_count(dir: &Path) -> usize {
     common::files_with_mtimes(&dir.join("archive")).len()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
 }
 
 async fn demo_setup(tmp: &Path, extra: &str) -> FeedServer {

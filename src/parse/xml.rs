@@ -99,7 +99,8 @@ pub struct Element {
     pub name: String,
     pub attrs: Vec<Attr>,
     pub children: Vec<Node>,
-    /// `xml:base` in scope (this element's or an ancestor's), resolved against the document URL.
+    /// `xml:base` in scope (this element's or an ancestor's), resolved against the document URL;
+    /// `None` when no element up to the root has one.
     pub base: Option<Arc<Url>>,
     /// False when the document ended (or broke off) before the element was closed: its
     /// content may be cut short.
@@ -344,16 +345,15 @@ impl Builder {
         let (resolved, _) = reader.resolver().resolve_element(qname);
         let ns = resolve(resolved, qname.prefix().map(|p| p.into_inner()));
         let name = qname.local_name().into_inner().to_owned();
-        let mut base = self
-            .stack
-            .last()
-            .map_or_else(|| self.doc_url.clone(), |parent| parent.base.clone());
+        // Only an explicit xml:base sets a base: without one, relative references resolve the
+        // way each format's reader decides (RSS links against the site, say).
+        let mut base = self.stack.last().and_then(|parent| parent.base.clone());
         let mut attrs = Vec::new();
         for attr in start.attributes().with_checks(false).flatten() {
             let key = attr.key;
             let value = decode_references(&attr.value, &self.entities).into_owned();
             if key.as_ref() == "xml:base" {
-                let joined = match &base {
+                let joined = match base.as_ref().or(self.doc_url.as_ref()) {
                     Some(parent) => parent.join(value.trim()).ok(),
                     None => Url::parse(value.trim()).ok(),
                 };
