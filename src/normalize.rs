@@ -406,22 +406,16 @@ fn plain_text(text: &Text, ctx: &FeedContext) -> String {
     }
 }
 
-/// The link to the article page: `alternate`, else one without a relation; never comments,
-/// the feed itself, an edit URI or an enclosure.
+/// The link to the article page: `alternate`, else one without a relation (which Atom reads
+/// as `alternate`); never `related`, `via`, comments, the feed itself, an edit URI or an
+/// enclosure.
 fn pick_link(links: &[Link]) -> Option<&Link> {
-    let usable = |l: &&Link| {
-        !l.href.trim().is_empty()
-            && !matches!(
-                l.rel.as_deref(),
-                Some("self" | "edit" | "edit-media" | "replies" | "enclosure" | "hub" | "license")
-            )
+    let with = |rel: Option<&str>| {
+        links
+            .iter()
+            .find(|l| l.rel.as_deref() == rel && !l.href.trim().is_empty())
     };
-    links
-        .iter()
-        .filter(usable)
-        .find(|l| l.rel.as_deref() == Some("alternate"))
-        .or_else(|| links.iter().filter(usable).find(|l| l.rel.is_none()))
-        .or_else(|| links.iter().find(usable))
+    with(Some("alternate")).or_else(|| with(None))
 }
 
 /// The absolute http(s) URL `href` names; other schemes (`javascript:`, `data:`, `file:`) are

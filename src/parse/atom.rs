@@ -228,6 +228,17 @@ fn text_construct(
 ) -> Option<Text> {
     let declared = declared_type(element);
     if let Declared::Other(ty) = &declared {
+        // RFC 4287 4.1.3.3: a type that is neither text nor XML means base64. A title that
+        // decodes to text is that text; anything else is read as written.
+        if !ty.contains("xml")
+            && !element.has_element_children()
+            && let Some(decoded) = element.text_trimmed().as_deref().and_then(base64_text)
+        {
+            return Some(Text {
+                base: element.base_url(),
+                ..Text::plain(decoded)
+            });
+        }
         notes.entry(
             position,
             format!("{field} has type {ty:?}, which is not a text type; read as text"),
@@ -270,20 +281,13 @@ fn read_text(
     let (kind, value) = match mode.as_deref() {
         // Atom 0.3: the markup was escaped, or the whole value base64-encoded.
         Some("escaped") => (kind_of(&declared), escaped_value()?),
-        Some("base64") => {
-            let raw = escaped_value()?;
-            let compact: String = raw.split_whitespace().collect();
-            match base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()) {
-                Ok(bytes) => (
-                    kind_of(&declared),
-                    String::from_utf8_lossy(&bytes).trim().to_owned(),
-                ),
-                Err(_) => {
-                    notes.entry(position, format!("{field} is not valid base64; left out"));
-                    return None;
-                }
+        Some("base64") => match escaped_value().as_deref().and_then(base64_text) {
+            Some(text) => (kind_of(&declared), text),
+            None => {
+                notes.entry(position, format!("{field} is not base64 of text; left out"));
+                return None;
             }
-        }
+        },
         _ => match declared {
             Declared::Xhtml => (TextKind::Html, xhtml(element)),
             Declared::Html if element.has_element_children() => {
@@ -295,6 +299,18 @@ fn read_text(
         },
     };
     Some(Text { kind, value, base })
+}
+
+/// The UTF-8 text that `raw` is the base64 of, if it is.
+fn base64_text(raw: &str) -> Option<String> {
+    let compact: String = raw.split_whitespace().collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let text = text.trim();
+    (!text.is_empty() && !text.chars().any(|c| c.is_control() && !c.is_whitespace()))
+        .then(|| text.to_owned())
 }
 
 fn kind_of(declared: &Declared) -> TextKind {

@@ -80,6 +80,12 @@ pub fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Utf8Document<'
                 ));
                 Cow::Borrowed(text)
             }
+            Err(_) if encoding == UTF_8 => {
+                warning = Some(format!(
+                    "the document has bytes that are not valid UTF-8 (from the {why}); they were read as Windows-1252"
+                ));
+                Cow::Owned(utf8_else_windows_1252(content))
+            }
             Err(_) => {
                 warning = Some(format!(
                     "the document has bytes that are not valid {} (from the {why}); they were replaced",
@@ -95,6 +101,33 @@ pub fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Utf8Document<'
     Utf8Document {
         bytes: with_utf8_declaration(text),
         warning,
+    }
+}
+
+/// UTF-8 with stray bytes of another encoding: a Latin-1 `é` pasted into a UTF-8 feed is the
+/// usual cause, so each invalid byte is read as Windows-1252 (which maps every byte) and the
+/// valid UTF-8 around it stays as it is.
+fn utf8_else_windows_1252(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 16);
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(rest) => {
+                out.push_str(rest);
+                return out;
+            }
+            Err(e) => {
+                let (valid, after) = bytes.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(after.len()).max(1).min(after.len());
+                let (invalid, rest) = after.split_at(bad);
+                out.push_str(
+                    &encoding_rs::WINDOWS_1252
+                        .decode_without_bom_handling(invalid)
+                        .0,
+                );
+                bytes = rest;
+            }
+        }
     }
 }
 
@@ -242,6 +275,18 @@ mod tests {
                 "{label}"
             );
         }
+    }
+
+    #[test]
+    fn stray_latin1_bytes_in_utf8_are_read_as_windows_1252() {
+        let body = b"<?xml version=\"1.0\" encoding=\"utf-8\"?><a>Caf\xe9 au lait \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac \x93q\x94</a>";
+        let doc = to_utf8(body, None);
+        assert!(
+            text(&doc).ends_with("<a>Café au lait — 日本 “q”</a>"),
+            "{}",
+            text(&doc)
+        );
+        assert!(doc.warning.is_some_and(|w| w.contains("Windows-1252")));
     }
 
     #[test]

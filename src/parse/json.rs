@@ -195,8 +195,9 @@ fn authors(object: &Map<String, Value>, position: usize, notes: &mut Notes) -> V
                         .filter(|v| !v.is_empty())
                         .map(str::to_owned)
                 };
+                // A byline needs a name; a bare URL or avatar names no one (as in Atom).
+                let name = get("name")?;
                 let uri = get("url");
-                let name = get("name").or_else(|| uri.clone())?;
                 Some(Byline {
                     name,
                     email: None,

@@ -61,6 +61,16 @@ pub(super) fn parse_contact(text: &str) -> Option<Byline> {
             return Some(byline(name, Some(before)));
         }
     }
+    // `Jo Doe (mailto:jo@example.org)`
+    if let Some((before, after)) = text.split_once('(')
+        && let Some(inside) = after.strip_suffix(')')
+    {
+        let email = inside.trim().trim_start_matches("mailto:");
+        let name = before.trim();
+        if is_email(email) && !name.is_empty() {
+            return Some(byline(name, Some(email)));
+        }
+    }
     // `Jo Doe <jo@example.org>`
     if let Some((before, after)) = text.split_once('<')
         && let Some(email) = after.strip_suffix('>')
@@ -118,6 +128,11 @@ mod tests {
         );
         let bare = read("jo@example.org");
         assert_eq!(bare.email.as_deref(), Some("jo@example.org"));
+        let mailto = read("Simon St.Laurent (mailto:simonstl@example.com)");
+        assert_eq!(
+            (mailto.name.as_str(), mailto.email.as_deref()),
+            ("Simon St.Laurent", Some("simonstl@example.com"))
+        );
         let name = read("  Jo   (the editor) ");
         assert_eq!((name.name.as_str(), name.email), ("Jo (the editor)", None));
         assert_eq!(parse_contact("  "), None);

@@ -106,6 +106,7 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
     let mut dates = super::Dates::default();
     let mut permalink_guid = None;
     let mut dc_description = None;
+    let mut dc_title = None;
     let mut xhtml_body = None;
     let mut media = Vec::new();
     let mut itunes_author = None;
@@ -136,6 +137,8 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
                 "author" => entry.authors.extend(people::from_rss_author(child)),
                 "enclosure" => entry.enclosures.extend(enclosure(child, "url", "length")),
                 "language" => entry.language = child.text_trimmed(),
+                // Early RSS drafts carried the whole article here.
+                "fullitem" => entry.content = entry.content.take().or_else(|| html(child)),
                 _ => {}
             },
             (Ns::Content, "encoded") => entry.content = html(child),
@@ -145,6 +148,7 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
             (Ns::Dc, "date") => dates.updated(child, notes, position),
             (Ns::Dc, "creator" | "author") => entry.authors.extend(people::from_name(child)),
             (Ns::Dc, "subject") => push_category(&mut entry.categories, child),
+            (Ns::Dc, "title") => dc_title = plain(child),
             (Ns::Dc, "description") => dc_description = html(child),
             (Ns::Dc, "language") => entry.language = child.text_trimmed(),
             (Ns::Dc, "identifier") if entry.id.is_empty() => {
@@ -179,6 +183,9 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
     entry.updated = dates.updated;
     if entry.published.is_none() && entry.updated.is_none() {
         entry.published = dates.created;
+    }
+    if entry.title.is_none() {
+        entry.title = dc_title;
     }
     if entry.summary.is_none() {
         entry.summary = dc_description;
