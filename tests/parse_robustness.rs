@@ -57,7 +57,10 @@ fn every_variant_of_every_corpus_file_ends_in_a_clear_result() {
             match parse_feed(&variant, None, Some(&base), &limits) {
                 Ok(_) => read += 1,
                 Err(reason) => {
-                    assert!(reason.starts_with("not a feed"), "{name}: unclear error {reason:?}");
+                    assert!(
+                        reason.starts_with("not a feed"),
+                        "{name}: unclear error {reason:?}"
+                    );
                     rejected += 1;
                 }
             }
@@ -70,5 +73,8 @@ fn every_variant_of_every_corpus_file_ends_in_a_clear_result() {
         }
     }
     // Both outcomes occur, so neither branch is vacuous.
-    assert!(read > 1000 && rejected > 100, "read {read}, rejected {rejected}");
+    assert!(
+        read > 1000 && rejected > 100,
+        "read {read}, rejected {rejected}"
+    );
 }
