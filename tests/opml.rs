@@ -178,3 +178,29 @@ async fn add_discovers_the_feed_of_a_page() {
         stderr(&nothing)
     );
 }
+
+#[tokio::test]
+async fn add_reads_a_page_in_its_own_encoding() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    copy_demo_feeds(&served);
+    std::fs::copy(served.join("tech-rss2.xml"), served.join("新闻.xml")).expect("feed");
+    // A GBK page naming a feed whose address is Chinese: read as UTF-8, the address is garbage.
+    let page = "<!DOCTYPE html><html><head><meta charset=\"gbk\"><title>新闻</title>\
+         <link rel=\"alternate\" type=\"application/rss+xml\" title=\"新闻\" href=\"/feeds/新闻.xml\">\
+         </head><body><p>新闻。</p></body></html>";
+    let (gbk, _, unmappable) = encoding_rs::GBK.encode(page);
+    assert!(!unmappable);
+    std::fs::write(served.join("gbk.html"), &gbk).expect("page");
+    let server = FeedServer::start(&served).await;
+    write_config(tmp.path(), "[fetch]\nallow_private = [\"127.0.0.1/32\"]\n");
+    let add = gazette(tmp.path(), &["add", &server.url("/feeds/gbk.html")]).await;
+    assert!(add.status.success(), "{}{}", stdout(&add), stderr(&add));
+    let added = sources(tmp.path());
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(
+        added[0].1,
+        server.url("/feeds/%E6%96%B0%E9%97%BB.xml"),
+        "{added:?}"
+    );
+}
