@@ -115,18 +115,18 @@ fn read_entry(
             (Ns::Dc, "subject") => entry.categories.extend(child.text_trimmed()),
             (Ns::Media, "group") => {
                 for media in child.elements().filter(|e| e.is(&[Ns::Media], "content")) {
-                    entry.enclosures.extend(media_enclosure(media));
+                    entry
+                        .enclosures
+                        .extend(super::attr_enclosure(media, "url", "fileSize"));
                 }
             }
-            (Ns::Media, "content") => entry.enclosures.extend(media_enclosure(child)),
+            (Ns::Media, "content") => entry
+                .enclosures
+                .extend(super::attr_enclosure(child, "url", "fileSize")),
             _ => {}
         }
     }
-    entry.published = dates.published;
-    entry.updated = dates.updated;
-    if entry.published.is_none() && entry.updated.is_none() {
-        entry.published = dates.created;
-    }
+    dates.apply(&mut entry);
     // RFC 4287 4.2.1: an entry without an author has its source's, else the feed's.
     if entry.authors.is_empty() {
         entry.authors = if source_authors.is_empty() {
@@ -171,18 +171,6 @@ pub(super) fn enclosure_of(link: &Link) -> Option<Enclosure> {
         url: link.href.clone(),
         media_type: link.media_type.clone(),
         length: link.length.filter(|l| *l > 0),
-    })
-}
-
-fn media_enclosure(element: &Element) -> Option<Enclosure> {
-    let url = element.attr("url")?.trim();
-    (!url.is_empty()).then(|| Enclosure {
-        url: element.resolve(url),
-        media_type: element.attr("type").map(str::trim).map(str::to_owned),
-        length: element
-            .attr("fileSize")
-            .and_then(|l| l.trim().parse().ok())
-            .filter(|l| *l > 0),
     })
 }
 

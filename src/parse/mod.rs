@@ -242,6 +242,39 @@ impl Dates {
             self.created = Self::read(element, notes, position);
         }
     }
+    /// Sets the entry's dates: a creation date stands in only when there is no other.
+    fn apply(self, entry: &mut Entry) {
+        entry.published = self.published.or(if self.updated.is_none() {
+            self.created
+        } else {
+            None
+        });
+        entry.updated = self.updated;
+    }
+}
+
+/// An enclosure given by attributes (RSS `enclosure`, Media RSS `media:content`).
+fn attr_enclosure(
+    element: &xml::Element,
+    url: &str,
+    length: &str,
+) -> Option<crate::model::Enclosure> {
+    let href = element.attr(url)?.trim();
+    if href.is_empty() {
+        return None;
+    }
+    Some(crate::model::Enclosure {
+        url: element.resolve(href),
+        media_type: element
+            .attr("type")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+        length: element
+            .attr(length)
+            .and_then(|l| l.trim().parse::<u64>().ok())
+            .filter(|l| *l > 0),
+    })
 }
 
 fn apply_caps(feed: &mut Feed, limits: &ParseLimits, warnings: &mut Vec<String>) {

@@ -51,24 +51,17 @@ pub(super) fn parse_contact(text: &str) -> Option<Byline> {
     if text.is_empty() {
         return None;
     }
-    // `jo@example.org (Jo Doe)`
-    if let Some((before, after)) = text.split_once('(')
-        && let Some(name) = after.strip_suffix(')')
-    {
-        let before = before.trim().trim_start_matches("mailto:");
-        let name = name.trim();
-        if is_email(before) && !name.is_empty() {
-            return Some(byline(name, Some(before)));
-        }
-    }
-    // `Jo Doe (mailto:jo@example.org)`
+    // `jo@example.org (Jo Doe)`, or `Jo Doe (mailto:jo@example.org)`
     if let Some((before, after)) = text.split_once('(')
         && let Some(inside) = after.strip_suffix(')')
     {
-        let email = inside.trim().trim_start_matches("mailto:");
-        let name = before.trim();
-        if is_email(email) && !name.is_empty() {
-            return Some(byline(name, Some(email)));
+        let (before, inside) = (before.trim(), inside.trim());
+        let unmailto = |s: &'_ str| s.trim_start_matches("mailto:").to_owned();
+        if is_email(&unmailto(before)) && !inside.is_empty() {
+            return Some(byline(inside, Some(&unmailto(before))));
+        }
+        if is_email(&unmailto(inside)) && !before.is_empty() {
+            return Some(byline(before, Some(&unmailto(inside))));
         }
     }
     // `Jo Doe <jo@example.org>`

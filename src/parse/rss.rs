@@ -5,7 +5,6 @@ use super::Notes;
 use super::model::{Entry, Feed, Format, Link, Text};
 use super::people;
 use super::xml::{Element, Ns};
-use crate::model::Enclosure;
 
 /// The names RSS elements appear under: no namespace, or one of RSS's own.
 const RSS: &[Ns] = &[Ns::None, Ns::Rss, Ns::Rss090];
@@ -135,7 +134,9 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
                 "updated" | "lastBuildDate" => dates.updated(child, notes, position),
                 "category" => push_category(&mut entry.categories, child),
                 "author" => entry.authors.extend(people::from_rss_author(child)),
-                "enclosure" => entry.enclosures.extend(enclosure(child, "url", "length")),
+                "enclosure" => entry
+                    .enclosures
+                    .extend(super::attr_enclosure(child, "url", "length")),
                 "language" => entry.language = child.text_trimmed(),
                 // Early RSS drafts carried the whole article here.
                 "fullitem" => entry.content = entry.content.take().or_else(|| html(child)),
@@ -169,21 +170,17 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
                 }
             }
             (Ns::Atom, "author") => entry.authors.extend(people::from_atom(child)),
-            (Ns::Media, "content") => media.extend(enclosure(child, "url", "fileSize")),
+            (Ns::Media, "content") => media.extend(super::attr_enclosure(child, "url", "fileSize")),
             (Ns::Media, "group") => {
                 for content in child.elements().filter(|e| e.is(&[Ns::Media], "content")) {
-                    media.extend(enclosure(content, "url", "fileSize"));
+                    media.extend(super::attr_enclosure(content, "url", "fileSize"));
                 }
             }
             (Ns::Itunes, "author") => itunes_author = people::from_name(child),
             _ => {}
         }
     }
-    entry.published = dates.published;
-    entry.updated = dates.updated;
-    if entry.published.is_none() && entry.updated.is_none() {
-        entry.published = dates.created;
-    }
+    dates.apply(&mut entry);
     if entry.title.is_none() {
         entry.title = dc_title;
     }
@@ -239,24 +236,4 @@ fn push_category(categories: &mut Vec<String>, element: &Element) {
     if let Some(term) = element.text_trimmed() {
         categories.push(term);
     }
-}
-
-/// `<enclosure url length type>` and `<media:content url fileSize type>`.
-fn enclosure(element: &Element, url: &str, length: &str) -> Option<Enclosure> {
-    let href = element.attr(url)?.trim();
-    if href.is_empty() {
-        return None;
-    }
-    Some(Enclosure {
-        url: element.resolve(href),
-        media_type: element
-            .attr("type")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned),
-        length: element
-            .attr(length)
-            .and_then(|l| l.trim().parse::<u64>().ok())
-            .filter(|l| *l > 0),
-    })
 }
