@@ -24,7 +24,7 @@ const CHROME: &str = "script, style, noscript, nav, header, footer, aside, form,
 /// else (no selector, or it matches nothing) the most text-dense block; `None` when the page has
 /// no text worth taking.
 pub fn extract(page: &str, url: &Url, rules: &Extract) -> Option<Extracted> {
-    let document = Html::parse_document(page);
+    let document = Html::parse_document(&crate::text::flatten_deep_nesting(page));
     let canonical = Selector::parse("link[rel=canonical][href]")
         .ok()
         .and_then(|s| document.select(&s).next())

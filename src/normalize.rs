@@ -32,6 +32,21 @@ pub struct FeedContext {
     pub language: Option<String>,
     /// RSS "plain text" fields often carry escaped HTML; other formats say what they mean.
     pub markup_in_plain_text: bool,
+    /// Atom resolves relative references against the document (RFC 4287, via xml:base); RSS
+    /// publishers mean their site, whatever host serves the feed.
+    pub document_is_base: bool,
+}
+
+impl FeedContext {
+    /// What a relative reference in an entry resolves against, in order.
+    fn bases<'a>(&'a self, entry: &'a Entry) -> [Option<&'a Url>; 3] {
+        let (first, second) = if self.document_is_base {
+            (&self.fetch_url, &self.site_url)
+        } else {
+            (&self.site_url, &self.fetch_url)
+        };
+        [entry.base.as_ref(), first.as_ref(), second.as_ref()]
+    }
 }
 
 impl FeedContext {
@@ -41,6 +56,10 @@ impl FeedContext {
             fetch_url: fetch_url.cloned(),
             site_url,
             markup_in_plain_text: feed.format.is_rss(),
+            document_is_base: matches!(
+                feed.format,
+                crate::parse::Format::Atom03 | crate::parse::Format::Atom10
+            ),
             language: feed
                 .language
                 .as_ref()
@@ -113,11 +132,21 @@ pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<Ent
     }
     let title = text_of(&entry.title);
     let link = entry_link(entry, ctx);
-    let has_text = [&entry.summary, &entry.content]
-        .into_iter()
-        .flatten()
-        .any(|t| !t.is_blank());
-    if title.trim().is_empty() && link.is_none() && !has_text {
+    // Text a title can be made from; markup alone (an image) is none. Asked only of entries
+    // with neither title nor link, which are rare, as it parses the HTML.
+    let has_text = || {
+        [&entry.summary, &entry.content]
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                if t.is_html() {
+                    !text::html_to_text(&t.value).is_empty()
+                } else {
+                    !t.is_blank()
+                }
+            })
+    };
+    if title.trim().is_empty() && link.is_none() && !has_text() {
         return Err(Skip::Empty {
             entry: entry.label(),
         });
@@ -326,27 +355,16 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String
     out
 }
 
-/// The entry's page: its alternate link, made absolute against xml:base, the feed's link, or
-/// the fetch URL.
+/// The entry's page: its alternate link, made absolute against xml:base, then the feed's link
+/// or the fetch URL (in the order the format means, see [`FeedContext::bases`]).
 pub fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
     let link = pick_link(&entry.links)?;
-    resolve(
-        &link.href,
-        &[
-            entry.base.as_ref(),
-            ctx.site_url.as_ref(),
-            ctx.fetch_url.as_ref(),
-        ],
-    )
+    resolve(&link.href, &ctx.bases(entry))
 }
 
 /// Bylines with entities decoded, empty and repeated ones left out, links made absolute.
 fn bylines(entry: &Entry, ctx: &FeedContext) -> Vec<Byline> {
-    let bases = [
-        entry.base.as_ref(),
-        ctx.site_url.as_ref(),
-        ctx.fetch_url.as_ref(),
-    ];
+    let bases = ctx.bases(entry);
     let mut out: Vec<Byline> = Vec::new();
     for author in &entry.authors {
         let name = text::decode_entities(&author.name);
@@ -374,14 +392,7 @@ fn bylines(entry: &Entry, ctx: &FeedContext) -> Vec<Byline> {
 fn enclosures(entry: &Entry, ctx: &FeedContext) -> Vec<Enclosure> {
     let mut out: Vec<Enclosure> = Vec::new();
     for enclosure in &entry.enclosures {
-        let Some(url) = resolve(
-            &enclosure.url,
-            &[
-                entry.base.as_ref(),
-                ctx.site_url.as_ref(),
-                ctx.fetch_url.as_ref(),
-            ],
-        ) else {
+        let Some(url) = resolve(&enclosure.url, &ctx.bases(entry)) else {
             continue;
         };
         if out.iter().all(|e| e.url != url.as_str()) {
@@ -410,12 +421,19 @@ fn plain_text(text: &Text, ctx: &FeedContext) -> String {
 /// as `alternate`); never `related`, `via`, comments, the feed itself, an edit URI or an
 /// enclosure.
 fn pick_link(links: &[Link]) -> Option<&Link> {
-    let with = |rel: Option<&str>| {
-        links
-            .iter()
-            .find(|l| l.rel.as_deref() == rel && !l.href.trim().is_empty())
+    let candidates = || {
+        links.iter().filter(|l| {
+            matches!(l.rel.as_deref(), None | Some("alternate")) && !l.href.trim().is_empty()
+        })
     };
-    with(Some("alternate")).or_else(|| with(None))
+    // A page beats a video or PDF alternate; an explicit `alternate` beats an implied one.
+    let is_page = |l: &&Link| l.media_type.as_deref().is_none_or(|t| t.contains("html"));
+    let explicit = |l: &&Link| l.rel.is_some();
+    candidates()
+        .find(|l| is_page(l) && explicit(l))
+        .or_else(|| candidates().find(is_page))
+        .or_else(|| candidates().find(explicit))
+        .or_else(|| candidates().next())
 }
 
 /// The absolute http(s) URL `href` names; other schemes (`javascript:`, `data:`, `file:`) are

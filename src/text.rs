@@ -5,6 +5,7 @@
 //! event handlers and `javascript:` links never reach the Markdown, and again after Markdown is
 //! rendered back to HTML for the Atom feed.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -70,7 +71,7 @@ pub fn html_to_text(html: &str) -> String {
     if !html.contains(['<', '&']) {
         return collapse_whitespace(html);
     }
-    let fragment = Html::parse_fragment(html);
+    let fragment = Html::parse_fragment(&flatten_deep_nesting(html));
     let mut out = String::with_capacity(html.len());
     let mut dropped_depth = 0usize;
     for edge in fragment.root_element().traverse() {
@@ -194,7 +195,95 @@ fn sanitizer(base: Option<&Url>) -> ammonia::Builder<'static> {
 
 /// Sanitized HTML: what may be shown to a person or put into the Atom feed.
 pub fn sanitize_html(html: &str, base: Option<&Url>) -> String {
-    sanitizer(base).clean(html).to_string()
+    sanitizer(base)
+        .clean(&flatten_deep_nesting(html))
+        .to_string()
+}
+
+/// Elements nested deeper than this lose their tags (their text stays). Real articles nest a
+/// dozen levels; thousands of nested `<ul>` or `<div>` only serve to exhaust the HTML parser's
+/// time (its scope checks are quadratic in depth) and the converter's stack.
+const MAX_HTML_DEPTH: usize = 100;
+
+/// Elements whose end tag HTML lets authors leave out: they do not nest when left open, so they
+/// are not counted.
+const OPTIONAL_END: &[&str] = &[
+    "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "tbody", "thead", "tfoot",
+    "colgroup", "rb", "rt", "rp", "rtc",
+];
+
+/// `html` with the tags of elements below [`MAX_HTML_DEPTH`] removed. A cheap scan, not a parse:
+/// it only has to bound the depth the real parser sees.
+pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
+    // Fewer tags than the limit cannot nest past it.
+    if html.matches('<').count() <= MAX_HTML_DEPTH {
+        return Cow::Borrowed(html);
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut depth = 0usize;
+    let mut dropped = 0usize;
+    let mut rest = html;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let after = &rest[1..];
+        let closing = after.starts_with('/');
+        let name: String = after
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if name.is_empty() {
+            // A comment, a declaration or a lone `<`: copied as it is.
+            out.push('<');
+            rest = after;
+            continue;
+        }
+        let end = tag_end(rest);
+        let tag = &rest[..end];
+        rest = &rest[end..];
+        let counted = !OPTIONAL_END.contains(&name.as_str())
+            && !VOID_TAGS.contains(&name.as_str())
+            && !tag.ends_with("/>");
+        if !counted {
+            out.push_str(tag);
+        } else if closing {
+            if dropped > 0 {
+                dropped -= 1;
+            } else {
+                depth = depth.saturating_sub(1);
+                out.push_str(tag);
+            }
+        } else if depth >= MAX_HTML_DEPTH {
+            dropped += 1;
+        } else {
+            depth += 1;
+            out.push_str(tag);
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+const VOID_TAGS: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr",
+];
+
+/// The length of the tag at the start of `s` (up to and with its `>`, quotes respected), or all
+/// of `s` when it is never closed.
+fn tag_end(s: &str) -> usize {
+    let mut quote = None;
+    for (i, c) in s.char_indices().skip(1) {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '>') => return i + 1,
+            _ => {}
+        }
+    }
+    s.len()
 }
 
 static CONVERTER: LazyLock<htmd::HtmlToMarkdown> = LazyLock::new(|| {
@@ -411,6 +500,29 @@ pub fn slug(title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_flattened_and_lists_without_end_tags_are_not() {
+        let depth = 5000;
+        let hostile = format!(
+            "{}deep text{}",
+            "<ul><li><div>".repeat(depth),
+            "</div></li></ul>".repeat(depth)
+        );
+        let started = std::time::Instant::now();
+        let markdown = html_to_markdown(&hostile, None);
+        assert!(markdown.contains("deep text"), "{markdown}");
+        assert!(html_to_text(&hostile).contains("deep text"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let flat = flatten_deep_nesting(&hostile);
+        assert!(flat.matches("<ul>").count() <= MAX_HTML_DEPTH);
+
+        let items: String = (0..300).map(|i| format!("<li>item {i}")).collect();
+        let list = format!("<ul>{items}</ul><p>after");
+        assert_eq!(flatten_deep_nesting(&list), list);
+        let markdown = html_to_markdown(&list, None);
+        assert!(markdown.contains("- item 299"), "{markdown}");
+    }
 
     #[test]
     fn html_to_text_separates_blocks_and_decodes_entities() {

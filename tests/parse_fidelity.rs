@@ -499,3 +499,38 @@ async fn article_pages_in_legacy_encodings_are_decoded() {
         );
     }
 }
+
+#[tokio::test]
+async fn quirks_of_real_feeds_are_read_as_meant() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // RSS's namespace named after its documentation page; an element left unclosed before the
+    // items; a UUID guid marked as a permalink; a link written the Atom way.
+    let rss = r#"<rss version="2.0" xmlns="https://cyber.harvard.edu/rss/rss.html" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>
+      <title>t</title><link>https://pod.example.org/</link><itunes:category text="News">
+      <item><title>Episode</title><guid isPermaLink="true">a28dfbbd-6a4b-4d1c-9f1e-000000000001</guid></item>
+      <item><title>Linked</title><link href="https://pod.example.org/2"/></item>
+    </channel></rss>"#;
+    let out = articles(tmp.path(), "quirks.xml", rss).await;
+    assert_eq!(titles(&out), ["Episode", "Linked"]);
+    assert_eq!(out[0]["link"], "", "a UUID is no page");
+    assert_eq!(out[1]["link"], "https://pod.example.org/2");
+
+    // A page beats a video alternate; Atom's relative links resolve against the document.
+    let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:f</id><updated>2024-01-01T00:00:00Z</updated>
+      <link rel="alternate" href="https://www.example.org/"/>
+      <entry><id>urn:1</id><title>Trailer</title><updated>2024-01-01T00:00:00Z</updated>
+        <link rel="alternate" type="video/mp4" href="https://cdn.example.org/t.mov"/>
+        <link rel="alternate" type="text/html" href="https://www.example.org/t"/></entry>
+      <entry><id>urn:2</id><title>Relative</title><updated>2024-01-01T00:00:00Z</updated><link href="/posts/2"/></entry>
+    </feed>"#;
+    let out = articles(tmp.path(), "quirks.atom", atom).await;
+    assert_eq!(out[0]["link"], "https://www.example.org/t");
+    assert_eq!(out[1]["link"], "http://127.0.0.1/posts/2");
+
+    // PHP warnings printed before the feed; text encoded to UTF-8 twice.
+    let php = "<br />\n<b>Warning</b>: Undefined variable in <b>feed.php</b><br />\n\
+        <?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>t</title>\
+        <item><title>Grupo FÃ³rmula</title><link>https://example.org/f</link></item></channel></rss>";
+    let out = articles(tmp.path(), "php.xml", php).await;
+    assert_eq!(titles(&out), ["Grupo Fórmula"]);
+}

@@ -100,8 +100,20 @@ fn read_xml(
     limits: &ParseLimits,
     notes: &mut Notes,
 ) -> Result<Feed, String> {
-    let document =
+    let mut document =
         xml::read(doc, limits.max_depth, base).map_err(|e| format!("not a feed: {e}"))?;
+    if !is_feed_root(&document.root)
+        && let Some(start) = feed_start(doc)
+        && let Ok(later) = xml::read(&doc[start..], limits.max_depth, base)
+        && is_feed_root(&later.root)
+    {
+        // A server that printed errors (PHP warnings, say) before the feed: the feed is what
+        // follows them.
+        notes.feed(format!(
+            "{start} bytes of something else come before the feed; skipped"
+        ));
+        document = later;
+    }
     let root = &document.root;
     let feed = match (root.ns, root.name.as_str()) {
         (xml::Ns::None | xml::Ns::Rss | xml::Ns::Other, "rss" | "channel") => {
@@ -126,6 +138,22 @@ fn read_xml(
     // Mended faults are worth a note only once the document turned out to be a feed.
     notes.warnings.extend(document.warnings);
     Ok(feed)
+}
+
+fn is_feed_root(root: &xml::Element) -> bool {
+    matches!(
+        root.name.as_str(),
+        "rss" | "channel" | "RDF" | "rdf" | "feed" | "entry"
+    )
+}
+
+/// Where a feed's XML declaration or root element starts, when something else came first.
+fn feed_start(doc: &str) -> Option<usize> {
+    let head = &doc[..doc.floor_char_boundary(64 * 1024)];
+    ["<?xml", "<rss", "<feed", "<rdf:RDF", "<RDF"]
+        .iter()
+        .filter_map(|marker| head.get(1..)?.find(marker).map(|at| at + 1))
+        .min()
 }
 
 /// The note for an entry the document ended (or broke off) inside of.
@@ -362,6 +390,14 @@ mod tests {
         let err =
             parse(b"<rss version=\"2.0\"><channel><item><title>cut").expect_err("nothing whole");
         assert!(err.contains("cut off"), "{err}");
+        let php = parse(b"<br />\n<b>Warning</b>: something failed in <b>x.php</b><br />\n<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>t</title><item><title>after the warning</title></item></channel></rss>")
+            .expect("feed after junk");
+        assert_eq!(php.feed.entries.len(), 1);
+        assert!(
+            php.warnings.iter().any(|w| w.contains("something else")),
+            "{:?}",
+            php.warnings
+        );
         for junk in [
             &b""[..],
             b"   ",

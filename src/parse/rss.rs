@@ -27,13 +27,7 @@ pub(super) fn read_rss(root: &Element, notes: &mut Notes) -> Feed {
     if let Some(channel) = channel {
         read_channel(channel, &mut feed);
     }
-    // Items belong in the channel; some feeds put them beside it.
-    let items = channel
-        .into_iter()
-        .flat_map(Element::elements)
-        .chain(root.elements())
-        .filter(|e| e.is(RSS, "item"));
-    read_items(items, &mut feed, notes);
+    read_items(root, &mut feed, notes);
     feed
 }
 
@@ -51,17 +45,26 @@ pub(super) fn read_rdf(root: &Element, notes: &mut Notes) -> Feed {
     if let Some(channel) = channel {
         read_channel(channel, &mut feed);
     }
-    // Items are the root's children; some feeds nest them in the channel.
-    let items = root
-        .elements()
-        .chain(channel.into_iter().flat_map(Element::elements))
-        .filter(|e| e.is(RSS, "item"));
-    read_items(items, &mut feed, notes);
+    read_items(root, &mut feed, notes);
     feed
 }
 
-fn read_items<'a>(items: impl Iterator<Item = &'a Element>, feed: &mut Feed, notes: &mut Notes) {
-    for (index, item) in items.enumerate() {
+/// Items belong in the channel (RSS 0.91 to 2.0) or beside it (0.90, 1.0); feeds put them in
+/// the other place, or inside an element left unclosed before them, so every item below the
+/// root counts, in document order.
+fn read_items(root: &Element, feed: &mut Feed, notes: &mut Notes) {
+    fn collect<'a>(element: &'a Element, out: &mut Vec<&'a Element>) {
+        for child in element.elements() {
+            if child.is(RSS, "item") {
+                out.push(child);
+            } else if !child.is(RSS, "image") && !child.is(RSS, "textinput") {
+                collect(child, out);
+            }
+        }
+    }
+    let mut items = Vec::new();
+    collect(root, &mut items);
+    for (index, item) in items.into_iter().enumerate() {
         let position = index + 1;
         if item.complete {
             feed.entries.push(read_item(item, position, notes));
@@ -114,7 +117,14 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
             (Ns::None | Ns::Rss | Ns::Rss090, name) => match name {
                 "title" => entry.title = plain(child),
                 "link" => {
-                    if let Some(href) = child.text_trimmed() {
+                    // Some feeds write `<link href="..."/>`, the Atom way.
+                    if let Some(href) = child.text_trimmed().or_else(|| {
+                        child
+                            .attr("href")
+                            .map(str::trim)
+                            .filter(|h| !h.is_empty())
+                            .map(str::to_owned)
+                    }) {
                         entry.links.push(Link::new(child.resolve(&href)));
                     }
                 }
@@ -125,8 +135,12 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
                     let is_permalink = child
                         .attr("isPermaLink")
                         .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
-                    if is_permalink && !guid.is_empty() {
-                        permalink_guid = Some(child.resolve(&guid));
+                    // Only a guid that is a web address can be the page: podcast hosts mark
+                    // UUIDs as permalinks, which would resolve to made-up addresses.
+                    let is_web = url::Url::parse(&guid)
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                    if is_permalink && is_web {
+                        permalink_guid = Some(guid.clone());
                     }
                     entry.id = guid;
                 }

@@ -55,10 +55,20 @@ impl Ns {
             "http://purl.org/dc/elements/1.1" => Self::Dc,
             "http://purl.org/dc/terms" => Self::Dcterms,
             "http://purl.org/rss/1.0/modules/content" => Self::Content,
-            "http://search.yahoo.com/mrss" | "http://video.search.yahoo.com/mrss" => Self::Media,
+            "http://search.yahoo.com/mrss"
+            | "https://search.yahoo.com/mrss"
+            | "http://video.search.yahoo.com/mrss" => Self::Media,
             "http://www.itunes.com/dtds/podcast-1.0.dtd"
             | "http://www.itunes.com/DTDs/Podcast-1.0.dtd" => Self::Itunes,
             "http://www.w3.org/1999/xhtml" => Self::Xhtml,
+            // Feeds name RSS's namespace after whatever page documents it
+            // (`https://cyber.harvard.edu/rss/rss.html`); modules have their own prefixes.
+            _ if uri.to_ascii_lowercase().contains("rss")
+                && !uri.contains("/modules/")
+                && !uri.contains("mrss") =>
+            {
+                Self::Rss
+            }
             _ => Self::Other,
         }
     }
@@ -413,7 +423,14 @@ impl Builder {
             return;
         };
         while self.stack.len() > at {
-            if let Some(element) = self.stack.pop() {
+            if let Some(mut element) = self.stack.pop() {
+                for child in &mut element.children {
+                    if let Node::Text(text) = child
+                        && let Some(repaired) = undo_double_utf8(text)
+                    {
+                        *text = repaired;
+                    }
+                }
                 self.attach(Node::Element(element));
             }
         }
@@ -437,6 +454,23 @@ impl Builder {
         self.entities.insert(name.to_owned(), decoded.clone());
         decoded
     }
+}
+
+/// Text that was UTF-8, read as Windows-1252 (or Latin-1) and encoded as UTF-8 again before it
+/// reached the feed (`FÃ³rmula` for `Fórmula`), as feeds built by pasting between systems
+/// carry it. Turned back only when every character maps to one Windows-1252 byte and those
+/// bytes are valid UTF-8 with more than ASCII in it, which text meant as written almost never is.
+fn undo_double_utf8(text: &str) -> Option<String> {
+    // Every multi-byte UTF-8 sequence starts with a byte that reads as one of `Â` to `ô`.
+    if !text.chars().any(|c| ('\u{c2}'..='\u{f4}').contains(&c)) {
+        return None;
+    }
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+    if unmappable {
+        return None;
+    }
+    let repaired = std::str::from_utf8(&bytes).ok()?;
+    (repaired != text).then(|| repaired.to_owned())
 }
 
 fn resolve(resolved: ResolveResult<'_>, prefix: Option<&str>) -> Ns {
@@ -584,6 +618,19 @@ mod tests {
         assert!(read(&deep, 50, None).is_err());
         assert!(read("", 50, None).is_err());
         assert!(read("just text", 50, None).is_err());
+    }
+
+    #[test]
+    fn text_encoded_twice_is_decoded_once() {
+        let (moscow, _, _) = encoding_rs::WINDOWS_1252.decode("«Москва»".as_bytes());
+        let r = root(&format!(
+            "<rss><a>Grupo FÃ³rmula</a><b>itâ€™s</b><c>café ü</c><d>{moscow}</d></rss>"
+        ));
+        let text = |n: &str| r.child(&[Ns::None], n).expect("element").text();
+        assert_eq!(text("a"), "Grupo Fórmula");
+        assert_eq!(text("b"), "it’s");
+        assert_eq!(text("c"), "café ü");
+        assert_eq!(text("d"), "«Москва»");
     }
 
     #[test]
