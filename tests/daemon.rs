@@ -84,6 +84,22 @@ async fn the_daemon_archives_on_schedule_and_serves_everything() {
         || async { archive_count(tmp.path()) == 11 },
     )
     .await;
+    // The file is written before the feed is rebuilt; revalidation below needs the rebuilt one.
+    eventually(
+        Duration::from_secs(20),
+        "the feed holds the new entry",
+        || async {
+            let feed = http.get(daemon.url("/atom.xml")).send().await;
+            match feed {
+                Ok(r) => r
+                    .text()
+                    .await
+                    .is_ok_and(|t| t.matches("<entry>").count() == 11),
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
 
     // The feed, with validators, revalidation and compression.
     let atom = http
