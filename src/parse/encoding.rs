@@ -80,6 +80,18 @@ pub fn to_utf8<'a>(body: &'a [u8], content_type: Option<&str>) -> Utf8Document<'
                 ));
                 Cow::Borrowed(text)
             }
+            Err(_) if why == "default" => {
+                // Nothing names the encoding and the bytes are not UTF-8: guess it from the
+                // bytes, as browsers do (EUC-KR, GBK, Shift_JIS, KOI8-R, Windows-1252...).
+                let mut detector = chardetng::EncodingDetector::new();
+                detector.feed(content, true);
+                let guessed = detector.guess(None, false);
+                warning = Some(format!(
+                    "the document names no encoding and is not UTF-8; read as {}, a guess from its bytes",
+                    guessed.name()
+                ));
+                guessed.decode_without_bom_handling(content).0
+            }
             Err(_) if encoding == UTF_8 => {
                 warning = Some(format!(
                     "the document has bytes that are not valid UTF-8 (from the {why}); they were read as Windows-1252"
@@ -287,6 +299,39 @@ mod tests {
             text(&doc)
         );
         assert!(doc.warning.is_some_and(|w| w.contains("Windows-1252")));
+    }
+
+    #[test]
+    fn undeclared_legacy_encodings_are_guessed() {
+        for (encoding, words) in [
+            (
+                encoding_rs::EUC_KR,
+                "인공지능이 뉴스 편집실을 바꾸고 있다는 소식입니다",
+            ),
+            (
+                encoding_rs::SHIFT_JIS,
+                "人工知能がニュース編集室を変えつつあるという話です",
+            ),
+            (
+                encoding_rs::GBK,
+                "人工智能正在改变新闻编辑室的工作方式和节奏",
+            ),
+            (
+                encoding_rs::KOI8_R,
+                "Искусственный интеллект меняет редакции новостей",
+            ),
+        ] {
+            let doc = format!("<rss><title>{words}</title></rss>");
+            let (bytes, _, _) = encoding.encode(&doc);
+            let doc = to_utf8(&bytes, None);
+            assert!(
+                text(&doc).contains(words),
+                "{}: {}",
+                encoding.name(),
+                text(&doc)
+            );
+            assert!(doc.warning.is_some_and(|w| w.contains("guess")));
+        }
     }
 
     #[test]

@@ -137,10 +137,12 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
                         .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
                     // Only a guid that is a web address can be the page: podcast hosts mark
                     // UUIDs as permalinks, which would resolve to made-up addresses.
+                    // A path (`/2024/post`) resolves like a relative link.
                     let is_web = url::Url::parse(&guid)
-                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                        || guid.starts_with('/');
                     if is_permalink && is_web {
-                        permalink_guid = Some(guid.clone());
+                        permalink_guid = Some(child.resolve(&guid));
                     }
                     entry.id = guid;
                 }
