@@ -1,7 +1,10 @@
 //! JSON Feed 1.0 and 1.1, read field by field: a value of the wrong JSON type loses that value
 //! (with a note), never the item or the feed.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::Notes;
@@ -9,11 +12,13 @@ use super::model::{Entry, Feed, Format, Link, Text};
 use crate::model::{Byline, Enclosure};
 
 pub(super) fn read_feed(doc: &[u8], notes: &mut Notes) -> Result<Feed, String> {
-    let value: Value =
+    let Capped { root, skipped } =
         serde_json::from_slice(doc).map_err(|e| format!("not a feed: invalid JSON ({e})"))?;
-    let Value::Object(root) = value else {
-        return Err("not a feed: the JSON is not an object".to_owned());
-    };
+    if skipped > 0 {
+        notes.feed(format!(
+            "{skipped} items beyond the first {MAX_ITEMS} were not read"
+        ));
+    }
     let version = str_field(&root, "version", 0, notes).unwrap_or_default();
     let format = if version.contains("jsonfeed.org/version/1.1") {
         Format::JsonFeed11
@@ -245,5 +250,113 @@ fn kind(value: &Value) -> &'static str {
         Value::String(_) => "string",
         Value::Array(_) => "list",
         Value::Object(_) => "object",
+    }
+}
+
+/// Items read: far more than any feed carries (the parse caps keep the newest thousand), few
+/// enough that a document of millions of tiny items stays small in memory.
+const MAX_ITEMS: usize = 20_000;
+
+/// The top-level object, with at most [`MAX_ITEMS`] of its `items` read; the rest are skipped
+/// without being built.
+struct Capped {
+    root: Map<String, Value>,
+    skipped: usize,
+}
+
+impl<'de> serde::Deserialize<'de> for Capped {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RootVisitor)
+    }
+}
+
+struct RootVisitor;
+
+impl<'de> Visitor<'de> for RootVisitor {
+    type Value = Capped;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Capped, A::Error> {
+        let mut root = Map::new();
+        let mut skipped = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "items" {
+                let (items, more) = map.next_value_seed(ItemsSeed)?;
+                skipped += more;
+                root.insert(key, items);
+            } else {
+                root.insert(key, map.next_value()?);
+            }
+        }
+        Ok(Capped { root, skipped })
+    }
+}
+
+/// `items`: the first [`MAX_ITEMS`] as values and a count of the rest; any other JSON type is
+/// kept as it is, for the reader to note.
+struct ItemsSeed;
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed {
+    type Value = (Value, usize);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(ItemsVisitor)
+    }
+}
+
+struct ItemsVisitor;
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = (Value, usize);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while items.len() < MAX_ITEMS {
+            match seq.next_element::<Value>()? {
+                Some(item) => items.push(item),
+                None => return Ok((Value::Array(items), 0)),
+            }
+        }
+        let mut skipped = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            skipped += 1;
+        }
+        Ok((Value::Array(items), skipped))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok((Value::Object(Map::new()), 0))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok((Value::Bool(v), 0))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), 0))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), 0))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), 0))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((Value::from(v), 0))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok((Value::Null, 0))
     }
 }

@@ -432,6 +432,36 @@ mod tests {
     }
 
     #[test]
+    fn documents_of_countless_tiny_entries_stay_small() {
+        let items = "<item><title>t</title></item>".repeat(25_000);
+        let rss = format!("<rss version=\"2.0\"><channel>{items}</channel></rss>");
+        let parsed = parse(rss.as_bytes()).expect("feed");
+        assert_eq!(
+            parsed.feed.entries.len(),
+            ParseLimits::default().max_entries
+        );
+        assert!(
+            parsed
+                .warnings
+                .iter()
+                .any(|w| w.contains("5000 elements beyond")),
+            "{:?}",
+            parsed.warnings
+        );
+        let items = vec![r#"{"id":"x","title":"t"}"#; 25_000].join(",");
+        let json = format!(r#"{{"version":"https://jsonfeed.org/version/1.1","items":[{items}]}}"#);
+        let parsed = parse(json.as_bytes()).expect("feed");
+        assert!(
+            parsed
+                .warnings
+                .iter()
+                .any(|w| w.contains("5000 items beyond")),
+            "{:?}",
+            parsed.warnings
+        );
+    }
+
+    #[test]
     fn entity_bombs_are_not_expanded() {
         let mut doc =
             String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE rss [\n<!ENTITY lol \"lol\">\n");

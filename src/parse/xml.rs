@@ -281,6 +281,7 @@ pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Docume
     config.trim_text(false);
 
     let mut builder = Builder {
+        dropped: 0,
         stack: Vec::new(),
         root: None,
         entities: HashMap::new(),
@@ -335,13 +336,25 @@ pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Docume
         }
         builder.close_all();
     }
+    if builder.dropped > 0 {
+        warnings.push(format!(
+            "{} elements beyond the first {MAX_CHILDREN} in one element were not read",
+            builder.dropped
+        ));
+    }
     let root = builder
         .root
         .ok_or_else(|| "not XML: no root element".to_owned())?;
     Ok(Document { root, warnings })
 }
 
+/// Child elements kept per element: far more entries than any feed carries (the parse caps keep
+/// the newest thousand), few enough that a document of millions of tiny entries stays small.
+const MAX_CHILDREN: usize = 20_000;
+
 struct Builder {
+    /// Elements left out because their parent had [`MAX_CHILDREN`] already.
+    dropped: usize,
     stack: Vec<Element>,
     root: Option<Element>,
     /// Entities that are not XML's own, decoded once per document.
@@ -400,7 +413,17 @@ impl Builder {
 
     fn attach(&mut self, node: Node) {
         match (self.stack.last_mut(), node) {
-            (Some(parent), node) => parent.children.push(node),
+            (Some(parent), Node::Element(_)) if parent.children.len() >= MAX_CHILDREN => {
+                self.dropped += 1;
+            }
+            (Some(parent), mut node) => {
+                // Elements are done growing once attached; their spare capacity would be
+                // most of the tree's memory in a feed of many small entries.
+                if let Node::Element(e) = &mut node {
+                    e.children.shrink_to_fit();
+                }
+                parent.children.push(node);
+            }
             (None, Node::Element(e)) => self.root = Some(e),
             (None, Node::Text(_)) => {}
         }
