@@ -32,20 +32,18 @@ pub struct FeedContext {
     pub language: Option<String>,
     /// RSS "plain text" fields often carry escaped HTML; other formats say what they mean.
     pub markup_in_plain_text: bool,
-    /// Atom resolves relative references against the document (RFC 4287, via xml:base); RSS
-    /// publishers mean their site, whatever host serves the feed.
-    pub document_is_base: bool,
 }
 
 impl FeedContext {
-    /// What a relative reference in an entry resolves against, in order.
+    /// What a relative reference in an entry resolves against, in order: `xml:base`, the
+    /// document's URL (RFC 3986, and what keys of archived entries were made with), then the
+    /// feed's site for a document read without a URL.
     fn bases<'a>(&'a self, entry: &'a Entry) -> [Option<&'a Url>; 3] {
-        let (first, second) = if self.document_is_base {
-            (&self.fetch_url, &self.site_url)
-        } else {
-            (&self.site_url, &self.fetch_url)
-        };
-        [entry.base.as_ref(), first.as_ref(), second.as_ref()]
+        [
+            entry.base.as_ref(),
+            self.fetch_url.as_ref(),
+            self.site_url.as_ref(),
+        ]
     }
 }
 
@@ -56,10 +54,6 @@ impl FeedContext {
             fetch_url: fetch_url.cloned(),
             site_url,
             markup_in_plain_text: feed.format.is_rss(),
-            document_is_base: matches!(
-                feed.format,
-                crate::parse::Format::Atom03 | crate::parse::Format::Atom10
-            ),
             language: feed
                 .language
                 .as_ref()
@@ -156,7 +150,7 @@ pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<Ent
     } else if let Some(link) = &link {
         link.to_string()
     } else {
-        let date = entry.date().map(|d| d.to_rfc3339()).unwrap_or_default();
+        let date = entry.key_date.map(|d| d.to_rfc3339()).unwrap_or_default();
         if title.trim().is_empty() {
             // Only text to tell it apart.
             let text = [&entry.summary, &entry.content]
@@ -362,22 +356,27 @@ pub fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
     resolve(&link.href, &ctx.bases(entry))
 }
 
+/// Bylines and enclosures kept per article: more is a feed gone wrong (or hostile), and every
+/// one of them is written into every feed the article appears in.
+const MAX_PER_ENTRY: usize = 32;
+
 /// Bylines with entities decoded, empty and repeated ones left out, links made absolute.
 fn bylines(entry: &Entry, ctx: &FeedContext) -> Vec<Byline> {
     let bases = ctx.bases(entry);
     let mut out: Vec<Byline> = Vec::new();
-    for author in &entry.authors {
+    let mut seen = std::collections::HashSet::new();
+    for author in entry.authors.iter().take(MAX_PER_ENTRY) {
         let name = text::decode_entities(&author.name);
-        if name.is_empty()
-            || out
-                .iter()
-                .any(|b| b.name == name && b.email == author.email)
-        {
+        if name.is_empty() || !seen.insert((name.clone(), author.email.clone())) {
             continue;
         }
         out.push(Byline {
             name,
-            email: author.email.clone(),
+            // Atom (and readers) want an address with an `@`; anything else is no address.
+            email: author
+                .email
+                .clone()
+                .filter(|e| e.contains('@') && !e.starts_with('@')),
             uri: author
                 .uri
                 .as_deref()
@@ -391,14 +390,20 @@ fn bylines(entry: &Entry, ctx: &FeedContext) -> Vec<Byline> {
 /// Enclosures with absolute web URLs, each once.
 fn enclosures(entry: &Entry, ctx: &FeedContext) -> Vec<Enclosure> {
     let mut out: Vec<Enclosure> = Vec::new();
-    for enclosure in &entry.enclosures {
+    let mut seen = std::collections::HashSet::new();
+    for enclosure in entry.enclosures.iter().take(MAX_PER_ENTRY) {
         let Some(url) = resolve(&enclosure.url, &ctx.bases(entry)) else {
             continue;
         };
-        if out.iter().all(|e| e.url != url.as_str()) {
+        if seen.insert(url.to_string()) {
             out.push(Enclosure {
                 url: url.into(),
-                ..enclosure.clone()
+                // A media type is `type/subtype`; anything else says nothing.
+                media_type: enclosure.media_type.clone().filter(|t| {
+                    t.split_once('/')
+                        .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+                }),
+                length: enclosure.length,
             });
         }
     }

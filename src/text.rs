@@ -215,8 +215,7 @@ const OPTIONAL_END: &[&str] = &[
 /// `html` with the tags of elements below [`MAX_HTML_DEPTH`] removed. A cheap scan, not a parse:
 /// it only has to bound the depth the real parser sees.
 pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
-    // Fewer tags than the limit cannot nest past it.
-    if html.matches('<').count() <= MAX_HTML_DEPTH {
+    if !nests_deeper_than(html, MAX_HTML_DEPTH) {
         return Cow::Borrowed(html);
     }
     let mut out = String::with_capacity(html.len());
@@ -264,6 +263,45 @@ pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+/// Whether counted elements (as [`flatten_deep_nesting`] counts them) open more than `limit`
+/// deep; a scan without allocation, as it runs for every body.
+fn nests_deeper_than(html: &str, limit: usize) -> bool {
+    let bytes = html.as_bytes();
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(offset) = bytes[at..].iter().position(|&b| b == b'<') {
+        let start = at + offset + 1;
+        let closing = bytes.get(start) == Some(&b'/');
+        let name_start = start + usize::from(closing);
+        let name_len = bytes[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        at = name_start + name_len;
+        if name_len == 0 {
+            continue;
+        }
+        let name = &html[name_start..name_start + name_len];
+        let listed = |list: &[&str]| list.iter().any(|t| t.eq_ignore_ascii_case(name));
+        if listed(OPTIONAL_END) || listed(VOID_TAGS) {
+            continue;
+        }
+        let self_closing = bytes[at..]
+            .iter()
+            .position(|&b| b == b'>')
+            .is_some_and(|end| end > 0 && bytes[at + end - 1] == b'/');
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else if !self_closing {
+            depth += 1;
+            if depth > limit {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 const VOID_TAGS: &[&str] = &[

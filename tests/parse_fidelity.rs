@@ -337,7 +337,7 @@ async fn enclosures_are_kept() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let rss = r#"<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>t</title><link>https://pod.example.org/</link>
       <item><guid>1</guid><title>Episode 1</title>
-        <enclosure url="/media/ep1.mp3" length="12345" type="audio/mpeg"/>
+        <enclosure url="https://pod.example.org/media/ep1.mp3" length="12345" type="audio/mpeg"/>
         <media:content url="https://pod.example.org/media/ep1.mp3" fileSize="12345" type="audio/mpeg"/>
         <media:content url="https://pod.example.org/media/cover.jpg" type="image/jpeg"/></item>
     </channel></rss>"#;

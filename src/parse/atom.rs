@@ -126,7 +126,7 @@ fn read_entry(
             _ => {}
         }
     }
-    dates.apply(&mut entry);
+    dates.apply(&mut entry, notes);
     // RFC 4287 4.2.1: an entry without an author has its source's, else the feed's.
     if entry.authors.is_empty() {
         entry.authors = if source_authors.is_empty() {

@@ -96,8 +96,9 @@ fn read_item(item: &Map<String, Value>, position: usize, notes: &mut Notes) -> E
             entry.links.push(Link::new(url));
         }
     }
-    entry.published = date_field(item, "date_published", position, notes);
-    entry.updated = date_field(item, "date_modified", position, notes);
+    let published = date_field(item, "date_published", position, notes);
+    let updated = date_field(item, "date_modified", position, notes);
+    super::set_dates(&mut entry, published, updated, notes);
     if let Some(tags) = item.get("tags") {
         match tags {
             Value::Array(tags) => entry.categories.extend(
@@ -169,7 +170,7 @@ fn date_field(
                 DateTime::from_timestamp(secs.trunc() as i64, 0)
             });
             match at {
-                Some(at) => notes.not_future(position, field, at),
+                Some(at) => Some(at),
                 None => {
                     notes.entry(position, format!("{field} {n} is not a time; ignored"));
                     None

@@ -200,16 +200,21 @@ impl Notes {
         self.push(format!("entry {position}: {note}"));
     }
 
-    /// The date `text` names, unless it cannot be read or lies too far in the future.
+    /// The date `text` names, unless it cannot be read (noted); a date in the future is kept
+    /// here, for [`Notes::not_future`] to judge.
     fn date(&mut self, position: usize, field: &str, text: &str) -> Option<DateTime<Utc>> {
         let text = text.trim();
         if text.is_empty() {
             return None;
         }
         match date::parse_date(text) {
-            Some(at) => self.not_future(position, field, at),
+            Some(at) => Some(at),
             None => {
-                self.entry(position, format!("{field} {text:?} is not a date; ignored"));
+                let shown: String = text.chars().take(64).collect();
+                self.entry(
+                    position,
+                    format!("{field} {shown:?} is not a date; ignored"),
+                );
                 None
             }
         }
@@ -270,15 +275,29 @@ impl Dates {
             self.created = Self::read(element, notes, position);
         }
     }
-    /// Sets the entry's dates: a creation date stands in only when there is no other.
-    fn apply(self, entry: &mut Entry) {
-        entry.published = self.published.or(if self.updated.is_none() {
+    /// Sets the entry's dates: a creation date stands in only when there is no other, and a
+    /// date too far in the future counts as absent.
+    fn apply(self, entry: &mut Entry, notes: &mut Notes) {
+        let published = self.published.or(if self.updated.is_none() {
             self.created
         } else {
             None
         });
-        entry.updated = self.updated;
+        set_dates(entry, published, self.updated, notes);
     }
+}
+
+/// The entry's dates as read, judged against the clock. The key of an entry with neither id
+/// nor link is made from the date as read, so it does not change as the clock passes it.
+fn set_dates(
+    entry: &mut Entry,
+    published: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+    notes: &mut Notes,
+) {
+    entry.key_date = published.or(updated);
+    entry.published = published.and_then(|d| notes.not_future(entry.position, "published", d));
+    entry.updated = updated.and_then(|d| notes.not_future(entry.position, "updated", d));
 }
 
 /// An enclosure given by attributes (RSS `enclosure`, Media RSS `media:content`).

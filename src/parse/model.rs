@@ -129,6 +129,9 @@ pub struct Entry {
     pub categories: Vec<String>,
     pub published: Option<DateTime<Utc>>,
     pub updated: Option<DateTime<Utc>>,
+    /// Published, else updated, as read, even when too far in the future to file under: what
+    /// the key of an entry without id or link is made from, so that it never changes.
+    pub key_date: Option<DateTime<Utc>>,
     /// The entry element's `xml:base` in scope, for its links.
     pub base: Option<Url>,
     pub language: Option<String>,

@@ -109,6 +109,9 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
     let mut permalink_guid = None;
     let mut dc_description = None;
     let mut dc_title = None;
+    // RSS's own `<link>` is the article's; Atom links stand in only without one, so the keys
+    // of archived items (made from `<link>`) stay as they were.
+    let mut atom_links = Vec::new();
     let mut xhtml_body = None;
     let mut media = Vec::new();
     let mut itunes_author = None;
@@ -168,9 +171,6 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
             (Ns::Dc, "title") => dc_title = plain(child),
             (Ns::Dc, "description") => dc_description = html(child),
             (Ns::Dc, "language") => entry.language = child.text_trimmed(),
-            (Ns::Dc, "identifier") if entry.id.is_empty() => {
-                entry.id = child.text_trimmed().unwrap_or_default();
-            }
             (Ns::Dcterms, "issued") => dates.published(child, notes, position),
             (Ns::Dcterms, "modified" | "date") => dates.updated(child, notes, position),
             (Ns::Dcterms, "created") => dates.created(child, notes, position),
@@ -181,7 +181,7 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
                     if link.rel.as_deref() == Some("enclosure") {
                         entry.enclosures.extend(super::atom::enclosure_of(&link));
                     } else {
-                        entry.links.push(link);
+                        atom_links.push(link);
                     }
                 }
             }
@@ -196,7 +196,7 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
             _ => {}
         }
     }
-    dates.apply(&mut entry);
+    dates.apply(&mut entry, notes);
     if entry.title.is_none() {
         entry.title = dc_title;
     }
@@ -214,6 +214,9 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
         if !entry.enclosures.iter().any(|e| e.url == m.url) {
             entry.enclosures.push(m);
         }
+    }
+    if entry.links.is_empty() {
+        entry.links = atom_links;
     }
     let has_link = entry
         .links

@@ -14,8 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{Namespace, ResolveResult};
-use quick_xml::reader::NsReader;
+use quick_xml::reader::Reader;
 use url::Url;
 
 /// The vocabularies feeds are written in. Several namespace URIs map to one vocabulary where
@@ -212,6 +211,17 @@ impl Element {
     }
 }
 
+/// An HTML element that never has content (`<br>`, `<img>`), written as a start tag in HTML
+/// that sits unescaped in a feed. `link`, `meta`, `base` and `source` are left out: feed
+/// vocabularies use those names for elements with content.
+fn is_void(element: &Element) -> bool {
+    matches!(element.ns, Ns::None | Ns::Xhtml)
+        && matches!(
+            element.name.as_str(),
+            "br" | "img" | "hr" | "wbr" | "input" | "col" | "area" | "embed" | "track"
+        )
+}
+
 const VOID_ELEMENTS: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
     "wbr",
@@ -272,7 +282,7 @@ pub struct Document {
 /// Reads `doc` (UTF-8) into a tree. Errors only when no root element could be read or the
 /// nesting passes `max_depth`.
 pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Document, String> {
-    let mut reader = NsReader::from_str(doc);
+    let mut reader = Reader::from_str(doc);
     let config = reader.config_mut();
     config.allow_dangling_amp = true;
     config.allow_unmatched_ends = true;
@@ -283,6 +293,7 @@ pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Docume
     let mut builder = Builder {
         dropped: 0,
         stack: Vec::new(),
+        scopes: Vec::new(),
         root: None,
         entities: HashMap::new(),
         doc_url: doc_url.cloned().map(Arc::new),
@@ -292,14 +303,20 @@ pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Docume
         let position = reader.buffer_position();
         match reader.read_event() {
             Ok(Event::Start(start)) => {
-                let element = builder.element(&reader, &start);
-                if builder.stack.len() >= max_depth {
-                    return Err(format!("elements nest deeper than {max_depth} levels"));
+                let (element, declared) = builder.element(&start);
+                if is_void(&element) {
+                    // An unclosed `<br>` in careless HTML must not nest what follows.
+                    builder.attach(Node::Element(element));
+                } else {
+                    if builder.stack.len() >= max_depth {
+                        return Err(format!("elements nest deeper than {max_depth} levels"));
+                    }
+                    builder.stack.push(element);
+                    builder.scopes.push(declared);
                 }
-                builder.stack.push(element);
             }
             Ok(Event::Empty(start)) => {
-                let element = builder.element(&reader, &start);
+                let (element, _) = builder.element(&start);
                 builder.attach(Node::Element(element));
             }
             Ok(Event::End(end)) => {
@@ -356,6 +373,8 @@ struct Builder {
     /// Elements left out because their parent had [`MAX_CHILDREN`] already.
     dropped: usize,
     stack: Vec<Element>,
+    /// The namespaces each open element declares, beside `stack`.
+    scopes: Vec<Vec<(String, Ns)>>,
     root: Option<Element>,
     /// Entities that are not XML's own, decoded once per document.
     entities: HashMap<String, String>,
@@ -363,15 +382,14 @@ struct Builder {
 }
 
 impl Builder {
-    fn element(&self, reader: &NsReader<&[u8]>, start: &BytesStart<'_>) -> Element {
+    /// The element a start tag opens, and the namespaces it declares.
+    fn element(&self, start: &BytesStart<'_>) -> (Element, Vec<(String, Ns)>) {
         let qname = start.name();
-        let (resolved, _) = reader.resolver().resolve_element(qname);
-        let ns = resolve(resolved, qname.prefix().map(|p| p.into_inner()));
-        let name = qname.local_name().into_inner().to_owned();
         // Only an explicit xml:base sets a base: without one, relative references resolve the
-        // way each format's reader decides (RSS links against the site, say).
+        // way each format's reader decides.
         let mut base = self.stack.last().and_then(|parent| parent.base.clone());
-        let mut attrs = Vec::new();
+        let mut declared = Vec::new();
+        let mut raw_attrs = Vec::new();
         for attr in start.attributes().with_checks(false).flatten() {
             let key = attr.key;
             let value = decode_references(&attr.value, &self.entities).into_owned();
@@ -383,34 +401,63 @@ impl Builder {
                 if let Some(url) = joined {
                     base = Some(Arc::new(url));
                 }
-                continue;
-            }
-            if key.as_ref() == "xmlns" || key.prefix().is_some_and(|p| p.as_ref() == "xmlns") {
-                continue;
-            }
-            let (resolved, local) = reader.resolver().resolve_attribute(key);
-            let ns = match key.prefix() {
-                None => Ns::None,
-                Some(prefix) if prefix.as_ref() == "xml" => Ns::Other,
-                Some(prefix) => resolve(resolved, Some(prefix.into_inner())),
-            };
-            let name = if key.as_ref() == "xml:lang" {
-                "xml:lang".to_owned()
+            } else if key.as_ref() == "xmlns" {
+                declared.push((String::new(), Ns::from_uri(value.trim())));
+            } else if let Some(prefix) = key.as_ref().strip_prefix("xmlns:") {
+                declared.push((prefix.to_owned(), Ns::from_uri(value.trim())));
             } else {
-                local.into_inner().to_owned()
-            };
-            attrs.push(Attr { ns, name, value });
+                raw_attrs.push((key, value));
+            }
         }
-        Element {
-            ns,
-            name,
-            attrs,
-            children: Vec::new(),
-            base,
-            complete: true,
-        }
+        let ns = self.resolve(
+            qname.prefix().map(|p| p.into_inner()).unwrap_or(""),
+            &declared,
+        );
+        let name = qname.local_name().into_inner().to_owned();
+        let attrs = raw_attrs
+            .into_iter()
+            .map(|(key, value)| {
+                let ns = match key.prefix().map(|p| p.into_inner()) {
+                    None => Ns::None,
+                    Some("xml") => Ns::Other,
+                    Some(prefix) => self.resolve(prefix, &declared),
+                };
+                let name = if key.as_ref() == "xml:lang" {
+                    "xml:lang".to_owned()
+                } else {
+                    key.local_name().into_inner().to_owned()
+                };
+                Attr { ns, name, value }
+            })
+            .collect();
+        (
+            Element {
+                ns,
+                name,
+                attrs,
+                children: Vec::new(),
+                base,
+                complete: true,
+            },
+            declared,
+        )
     }
 
+    /// The vocabulary `prefix` (empty: the default namespace) names here: declared on this
+    /// element, else on the nearest open element that declares it. The bindings live beside
+    /// the open elements, so an end tag that closes several of them (or none) keeps them right.
+    fn resolve(&self, prefix: &str, declared: &[(String, Ns)]) -> Ns {
+        let bound = declared
+            .iter()
+            .chain(self.scopes.iter().rev().flatten())
+            .find(|(p, _)| p == prefix)
+            .map(|(_, ns)| *ns);
+        match bound {
+            Some(ns) => ns,
+            None if prefix.is_empty() => Ns::None,
+            None => Ns::from_undeclared_prefix(prefix),
+        }
+    }
     fn attach(&mut self, node: Node) {
         match (self.stack.last_mut(), node) {
             (Some(parent), Node::Element(_)) if parent.children.len() >= MAX_CHILDREN => {
@@ -446,6 +493,7 @@ impl Builder {
             return;
         };
         while self.stack.len() > at {
+            self.scopes.pop();
             if let Some(mut element) = self.stack.pop() {
                 for child in &mut element.children {
                     if let Node::Text(text) = child
@@ -461,6 +509,7 @@ impl Builder {
 
     fn close_all(&mut self) {
         while let Some(mut element) = self.stack.pop() {
+            self.scopes.pop();
             element.complete = false;
             self.attach(Node::Element(element));
         }
@@ -472,6 +521,10 @@ impl Builder {
         }
         if let Some(known) = self.entities.get(name) {
             return known.clone();
+        }
+        if self.entities.len() >= MAX_ENTITY_NAMES {
+            // A document of countless made-up entities is not worth an HTML parse each.
+            return format!("&{name};");
         }
         let decoded = html_entity(name);
         self.entities.insert(name.to_owned(), decoded.clone());
@@ -494,14 +547,6 @@ fn undo_double_utf8(text: &str) -> Option<String> {
     }
     let repaired = std::str::from_utf8(&bytes).ok()?;
     (repaired != text).then(|| repaired.to_owned())
-}
-
-fn resolve(resolved: ResolveResult<'_>, prefix: Option<&str>) -> Ns {
-    match resolved {
-        ResolveResult::Bound(Namespace(uri)) => Ns::from_uri(uri),
-        ResolveResult::Unbound => Ns::None,
-        ResolveResult::Unknown(_) => prefix.map_or(Ns::None, Ns::from_undeclared_prefix),
-    }
 }
 
 /// XML's own entities and character references.
@@ -538,8 +583,17 @@ fn html_entity(name: &str) -> String {
     }
     let fragment = scraper::Html::parse_fragment(&written);
     let decoded: String = fragment.root_element().text().collect();
-    if decoded.is_empty() { written } else { decoded }
+    // HTML also decodes a known prefix (`&notit;` as `¬it;`); only a whole name counts here.
+    if decoded.is_empty() || decoded.contains(';') || decoded.chars().count() > 2 {
+        written
+    } else {
+        decoded
+    }
 }
+
+/// Distinct entity names decoded per document (and per attribute value); HTML has about 2,000,
+/// and feeds use a handful.
+const MAX_ENTITY_NAMES: usize = 256;
 
 /// Decodes references in an attribute value, with the same rules as in text.
 fn decode_references<'a>(raw: &'a str, entities: &HashMap<String, String>) -> Cow<'a, str> {
@@ -547,6 +601,7 @@ fn decode_references<'a>(raw: &'a str, entities: &HashMap<String, String>) -> Co
         return Cow::Borrowed(raw);
     }
     let mut out = String::with_capacity(raw.len());
+    let mut looked_up = 0usize;
     let mut rest = raw;
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
@@ -563,7 +618,15 @@ fn decode_references<'a>(raw: &'a str, entities: &HashMap<String, String>) -> Co
                     Some(c) => out.push(c),
                     None => match entities.get(name) {
                         Some(known) => out.push_str(known),
-                        None => out.push_str(&html_entity(name)),
+                        None if looked_up < MAX_ENTITY_NAMES => {
+                            looked_up += 1;
+                            out.push_str(&html_entity(name));
+                        }
+                        None => {
+                            out.push('&');
+                            out.push_str(name);
+                            out.push(';');
+                        }
                     },
                 }
                 rest = &after[end + 1..];
@@ -641,6 +704,21 @@ mod tests {
         assert!(read(&deep, 50, None).is_err());
         assert!(read("", 50, None).is_err());
         assert!(read("just text", 50, None).is_err());
+    }
+
+    #[test]
+    fn namespaces_survive_mismatched_end_tags_and_open_line_breaks() {
+        let r = root(
+            r#"<feed xmlns="http://www.w3.org/2005/Atom" xmlns:m="http://search.yahoo.com/mrss/"><entry>
+            <content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">a<br>b<br>c</p></div></content>
+            <title>The real title</title><m:content url="u"/></entry></feed>"#,
+        );
+        let entry = r.child(&[Ns::Atom], "entry").expect("entry");
+        assert!(entry.child(&[Ns::Atom], "title").is_some(), "{entry:?}");
+        assert!(entry.child(&[Ns::Media], "content").is_some(), "{entry:?}");
+        let many = format!("<rss><d>{}</d><after/></rss>", "line<br>".repeat(400));
+        let r = read(&many, 16, None).expect("line breaks do not nest");
+        assert!(r.root.child(&[Ns::None], "after").is_some());
     }
 
     #[test]

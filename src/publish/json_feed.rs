@@ -35,11 +35,16 @@ pub fn render(config: &FeedConfig, feed_url: &str, items: &[FeedItem]) -> Vec<u8
                 "date_modified": format_date(&item.updated.max(doc.date)),
                 "tags": doc.tags,
                 "authors": authors(item),
-                "attachments": item.enclosures.iter().map(|e| json!({
-                    "url": e.url,
-                    "mime_type": e.media_type.as_deref().unwrap_or("application/octet-stream"),
-                    "size_in_bytes": e.length,
-                })).collect::<Vec<_>>(),
+                "attachments": item.enclosures.iter().map(|e| {
+                    let mut attachment = json!({
+                        "url": e.url,
+                        "mime_type": e.media_type.as_deref().unwrap_or("application/octet-stream"),
+                    });
+                    if let Some(length) = e.length {
+                        attachment["size_in_bytes"] = json!(length);
+                    }
+                    attachment
+                }).collect::<Vec<_>>(),
                 "language": doc.translations.first().unwrap_or(&doc.original).language,
             })
         })
