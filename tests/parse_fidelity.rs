@@ -534,3 +534,46 @@ async fn quirks_of_real_feeds_are_read_as_meant() {
     let out = articles(tmp.path(), "php.xml", php).await;
     assert_eq!(titles(&out), ["Grupo Fórmula"]);
 }
+
+#[tokio::test]
+async fn an_archived_articles_date_never_changes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).expect("dir");
+    let feed = |date: &str, text: &str| {
+        format!(
+            "<rss version=\"2.0\"><channel><title>t</title><item><guid>https://example.org/a</guid>\
+             <title>Moving date</title><pubDate>{date}</pubDate><description>{text}</description></item></channel></rss>"
+        )
+    };
+    std::fs::write(
+        served.join("f.xml"),
+        feed("Mon, 06 May 2024 08:00:00 GMT", "First text."),
+    )
+    .expect("feed");
+    let server = FeedServer::start(&served).await;
+    write_config(tmp.path(), &source("f", &server.url("/feeds/f.xml"), ""));
+    let first = gazette(tmp.path(), &["fetch"]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let files = || common::files_with_mtimes(&tmp.path().join("archive"));
+    let before = files();
+    assert_eq!(before.len(), 1);
+
+    std::fs::write(
+        served.join("f.xml"),
+        feed("Sat, 01 Jun 2024 12:00:00 GMT", "Second text."),
+    )
+    .expect("feed");
+    let second = gazette(tmp.path(), &["fetch", "--force"]).await;
+    assert!(
+        stdout(&second).contains("f: 0 new, 1 updated"),
+        "{}",
+        stdout(&second)
+    );
+    let after = files();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].0, before[0].0, "the file never moves");
+    let text = std::fs::read_to_string(&after[0].0).expect("file");
+    assert!(text.contains("date: 2024-05-06T08:00:00.000Z"), "{text}");
+    assert!(text.contains("Second text."), "{text}");
+}

@@ -216,6 +216,7 @@ fn text_construct(
 ) -> Option<Text> {
     let declared = declared_type(element);
     if let Declared::Other(ty) = &declared {
+        let ty: String = ty.chars().take(64).collect();
         // RFC 4287 4.1.3.3: a type that is neither text nor XML means base64. A title that
         // decodes to text is that text; anything else is read as written.
         if !ty.contains("xml")
@@ -246,6 +247,7 @@ fn content(element: &Element, position: usize, notes: &mut Notes) -> Option<Text
     if let Declared::Other(ty) = &declared
         && !(ty.ends_with("+xml") || ty.ends_with("/xml"))
     {
+        let ty: String = ty.chars().take(64).collect();
         notes.entry(
             position,
             format!("content of type {ty:?} is not text; left out"),

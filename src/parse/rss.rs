@@ -67,7 +67,8 @@ fn read_items(root: &Element, feed: &mut Feed, notes: &mut Notes) {
     for (index, item) in items.into_iter().enumerate() {
         let position = index + 1;
         if item.complete {
-            feed.entries.push(read_item(item, position, notes));
+            feed.entries
+                .push(read_item(item, position, feed.format, notes));
         } else {
             notes.entry(position, super::CUT_OFF.to_owned());
         }
@@ -99,7 +100,10 @@ fn read_channel(channel: &Element, feed: &mut Feed) {
     }
 }
 
-fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
+fn read_item(item: &Element, position: usize, format: Format, notes: &mut Notes) -> Entry {
+    // RSS 0.91 to 2.0 define the description as HTML; RSS 1.0 and 0.90 as text (where escaped
+    // markup is dealt with when it is normalized, as before).
+    let description_is_html = !matches!(format, Format::Rss10 | Format::Rss090);
     let mut entry = Entry {
         position,
         base: item.base_url(),
@@ -131,7 +135,8 @@ fn read_item(item: &Element, position: usize, notes: &mut Notes) -> Entry {
                         entry.links.push(Link::new(child.resolve(&href)));
                     }
                 }
-                "description" => entry.summary = html(child),
+                "description" if description_is_html => entry.summary = html(child),
+                "description" => entry.summary = plain(child),
                 "guid" => {
                     let guid = child.text_trimmed().unwrap_or_default();
                     // A guid is the item's permalink unless it says otherwise.

@@ -188,7 +188,13 @@ pub(super) async fn article(
                 main,
                 "<li><a href=\"{url}\">{name}</a>{kind}</li>",
                 url = escape(&e.url),
-                name = escape(e.url.rsplit('/').next().unwrap_or(&e.url)),
+                name = escape(
+                    e.url
+                        .rsplit('/')
+                        .next()
+                        .filter(|file| !file.is_empty())
+                        .unwrap_or(&e.url)
+                ),
                 kind = e
                     .media_type
                     .as_deref()
