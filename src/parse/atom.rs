@@ -35,7 +35,10 @@ pub(super) fn read_feed(root: &Element, notes: &mut Notes) -> Feed {
                 feed.title = text_construct(child, "title", 0, notes);
             }
             (Ns::None | Ns::Atom | Ns::Atom03, "link") => feed.links.extend(read_link(child)),
-            (Ns::None | Ns::Atom | Ns::Atom03, "author") => {
+            // Copied into every entry that names none: a handful is plenty.
+            (Ns::None | Ns::Atom | Ns::Atom03, "author")
+                if authors.len() < super::MAX_FEED_AUTHORS =>
+            {
                 authors.extend(people::from_atom(child));
             }
             _ => {}

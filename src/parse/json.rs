@@ -40,7 +40,9 @@ pub(super) fn read_feed(doc: &[u8], notes: &mut Notes) -> Result<Feed, String> {
         });
     }
     feed.language = str_field(&root, "language", 0, notes);
-    let feed_authors = authors(&root, 0, notes);
+    let mut feed_authors = authors(&root, 0, notes);
+    // Copied into every item that names none: a handful is plenty.
+    feed_authors.truncate(super::MAX_FEED_AUTHORS);
     let items = match root.get("items") {
         Some(Value::Array(items)) => items.as_slice(),
         Some(_) => {

@@ -156,6 +156,9 @@ fn feed_start(doc: &str) -> Option<usize> {
         .min()
 }
 
+/// Feed-level authors kept, as each is copied into every entry without its own.
+const MAX_FEED_AUTHORS: usize = 32;
+
 /// The note for an entry the document ended (or broke off) inside of.
 const CUT_OFF: &str = "the document ends inside this entry; left out";
 
