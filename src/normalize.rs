@@ -349,8 +349,8 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String
     out
 }
 
-/// The entry's page: its alternate link, made absolute against xml:base, then the feed's link
-/// or the fetch URL (in the order the format means, see [`FeedContext::bases`]).
+/// The entry's page: its alternate link, made absolute against xml:base, else the document's
+/// URL, else the feed's site link.
 pub fn entry_link(entry: &Entry, ctx: &FeedContext) -> Option<Url> {
     let link = pick_link(&entry.links)?;
     resolve(&link.href, &ctx.bases(entry))

@@ -212,7 +212,7 @@ const OPTIONAL_END: &[&str] = &[
     "colgroup", "rb", "rt", "rp", "rtc",
 ];
 
-/// `html` with the tags of elements below [`MAX_HTML_DEPTH`] removed. A cheap scan, not a parse:
+/// `html` with the tags of elements below `MAX_HTML_DEPTH` removed. A cheap scan, not a parse:
 /// it only has to bound the depth the real parser sees.
 pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
     if !nests_deeper_than(html, MAX_HTML_DEPTH) {

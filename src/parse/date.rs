@@ -13,7 +13,7 @@
 //! Unicode whitespace (including the no-break space HTML-minded publishers leave behind) becomes
 //! one space, and anything else outside ASCII rejects the input. No date grammar we read uses
 //! non-ASCII, and rejecting it up front means the parsers below work on bytes and never slice
-//! inside a character. Inputs whose normalized form is longer than [`MAX_LEN`] bytes are
+//! inside a character. Inputs whose normalized form is longer than `MAX_LEN` bytes are
 //! rejected, so the parsers never see more than that and the whole call is linear in the input
 //! (whitespace around the date is skipped, not stored).
 //!
