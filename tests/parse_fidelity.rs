@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::daemon::{Daemon, client};
+use common::daemon::{Daemon, client, get_text};
 use common::{FeedServer, assert_valid_atom, gazette, source, stderr, stdout, write_config};
 use serde_json::Value;
 use std::path::Path;
@@ -410,28 +410,14 @@ async fn bylines_and_enclosures_reach_every_output() {
         item["attachments"],
         serde_json::json!([{"url": "https://pod.example.org/media/ep1.mp3", "mime_type": "audio/mpeg", "size_in_bytes": 12345}])
     );
-    let index = http
-        .get(daemon.url("/"))
-        .send()
-        .await
-        .expect("index")
-        .text()
-        .await
-        .expect("text");
+    let index = get_text(&http, &daemon.url("/")).await;
     let page_link = index
         .split("href=\"")
         .filter_map(|s| s.split('"').next())
         .find(|href| href.starts_with("/articles/") && href.ends_with(".html"))
         .unwrap_or_else(|| panic!("no article link in {index}"))
         .to_owned();
-    let page = http
-        .get(daemon.url(&page_link))
-        .send()
-        .await
-        .expect("article page")
-        .text()
-        .await
-        .expect("text");
+    let page = get_text(&http, &daemon.url(&page_link)).await;
     assert!(page.contains("Dana Host"), "{page}");
     assert!(
         page.contains("https://pod.example.org/media/ep1.mp3"),

@@ -80,3 +80,14 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// The body of a GET to `url`, as text.
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
