@@ -199,17 +199,22 @@ fn preview(path: &Path, name: &str, workdir: &Path) -> Run {
     let mut child = command.spawn().expect("run gazette");
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
-    let status = loop {
-        match child.try_wait().expect("wait for gazette") {
-            Some(status) => break Some(status),
-            None if started.elapsed() > TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
+    // The exit is waited for on its own thread, so the deadline is a wait on a channel, not a
+    // polling loop.
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let (exited, exit) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait().expect("wait for gazette");
+        let _ = exited.send(());
+        status
+    });
+    let finished = exit.recv_timeout(TIMEOUT).is_ok();
+    if !finished {
+        // SAFETY: kill(2) on our own child, which the waiter thread has not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let status = waiter.join().expect("waiter");
+    let status = finished.then_some(status);
     Run {
         status,
         stdout: stdout.join().expect("stdout reader"),
