@@ -45,9 +45,7 @@ impl FeedContext {
             self.site_url.as_ref(),
         ]
     }
-}
 
-impl FeedContext {
     pub fn new(feed: &Feed, fetch_url: Option<&Url>) -> Self {
         let site_url = pick_link(&feed.links).and_then(|l| resolve(&l.href, &[None, fetch_url]));
         Self {

@@ -243,7 +243,7 @@ pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
         let tag = &rest[..end];
         rest = &rest[end..];
         let counted = !OPTIONAL_END.contains(&name.as_str())
-            && !VOID_TAGS.contains(&name.as_str())
+            && !VOID_ELEMENTS.contains(&name.as_str())
             && !tag.ends_with("/>");
         if !counted {
             out.push_str(tag);
@@ -285,7 +285,7 @@ fn nests_deeper_than(html: &str, limit: usize) -> bool {
         }
         let name = &html[name_start..name_start + name_len];
         let listed = |list: &[&str]| list.iter().any(|t| t.eq_ignore_ascii_case(name));
-        if listed(OPTIONAL_END) || listed(VOID_TAGS) {
+        if listed(OPTIONAL_END) || listed(VOID_ELEMENTS) {
             continue;
         }
         let self_closing = bytes[at..]
@@ -304,7 +304,8 @@ fn nests_deeper_than(html: &str, limit: usize) -> bool {
     false
 }
 
-const VOID_TAGS: &[&str] = &[
+/// HTML elements that never have content: written without an end tag.
+pub const VOID_ELEMENTS: &[&str] = &[
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
     "wbr",
 ];

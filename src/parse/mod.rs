@@ -257,27 +257,30 @@ struct Dates {
 }
 
 impl Dates {
-    fn read(element: &xml::Element, notes: &mut Notes, position: usize) -> Option<DateTime<Utc>> {
-        notes.date(position, &element.name, &element.text())
+    /// Fills `slot` from `element` unless an earlier element already did.
+    fn first(
+        slot: &mut Option<DateTime<Utc>>,
+        element: &xml::Element,
+        notes: &mut Notes,
+        position: usize,
+    ) {
+        if slot.is_none() {
+            *slot = notes.date(position, &element.name, &element.text());
+        }
     }
 
     fn published(&mut self, element: &xml::Element, notes: &mut Notes, position: usize) {
-        if self.published.is_none() {
-            self.published = Self::read(element, notes, position);
-        }
+        Self::first(&mut self.published, element, notes, position);
     }
 
     fn updated(&mut self, element: &xml::Element, notes: &mut Notes, position: usize) {
-        if self.updated.is_none() {
-            self.updated = Self::read(element, notes, position);
-        }
+        Self::first(&mut self.updated, element, notes, position);
     }
 
     fn created(&mut self, element: &xml::Element, notes: &mut Notes, position: usize) {
-        if self.created.is_none() {
-            self.created = Self::read(element, notes, position);
-        }
+        Self::first(&mut self.created, element, notes, position);
     }
+
     /// Sets the entry's dates: a creation date stands in only when there is no other, and a
     /// date too far in the future counts as absent.
     fn apply(self, entry: &mut Entry, notes: &mut Notes) {

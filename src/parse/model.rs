@@ -27,8 +27,14 @@ impl Format {
     pub fn is_rss(self) -> bool {
         matches!(
             self,
-            Self::Rss090 | Self::Rss091 | Self::Rss092 | Self::Rss093 | Self::Rss094 | Self::Rss10
-        ) || self == Self::Rss20
+            Self::Rss090
+                | Self::Rss091
+                | Self::Rss092
+                | Self::Rss093
+                | Self::Rss094
+                | Self::Rss10
+                | Self::Rss20
+        )
     }
 
     pub fn name(self) -> &'static str {

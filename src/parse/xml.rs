@@ -135,7 +135,7 @@ impl Element {
         self.elements().find(|e| e.is(ns, name))
     }
 
-    /// An attribute without a namespace (as feed vocabularies write theirs), or in `ns`.
+    /// An attribute without a namespace, as feed vocabularies write theirs.
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
@@ -215,17 +215,11 @@ impl Element {
 /// that sits unescaped in a feed. `link`, `meta`, `base` and `source` are left out: feed
 /// vocabularies use those names for elements with content.
 fn is_void(element: &Element) -> bool {
+    let name = element.name.as_str();
     matches!(element.ns, Ns::None | Ns::Xhtml)
-        && matches!(
-            element.name.as_str(),
-            "br" | "img" | "hr" | "wbr" | "input" | "col" | "area" | "embed" | "track"
-        )
+        && crate::text::VOID_ELEMENTS.contains(&name)
+        && !matches!(name, "link" | "meta" | "base" | "source")
 }
-
-const VOID_ELEMENTS: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
-    "wbr",
-];
 
 fn write_html(node: &Node, out: &mut String) {
     match node {
@@ -250,7 +244,7 @@ fn write_html(node: &Node, out: &mut String) {
             }
             // An unclosed `<br>` in unescaped HTML swallowed what follows it; that is written
             // after it, not inside it.
-            if VOID_ELEMENTS.contains(&e.name.as_str()) {
+            if crate::text::VOID_ELEMENTS.contains(&e.name.as_str()) {
                 return;
             }
             out.push_str("</");
