@@ -62,6 +62,7 @@ pub async fn run(
         store: store.clone(),
         metrics: Arc::new(Metrics::default()),
         failed_cycles: Arc::new(AtomicU32::new(0)),
+        cache: Arc::default(),
     };
     let stop = CancellationToken::new();
     let server = {

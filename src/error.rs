@@ -53,6 +53,15 @@ pub enum Error {
 
     #[error("state database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// The database's schema is not one this binary can use.
+    #[error("state database {0}")]
+    Schema(String),
+
+    /// A write refused because it would lose what is published or archived; the message says
+    /// what to run instead.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Error {

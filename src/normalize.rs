@@ -23,7 +23,7 @@ const NORMALIZE_VERSION: &str = "gazette-normalize-2";
 const FALLBACK_TITLE_CHARS: usize = 80;
 
 /// What the feed as a whole contributes to its entries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FeedContext {
     /// The URL the feed was fetched from, after redirects.
     pub fetch_url: Option<Url>,
@@ -58,6 +58,52 @@ impl FeedContext {
                 .map(|l| l.trim().to_lowercase())
                 .filter(|l| !l.is_empty()),
         }
+    }
+}
+
+/// An entry as fetched, before any rewrite, and what its feed gave it: what state keeps so the
+/// article can be normalized again under other settings without fetching it.
+#[derive(Debug, serde::Serialize)]
+pub struct FetchedEntryRef<'a> {
+    pub entry: &'a Entry,
+    pub ctx: &'a FeedContext,
+}
+
+/// [`FetchedEntryRef`] read back.
+#[derive(Debug, serde::Deserialize)]
+pub struct FetchedEntry {
+    pub entry: Entry,
+    pub ctx: FeedContext,
+}
+
+impl FetchedEntryRef<'_> {
+    pub fn to_json(&self) -> Option<String> {
+        serde_json::to_string(self).ok()
+    }
+}
+
+impl FetchedEntry {
+    pub fn from_json(json: &str) -> Option<Self> {
+        serde_json::from_str(json).ok()
+    }
+}
+
+/// The link an archive file shows for an entry (rewrites applied), by which a record rebuilt
+/// from the archive is recognised.
+pub fn archived_link(entry: &Entry, source: &Source, ctx: &FeedContext) -> String {
+    entry_link(entry, ctx)
+        .map(|l| Rewrites::apply(&source.rewrites.links, l.as_str()))
+        .unwrap_or_default()
+}
+
+/// The merged feed's id of an entry: its own id when that is an absolute IRI, else a name-based
+/// UUID of the source and key.
+pub fn atom_id(source: &str, key: &str, entry_id: &str) -> String {
+    let entry_id = entry_id.trim();
+    if !entry_id.is_empty() && is_absolute_iri(entry_id) {
+        entry_id.to_owned()
+    } else {
+        uuid_urn(&format!("{source}\n{key}"))
     }
 }
 
@@ -306,11 +352,7 @@ pub fn normalize(
             .chain(categories.filter(|_| source.category_tags)),
     );
 
-    let atom_id = if !entry.id.trim().is_empty() && is_absolute_iri(entry.id.trim()) {
-        entry.id.trim().to_owned()
-    } else {
-        uuid_urn(&format!("{}\n{}", source.id, identity.key))
-    };
+    let atom_id = atom_id(&source.id, &identity.key, &entry.id);
 
     Article {
         source: source.id.clone(),

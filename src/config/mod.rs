@@ -51,6 +51,9 @@ pub struct ArchiveConfig {
     pub dedupe: bool,
     /// Placeholders: `{source}`, `{yyyy}`, `{mm}`, `{dd}`, `{slug}`.
     pub path_template: String,
+    /// Also write the entry's `guid` and `link` in the front matter (after `author`, as the
+    /// format allows), so that `gazette rebuild` recovers every identity exactly.
+    pub identity_keys: bool,
 }
 
 impl Default for ArchiveConfig {
@@ -59,6 +62,7 @@ impl Default for ArchiveConfig {
             dir: PathBuf::from("archive"),
             dedupe: true,
             path_template: "{source}/{yyyy}/{mm}/{dd}/{slug}.md".to_owned(),
+            identity_keys: false,
         }
     }
 }
@@ -78,6 +82,27 @@ pub struct FeedConfig {
     /// A command run after each change of the feed (for example a git commit and push of the
     /// archive); its failure is logged, never fatal.
     pub on_publish: Vec<String>,
+    /// Also write the JSON Feed (`feed.json`) next to the merged feed.
+    pub json: bool,
+    /// Also write a feed per tag (`tags/TAG.xml` next to the merged feed): `true` for every
+    /// tag, or a list of tags.
+    pub tag_feeds: TagFeeds,
+    /// Also write a feed per source (`sources/ID.xml` next to the merged feed).
+    pub source_feeds: bool,
+}
+
+/// Which tags get a feed file of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum TagFeeds {
+    Every(bool),
+    Only(Vec<String>),
+}
+
+impl Default for TagFeeds {
+    fn default() -> Self {
+        Self::Every(false)
+    }
 }
 
 impl Default for FeedConfig {
@@ -91,6 +116,9 @@ impl Default for FeedConfig {
             author: "Gazette".to_owned(),
             hubs: Vec::new(),
             on_publish: Vec::new(),
+            json: false,
+            tag_feeds: TagFeeds::default(),
+            source_feeds: false,
         }
     }
 }
@@ -102,13 +130,23 @@ pub struct StateConfig {
     /// How long a writer waits for another one (the daemon, another `fetch`) to finish.
     #[serde(with = "duration")]
     pub lock_timeout: Duration,
+    /// Fetched article pages older than this are dropped from state (`0s`: kept forever).
+    #[serde(with = "duration")]
+    pub keep_pages: Duration,
+    /// Cached LLM answers older than this are dropped (`0s`: kept forever). Archived articles
+    /// keep their sections in their records; the cache only saves a re-fetch from paying again.
+    #[serde(with = "duration")]
+    pub keep_answers: Duration,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
         Self {
             url: "sqlite://state/gazette.db".to_owned(),
             lock_timeout: Duration::from_secs(60),
+            keep_pages: Duration::from_secs(90 * DAY),
+            keep_answers: Duration::from_secs(365 * DAY),
         }
     }
 }
@@ -301,6 +339,8 @@ pub struct Settings {
     pub archive_dir: PathBuf,
     pub path_template: PathTemplate,
     pub dedupe: bool,
+    /// Front matter also names the entry's guid and link.
+    pub identity_keys: bool,
     pub feed: FeedConfig,
     pub feed_path: PathBuf,
     pub state_url: String,
@@ -310,6 +350,9 @@ pub struct Settings {
     /// The advisory lock file of the one writer.
     pub lock_path: PathBuf,
     pub lock_timeout: Duration,
+    /// How long fetched pages and cached answers are kept (zero: forever).
+    pub keep_pages: Duration,
+    pub keep_answers: Duration,
     pub labels: Labels,
     pub sources: Vec<Source>,
 }
@@ -409,6 +452,7 @@ impl Settings {
             config_path: path.to_path_buf(),
             archive_dir: base.join(&file.archive.dir),
             dedupe: file.archive.dedupe,
+            identity_keys: file.archive.identity_keys,
             path_template,
             feed_path: base.join(&file.feed.path),
             feed: file.feed,
@@ -418,6 +462,8 @@ impl Settings {
             serve: file.serve,
             lock_path: crate::lock::WriterLock::path_for(&state_file),
             lock_timeout: file.state.lock_timeout,
+            keep_pages: file.state.keep_pages,
+            keep_answers: file.state.keep_answers,
             labels: Labels::new(file.labels),
             sources,
         })

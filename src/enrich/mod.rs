@@ -159,6 +159,15 @@ impl Enricher {
 
     /// The cache key of an answer for this content under the current provider, model, prompts
     /// and languages.
+    /// Which model and prompt version write the sections, as the article record keeps it.
+    pub fn label(&self) -> String {
+        let model = match self.provider {
+            Provider::Openai => self.config.model.clone(),
+            Provider::Command => self.config.command.join(" "),
+        };
+        format!("{model} (prompt {})", self.prompts.version())
+    }
+
     pub fn cache_key(&self, content_hash: &str) -> String {
         let model = match self.provider {
             Provider::Openai => format!(

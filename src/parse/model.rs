@@ -55,7 +55,7 @@ impl Format {
 }
 
 /// How a text's value is to be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TextKind {
     Plain,
     /// HTML markup, already unescaped from the XML (or XHTML serialized as HTML).
@@ -63,7 +63,7 @@ pub enum TextKind {
 }
 
 /// A text construct: a title, a summary, a body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Text {
     pub kind: TextKind,
     pub value: String,
@@ -99,7 +99,7 @@ impl Text {
 }
 
 /// A link as the document writes it; `href` is made absolute where `xml:base` allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     pub href: String,
     /// Atom's `rel`; `None` when absent (which Atom reads as `alternate`).
@@ -120,7 +120,7 @@ impl Link {
 }
 
 /// One entry (RSS `item`, Atom `entry`, JSON Feed item).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Position in the document, from 1, to name the entry in messages when it has no id.
     pub position: usize,

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use super::Pipeline;
 use super::prepare::{EnrichmentStep, Prepared, PreparedArticle};
+use crate::config::Source;
 use crate::error::{Error, Result};
 use crate::model::Article;
 use crate::normalize::normalize_tags;
 use crate::publish::{self, archive};
-use crate::store::{CanonicalMatch, Store, SuccessRecord};
+use crate::store::{ArticleRecord, CanonicalMatch, Store, SuccessRecord};
 use crate::text;
-use tracing::{info, warn};
+use tracing::info;
 
 /// Highest numeric suffix tried when slugs clash.
 const MAX_PATH_SUFFIX: u32 = 1000;
@@ -21,6 +22,7 @@ const MAX_PATH_SUFFIX: u32 = 1000;
 impl Pipeline {
     pub(super) async fn commit(
         &self,
+        source: &Source,
         prepared: Prepared,
         record: &SuccessRecord<'_>,
     ) -> Result<super::Counts> {
@@ -30,15 +32,26 @@ impl Pipeline {
             now,
             ..
         } = prepared;
+        let fingerprint = self.fingerprint(source);
         let mut tx = self.store().begin().await?;
         let mut wrote = false;
         for prepared in articles {
+            if let Some(rebuilt) = &prepared.adopts {
+                self.adopt(&mut tx, &prepared, rebuilt, &now).await?;
+                counts.unchanged += 1;
+                continue;
+            }
             let PreparedArticle {
                 mut article,
                 mut bytes,
                 first_seen,
                 canonical,
                 enrichment,
+                original,
+                enriched_by,
+                published,
+                updated,
+                entry,
                 ..
             } = prepared;
             // Read again under the write lock: another run may have stored it since `prepare`.
@@ -81,7 +94,7 @@ impl Pipeline {
                     normalize_tags(article.doc.tags.iter().chain(&brought).map(String::as_str));
                 if merged != article.doc.tags {
                     article.doc.tags = merged;
-                    bytes = archive::render(&article.doc, &self.settings().labels);
+                    bytes = archive::render_article(self.settings(), &article.key, &article.doc);
                 }
             }
             let path = match &stored {
@@ -91,22 +104,36 @@ impl Pipeline {
             let full = self.settings().archive_dir.join(&path);
             let changed = publish::write_atomic_deferred(&full, bytes.as_bytes())?;
             wrote |= changed;
-            let path = path_to_store(&path);
-            Store::upsert_article(
-                &mut tx,
-                &article,
-                &path,
-                &first_seen,
-                &now,
-                changed,
-                &canonical,
-            )
-            .await?;
-            let (source, key, hash) = (&article.source, &article.key, &article.content_hash);
+            let (source, key, hash) = (
+                article.source.clone(),
+                article.key.clone(),
+                article.content_hash.clone(),
+            );
+            let record = ArticleRecord {
+                source: article.source,
+                key: article.key,
+                path: path_to_store(&path),
+                atom_id: article.atom_id,
+                content_hash: article.content_hash,
+                doc: article.doc,
+                original,
+                enriched_by,
+                bylines: article.bylines,
+                enclosures: article.enclosures,
+                published,
+                updated,
+                first_seen,
+                updated_at: now,
+                canonical,
+                entry,
+                fingerprint: Some(fingerprint.clone()),
+                rebuilt: false,
+            };
+            Store::write_article(&mut tx, &record, changed).await?;
             match enrichment {
                 EnrichmentStep::Off => {}
                 EnrichmentStep::Pending => {
-                    Store::mark_pending(&mut tx, source, key, hash, &now).await?
+                    Store::mark_pending(&mut tx, &source, &key, &hash, &now).await?
                 }
                 EnrichmentStep::Done { paid } => {
                     let mut tokens = (0, 0);
@@ -114,7 +141,7 @@ impl Pipeline {
                         tokens = (answer.prompt_tokens, answer.completion_tokens);
                         Store::cache_answer(&mut tx, &cache_key, &answer, &now).await?;
                     }
-                    Store::mark_enriched(&mut tx, source, key, hash, tokens, &now).await?;
+                    Store::mark_enriched(&mut tx, &source, &key, &hash, tokens, &now).await?;
                 }
             }
             match (&stored, changed) {
@@ -130,6 +157,52 @@ impl Pipeline {
         }
         tx.commit().await?;
         Ok(counts)
+    }
+
+    /// Gives a record rebuilt from the archive the identity and fields of the entry a fetch
+    /// found for it. The file is not touched: it holds what was archived (LLM sections
+    /// included), which is what the record recovered.
+    async fn adopt(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        prepared: &PreparedArticle,
+        rebuilt: &ArticleRecord,
+        now: &chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let article = &prepared.article;
+        let record = ArticleRecord {
+            source: article.source.clone(),
+            key: article.key.clone(),
+            atom_id: article.atom_id.clone(),
+            content_hash: article.content_hash.clone(),
+            original: prepared.original.clone(),
+            bylines: article.bylines.clone(),
+            enclosures: article.enclosures.clone(),
+            published: prepared.published,
+            updated: prepared.updated,
+            entry: prepared.entry.clone(),
+            // The file shows the fingerprint's settings only if they did not change since it
+            // was written, which nothing recorded: the next change of settings re-renders it.
+            fingerprint: Some(self.fingerprint_of(&article.source)),
+            rebuilt: false,
+            ..rebuilt.clone()
+        };
+        Store::adopt(conn, &rebuilt.key, &record).await?;
+        let (source, key, hash) = (&record.source, &record.key, &record.content_hash);
+        if !record.doc.translations.is_empty() {
+            // Its sections came back with the file: nothing to ask for.
+            Store::mark_enriched(conn, source, key, hash, (0, 0), now).await?;
+        } else if self.enricher().is_some()
+            && self
+                .settings()
+                .sources
+                .iter()
+                .any(|s| s.id == *source && s.enrich)
+        {
+            Store::mark_pending(conn, source, key, hash, now).await?;
+        }
+        info!(key = %key, path = %record.path, "a record rebuilt from the archive adopted its entry");
+        Ok(())
     }
 
     /// A free path for a new article: the template's, or with `-2`, `-3`, ... on clashes. A file
@@ -176,30 +249,19 @@ impl Pipeline {
         tags: &[String],
         now: &chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
-        let path = self.settings().archive_dir.join(&target.path);
-        // A missing or damaged file must not fail the whole source; its tags come back with
-        // the target's next update (they are kept with the alias).
-        let read = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| {
-                archive::read(&text, &self.settings().labels, &[]).map_err(|e| e.to_string())
-            });
-        let mut doc = match read {
-            Ok(doc) => doc,
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "tags not merged: the file cannot be read");
-                return Ok(false);
-            }
+        let Some(mut record) = Store::record(conn, &target.source, &target.key).await? else {
+            return Ok(false);
         };
+        let doc = &mut record.doc;
         let merged = normalize_tags(doc.tags.iter().chain(tags).map(String::as_str));
         if merged == doc.tags {
             return Ok(false);
         }
         doc.tags = merged;
-        // Re-read with the labels only would lose unlabelled languages; keep them as read.
-        let bytes = archive::render(&doc, &self.settings().labels);
+        let bytes = archive::render_article(self.settings(), &target.key, doc);
+        let path = self.settings().archive_dir.join(&target.path);
         let wrote = publish::write_atomic_deferred(&path, bytes.as_bytes())?;
-        Store::touch_article(conn, &target.source, &target.key, doc.title(), now).await?;
+        Store::update_document(conn, &target.source, &target.key, doc, None, now).await?;
         Ok(wrote)
     }
 

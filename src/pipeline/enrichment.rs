@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::Pipeline;
 use crate::enrich::{self, Answer, EnrichError, Enricher, Outcome, Request, Usage};
 use crate::error::{Error, Result};
+use crate::model::Document;
 use crate::publish::{self, archive};
 use crate::store::{CachedAnswer, PendingEnrichment, Store};
 
@@ -71,10 +72,10 @@ impl Pipeline {
         let mut report = EnrichReport::default();
         if options.dry_run {
             for item in &pending {
-                match self.request_for(enricher, item) {
+                match self.request_for(enricher, item).await {
                     Ok((_, request)) => report.requests.push(enricher.describe(&request)),
                     Err(e) => {
-                        warn!(source = %item.source, key = %item.key, error = %e, "no request: the file cannot be read")
+                        warn!(source = %item.source, key = %item.key, error = %e, "no request")
                     }
                 }
             }
@@ -94,34 +95,44 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// The archived document and the request made from it.
-    fn request_for(
+    /// The article's document to enrich (its own text as the original section) and the
+    /// request made from it, from the record.
+    async fn request_for(
         &self,
         enricher: &Enricher,
         item: &PendingEnrichment,
-    ) -> Result<(crate::model::Document, Request)> {
-        let path = self.settings().archive_dir.join(&item.path);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let doc = archive::read(
-            &text,
-            &self.settings().labels,
-            std::slice::from_ref(&item.language),
-        )
-        .map_err(|e| Error::Archive {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+    ) -> Result<(Document, Request)> {
+        let mut conn = self.store().pool().acquire().await?;
+        let record = Store::record(&mut conn, &item.source, &item.key).await?;
+        drop(conn);
+        let Some(record) = record else {
+            return Err(Error::Refused(format!(
+                "source {}: article {} is no longer archived",
+                item.source, item.key
+            )));
+        };
+        let Some(original) = record.original else {
+            return Err(Error::Refused(format!(
+                "{}: its own text is not in state (it was rebuilt from an enriched file)",
+                record.path
+            )));
+        };
+        let doc = Document {
+            translations: Vec::new(),
+            original,
+            ..record.doc
+        };
         let request = Request::for_document(&item.source, &item.key, &doc, enricher.targets());
         Ok((doc, request))
     }
 
     async fn enrich_one(&self, enricher: &Enricher, item: &PendingEnrichment) -> Result<Attempt> {
         let cache_key = enricher.cache_key(&item.content_hash);
-        let (doc, request) = match self.request_for(enricher, item) {
+        let (doc, request) = match self.request_for(enricher, item).await {
             Ok(found) => found,
             Err(e) => {
-                // A missing or damaged file fails this article, not the whole pass.
-                let failed = EnrichError::Failed(format!("the archived file cannot be used: {e}"));
+                // An article that cannot be asked about fails alone, not the whole pass.
+                let failed = EnrichError::Failed(format!("nothing to ask: {e}"));
                 return self
                     .record_failed_attempt(enricher, item, &failed, Usage::default())
                     .await;
@@ -148,7 +159,7 @@ impl Pipeline {
         };
 
         let enriched = enrich::apply(&doc, &answer, enricher.targets());
-        let bytes = archive::render(&enriched, &self.settings().labels);
+        let bytes = archive::render_article(self.settings(), &item.key, &enriched);
         let path = self.settings().archive_dir.join(&item.path);
         let _turn = self.write_turn.lock().await;
         if paid {
@@ -165,7 +176,16 @@ impl Pipeline {
         }
         publish::write_atomic(&path, bytes.as_bytes())?;
         let mut tx = self.store().begin().await?;
-        Store::touch_article(&mut tx, &item.source, &item.key, enriched.title(), &now).await?;
+        let label = enricher.label();
+        Store::update_document(
+            &mut tx,
+            &item.source,
+            &item.key,
+            &enriched,
+            Some(&label),
+            &now,
+        )
+        .await?;
         let tokens = (usage.prompt_tokens, usage.completion_tokens);
         Store::mark_enriched(
             &mut tx,

@@ -6,11 +6,9 @@
 
 mod commit;
 mod enrichment;
-mod feed;
 mod prepare;
 
 pub use enrichment::{EnrichOptions, EnrichReport};
-pub use feed::{FeedFilter, feed_items};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +25,7 @@ use crate::enrich::Enricher;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
 use crate::normalize;
+use crate::publish::{feeds, hooks};
 use crate::schedule;
 use crate::store::{FailureRecord, SourceState, Store, SuccessRecord};
 
@@ -288,7 +287,7 @@ impl Pipeline {
             feed_delay: Some(feed_delay.unwrap_or_default()),
         };
         let _turn = self.write_turn.lock().await;
-        let counts = self.commit(prepared, &record).await?;
+        let counts = self.commit(source, prepared, &record).await?;
         Ok(Refresh::Archived(counts))
     }
 
@@ -322,6 +321,40 @@ impl Pipeline {
         Store::record_success(&mut tx, &record).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Of every setting that shapes the source's files: its own (rewrites, extraction, tags,
+    /// author, language) and the link labels. A record made under another fingerprint is
+    /// rendered again.
+    pub(crate) fn fingerprint(&self, source: &Source) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(normalize::source_fingerprint(source).as_bytes());
+        hasher.update([0]);
+        hasher.update(format!("{:?}", self.settings.labels).as_bytes());
+        hex::encode(&hasher.finalize()[..16])
+    }
+
+    /// [`Pipeline::fingerprint`] of a configured source id (an unknown id has none to match).
+    pub(crate) fn fingerprint_of(&self, source: &str) -> String {
+        self.settings
+            .sources
+            .iter()
+            .find(|s| s.id == source)
+            .map(|s| self.fingerprint(s))
+            .unwrap_or_default()
+    }
+
+    /// Writes every configured feed file from state; returns whether any changed. When one
+    /// did, the WebSub hubs are pinged and the `on_publish` command runs (their failures are
+    /// logged only). Refuses to shrink the merged feed while the archive holds articles that
+    /// state does not know.
+    pub async fn publish_feed(&self) -> Result<bool> {
+        let written = feeds::write_all(&self.settings, &self.store).await?;
+        let changed = !written.changed.is_empty();
+        if changed {
+            hooks::after_publish(&self.settings.feed).await;
+        }
+        Ok(changed)
     }
 
     fn moved_to(&self, meta: &ResponseMeta) -> Option<String> {

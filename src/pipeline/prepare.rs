@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use tracing::{info, warn};
 
 use super::{Counts, Pipeline};
@@ -13,12 +13,12 @@ use crate::enrich::{self, Answer, Enricher, Outcome, Request};
 use crate::error::{Error, Result};
 use crate::extract::{self, Extracted, canonical_link};
 use crate::fetch::Fetched;
-use crate::model::Article;
-use crate::normalize::{self, EntryIdentity, FeedContext, Skip};
+use crate::model::{Article, Section};
+use crate::normalize::{self, EntryIdentity, FeedContext, FetchedEntryRef, Skip};
 use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
-use crate::store::{CachedAnswer, FeedMeta, Known, Store, StoredArticle};
+use crate::store::{ArticleRecord, CachedAnswer, FeedMeta, Known, Store, StoredArticle};
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
@@ -52,6 +52,27 @@ pub(super) struct PreparedArticle {
     /// The link that identifies the article across sources.
     pub canonical: String,
     pub enrichment: EnrichmentStep,
+    /// The entry's own section before LLM sections replace it; `None` when unknown.
+    pub original: Option<Section>,
+    /// The model and prompt version of the LLM sections, when they were added here.
+    pub enriched_by: Option<String>,
+    /// The dates the feed gave.
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    /// The entry as fetched, for rendering it again later.
+    pub entry: Option<String>,
+    /// A record rebuilt from the archive that this entry is: it takes the entry's identity and
+    /// keeps its file as it is (`bytes` is empty then).
+    pub adopts: Option<ArticleRecord>,
+}
+
+/// An entry that needs work: new, changed, or the entry of a rebuilt record.
+#[derive(Debug)]
+struct Change {
+    index: usize,
+    identity: EntryIdentity,
+    stored: Option<StoredArticle>,
+    adopts: Option<ArticleRecord>,
 }
 
 /// Where a new or changed article stands with enrichment once it is written.
@@ -85,6 +106,8 @@ impl Pipeline {
         let mut changed = Vec::new();
         let mut seen_keys = HashSet::new();
         let mut conn = self.store().pool().acquire().await?;
+        let has_rebuilt = Store::has_rebuilt(&mut conn, &source.id).await?;
+        let mut adopted = HashSet::new();
         for (index, identity) in parsed.identities.iter().enumerate() {
             let identity = match identity {
                 Ok(identity) => identity,
@@ -99,7 +122,38 @@ impl Pipeline {
                 counts.skipped += 1;
                 continue;
             }
-            let stored = match Store::known(&mut conn, &source.id, &identity.key).await? {
+            let entry = &parsed.feed.entries[index];
+            let known = Store::known(&mut conn, &source.id, &identity.key).await?;
+            let rebuilt = match &known {
+                Known::Archived(stored) if stored.rebuilt => {
+                    Store::record(&mut conn, &source.id, &identity.key).await?
+                }
+                Known::New if has_rebuilt => {
+                    let link = normalize::archived_link(entry, source, &parsed.ctx);
+                    let candidates = Store::rebuilt_by_link(&mut conn, &source.id, &link).await?;
+                    // Several files may share a link; the one with the entry's date first.
+                    let date = entry.date().map(|d| d.trunc_subsecs(3));
+                    let untaken = |r: &&ArticleRecord| !adopted.contains(&r.key);
+                    candidates
+                        .iter()
+                        .filter(untaken)
+                        .find(|r| Some(r.doc.date) == date)
+                        .or_else(|| candidates.iter().find(untaken))
+                        .cloned()
+                }
+                _ => None,
+            };
+            if let Some(record) = rebuilt {
+                adopted.insert(record.key.clone());
+                changed.push(Change {
+                    index,
+                    identity: identity.clone(),
+                    stored: None,
+                    adopts: Some(record),
+                });
+                continue;
+            }
+            let stored = match known {
                 Known::Archived(stored) if stored.content_hash == identity.content_hash => {
                     counts.unchanged += 1;
                     continue;
@@ -112,7 +166,7 @@ impl Pipeline {
                 Known::Archived(stored) => Some(stored),
                 Known::Alias { .. } | Known::New => None,
             };
-            let date = parsed.feed.entries[index].date();
+            let date = entry.date();
             if let (Some(max_age), Some(date)) = (source.filters.max_age, date)
                 && (Utc::now() - date).to_std().is_ok_and(|age| age > max_age)
             {
@@ -120,13 +174,19 @@ impl Pipeline {
                 counts.skipped += 1;
                 continue;
             }
-            changed.push((index, identity.clone(), stored));
+            changed.push(Change {
+                index,
+                identity: identity.clone(),
+                stored,
+                adopts: None,
+            });
         }
         drop(conn);
 
         let full_texts = self.full_texts(source, &parsed, &changed).await?;
         let now = Utc::now();
         let labels = self.settings().labels.clone();
+        let identity_keys = self.settings().identity_keys;
         let source_owned = source.clone();
         let parsed = Arc::new(parsed);
         let shared = Arc::clone(&parsed);
@@ -134,47 +194,16 @@ impl Pipeline {
             changed
                 .into_iter()
                 .zip(full_texts)
-                .map(|((index, identity, stored), full_text)| {
-                    let first_seen = stored.as_ref().map_or(now, |s| s.first_seen);
-                    let entry = &shared.feed.entries[index];
-                    let html = full_text.as_ref().map(|e| e.html.as_str());
-                    let mut article = normalize::normalize(
-                        entry,
-                        identity,
+                .map(|(change, full_text)| {
+                    normalize_change(
+                        &shared,
                         &source_owned,
-                        &shared.ctx,
-                        first_seen,
-                        html,
-                    );
-                    // The date an article is filed under never changes, so its file never
-                    // moves and its place in the feeds holds.
-                    if let Some(stored) = &stored {
-                        article.doc.date = stored.date;
-                    }
-                    let doc = &article.doc;
-                    if let Some(reason) = source_owned.filters.rejects(
-                        doc.title(),
-                        &doc.description,
-                        &doc.tags,
-                        &doc.link,
-                    ) {
-                        info!(key = %article.key, "skipped: {reason}");
-                        return None;
-                    }
-                    let canonical = canonical_link(
-                        &full_text
-                            .and_then(|e| e.canonical)
-                            .unwrap_or_else(|| article.doc.link.clone()),
-                    );
-                    let bytes = archive::render(&article.doc, &labels);
-                    Some(PreparedArticle {
-                        article,
-                        bytes,
-                        first_seen,
-                        is_new: stored.is_none(),
-                        canonical,
-                        enrichment: EnrichmentStep::Off,
-                    })
+                        &labels,
+                        identity_keys,
+                        change,
+                        full_text,
+                        now,
+                    )
                 })
                 .collect::<Vec<_>>()
         })
@@ -187,6 +216,8 @@ impl Pipeline {
                 None => counts.skipped += 1,
             }
         }
+        let (adoptions, mut articles): (Vec<_>, Vec<_>) =
+            articles.into_iter().partition(|p| p.adopts.is_some());
         let mut held_back = false;
         if let Some(cap) = source.filters.max_per_run {
             // Newest first, so the cap keeps the newest new articles; updates always pass.
@@ -208,6 +239,7 @@ impl Pipeline {
                 self.enrich_new(enricher, prepared, may_hold).await?;
             }
         }
+        articles.extend(adoptions);
         Ok(Prepared {
             counts,
             articles,
@@ -261,7 +293,12 @@ impl Pipeline {
         match answer {
             Some(answer) => {
                 prepared.article.doc = enrich::apply(&prepared.article.doc, &answer, targets);
-                prepared.bytes = archive::render(&prepared.article.doc, &self.settings().labels);
+                prepared.bytes = archive::render_article(
+                    self.settings(),
+                    &prepared.article.key,
+                    &prepared.article.doc,
+                );
+                prepared.enriched_by = Some(enricher.label());
                 prepared.enrichment = EnrichmentStep::Done { paid };
             }
             None => prepared.enrichment = EnrichmentStep::Pending,
@@ -277,14 +314,19 @@ impl Pipeline {
         &self,
         source: &Source,
         parsed: &Parsed,
-        changed: &[(usize, EntryIdentity, Option<StoredArticle>)],
+        changed: &[Change],
     ) -> Result<Vec<Option<Extracted>>> {
         let Some(rules) = &source.extract else {
             return Ok(vec![None; changed.len()]);
         };
         let mut texts = Vec::with_capacity(changed.len());
-        for (index, _, _) in changed {
-            let entry = &parsed.feed.entries[*index];
+        for change in changed {
+            if change.adopts.is_some() {
+                // Its file stays as it is; nothing is extracted for it.
+                texts.push(None);
+                continue;
+            }
+            let entry = &parsed.feed.entries[change.index];
             let Some(link) = normalize::entry_link(entry, &parsed.ctx) else {
                 texts.push(None);
                 continue;
@@ -362,4 +404,96 @@ async fn parse_off_thread(
     })
     .await
     .map_err(|e| parse_error(source, format!("the parser stopped: {e}")))?
+}
+
+/// Normalizes and renders one changed entry; `None` when the source's filters reject it. The
+/// entry of a rebuilt record keeps the record's file and takes only the entry's identity and
+/// fields.
+fn normalize_change(
+    parsed: &Parsed,
+    source: &Source,
+    labels: &crate::config::Labels,
+    identity_keys: bool,
+    change: Change,
+    full_text: Option<Extracted>,
+    now: DateTime<Utc>,
+) -> Option<PreparedArticle> {
+    let Change {
+        index,
+        identity,
+        stored,
+        adopts,
+    } = change;
+    let entry = &parsed.feed.entries[index];
+    let first_seen = adopts
+        .as_ref()
+        .map(|r| r.first_seen)
+        .or(stored.as_ref().map(|s| s.first_seen))
+        .unwrap_or(now);
+    let html = full_text.as_ref().map(|e| e.html.as_str());
+    let mut article = normalize::normalize(entry, identity, source, &parsed.ctx, first_seen, html);
+    let fetched = FetchedEntryRef {
+        entry,
+        ctx: &parsed.ctx,
+    }
+    .to_json();
+    let (published, updated) = (entry.published, entry.updated);
+    if let Some(record) = adopts {
+        // The feed's text stands for the original unless the source extracts its pages,
+        // which were not fetched for an article that is already archived.
+        let original = source
+            .extract
+            .is_none()
+            .then(|| article.doc.original.clone());
+        article.doc = record.doc.clone();
+        return Some(PreparedArticle {
+            article,
+            bytes: String::new(),
+            first_seen,
+            is_new: false,
+            canonical: record.canonical.clone(),
+            enrichment: EnrichmentStep::Off,
+            original,
+            enriched_by: None,
+            published,
+            updated,
+            entry: fetched,
+            adopts: Some(record),
+        });
+    }
+    // The date an article is filed under never changes, so its file never moves and its
+    // place in the feeds holds.
+    if let Some(stored) = &stored {
+        article.doc.date = stored.date;
+    }
+    let doc = &article.doc;
+    if let Some(reason) =
+        source
+            .filters
+            .rejects(doc.title(), &doc.description, &doc.tags, &doc.link)
+    {
+        info!(key = %article.key, "skipped: {reason}");
+        return None;
+    }
+    let canonical = canonical_link(
+        &full_text
+            .and_then(|e| e.canonical)
+            .unwrap_or_else(|| article.doc.link.clone()),
+    );
+    let bytes = archive::render_keyed(&article.doc, labels, identity_keys.then_some(&*article.key));
+    let original = Some(article.doc.original.clone());
+    Some(PreparedArticle {
+        article,
+        bytes,
+        first_seen,
+        is_new: stored.is_none(),
+        canonical,
+        enrichment: EnrichmentStep::Off,
+        original,
+        enriched_by: None,
+        published,
+        updated,
+        entry: fetched,
+        adopts: None,
+    })
 }

@@ -18,6 +18,18 @@ pub fn format_date(date: &DateTime<Utc>) -> String {
 
 /// Renders a document as an archive file.
 pub fn render(doc: &Document, labels: &Labels) -> String {
+    render_keyed(doc, labels, None)
+}
+
+/// The file of an article as the settings have it: with its identity in the front matter when
+/// `archive.identity_keys` asks for it.
+pub fn render_article(settings: &crate::config::Settings, key: &str, doc: &Document) -> String {
+    render_keyed(doc, &settings.labels, settings.identity_keys.then_some(key))
+}
+
+/// [`render`], naming the entry's `guid` (and its `link`) in the front matter after `author` when
+/// `guid` is given: the format allows keys there, and they let a rebuild recover the identity.
+pub fn render_keyed(doc: &Document, labels: &Labels, guid: Option<&str>) -> String {
     let body_len: usize = doc
         .sections()
         .map(|s| s.body.len() + s.title.len() + 16)
@@ -36,6 +48,10 @@ pub fn render(doc: &Document, labels: &Labels) -> String {
         }
     }
     let _ = writeln!(out, "author: {}", yaml::scalar(&doc.author));
+    if let Some(guid) = guid {
+        let _ = writeln!(out, "guid: {}", yaml::scalar(guid));
+        let _ = writeln!(out, "link: {}", yaml::scalar(&doc.link));
+    }
     out.push_str("---\n\n");
 
     let link = link_destination(&doc.link);
@@ -81,6 +97,18 @@ fn link_destination(link: &str) -> String {
     } else {
         link.to_owned()
     }
+}
+
+/// The `guid` a file's front matter names, if [`render_keyed`] wrote one.
+pub fn read_guid(text: &str) -> Option<String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let front = text.strip_prefix("---\n")?;
+    let front = &front[..front.find("\n---\n")?];
+    front
+        .lines()
+        .find_map(|line| line.strip_prefix("guid:"))
+        .and_then(|value| scalar(value.trim_start()).ok())
+        .filter(|guid| !guid.is_empty())
 }
 
 /// Why a text is not an archive file.
@@ -389,6 +417,44 @@ impl PathTemplate {
         let inside = path.components().all(|c| matches!(c, Component::Normal(_)));
         (inside && path.components().next().is_some()).then_some(path)
     }
+}
+
+/// Every archive file below `dir` (Markdown files, hidden ones and temp files left out), as
+/// relative paths with `/` separators, sorted. A missing folder holds none.
+pub fn list_files(dir: &Path) -> crate::error::Result<Vec<String>> {
+    let mut files = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let entries = match std::fs::read_dir(dir.join(&relative)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(crate::error::Error::io(dir.join(&relative), e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| crate::error::Error::io(dir.join(&relative), e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = relative.join(&*name);
+            let kind = entry
+                .file_type()
+                .map_err(|e| crate::error::Error::io(dir.join(&path), e))?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if name.ends_with(".md") {
+                files.push(
+                    path.components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// The relative path with a numeric suffix on the file stem: `a/b.md` -> `a/b-2.md`.

@@ -36,20 +36,41 @@ pub struct FeedItem {
     pub enclosures: Vec<Enclosure>,
 }
 
-/// Renders the merged feed; `items` newest first.
-pub fn render(config: &FeedConfig, items: &[FeedItem]) -> Vec<u8> {
+/// What tells one published feed from another: a feed reader that subscribes to two of them
+/// must see two feeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub id: String,
+    pub title: String,
+    /// Where the feed is published (`rel="self"`).
+    pub self_url: String,
+}
+
+impl Head {
+    /// The merged feed's, as configured.
+    pub fn merged(config: &FeedConfig) -> Self {
+        Self {
+            id: config.id.clone(),
+            title: config.title.clone(),
+            self_url: config.self_url.clone(),
+        }
+    }
+}
+
+/// Renders a feed; `items` newest first.
+pub fn render(config: &FeedConfig, head: &Head, items: &[FeedItem]) -> Vec<u8> {
     let newest = items
         .iter()
         .map(|i| i.updated.max(i.doc.date))
         .max()
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let feed = atom::Feed {
-        title: atom::Text::plain(xml_safe(&config.title)),
-        id: config.id.clone(),
+        title: atom::Text::plain(xml_safe(&head.title)),
+        id: head.id.clone(),
         updated: newest.fixed_offset(),
         authors: vec![person(&config.author)],
         links: std::iter::once(atom::Link {
-            href: config.self_url.clone(),
+            href: head.self_url.clone(),
             rel: "self".to_owned(),
             mime_type: Some("application/atom+xml".to_owned()),
             ..Default::default()
@@ -228,8 +249,9 @@ mod tests {
     #[test]
     fn feed_is_deterministic_escaped_and_sanitized() {
         let config = FeedConfig::default();
-        let a = render(&config, &[item("A \u{1} & <b>")]);
-        assert_eq!(a, render(&config, &[item("A \u{1} & <b>")]));
+        let head = Head::merged(&config);
+        let a = render(&config, &head, &[item("A \u{1} & <b>")]);
+        assert_eq!(a, render(&config, &head, &[item("A \u{1} & <b>")]));
         let text = String::from_utf8(a).expect("utf-8");
         assert!(text.contains("<title>A  &amp; &lt;b&gt;</title>"), "{text}");
         assert!(text.contains("&lt;strong&gt;bold&lt;/strong&gt;"), "{text}");
@@ -255,7 +277,9 @@ mod tests {
             media_type: Some("audio/mpeg".to_owned()),
             length: Some(1234),
         }];
-        let text = String::from_utf8(render(&FeedConfig::default(), &[with])).expect("utf-8");
+        let config = FeedConfig::default();
+        let text =
+            String::from_utf8(render(&config, &Head::merged(&config), &[with])).expect("utf-8");
         assert!(text.contains("<name>Jo Doe</name>"), "{text}");
         assert!(text.contains("<email>jo@example.org</email>"), "{text}");
         assert!(text.contains("<uri>https://example.org/jo</uri>"), "{text}");

@@ -20,7 +20,7 @@ fn authors(item: &FeedItem) -> Vec<Value> {
         .collect()
 }
 
-pub fn render(config: &FeedConfig, feed_url: &str, items: &[FeedItem]) -> Vec<u8> {
+pub fn render(config: &FeedConfig, title: &str, feed_url: &str, items: &[FeedItem]) -> Vec<u8> {
     let items: Vec<Value> = items
         .iter()
         .map(|item| {
@@ -51,7 +51,7 @@ pub fn render(config: &FeedConfig, feed_url: &str, items: &[FeedItem]) -> Vec<u8
         .collect();
     let feed = json!({
         "version": "https://jsonfeed.org/version/1.1",
-        "title": config.title,
+        "title": title,
         "feed_url": feed_url,
         "authors": [{"name": config.author}],
         "items": items,

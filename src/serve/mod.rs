@@ -1,9 +1,12 @@
 //! The daemon's HTTP server: the merged feed (and filtered ones) for feed readers, HTML pages for
 //! people, health and metrics for monitoring.
 //!
-//! Feeds are answered with strong ETags and Last-Modified, so readers' revalidations cost a 304;
-//! compression is negotiated. Every path from a request is checked to stay inside the archive.
+//! Everything is built from the state database, never from the archive files, and rendered
+//! bytes are cached until a commit (by this process or a `gazette fetch` beside it) changes
+//! what they show. Feeds are answered with strong ETags and Last-Modified, so readers'
+//! revalidations cost a 304; compression is negotiated.
 
+mod cache;
 mod pages;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,13 +18,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::pipeline::{FeedFilter, feed_items};
-use crate::publish::{atom, json_feed};
+use crate::publish::atom;
+use crate::publish::feeds::{self, Feed};
 use crate::store::Store;
+pub use cache::RenderCache;
+use cache::Rendered;
 
 /// What the handlers share with the scheduler.
 #[derive(Debug, Clone)]
@@ -32,6 +36,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Scheduler cycles in a row in which every source fetched failed.
     pub failed_cycles: Arc<AtomicU32>,
+    pub cache: Arc<RenderCache>,
 }
 
 impl AppState {
@@ -64,15 +69,8 @@ fn http_date(at: &DateTime<Utc>) -> String {
     at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-/// A body with a strong ETag (of its bytes) and Last-Modified, or 304 when the client has it.
-fn cacheable(
-    request: &HeaderMap,
-    content_type: &'static str,
-    body: Vec<u8>,
-    modified: DateTime<Utc>,
-) -> Response {
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
-    let last_modified = http_date(&modified);
+/// A rendered body with its strong ETag and Last-Modified, or 304 when the client has it.
+fn cacheable(request: &HeaderMap, rendered: &Rendered) -> Response {
     let fresh = match request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -81,18 +79,18 @@ fn cacheable(
         Some(tags) => tags
             .split(',')
             .map(str::trim)
-            .any(|t| t == "*" || t.trim_start_matches("W/") == etag),
+            .any(|t| t == "*" || t.trim_start_matches("W/") == rendered.etag),
         None => request
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
             .and_then(crate::fetch::hints::parse_http_date)
-            .is_some_and(|since| modified.timestamp() <= since.timestamp()),
+            .is_some_and(|since| rendered.modified.timestamp() <= since.timestamp()),
     };
     let mut headers = HeaderMap::new();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(&rendered.etag) {
         headers.insert(header::ETAG, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&last_modified) {
+    if let Ok(value) = HeaderValue::from_str(&http_date(&rendered.modified)) {
         headers.insert(header::LAST_MODIFIED, value);
     }
     headers.insert(
@@ -103,8 +101,20 @@ fn cacheable(
     if fresh {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    (headers, body).into_response()
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(rendered.content_type),
+    );
+    (headers, rendered.body.clone()).into_response()
+}
+
+/// A cached or rendered response; 404 when there is nothing to render.
+fn respond(request: &HeaderMap, rendered: crate::error::Result<Option<Arc<Rendered>>>) -> Response {
+    match rendered {
+        Ok(Some(rendered)) => cacheable(request, &rendered),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -120,40 +130,25 @@ fn newest(items: &[atom::FeedItem]) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-/// The published feed file, as written by the last cycle.
-async fn atom_feed(State(state): State<AppState>, request: HeaderMap) -> Response {
+const ATOM: &str = "application/atom+xml; charset=utf-8";
+
+/// A feed, from the cache or rendered from state.
+async fn atom_response(state: &AppState, request: &HeaderMap, feed: Feed<'_>) -> Response {
     let settings = state.settings();
-    match std::fs::read(&settings.feed_path) {
-        Ok(body) => {
-            let modified = std::fs::metadata(&settings.feed_path)
-                .and_then(|m| m.modified())
-                .map(DateTime::<Utc>::from)
-                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-            cacheable(
-                &request,
-                "application/atom+xml; charset=utf-8",
-                body,
-                modified,
-            )
-        }
-        Err(_) => filtered_atom(&state, &request, FeedFilter::All).await,
-    }
+    let key = format!("{feed:?}");
+    let rendered = state
+        .cache
+        .get_or_render(&state.store, &settings, key, || async {
+            let items = feeds::items(&settings, &state.store, feed).await?;
+            let body = feeds::render_atom(&settings.feed, feed, &items);
+            Ok(Some(Rendered::new(ATOM, body, newest(&items))))
+        })
+        .await;
+    respond(request, rendered)
 }
 
-async fn filtered_atom(state: &AppState, request: &HeaderMap, filter: FeedFilter<'_>) -> Response {
-    let settings = state.settings();
-    match feed_items(&settings, &state.store, filter).await {
-        Ok(items) => {
-            let body = atom::render(&settings.feed, &items);
-            cacheable(
-                request,
-                "application/atom+xml; charset=utf-8",
-                body,
-                newest(&items),
-            )
-        }
-        Err(e) => internal(e),
-    }
+async fn atom_feed(State(state): State<AppState>, request: HeaderMap) -> Response {
+    atom_response(&state, &request, Feed::Merged).await
 }
 
 /// `/tags/world.xml`, `/sources/ft.xml`.
@@ -167,7 +162,7 @@ async fn tag_feed(
     request: HeaderMap,
 ) -> Response {
     match feed_name(&file) {
-        Some(tag) => filtered_atom(&state, &request, FeedFilter::Tag(tag)).await,
+        Some(tag) => atom_response(&state, &request, Feed::Tag(tag)).await,
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -179,29 +174,26 @@ async fn source_feed(
 ) -> Response {
     let settings = state.settings();
     match feed_name(&file).filter(|id| settings.sources.iter().any(|s| s.id == *id)) {
-        Some(id) => filtered_atom(&state, &request, FeedFilter::Source(id)).await,
+        Some(id) => atom_response(&state, &request, Feed::Source(id)).await,
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
 async fn json_feed(State(state): State<AppState>, request: HeaderMap) -> Response {
     let settings = state.settings();
-    match feed_items(&settings, &state.store, FeedFilter::All).await {
-        Ok(items) => {
-            let feed_url = settings.feed.self_url.rsplit_once('/').map_or_else(
-                || "/feed.json".to_owned(),
-                |(base, _)| format!("{base}/feed.json"),
-            );
-            let body = json_feed::render(&settings.feed, &feed_url, &items);
-            cacheable(
-                &request,
+    let rendered = state
+        .cache
+        .get_or_render(&state.store, &settings, "json".to_owned(), || async {
+            let items = feeds::items(&settings, &state.store, Feed::Merged).await?;
+            let body = feeds::render_json(&settings.feed, &items);
+            Ok(Some(Rendered::new(
                 "application/feed+json; charset=utf-8",
                 body,
                 newest(&items),
-            )
-        }
-        Err(e) => internal(e),
-    }
+            )))
+        })
+        .await;
+    respond(&request, rendered)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -1,18 +1,22 @@
-//! HTML for people: the newest articles, and each archived file as a page (or as raw Markdown).
-//! No JavaScript; the feeds are announced with `<link rel="alternate">`.
+//! HTML for people: the newest articles, and each archived article as a page (or as its
+//! Markdown file), all from state. No JavaScript; the feeds are announced with
+//! `<link rel="alternate">`.
 
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, internal};
+use super::cache::Rendered;
+use super::{AppState, respond};
 use crate::config::Settings;
-use crate::pipeline::{FeedFilter, feed_items};
 use crate::publish::archive::{self, format_date};
 use crate::publish::atom::content_html;
+use crate::publish::feeds::{self, Feed};
+
+const HTML: &str = "text/html; charset=utf-8";
 
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -29,7 +33,7 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn page(settings: &Settings, title: &str, main: &str) -> Response {
+fn page(settings: &Settings, title: &str, main: &str) -> Vec<u8> {
     let mut html = String::with_capacity(main.len() + 1024);
     let _ = write!(
         html,
@@ -44,7 +48,7 @@ fn page(settings: &Settings, title: &str, main: &str) -> Response {
         escape(title),
         feed = escape(&settings.feed.title),
     );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+    html.into_bytes()
 }
 
 /// The archive file's page address: `ft/2024/05/13/slug.md` -> `/articles/ft/2024/05/13/slug.html`.
@@ -61,17 +65,28 @@ fn page_url(path: &str) -> String {
     format!("/articles/{}.html", encoded.join("/"))
 }
 
-pub(super) async fn index(State(state): State<AppState>) -> Response {
+pub(super) async fn index(State(state): State<AppState>, request: HeaderMap) -> Response {
     let settings = state.settings();
-    let items = match feed_items(&settings, &state.store, FeedFilter::All).await {
-        Ok(items) => items,
-        Err(e) => return internal(e),
-    };
+    let rendered = state
+        .cache
+        .get_or_render(&state.store, &settings, "index".to_owned(), || async {
+            let items = feeds::items(&settings, &state.store, Feed::Merged).await?;
+            Ok(Some(Rendered::new(
+                HTML,
+                index_html(&settings, &items),
+                super::newest(&items),
+            )))
+        })
+        .await;
+    respond(&request, rendered)
+}
+
+fn index_html(settings: &Settings, items: &[crate::publish::atom::FeedItem]) -> Vec<u8> {
     let mut main = format!("<h1>{}</h1>\n", escape(&settings.feed.title));
     if items.is_empty() {
         main.push_str("<p>Nothing archived yet.</p>\n");
     }
-    for item in &items {
+    for item in items {
         let doc = &item.doc;
         let tags: String = doc
             .tags
@@ -97,7 +112,7 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
             description = escape(&doc.description),
         );
     }
-    page(&settings, &settings.feed.title, &main)
+    page(settings, &settings.feed.title, &main)
 }
 
 fn urlencode(text: &str) -> String {
@@ -106,23 +121,19 @@ fn urlencode(text: &str) -> String {
         .replace('+', "%20")
 }
 
-/// The file below the archive folder a request path names, if it names one that exists there.
-fn archived_file(archive_dir: &Path, requested: &str) -> Option<PathBuf> {
-    let relative = Path::new(requested);
-    if !relative
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-    {
-        return None;
-    }
-    let root = archive_dir.canonicalize().ok()?;
-    let file = root.join(relative).canonicalize().ok()?;
-    (file.starts_with(&root) && file.is_file()).then_some(file)
+/// Whether a request path can name an archived article: relative, no `..`, nothing hidden.
+fn plain_relative(requested: &str) -> bool {
+    let path = Path::new(requested);
+    path.components().next().is_some()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(n) if !n.to_string_lossy().starts_with('.')))
 }
 
 pub(super) async fn article(
     State(state): State<AppState>,
     UrlPath(path): UrlPath<String>,
+    request: HeaderMap,
 ) -> Response {
     let settings = state.settings();
     let (markdown_path, raw) = match (path.strip_suffix(".html"), path.ends_with(".md")) {
@@ -130,30 +141,40 @@ pub(super) async fn article(
         (None, true) => (path.clone(), true),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    let Some(file) = archived_file(&settings.archive_dir, &markdown_path) else {
+    if !plain_relative(&markdown_path) {
         return StatusCode::NOT_FOUND.into_response();
-    };
-    let text = match std::fs::read_to_string(&file) {
-        Ok(text) => text,
-        Err(e) => return internal(e),
-    };
-    if raw {
-        return (
-            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
-            text,
-        )
-            .into_response();
     }
-    let doc = match archive::read(&text, &settings.labels, &[]) {
-        Ok(doc) => doc,
-        Err(e) => return internal(e),
-    };
-    // Without state (or before it knows the file) the page still shows, with the source's key.
-    let (bylines, enclosures) = state
-        .store
-        .attachments_of(&markdown_path)
-        .await
-        .unwrap_or_default();
+    let key = format!("{}:{markdown_path}", if raw { "md" } else { "page" });
+    let rendered = state
+        .cache
+        .get_or_render(&state.store, &settings, key, || async {
+            let Some(record) = state.store.record_by_path(&markdown_path).await? else {
+                return Ok(None);
+            };
+            let modified = record.updated_at.max(record.doc.date);
+            let rendered = if raw {
+                let text = archive::render_article(&settings, &record.key, &record.doc);
+                Rendered::new("text/markdown; charset=utf-8", text.into_bytes(), modified)
+            } else {
+                Rendered::new(
+                    HTML,
+                    article_html(&settings, &record, &markdown_path),
+                    modified,
+                )
+            };
+            Ok(Some(rendered))
+        })
+        .await;
+    respond(&request, rendered)
+}
+
+fn article_html(
+    settings: &Settings,
+    record: &crate::store::ArticleRecord,
+    markdown_path: &str,
+) -> Vec<u8> {
+    let doc = &record.doc;
+    let (bylines, enclosures) = (&record.bylines, &record.enclosures);
     let author = if bylines.is_empty() {
         escape(&doc.author)
     } else {
@@ -178,12 +199,12 @@ pub(super) async fn article(
         title = escape(doc.title()),
         date = format_date(&doc.date),
         link = escape(&doc.link),
-        raw = escape(&markdown_path),
+        raw = escape(markdown_path),
     );
-    main.push_str(&content_html(&doc));
+    main.push_str(&content_html(doc));
     if !enclosures.is_empty() {
         main.push_str("<ul class=\"enclosures\">\n");
-        for e in &enclosures {
+        for e in enclosures {
             let _ = writeln!(
                 main,
                 "<li><a href=\"{url}\">{name}</a>{kind}</li>",
@@ -205,7 +226,7 @@ pub(super) async fn article(
         main.push_str("</ul>\n");
     }
     main.push_str("</article>\n");
-    page(&settings, doc.title(), &main)
+    page(settings, doc.title(), &main)
 }
 
 #[cfg(test)]
@@ -214,16 +235,12 @@ mod tests {
 
     #[test]
     fn request_paths_cannot_leave_the_archive() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = dir.path().join("archive");
-        std::fs::create_dir_all(archive.join("ft")).expect("dirs");
-        std::fs::write(archive.join("ft/a.md"), "x").expect("file");
-        std::fs::write(dir.path().join("secret.md"), "x").expect("secret");
-        assert!(archived_file(&archive, "ft/a.md").is_some());
-        assert!(archived_file(&archive, "../secret.md").is_none());
-        assert!(archived_file(&archive, "/etc/passwd").is_none());
-        assert!(archived_file(&archive, "ft/../../secret.md").is_none());
-        assert!(archived_file(&archive, "ft/missing.md").is_none());
+        assert!(plain_relative("ft/a.md"));
+        assert!(!plain_relative("../secret.md"));
+        assert!(!plain_relative("/etc/passwd"));
+        assert!(!plain_relative("ft/../../secret.md"));
+        assert!(!plain_relative("ft/.hidden.md"));
+        assert!(!plain_relative(""));
         assert_eq!(page_url("ft/2024/a b.md"), "/articles/ft/2024/a%20b.html");
     }
 }

@@ -233,24 +233,4 @@ impl Store {
             .map(|r| (r.get(0), r.get(1), r.get(2), from_millis(r.get(3))))
             .collect())
     }
-
-    /// Marks an article's file as rewritten now, so the feed entry's `updated` moves.
-    pub async fn touch_article(
-        conn: &mut SqliteConnection,
-        source: &str,
-        key: &str,
-        title: &str,
-        now: &DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE articles SET title = ?3, updated_at = ?4 WHERE source = ?1 AND key = ?2",
-        )
-        .bind(source)
-        .bind(key)
-        .bind(title)
-        .bind(to_millis(now))
-        .execute(conn)
-        .await?;
-        Ok(())
-    }
 }

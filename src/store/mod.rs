@@ -8,18 +8,22 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::error::{Error, Result};
+mod articles;
 mod content;
 mod enrichment;
+mod sources;
 
+pub use articles::{ArticleRecord, FeedRow, Known, Selection, StoredArticle};
 pub use content::CanonicalMatch;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
+pub use sources::Pruned;
 
 use crate::fetch::Validators;
-use crate::model::{Article, Byline, Enclosure};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -27,41 +31,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
-}
-
-/// What is known of an article already archived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredArticle {
-    pub path: String,
-    pub content_hash: String,
-    pub first_seen: DateTime<Utc>,
-    /// The date the article is filed under; it never changes once archived.
-    pub date: DateTime<Utc>,
-}
-
-/// What state knows of an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Known {
-    New,
-    Archived(StoredArticle),
-    /// Another source's article; its file holds this entry.
-    Alias {
-        content_hash: String,
-    },
-}
-
-/// An article row of the merged feed, with its source's feed metadata.
-#[derive(Debug, Clone)]
-pub struct FeedRow {
-    pub source: String,
-    pub path: String,
-    pub atom_id: String,
-    pub updated_at: DateTime<Utc>,
-    pub source_feed_id: Option<String>,
-    pub source_title: Option<String>,
-    pub source_link: Option<String>,
-    pub bylines: Vec<Byline>,
-    pub enclosures: Vec<Enclosure>,
 }
 
 /// The source feed's own metadata, for `atom:source`.
@@ -181,8 +150,17 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        match MIGRATOR.run(&pool).await {
+            Ok(()) => Ok(Self { pool }),
+            // A migration this binary does not know was applied: a newer Gazette wrote it, and
+            // this one would misread (or damage) what it added.
+            Err(MigrateError::VersionMissing(version)) => Err(Error::Schema(format!(
+                "{url} was written by a newer Gazette (schema version {version}; \
+                 this one knows up to {}); run that version, or restore an older state",
+                MIGRATOR.iter().map(|m| m.version).max().unwrap_or_default()
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -194,101 +172,6 @@ impl Store {
     /// later when a read would have to become a write.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    pub async fn article(
-        conn: &mut SqliteConnection,
-        source: &str,
-        key: &str,
-    ) -> Result<Option<StoredArticle>> {
-        let row = sqlx::query(
-            "SELECT path, content_hash, first_seen, date FROM articles WHERE source = ? AND key = ?",
-        )
-        .bind(source)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
-        Ok(row.map(|r| StoredArticle {
-            path: r.get(0),
-            content_hash: r.get(1),
-            first_seen: from_millis(r.get(2)),
-            date: from_millis(r.get(3)),
-        }))
-    }
-
-    /// What is known of an entry: archived, merged into another source's article (with the
-    /// content hash it had then), or nothing. One query, as it runs for every entry of every
-    /// fetch.
-    pub async fn known(conn: &mut SqliteConnection, source: &str, key: &str) -> Result<Known> {
-        let row = sqlx::query(
-            "SELECT 0, path, content_hash, first_seen, date FROM articles WHERE source = ?1 AND key = ?2
-             UNION ALL
-             SELECT 1, '', content_hash, first_seen, first_seen FROM aliases WHERE source = ?1 AND key = ?2
-             ORDER BY 1 LIMIT 1",
-        )
-        .bind(source)
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
-        Ok(match row {
-            None => Known::New,
-            Some(r) if r.get::<i64, _>(0) == 0 => Known::Archived(StoredArticle {
-                path: r.get(1),
-                content_hash: r.get(2),
-                first_seen: from_millis(r.get(3)),
-                date: from_millis(r.get(4)),
-            }),
-            Some(r) => Known::Alias {
-                content_hash: r.get(2),
-            },
-        })
-    }
-
-    pub async fn path_taken(conn: &mut SqliteConnection, path: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM articles WHERE path = ?")
-            .bind(path)
-            .fetch_optional(conn)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    pub async fn upsert_article(
-        conn: &mut SqliteConnection,
-        article: &Article,
-        path: &str,
-        first_seen: &DateTime<Utc>,
-        now: &DateTime<Utc>,
-        file_changed: bool,
-        canonical: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at, language, canonical, bylines, enclosures)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15)
-             ON CONFLICT (source, key) DO UPDATE SET
-                path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
-                title = excluded.title, link = excluded.link, date = excluded.date,
-                updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END,
-                language = excluded.language, canonical = excluded.canonical,
-                bylines = excluded.bylines, enclosures = excluded.enclosures",
-        )
-        .bind(&article.source)
-        .bind(&article.key)
-        .bind(path)
-        .bind(&article.content_hash)
-        .bind(&article.atom_id)
-        .bind(article.doc.title())
-        .bind(&article.doc.link)
-        .bind(to_millis(&article.doc.date))
-        .bind(to_millis(first_seen))
-        .bind(to_millis(now))
-        .bind(file_changed)
-        .bind(&article.doc.original.language)
-        .bind(canonical)
-        .bind(json_list(&article.bylines))
-        .bind(json_list(&article.enclosures))
-        .execute(conn)
-        .await?;
-        Ok(())
     }
 
     /// The state a source's next fetch starts from.
@@ -417,52 +300,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    /// The newest `limit` articles by date (of one source, when given), skipping `offset`.
-    pub async fn newest(
-        &self,
-        limit: usize,
-        source: Option<&str>,
-        offset: usize,
-    ) -> Result<Vec<FeedRow>> {
-        let rows = sqlx::query(
-            "SELECT a.source, a.path, a.atom_id, a.updated_at, s.feed_id, s.feed_title, s.feed_link,
-                    a.bylines, a.enclosures
-             FROM articles a LEFT JOIN sources s ON s.id = a.source
-             WHERE ?3 IS NULL OR a.source = ?3
-             ORDER BY a.date DESC, a.updated_at DESC LIMIT ?1 OFFSET ?2",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .bind(source)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FeedRow {
-                source: r.get(0),
-                path: r.get(1),
-                atom_id: r.get(2),
-                updated_at: from_millis(r.get(3)),
-                source_feed_id: r.get(4),
-                source_title: r.get(5),
-                source_link: r.get(6),
-                bylines: from_json_list(r.get(7)),
-                enclosures: from_json_list(r.get(8)),
-            })
-            .collect())
-    }
-
-    /// The bylines and enclosures of the article archived at `path`, for its page.
-    pub async fn attachments_of(&self, path: &str) -> Result<(Vec<Byline>, Vec<Enclosure>)> {
-        let row = sqlx::query("SELECT bylines, enclosures FROM articles WHERE path = ?")
-            .bind(path)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map_or_else(Default::default, |r| {
-            (from_json_list(r.get(0)), from_json_list(r.get(1)))
-        }))
     }
 
     /// Whether the database answers at all, for `/healthz`.

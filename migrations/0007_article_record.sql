@@ -1,0 +1,65 @@
+-- The whole article, so that every output is built from state and the archive can be rendered
+-- again (or rebuilt into state) without fetching anything.
+ALTER TABLE articles ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE articles ADD COLUMN author TEXT NOT NULL DEFAULT '';
+-- JSON list in file order; `article_tags` indexes the same tags for the tag feeds.
+ALTER TABLE articles ADD COLUMN tags TEXT;
+-- JSON list of the file's sections in file order (translations, then the original language's).
+-- NULL only on rows written before this migration, until they are read back from their files.
+ALTER TABLE articles ADD COLUMN sections TEXT;
+-- JSON section: the entry's own text as normalized, before any LLM section replaced it. NULL
+-- when unknown (a record rebuilt from a bilingual file).
+ALTER TABLE articles ADD COLUMN original TEXT;
+-- The model and prompt version that wrote the LLM sections; NULL when there are none, or when
+-- they were recovered from a file.
+ALTER TABLE articles ADD COLUMN enriched_by TEXT;
+-- The dates the feed gave, Unix milliseconds.
+ALTER TABLE articles ADD COLUMN published INTEGER;
+ALTER TABLE articles ADD COLUMN updated INTEGER;
+-- JSON: the entry as fetched (before rewrites) and what its feed gave it, to render it again.
+ALTER TABLE articles ADD COLUMN entry TEXT;
+-- Of every setting that shaped the file; NULL when unknown (rebuilt, or written before this).
+ALTER TABLE articles ADD COLUMN fingerprint TEXT;
+-- 1 when the record was recovered from the archive: its key is the link until a fetch sees the
+-- entry again and adopts it.
+ALTER TABLE articles ADD COLUMN rebuilt INTEGER NOT NULL DEFAULT 0;
+
+CREATE INDEX articles_by_source_date ON articles (source, date DESC, updated_at DESC);
+CREATE INDEX articles_by_link ON articles (source, link);
+
+CREATE TABLE article_tags (
+    source TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    tag    TEXT NOT NULL,
+    date   INTEGER NOT NULL,
+    PRIMARY KEY (source, key, tag)
+);
+CREATE INDEX article_tags_by_tag ON article_tags (tag, date DESC);
+
+-- Set by `gazette remove`: the source's articles leave every feed, and its files are known.
+ALTER TABLE sources ADD COLUMN removed_at INTEGER;
+
+-- The extraction rules a cached page was extracted with: other rules extract again.
+ALTER TABLE pages ADD COLUMN rules TEXT;
+CREATE INDEX pages_by_age ON pages (fetched_at);
+CREATE INDEX enrichment_cache_by_age ON enrichment_cache (created_at);
+
+-- Counts commits that change what a feed or page shows, so that rendered bytes are cached until
+-- the next such commit, by this process or another.
+CREATE TABLE state_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+);
+INSERT INTO state_version (id, n) VALUES (1, 0);
+CREATE TRIGGER articles_changed_insert AFTER INSERT ON articles
+BEGIN UPDATE state_version SET n = n + 1; END;
+CREATE TRIGGER articles_changed_update AFTER UPDATE ON articles
+BEGIN UPDATE state_version SET n = n + 1; END;
+CREATE TRIGGER articles_changed_delete AFTER DELETE ON articles
+BEGIN UPDATE state_version SET n = n + 1; END;
+CREATE TRIGGER sources_changed_update AFTER UPDATE OF feed_id, feed_title, feed_link, removed_at ON sources
+BEGIN UPDATE state_version SET n = n + 1; END;
+CREATE TRIGGER sources_changed_insert AFTER INSERT ON sources
+BEGIN UPDATE state_version SET n = n + 1; END;
+CREATE TRIGGER sources_changed_delete AFTER DELETE ON sources
+BEGIN UPDATE state_version SET n = n + 1; END;

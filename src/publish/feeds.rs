@@ -1,0 +1,257 @@
+//! The published feeds: the merged one, and those of one tag or one source, each with its own
+//! id, title and address so that a feed reader subscribed to several sees several feeds. All of
+//! them are built from state alone; the archive files are never read back.
+
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+
+use super::atom::{self, FeedItem, Head, SourceInfo};
+use super::{archive, json_feed};
+use crate::config::{FeedConfig, Settings, TagFeeds};
+use crate::error::{Error, Result};
+use crate::store::{FeedRow, Selection, Store};
+
+/// One of the published feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed<'a> {
+    Merged,
+    Tag(&'a str),
+    Source(&'a str),
+}
+
+impl<'a> Feed<'a> {
+    pub fn selection(self) -> Selection<'a> {
+        match self {
+            Feed::Merged => Selection::All,
+            Feed::Tag(tag) => Selection::Tag(tag),
+            Feed::Source(id) => Selection::Source(id),
+        }
+    }
+
+    /// Where the feed lives relative to the merged feed's folder, which is also its address
+    /// relative to the server's root: `atom.xml`, `tags/world.xml`, `sources/ft.xml`. `None`
+    /// for a name no file can have.
+    pub fn relative_path(self, config: &FeedConfig) -> Option<String> {
+        match self {
+            Feed::Merged => Some(config.path.file_name().map_or_else(
+                || "atom.xml".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            )),
+            Feed::Tag(tag) => file_safe(tag).then(|| format!("tags/{tag}.xml")),
+            Feed::Source(id) => file_safe(id).then(|| format!("sources/{id}.xml")),
+        }
+    }
+
+    /// The feed's id, title and self link. `source_title` names a source's feed.
+    pub fn head(self, config: &FeedConfig, source_title: Option<&str>) -> Head {
+        let merged = Head::merged(config);
+        let (kind, name) = match self {
+            Feed::Merged => return merged,
+            Feed::Tag(tag) => ("tag", tag),
+            Feed::Source(id) => ("source", id),
+        };
+        let title = match self {
+            Feed::Tag(tag) => format!("{} · #{tag}", config.title),
+            _ => format!("{} · {}", config.title, source_title.unwrap_or(name)),
+        };
+        let folder = if kind == "tag" { "tags" } else { "sources" };
+        Head {
+            // A name-based UUID: stable across runs and machines, and distinct per feed.
+            id: uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_URL,
+                format!("{}\n{kind}\n{name}", config.id).as_bytes(),
+            )
+            .urn()
+            .to_string(),
+            title,
+            self_url: sibling_url(
+                &config.self_url,
+                &format!("{folder}/{}.xml", url_segment(name)),
+            ),
+        }
+    }
+}
+
+/// A tag or source id as a file name: no separators, nothing hidden, nothing a file system
+/// refuses.
+fn file_safe(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+}
+
+fn url_segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// `relative` next to the merged feed's address: `http://h/atom.xml` + `feed.json` is
+/// `http://h/feed.json`.
+pub fn sibling_url(self_url: &str, relative: &str) -> String {
+    match self_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{relative}"),
+        None => format!("/{relative}"),
+    }
+}
+
+/// The JSON Feed's address.
+pub fn json_url(config: &FeedConfig) -> String {
+    sibling_url(&config.self_url, "feed.json")
+}
+
+/// The newest `feed.max_entries` articles of a feed, newest first.
+pub async fn items(settings: &Settings, store: &Store, feed: Feed<'_>) -> Result<Vec<FeedItem>> {
+    let rows = store
+        .feed_rows(feed.selection(), settings.feed.max_entries)
+        .await?;
+    Ok(rows.into_iter().map(item).collect())
+}
+
+fn item(row: FeedRow) -> FeedItem {
+    let FeedRow {
+        record,
+        source_feed_id,
+        source_title,
+        source_link,
+    } = row;
+    let source_id = record.source;
+    FeedItem {
+        atom_id: record.atom_id,
+        doc: record.doc,
+        updated: record.updated_at,
+        path: record.path,
+        source: SourceInfo {
+            id: source_feed_id.unwrap_or_else(|| format!("urn:gazette:source:{source_id}")),
+            title: source_title.unwrap_or_else(|| source_id.clone()),
+            link: source_link,
+            key: source_id,
+        },
+        bylines: record.bylines,
+        enclosures: record.enclosures,
+    }
+}
+
+/// A feed's Atom document.
+pub fn render_atom(config: &FeedConfig, feed: Feed<'_>, items: &[FeedItem]) -> Vec<u8> {
+    let source_title = match feed {
+        Feed::Source(_) => items.first().map(|i| i.source.title.as_str()),
+        _ => None,
+    };
+    atom::render(config, &feed.head(config, source_title), items)
+}
+
+/// The merged feed's entries as a JSON Feed.
+pub fn render_json(config: &FeedConfig, items: &[FeedItem]) -> Vec<u8> {
+    json_feed::render(config, &config.title, &json_url(config), items)
+}
+
+/// The feed files a run writes: the merged feed, and what `[feed]` asks for besides.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Files whose bytes changed.
+    pub changed: Vec<PathBuf>,
+}
+
+/// Writes every configured feed file from state. Refuses, writing nothing, to replace the
+/// merged feed by a much shorter one while the archive holds articles state does not know:
+/// that is a lost or damaged state database, which `gazette rebuild` recovers.
+pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
+    let config = &settings.feed;
+    let merged = items(settings, store, Feed::Merged).await?;
+    guard_against_shrinking(settings, store, merged.len()).await?;
+    let folder = settings
+        .feed_path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut files = vec![(
+        settings.feed_path.clone(),
+        render_atom(config, Feed::Merged, &merged),
+    )];
+    if config.json {
+        files.push((folder.join("feed.json"), render_json(config, &merged)));
+    }
+    drop(merged);
+    let tags = match &config.tag_feeds {
+        TagFeeds::Every(false) => Vec::new(),
+        TagFeeds::Every(true) => store.tags().await?,
+        TagFeeds::Only(tags) => tags.clone(),
+    };
+    let sources: Vec<String> = if config.source_feeds {
+        settings.sources.iter().map(|s| s.id.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    let filtered = tags
+        .iter()
+        .map(|t| Feed::Tag(t))
+        .chain(sources.iter().map(|s| Feed::Source(s)));
+    for feed in filtered {
+        let Some(relative) = feed.relative_path(config) else {
+            warn!(
+                ?feed,
+                "no feed file for this name: it cannot be a file name"
+            );
+            continue;
+        };
+        let items = items(settings, store, feed).await?;
+        files.push((folder.join(relative), render_atom(config, feed, &items)));
+    }
+    let mut written = Written::default();
+    for (path, bytes) in files {
+        let changed = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || super::write_atomic(&path, &bytes)
+        })
+        .await
+        .map_err(|e| Error::io(&path, std::io::Error::other(e)))??;
+        if changed {
+            written.changed.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// Entries in a published Atom feed (0 when there is none).
+fn published_entries(path: &Path) -> usize {
+    std::fs::read(path).map_or(0, |bytes| {
+        bytes.windows(7).filter(|w| w == b"<entry>").count()
+    })
+}
+
+async fn guard_against_shrinking(settings: &Settings, store: &Store, new: usize) -> Result<()> {
+    let path = settings.feed_path.clone();
+    let old = tokio::task::spawn_blocking(move || published_entries(&path))
+        .await
+        .unwrap_or(0);
+    // Fewer entries than half of what is published: a source removed or articles pruned can
+    // do that; a state database that lost its articles does it while their files remain.
+    if old == 0 || new * 2 >= old {
+        return Ok(());
+    }
+    let unknown = unknown_files(settings, store).await?;
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{}: not replaced: it would go from {old} entries to {new} while the archive {} holds {} \
+         articles that the state database does not know (for example {}); the state was lost or \
+         replaced: run `gazette rebuild` to recover it from the archive",
+        settings.feed_path.display(),
+        settings.archive_dir.display(),
+        unknown.len(),
+        unknown[0],
+    )))
+}
+
+/// Archive files that state knows nothing of (removed sources' files are known).
+pub async fn unknown_files(settings: &Settings, store: &Store) -> Result<Vec<String>> {
+    let known = store.all_paths().await?;
+    let dir = settings.archive_dir.clone();
+    let files = tokio::task::spawn_blocking(move || archive::list_files(&dir))
+        .await
+        .map_err(|e| Error::io(&settings.archive_dir, std::io::Error::other(e)))??;
+    Ok(files.into_iter().filter(|f| !known.contains(f)).collect())
+}

@@ -1,0 +1,579 @@
+//! The article record: everything an archive file, a feed entry and a page are made from, so
+//! that no output reads the archive back and the archive can be rendered again from state.
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::{Store, from_json_list, from_millis, json_list, to_millis};
+use crate::error::Result;
+use crate::model::{Byline, Document, Enclosure, Section};
+
+/// Everything state keeps of an archived article.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArticleRecord {
+    pub source: String,
+    /// The entry's key; the link for a record rebuilt from a file that names no guid.
+    pub key: String,
+    /// The archive file, relative to the archive folder, with `/` separators.
+    pub path: String,
+    pub atom_id: String,
+    /// Of what the file was made from; empty when unknown (rebuilt from the archive).
+    pub content_hash: String,
+    /// What the file holds.
+    pub doc: Document,
+    /// The entry's own text before LLM sections replaced it; `None` when unknown.
+    pub original: Option<Section>,
+    /// The model and prompt version of the LLM sections, when state made them.
+    pub enriched_by: Option<String>,
+    pub bylines: Vec<Byline>,
+    pub enclosures: Vec<Enclosure>,
+    /// The dates the feed gave.
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub first_seen: DateTime<Utc>,
+    /// When the file last changed.
+    pub updated_at: DateTime<Utc>,
+    pub canonical: String,
+    /// The entry as fetched, serialized by the pipeline (`None` in lists that do not need it).
+    pub entry: Option<String>,
+    /// Of the settings that shaped the file; `None` when unknown.
+    pub fingerprint: Option<String>,
+    /// Recovered from the archive; a fetch that sees the entry adopts it.
+    pub rebuilt: bool,
+}
+
+/// What is known of an article already archived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredArticle {
+    pub path: String,
+    pub content_hash: String,
+    pub first_seen: DateTime<Utc>,
+    /// The date the article is filed under; it never changes once archived.
+    pub date: DateTime<Utc>,
+    /// Recovered from the archive and not yet adopted by a fetch.
+    pub rebuilt: bool,
+}
+
+/// What state knows of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    New,
+    Archived(StoredArticle),
+    /// Another source's article; its file holds this entry.
+    Alias {
+        content_hash: String,
+    },
+}
+
+/// Which articles a feed or a listing holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Selection<'a> {
+    #[default]
+    All,
+    Source(&'a str),
+    Tag(&'a str),
+}
+
+/// An article of a feed, with its source feed's own metadata.
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    pub record: ArticleRecord,
+    pub source_feed_id: Option<String>,
+    pub source_title: Option<String>,
+    pub source_link: Option<String>,
+}
+
+/// The columns [`record_from_row`] reads, in its order; `entry` is selected as NULL where a
+/// listing does not need it, so a feed query never loads the fetched entries.
+const RECORD_COLUMNS: &str = "a.source, a.key, a.path, a.atom_id, a.content_hash, a.title, a.link, a.date,
+     a.description, a.author, a.tags, a.sections, a.original, a.enriched_by, a.bylines, a.enclosures,
+     a.published, a.updated, a.first_seen, a.updated_at, COALESCE(a.canonical, ''), a.fingerprint,
+     a.rebuilt";
+
+fn record_from_row(r: &SqliteRow, entry: Option<String>) -> ArticleRecord {
+    let title: String = r.get(5);
+    let mut sections: Vec<Section> = from_json_list(r.get(11));
+    let original_section = sections.pop().unwrap_or_else(|| Section {
+        language: "en".to_owned(),
+        title: title.clone(),
+        body: String::new(),
+    });
+    let original: Option<String> = r.get(12);
+    ArticleRecord {
+        source: r.get(0),
+        key: r.get(1),
+        path: r.get(2),
+        atom_id: r.get(3),
+        content_hash: r.get(4),
+        doc: Document {
+            link: r.get(6),
+            date: from_millis(r.get(7)),
+            description: r.get(8),
+            tags: from_json_list(r.get(10)),
+            author: r.get(9),
+            translations: sections,
+            original: original_section,
+        },
+        original: original.and_then(|json| serde_json::from_str(&json).ok()),
+        enriched_by: r.get(13),
+        bylines: from_json_list(r.get(14)),
+        enclosures: from_json_list(r.get(15)),
+        published: r.get::<Option<i64>, _>(16).map(from_millis),
+        updated: r.get::<Option<i64>, _>(17).map(from_millis),
+        first_seen: from_millis(r.get(18)),
+        updated_at: from_millis(r.get(19)),
+        canonical: r.get(20),
+        entry,
+        fingerprint: r.get(21),
+        rebuilt: r.get::<i64, _>(22) != 0,
+    }
+}
+
+/// Queries here are assembled from the constant column lists above, never from input, which is
+/// always bound.
+fn constant(query: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(query)
+}
+
+fn sections_json(doc: &Document) -> String {
+    serde_json::to_string(&doc.sections().collect::<Vec<_>>()).unwrap_or_default()
+}
+
+fn limit_of(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    pub async fn article(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+    ) -> Result<Option<StoredArticle>> {
+        let row = sqlx::query(
+            "SELECT path, content_hash, first_seen, date, rebuilt FROM articles WHERE source = ? AND key = ?",
+        )
+        .bind(source)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+        Ok(row.map(|r| StoredArticle {
+            path: r.get(0),
+            content_hash: r.get(1),
+            first_seen: from_millis(r.get(2)),
+            date: from_millis(r.get(3)),
+            rebuilt: r.get::<i64, _>(4) != 0,
+        }))
+    }
+
+    /// What is known of an entry: archived, merged into another source's article (with the
+    /// content hash it had then), or nothing. One query, as it runs for every entry of every
+    /// fetch.
+    pub async fn known(conn: &mut SqliteConnection, source: &str, key: &str) -> Result<Known> {
+        let row = sqlx::query(
+            "SELECT 0, path, content_hash, first_seen, date, rebuilt FROM articles WHERE source = ?1 AND key = ?2
+             UNION ALL
+             SELECT 1, '', content_hash, first_seen, first_seen, 0 FROM aliases WHERE source = ?1 AND key = ?2
+             ORDER BY 1 LIMIT 1",
+        )
+        .bind(source)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+        Ok(match row {
+            None => Known::New,
+            Some(r) if r.get::<i64, _>(0) == 0 => Known::Archived(StoredArticle {
+                path: r.get(1),
+                content_hash: r.get(2),
+                first_seen: from_millis(r.get(3)),
+                date: from_millis(r.get(4)),
+                rebuilt: r.get::<i64, _>(5) != 0,
+            }),
+            Some(r) => Known::Alias {
+                content_hash: r.get(2),
+            },
+        })
+    }
+
+    pub async fn path_taken(conn: &mut SqliteConnection, path: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM articles WHERE path = ?")
+            .bind(path)
+            .fetch_optional(conn)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Writes the whole record. `file_changed` moves `updated_at` (the feed entry's `updated`);
+    /// otherwise the stored one is kept.
+    pub async fn write_article(
+        conn: &mut SqliteConnection,
+        record: &ArticleRecord,
+        file_changed: bool,
+    ) -> Result<()> {
+        let original = record
+            .original
+            .as_ref()
+            .and_then(|s| serde_json::to_string(s).ok());
+        sqlx::query(
+            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at,
+                                  language, canonical, bylines, enclosures, description, author, tags, sections,
+                                  original, enriched_by, published, updated, entry, fingerprint, rebuilt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
+                     ?22, ?23, ?24, ?25, ?26)
+             ON CONFLICT (source, key) DO UPDATE SET
+                path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
+                title = excluded.title, link = excluded.link, date = excluded.date,
+                updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END,
+                language = excluded.language, canonical = excluded.canonical,
+                bylines = excluded.bylines, enclosures = excluded.enclosures,
+                description = excluded.description, author = excluded.author, tags = excluded.tags,
+                sections = excluded.sections, original = excluded.original,
+                enriched_by = excluded.enriched_by, published = excluded.published,
+                updated = excluded.updated, entry = excluded.entry,
+                fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt",
+        )
+        .bind(&record.source)
+        .bind(&record.key)
+        .bind(&record.path)
+        .bind(&record.content_hash)
+        .bind(&record.atom_id)
+        .bind(record.doc.title())
+        .bind(&record.doc.link)
+        .bind(to_millis(&record.doc.date))
+        .bind(to_millis(&record.first_seen))
+        .bind(to_millis(&record.updated_at))
+        .bind(file_changed)
+        .bind(
+            record
+                .original
+                .as_ref()
+                .map_or(&record.doc.original.language, |s| &s.language),
+        )
+        .bind(&record.canonical)
+        .bind(json_list(&record.bylines))
+        .bind(json_list(&record.enclosures))
+        .bind(&record.doc.description)
+        .bind(&record.doc.author)
+        .bind(serde_json::to_string(&record.doc.tags).unwrap_or_default())
+        .bind(sections_json(&record.doc))
+        .bind(original)
+        .bind(&record.enriched_by)
+        .bind(record.published.as_ref().map(to_millis))
+        .bind(record.updated.as_ref().map(to_millis))
+        .bind(&record.entry)
+        .bind(&record.fingerprint)
+        .bind(record.rebuilt)
+        .execute(&mut *conn)
+        .await?;
+        Self::write_tags(conn, &record.source, &record.key, &record.doc).await
+    }
+
+    async fn write_tags(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        doc: &Document,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM article_tags WHERE source = ? AND key = ?")
+            .bind(source)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+        for tag in &doc.tags {
+            sqlx::query(
+                "INSERT OR IGNORE INTO article_tags (source, key, tag, date) VALUES (?, ?, ?, ?)",
+            )
+            .bind(source)
+            .bind(key)
+            .bind(tag)
+            .bind(to_millis(&doc.date))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces what the file holds (tags merged, sections written), as of `now`.
+    pub async fn update_document(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        doc: &Document,
+        enriched_by: Option<&str>,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE articles SET title = ?3, description = ?4, tags = ?5, sections = ?6,
+                                 enriched_by = COALESCE(?7, enriched_by), updated_at = ?8
+             WHERE source = ?1 AND key = ?2",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(doc.title())
+        .bind(&doc.description)
+        .bind(serde_json::to_string(&doc.tags).unwrap_or_default())
+        .bind(sections_json(doc))
+        .bind(enriched_by)
+        .bind(to_millis(now))
+        .execute(&mut *conn)
+        .await?;
+        Self::write_tags(conn, source, key, doc).await
+    }
+
+    /// The whole record of an article.
+    pub async fn record(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+    ) -> Result<Option<ArticleRecord>> {
+        let row = sqlx::query(constant(format!(
+            "SELECT {RECORD_COLUMNS}, a.entry FROM articles a WHERE a.source = ? AND a.key = ?"
+        )))
+        .bind(source)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+        Ok(row.map(|r| {
+            let entry = r.get(23);
+            record_from_row(&r, entry)
+        }))
+    }
+
+    /// The record of the article archived at `path`, for its page (without the fetched entry).
+    pub async fn record_by_path(&self, path: &str) -> Result<Option<ArticleRecord>> {
+        let row = sqlx::query(constant(format!(
+            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.path = ?"
+        )))
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| record_from_row(&r, None)))
+    }
+
+    /// The records recovered from the archive that this entry's link identifies (several files
+    /// may share a link).
+    pub async fn rebuilt_by_link(
+        conn: &mut SqliteConnection,
+        source: &str,
+        link: &str,
+    ) -> Result<Vec<ArticleRecord>> {
+        if link.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(constant(format!(
+            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = ? AND a.link = ? AND a.rebuilt = 1
+             ORDER BY a.date DESC LIMIT 100"
+        )))
+        .bind(source)
+        .bind(link)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.iter().map(|r| record_from_row(r, None)).collect())
+    }
+
+    /// Whether any of the source's records waits to be adopted by a fetch.
+    pub async fn has_rebuilt(conn: &mut SqliteConnection, source: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM articles WHERE source = ? AND rebuilt = 1 LIMIT 1")
+            .bind(source)
+            .fetch_optional(conn)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Gives a rebuilt record the identity and fields a fetch found for it; the file's content
+    /// (sections, tags, date) stays as recovered, since the file is not rewritten.
+    pub async fn adopt(
+        conn: &mut SqliteConnection,
+        rebuilt_key: &str,
+        record: &ArticleRecord,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM article_tags WHERE source = ? AND key = ?")
+            .bind(&record.source)
+            .bind(rebuilt_key)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM articles WHERE source = ? AND key = ?")
+            .bind(&record.source)
+            .bind(rebuilt_key)
+            .execute(&mut *conn)
+            .await?;
+        Self::write_article(conn, record, true).await
+    }
+
+    /// The newest `limit` articles of a selection, newest first, skipping removed sources.
+    pub async fn feed_rows(&self, selection: Selection<'_>, limit: usize) -> Result<Vec<FeedRow>> {
+        let columns = format!(
+            "{RECORD_COLUMNS}, s.feed_id, s.feed_title, s.feed_link
+             FROM articles a LEFT JOIN sources s ON s.id = a.source"
+        );
+        let live = "(s.removed_at IS NULL)";
+        let query = match selection {
+            Selection::All => format!(
+                "SELECT {columns} WHERE {live} ORDER BY a.date DESC, a.updated_at DESC LIMIT ?1"
+            ),
+            Selection::Source(_) => format!(
+                "SELECT {columns} WHERE a.source = ?2 AND {live}
+                 ORDER BY a.date DESC, a.updated_at DESC LIMIT ?1"
+            ),
+            Selection::Tag(_) => format!(
+                "SELECT {RECORD_COLUMNS}, s.feed_id, s.feed_title, s.feed_link
+                 FROM article_tags t
+                 JOIN articles a ON a.source = t.source AND a.key = t.key
+                 LEFT JOIN sources s ON s.id = a.source
+                 WHERE t.tag = ?2 AND {live}
+                 ORDER BY t.date DESC, a.updated_at DESC LIMIT ?1"
+            ),
+        };
+        let argument = match selection {
+            Selection::All => None,
+            Selection::Source(id) | Selection::Tag(id) => Some(id),
+        };
+        let rows = sqlx::query(constant(query))
+            .bind(limit_of(limit))
+            .bind(argument)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FeedRow {
+                record: record_from_row(r, None),
+                source_feed_id: r.get(23),
+                source_title: r.get(24),
+                source_link: r.get(25),
+            })
+            .collect())
+    }
+
+    /// Records in path order after `after` (exclusive), `limit` at a time, with their fetched
+    /// entries when `with_entry`: for passes over the whole archive in bounded memory.
+    pub async fn records_after(
+        &self,
+        after: &str,
+        limit: usize,
+        source: Option<&str>,
+        with_entry: bool,
+    ) -> Result<Vec<ArticleRecord>> {
+        let entry = if with_entry { "a.entry" } else { "NULL" };
+        let rows = sqlx::query(constant(format!(
+            "SELECT {RECORD_COLUMNS}, {entry} FROM articles a
+             WHERE a.path > ?1 AND (?3 IS NULL OR a.source = ?3) ORDER BY a.path LIMIT ?2"
+        )))
+        .bind(after)
+        .bind(limit_of(limit))
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let entry = r.get(23);
+                record_from_row(r, entry)
+            })
+            .collect())
+    }
+
+    /// The source's records whose file was shaped by other settings than `fingerprint` (those
+    /// of unknown fingerprint are left alone), at most `limit`.
+    pub async fn stale_records(
+        &self,
+        source: &str,
+        fingerprint: &str,
+        limit: usize,
+    ) -> Result<Vec<ArticleRecord>> {
+        let rows = sqlx::query(constant(format!(
+            "SELECT {RECORD_COLUMNS}, a.entry FROM articles a
+             WHERE a.source = ?1 AND a.fingerprint IS NOT NULL AND a.fingerprint <> ?2
+             ORDER BY a.date DESC LIMIT ?3"
+        )))
+        .bind(source)
+        .bind(fingerprint)
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let entry = r.get(23);
+                record_from_row(r, entry)
+            })
+            .collect())
+    }
+
+    /// Every archived path (removed sources' included), for comparing state with the archive.
+    pub async fn all_paths(&self) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("SELECT path FROM articles")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Every tag of a live source's article, sorted.
+    pub async fn tags(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT t.tag FROM article_tags t
+             WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.id = t.source AND s.removed_at IS NOT NULL)
+             ORDER BY t.tag",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn article_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM articles")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Rows written before the record held whole articles, which only their files complete.
+    pub async fn incomplete_paths(&self, limit: usize) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT source, key, path FROM articles WHERE sections IS NULL ORDER BY path LIMIT ?",
+        )
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// Completes a row written before the record held whole articles from its file.
+    pub async fn complete_from_file(
+        conn: &mut SqliteConnection,
+        source: &str,
+        key: &str,
+        doc: &Document,
+    ) -> Result<()> {
+        let original = doc
+            .translations
+            .is_empty()
+            .then(|| serde_json::to_string(&doc.original).ok())
+            .flatten();
+        sqlx::query(
+            "UPDATE articles SET description = ?3, author = ?4, tags = ?5, sections = ?6,
+                                 original = COALESCE(original, ?7)
+             WHERE source = ?1 AND key = ?2",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(&doc.description)
+        .bind(&doc.author)
+        .bind(serde_json::to_string(&doc.tags).unwrap_or_default())
+        .bind(sections_json(doc))
+        .bind(original)
+        .execute(&mut *conn)
+        .await?;
+        Self::write_tags(conn, source, key, doc).await
+    }
+
+    /// Counts commits that changed what an output shows (by any process).
+    pub async fn state_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT n FROM state_version WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+}

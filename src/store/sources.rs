@@ -1,0 +1,98 @@
+//! Sources that leave: the tombstone `gazette remove` keeps, and the purge that drops it; and
+//! the pruning of state that would otherwise only grow.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, to_millis};
+use crate::error::Result;
+
+/// What pruning removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub pages: u64,
+    pub answers: u64,
+}
+
+impl Store {
+    /// Takes a source out of every feed and keeps its articles known (a tombstone), so that its
+    /// files are neither orphans nor counted as missing from state.
+    pub async fn tombstone_source(&self, source: &str, now: &DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sources (id, url, removed_at) VALUES (?1, '', ?2)
+             ON CONFLICT (id) DO UPDATE SET removed_at = excluded.removed_at",
+        )
+        .bind(source)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A source fetched again (added back to the config) is live again.
+    pub async fn revive_source(&self, source: &str) -> Result<()> {
+        sqlx::query("UPDATE sources SET removed_at = NULL WHERE id = ? AND removed_at IS NOT NULL")
+            .bind(source)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sources `gazette remove` took out.
+    pub async fn removed_sources(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM sources WHERE removed_at IS NOT NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The archive paths of a source's articles.
+    pub async fn paths_of(&self, source: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT path FROM articles WHERE source = ? ORDER BY path")
+            .bind(source)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Forgets a source and everything of it, in one transaction.
+    pub async fn purge_source(&self, source: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for table in [
+            "DELETE FROM article_tags WHERE source = ?",
+            "DELETE FROM enrichments WHERE source = ?",
+            "DELETE FROM aliases WHERE source = ?",
+            "DELETE FROM articles WHERE source = ?",
+            "DELETE FROM sources WHERE id = ?",
+        ] {
+            sqlx::query(table).bind(source).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops fetched pages and cached LLM answers older than the given ages. The records keep
+    /// what the archive needs, so these are only savings on a re-fetch.
+    pub async fn prune(
+        &self,
+        pages_before: Option<DateTime<Utc>>,
+        answers_before: Option<DateTime<Utc>>,
+    ) -> Result<Pruned> {
+        let mut pruned = Pruned::default();
+        if let Some(before) = pages_before {
+            pruned.pages = sqlx::query("DELETE FROM pages WHERE fetched_at < ?")
+                .bind(to_millis(&before))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        if let Some(before) = answers_before {
+            pruned.answers = sqlx::query("DELETE FROM enrichment_cache WHERE created_at < ?")
+                .bind(to_millis(&before))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(pruned)
+    }
+}
