@@ -1,30 +1,83 @@
-//! Scale benchmark: N sources x M entries served over HTTP on 127.0.0.1, fetched by the release
-//! binary into a fresh archive (cold run); then again with nothing changed, forced so that every
-//! source is asked and answers 304 to the conditional request (warm run); then as cron would,
-//! when no source is due yet (idle run).
+//! Scale benchmark: the release binary against feeds served over HTTP on 127.0.0.1, timed and
+//! measured for peak memory, one run at a time. On an archive of a given size (seeded first
+//! through the same HTTP feeds, many entries per source, when the size is not 0) it runs:
+//!
+//! - `seed`: one fetch of the seed feeds, which archives the articles the measured runs start from;
+//! - `cold`: N sources x M new entries each, fetched and archived;
+//! - `warm`: again with nothing changed, forced so that every source is asked and answers 304 to
+//!   the conditional request;
+//! - `idle`: as cron would, when no source is due yet;
+//! - `build`: `gazette build` with `public/atom.xml` removed first, so the merged feed is
+//!   rendered from the state database and written;
+//! - `rebuild`: `gazette build` again, which renders the same feed and finds it unchanged.
+//!
+//! Peak memory is each run's own maximum resident set size as GNU time reports it
+//! (`/usr/bin/time -f %M`, needed: `apt-get install time`). getrusage(RUSAGE_CHILDREN) would not
+//! do: a child counts the bench process's resident feeds until it execs the binary.
 //!
 //! `cargo bench --bench scale`; sizes from the environment:
-//! `GAZETTE_BENCH_SOURCES` (default 1000), `GAZETTE_BENCH_ENTRIES` (50),
-//! `GAZETTE_BENCH_PRESEED` (articles archived before the measured runs, default 0; 200000 matches
-//! the archive size the project is measured at, and takes a while to build).
+//!
+//! - `GAZETTE_BENCH_SOURCES` (default 1000): sources, each with its own feed;
+//! - `GAZETTE_BENCH_ENTRIES` (default 50): new entries per source in the cold run;
+//! - `GAZETTE_BENCH_PRESEED` (default 0): articles archived before the measured runs, rounded up
+//!   to a whole number per source;
+//! - `GAZETTE_BENCH_ARCHIVES` (a list such as `1000,200000`): runs the whole sequence once for
+//!   each archive size, each in its own temporary folder, then prints per phase the peak memory
+//!   and time at each size and the ratio of the largest to the smallest, to show whether memory
+//!   stays flat as the archive grows ("flat" when the largest peak is within 20% of the smallest).
+//!   The measured runs are the same at every size: the same sources and cold-run entries; only
+//!   the archive they find differs. `cargo bench --bench scale -- --archives` does the same with
+//!   the list `1000,200000`. Not together with `GAZETTE_BENCH_PRESEED`, which is one size.
+//!
+//! With the defaults, `--archives` seeds 1000 sources x 200 entries for the large archive.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::process::Command;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+/// GNU time, which reports the peak RSS of the one process it runs.
+const TIME: &str = "/usr/bin/time";
+/// The archive sizes `--archives` compares: a small archive and the size the project is measured at.
+const DEFAULT_ARCHIVES: &str = "1000,200000";
+/// Largest peak over smallest peak still called flat.
+const FLAT_WITHIN: f64 = 1.2;
+
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    match std::env::var(name) {
+        // A typo must not silently run the bench at the default size.
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// Ascending and without repeats, so that "big/small" is the last over the first.
+fn parse_sizes(list: &str) -> Vec<usize> {
+    let mut sizes: Vec<usize> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("archive size {s:?} in {list:?} is not a whole number"))
+        })
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    assert!(!sizes.is_empty(), "no archive size in {list:?}");
+    sizes
 }
 
 /// About 3.4 KB per entry, like a news feed that carries its articles' full text.
@@ -60,17 +113,48 @@ fn feed(source: usize, entries: usize, offset: usize) -> String {
     xml
 }
 
-type Feeds = Arc<HashMap<String, Vec<u8>>>;
+struct Feed {
+    body: Bytes,
+    /// Source, offset and count determine the body, so they make a strong validator.
+    etag: String,
+}
 
-async fn serve(State(feeds): State<Feeds>, UrlPath(name): UrlPath<String>) -> Response {
-    match feeds.get(&name) {
-        Some(body) => (
-            [(header::CONTENT_TYPE, "application/rss+xml")],
-            body.clone(),
-        )
-            .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+impl Feed {
+    fn new(source: usize, entries: usize, offset: usize) -> Self {
+        Self {
+            body: Bytes::from(feed(source, entries, offset)),
+            etag: format!("\"s{source}-{offset}-{entries}\""),
+        }
     }
+}
+
+/// Behind a lock because each archive size adds its seed feeds while the server runs, and drops
+/// them once seeded so that they do not add up.
+type Feeds = Arc<RwLock<HashMap<String, Feed>>>;
+
+async fn serve(
+    State(feeds): State<Feeds>,
+    UrlPath(name): UrlPath<String>,
+    request: HeaderMap,
+) -> Response {
+    let feeds = feeds.read().expect("feed table lock poisoned");
+    let Some(feed) = feeds.get(&name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = [(header::ETAG, feed.etag.clone())];
+    // What a real server does, so that the warm run measures Gazette's 304 path.
+    if request
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tag| tag.as_bytes() == feed.etag.as_bytes())
+    {
+        return (StatusCode::NOT_MODIFIED, etag).into_response();
+    }
+    (
+        etag,
+        [(header::CONTENT_TYPE, "application/rss+xml")],
+        feed.body.clone(),
+    )
+        .into_response()
 }
 
 fn write_config(dir: &Path, base: &str, sources: usize, prefix: &str) {
@@ -86,14 +170,28 @@ fn write_config(dir: &Path, base: &str, sources: usize, prefix: &str) {
     std::fs::write(dir.join("gazette.toml"), config).expect("config");
 }
 
-fn run(dir: &Path, label: &str, entries: usize, extra: &[&str]) -> f64 {
+#[derive(Clone, Copy)]
+struct Measured {
+    seconds: f64,
+    peak_mib: f64,
+}
+
+/// One run of the binary under GNU time; `entries` is what the run works through, for a rate.
+fn run(dir: &Path, label: &str, args: &[&str], entries: Option<usize>) -> Measured {
+    // GNU time writes its report to this file, so that Gazette's own stderr stays apart.
+    let report = tempfile::NamedTempFile::new().expect("temp file for GNU time's report");
     let start = Instant::now();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
-        .args(["--config", "gazette.toml", "fetch"])
-        .args(extra)
+    let output = Command::new(TIME)
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(env!("CARGO_BIN_EXE_gazette"))
+        .args(["--config", "gazette.toml"])
+        .args(args)
         .current_dir(dir)
         .output()
-        .expect("run gazette");
+        .unwrap_or_else(|e| panic!("{label}: cannot run {TIME}: {e}"));
     let seconds = start.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary = stdout.lines().last().unwrap_or_default();
@@ -102,71 +200,241 @@ fn run(dir: &Path, label: &str, entries: usize, extra: &[&str]) -> f64 {
         "{label} failed: {summary}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    println!(
-        "{label:<6} {seconds:>8.2} s  {:>9.0} entries/s  ({summary})",
-        entries as f64 / seconds
-    );
-    seconds
+    let report = std::fs::read_to_string(report.path()).expect("read GNU time's report");
+    // The peak is the last line; a line about the exit status may come before it.
+    let peak_kib: u64 = report
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{label}: no peak RSS in {TIME}'s report {report:?}"));
+    let peak_mib = peak_kib as f64 / 1024.0;
+    let rate = entries.map_or_else(String::new, |n| {
+        format!("{:.0} entries/s", n as f64 / seconds)
+    });
+    println!("{label:<7} {seconds:>8.2} s  {peak_mib:>7.1} MiB peak  {rate:>16}  ({summary})");
+    Measured { seconds, peak_mib }
 }
 
-fn max_child_rss_mib() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes into the provided struct, which is large enough.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return f64::NAN;
+/// What one archive size's sequence works with.
+struct Bench {
+    feeds: Feeds,
+    base: String,
+    sources: usize,
+    entries: usize,
+}
+
+const PHASES: [&str; 6] = ["seed", "cold", "warm", "idle", "build", "rebuild"];
+
+/// The whole sequence on a fresh archive of `archive` articles (rounded up to whole seed feeds);
+/// one measurement per phase of `PHASES`, `None` for a seed that was not needed.
+fn sequence(bench: &Bench, archive: usize) -> Vec<Option<Measured>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    let sources = bench.sources;
+    let per_source = archive.div_ceil(sources);
+    println!(
+        "\narchive of {} articles ({sources} sources x {per_source} seed entries) in {}",
+        sources * per_source,
+        path.display()
+    );
+    let mut measured = Vec::with_capacity(PHASES.len());
+    if per_source > 0 {
+        {
+            let mut feeds = bench.feeds.write().expect("feed table lock poisoned");
+            for s in 0..sources {
+                feeds.insert(format!("seed{s}.xml"), Feed::new(s, per_source, 0));
+            }
+        }
+        write_config(path, &bench.base, sources, "seed");
+        measured.push(Some(run(
+            path,
+            "seed",
+            &["fetch"],
+            Some(sources * per_source),
+        )));
+        bench
+            .feeds
+            .write()
+            .expect("feed table lock poisoned")
+            .retain(|name, _| !name.starts_with("seed"));
+    } else {
+        measured.push(None);
     }
-    // SAFETY: initialized by the successful call above.
-    let usage = unsafe { usage.assume_init() };
-    usage.ru_maxrss as f64 / 1024.0
+    let total = Some(sources * bench.entries);
+    write_config(path, &bench.base, sources, "s");
+    measured.push(Some(run(path, "cold", &["fetch"], total)));
+    measured.push(Some(run(path, "warm", &["fetch", "--force"], total)));
+    measured.push(Some(run(path, "idle", &["fetch"], total)));
+    let atom = path.join("public/atom.xml");
+    std::fs::remove_file(&atom)
+        .unwrap_or_else(|e| panic!("the cold run left no {}: {e}", atom.display()));
+    measured.push(Some(run(path, "build", &["build"], None)));
+    measured.push(Some(run(path, "rebuild", &["build"], None)));
+    measured
+}
+
+/// A Markdown table, padded so that it also reads as plain text; `right[i]` aligns column `i`.
+fn print_table(header: &[String], rows: &[Vec<String>], right: &[bool]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .fold(header[c].len(), usize::max)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let mut out = String::from("|");
+        for ((cell, &width), &right) in cells.iter().zip(&widths).zip(right) {
+            if right {
+                let _ = write!(out, " {cell:>width$} |");
+            } else {
+                let _ = write!(out, " {cell:<width$} |");
+            }
+        }
+        println!("{out}");
+    };
+    line(header);
+    // The cell's padding is part of the rule; a colon at its right end aligns right.
+    let rule: Vec<String> = widths
+        .iter()
+        .zip(right)
+        .map(|(&w, &right)| {
+            if right {
+                format!("{}:", "-".repeat(w + 1))
+            } else {
+                "-".repeat(w + 2)
+            }
+        })
+        .collect();
+    println!("|{}|", rule.join("|"));
+    for row in rows {
+        line(row);
+    }
+}
+
+fn print_comparison(bench: &Bench, sizes: &[usize], results: &[Vec<Option<Measured>>]) {
+    let archived: Vec<usize> = sizes
+        .iter()
+        .map(|&n| n.div_ceil(bench.sources) * bench.sources)
+        .collect();
+    println!(
+        "\npeak RSS and wall time per phase, archives of {} articles; every measured run: {} sources, {} new entries in the cold run",
+        archived
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" and "),
+        bench.sources,
+        bench.sources * bench.entries
+    );
+    let mut header = vec!["phase".to_owned()];
+    header.extend(archived.iter().map(|n| format!("MiB @{n}")));
+    header.extend(["MiB big/small".to_owned(), "memory".to_owned()]);
+    header.extend(archived.iter().map(|n| format!("s @{n}")));
+    header.push("s big/small".to_owned());
+    let mut right = vec![false];
+    right.extend(sizes.iter().map(|_| true));
+    right.extend([true, false]);
+    right.extend(sizes.iter().map(|_| true));
+    right.push(true);
+
+    let cell = |m: Option<Measured>, f: fn(Measured) -> f64, decimals: usize| {
+        m.map_or_else(|| "-".to_owned(), |m| format!("{:.decimals$}", f(m)))
+    };
+    let ratio = |column: &[Option<Measured>], f: fn(Measured) -> f64| match (
+        column.first().copied().flatten(),
+        column.last().copied().flatten(),
+    ) {
+        (Some(small), Some(big)) => format!("{:.2}", f(big) / f(small)),
+        _ => "-".to_owned(),
+    };
+    let mut rows = Vec::new();
+    for (p, phase) in PHASES.iter().enumerate() {
+        let column: Vec<Option<Measured>> = results.iter().map(|r| r[p]).collect();
+        let peaks: Vec<f64> = column.iter().flatten().map(|m| m.peak_mib).collect();
+        let verdict = if p == 0 {
+            // Seeding is the one phase whose work grows with the archive.
+            "not compared (seeds the archive)".to_owned()
+        } else {
+            let max = peaks.iter().copied().fold(f64::MIN, f64::max);
+            let min = peaks.iter().copied().fold(f64::MAX, f64::min);
+            if max <= min * FLAT_WITHIN {
+                "flat (within 20%)".to_owned()
+            } else {
+                "NOT flat".to_owned()
+            }
+        };
+        let mut row = vec![(*phase).to_owned()];
+        row.extend(column.iter().map(|&m| cell(m, |m| m.peak_mib, 1)));
+        row.push(ratio(&column, |m| m.peak_mib));
+        row.push(verdict);
+        row.extend(column.iter().map(|&m| cell(m, |m| m.seconds, 2)));
+        row.push(ratio(&column, |m| m.seconds));
+        rows.push(row);
+    }
+    print_table(&header, &rows, &right);
 }
 
 #[tokio::main]
 async fn main() {
-    let sources = env_usize("GAZETTE_BENCH_SOURCES", 1000);
+    assert!(
+        Path::new(TIME).exists(),
+        "{TIME} is missing: this bench measures each run's peak memory with GNU time (apt-get install time)"
+    );
+    let sources = env_usize("GAZETTE_BENCH_SOURCES", 1000).max(1);
     let entries = env_usize("GAZETTE_BENCH_ENTRIES", 50);
-    let preseed = env_usize("GAZETTE_BENCH_PRESEED", 0);
-    let preseed_per_source = preseed.div_ceil(sources.max(1));
+    let archives = match std::env::var("GAZETTE_BENCH_ARCHIVES") {
+        Ok(list) => Some(parse_sizes(&list)),
+        // `cargo bench` passes `--bench` too; only `--archives` matters here.
+        Err(_) if std::env::args().any(|a| a == "--archives") => {
+            Some(parse_sizes(DEFAULT_ARCHIVES))
+        }
+        Err(_) => None,
+    };
+    assert!(
+        archives.is_none() || std::env::var_os("GAZETTE_BENCH_PRESEED").is_none(),
+        "GAZETTE_BENCH_PRESEED is one archive size and GAZETTE_BENCH_ARCHIVES a list of them: set one"
+    );
+    let compare = archives.is_some();
+    let sizes = archives.unwrap_or_else(|| vec![env_usize("GAZETTE_BENCH_PRESEED", 0)]);
 
+    // The cold feeds start after the largest seed, so that their entries are new at every size
+    // and the feeds are the same bytes for all of them.
+    let offset = sizes.iter().max().copied().unwrap_or(0).div_ceil(sources);
     let mut feeds = HashMap::new();
     let mut bytes = 0;
     for s in 0..sources {
-        let body = feed(s, entries, preseed_per_source).into_bytes();
-        bytes += body.len();
-        feeds.insert(format!("s{s}.xml"), body);
-        if preseed_per_source > 0 {
-            feeds.insert(
-                format!("seed{s}.xml"),
-                feed(s, preseed_per_source, 0).into_bytes(),
-            );
-        }
+        let feed = Feed::new(s, entries, offset);
+        bytes += feed.body.len();
+        feeds.insert(format!("s{s}.xml"), feed);
     }
+    let feeds: Feeds = Arc::new(RwLock::new(feeds));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}/feeds", listener.local_addr().expect("addr"));
     let app = Router::new()
         .route("/feeds/{name}", get(serve))
-        .with_state(Arc::new(feeds));
+        .with_state(Arc::clone(&feeds));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("server") });
 
-    let dir = tempfile::tempdir().expect("tempdir");
     println!(
         "gazette scale bench: {sources} sources x {entries} entries = {} entries, {:.1} MB of feeds over HTTP on 127.0.0.1",
         sources * entries,
         bytes as f64 / 1e6
     );
-    let total = sources * entries;
+    let bench = Bench {
+        feeds,
+        base,
+        sources,
+        entries,
+    };
+    // The runs block on child processes; the server keeps the runtime's threads.
     tokio::task::spawn_blocking(move || {
-        if preseed_per_source > 0 {
-            write_config(dir.path(), &base, sources, "seed");
-            run(dir.path(), "seed", sources * preseed_per_source, &[]);
+        let results: Vec<_> = sizes.iter().map(|&n| sequence(&bench, n)).collect();
+        if compare {
+            print_comparison(&bench, &sizes, &results);
         }
-        write_config(dir.path(), &base, sources, "s");
-        run(dir.path(), "cold", total, &[]);
-        run(dir.path(), "warm", total, &["--force"]);
-        run(dir.path(), "idle", total, &[]);
-        println!("peak RSS of a run: {:.0} MiB", max_child_rss_mib());
     })
     .await
     .expect("bench");

@@ -24,7 +24,11 @@ ALTER TABLE articles ADD COLUMN fingerprint TEXT;
 -- entry again and adopts it.
 ALTER TABLE articles ADD COLUMN rebuilt INTEGER NOT NULL DEFAULT 0;
 
-CREATE INDEX articles_by_source_date ON articles (source, date DESC, updated_at DESC);
+-- Feeds order by date, then path: both are recovered from the archive, so a rebuilt state
+-- orders the feeds as before.
+DROP INDEX articles_by_date;
+CREATE INDEX articles_by_date ON articles (date DESC, path);
+CREATE INDEX articles_by_source_date ON articles (source, date DESC, path);
 CREATE INDEX articles_by_link ON articles (source, link);
 
 CREATE TABLE article_tags (
@@ -32,9 +36,14 @@ CREATE TABLE article_tags (
     key    TEXT NOT NULL,
     tag    TEXT NOT NULL,
     date   INTEGER NOT NULL,
+    path   TEXT NOT NULL,
     PRIMARY KEY (source, key, tag)
 );
-CREATE INDEX article_tags_by_tag ON article_tags (tag, date DESC);
+CREATE INDEX article_tags_by_tag ON article_tags (tag, date DESC, path);
+
+-- The fingerprint every record of the source was last brought to, so a run checks one value
+-- instead of the source's every record.
+ALTER TABLE sources ADD COLUMN fingerprint TEXT;
 
 -- Set by `gazette remove`: the source's articles leave every feed, and its files are known.
 ALTER TABLE sources ADD COLUMN removed_at INTEGER;

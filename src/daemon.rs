@@ -43,6 +43,8 @@ pub async fn run(
     on_listen: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let store = Store::open(&settings.state_url).await?;
+    crate::pipeline::recover::complete_records(&settings, &store).await?;
+    crate::pipeline::recover::ensure_state_knows_archive(&settings, &store).await?;
     let listen = options
         .listen
         .clone()
@@ -174,6 +176,9 @@ async fn run_cycle(pipeline: &Pipeline, state: &AppState) {
         && let Err(e) = pipeline.enrich_pending(&EnrichOptions::default()).await
     {
         warn!(error = %e, "enrichment pass failed");
+    }
+    if let Err(e) = pipeline.prune().await {
+        warn!(error = %e, "pruning old state failed");
     }
     match pipeline.publish_feed().await {
         Ok(true) => info!("feed published"),

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    FetchOptions, add, build, check, enrich, fetch, import, list_due, load, preview, run_daemon,
-    status,
+    FetchOptions, add, build, check, enrich, fetch, import, list_due, load, preview, rebuild,
+    remove, run_daemon, status, verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -88,6 +88,12 @@ enum Command {
         /// Print the requests it would make (as JSON lines) and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also queue archived articles that have no sections yet (enrichment enabled later).
+        #[arg(long)]
+        all: bool,
+        /// With --all: only articles dated this day or later (YYYY-MM-DD or RFC 3339).
+        #[arg(long, requires = "all", value_parser = parse_since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Normalize a feed and print one JSON object per article; writes nothing.
     Preview {
@@ -101,8 +107,30 @@ enum Command {
         #[arg(long)]
         base: Option<url::Url>,
     },
-    /// Rebuild the merged Atom feed from state.
-    Build,
+    /// Write the feeds from state.
+    Build {
+        /// First render every archive file again from state (after changing rewrites,
+        /// extraction, labels).
+        #[arg(long)]
+        rerender: bool,
+    },
+    /// Recreate the state database from the archive files (after it was lost).
+    Rebuild,
+    /// Compare the archive with the state: missing, orphan, hand-edited and unreadable files.
+    /// Exits 0 only when they agree.
+    Verify {
+        /// Re-render missing files from state and adopt orphan files into it.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Take a source out of the config and every feed; its files stay unless --purge.
+    Remove {
+        /// The source's id.
+        source: String,
+        /// Also delete its archive files and everything state knows of it.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Add the feeds of an OPML file (as exported by feed readers) as sources.
     Import {
         /// The OPML file.
@@ -125,6 +153,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `2024-05-13` (midnight UTC) or an RFC 3339 time.
+fn parse_since(raw: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{raw:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
 fn main() -> ExitCode {
@@ -194,15 +234,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             sources,
             retry_failed,
             dry_run,
+            all,
+            since,
         } => {
             let options = EnrichOptions {
                 sources,
                 retry_failed,
                 dry_run,
+                all,
+                since,
             };
             enrich(load(&cli.config)?, options).await
         }
-        Command::Build => build(load(&cli.config)?).await,
+        Command::Build { rerender } => build(load(&cli.config)?, rerender).await,
+        Command::Rebuild => rebuild(load(&cli.config)?).await,
+        Command::Verify { repair } => verify(load(&cli.config)?, repair).await,
+        Command::Remove { source, purge } => remove(&cli.config, &source, purge).await,
         Command::Import { file } => import(&cli.config, &file),
         Command::Export => {
             let settings = load(&cli.config)?;

@@ -96,6 +96,29 @@ pub fn archived_link(entry: &Entry, source: &Source, ctx: &FeedContext) -> Strin
         .unwrap_or_default()
 }
 
+/// The title an archive file shows for an entry, when it can be told without converting the
+/// body (a link-less entry's rebuilt record is recognised by it).
+pub fn archived_title(entry: &Entry, source: &Source, ctx: &FeedContext) -> Option<String> {
+    let title = entry
+        .title
+        .as_ref()
+        .map(|t| {
+            text::collapse_whitespace(&Rewrites::apply(
+                &source.rewrites.title,
+                &plain_text(t, ctx),
+            ))
+        })
+        .unwrap_or_default();
+    if !title.is_empty() {
+        return Some(title);
+    }
+    let description = entry
+        .summary
+        .as_ref()
+        .map(|s| text::truncate_at_word(&plain_text(s, ctx), text::DESCRIPTION_MAX_CHARS))?;
+    Some(text::truncate_at_word(&description, FALLBACK_TITLE_CHARS)).filter(|t| !t.is_empty())
+}
+
 /// The merged feed's id of an entry: its own id when that is an absolute IRI, else a name-based
 /// UUID of the source and key.
 pub fn atom_id(source: &str, key: &str, entry_id: &str) -> String {

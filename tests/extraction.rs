@@ -181,9 +181,14 @@ async fn extracted_pages_are_cached_by_url() {
     let store = gazette::store::Store::open(&settings.state_url)
         .await
         .expect("state");
+    let rules = settings.sources[0]
+        .extract
+        .as_ref()
+        .map(|e| e.written.clone())
+        .expect("the source extracts");
     for (name, _, _) in PAGES {
         let cached = store
-            .cached_page(&server.url(&format!("/feeds/{name}.html")))
+            .cached_page(&server.url(&format!("/feeds/{name}.html")), &rules)
             .await
             .expect("query");
         assert!(

@@ -1,10 +1,12 @@
 //! What each subcommand does; `main` only parses arguments and sets up logging.
 
+mod archive;
 mod daemon;
 mod inspect;
 mod runs;
 mod sources;
 
+pub(crate) use archive::{rebuild, remove, verify};
 pub(crate) use daemon::run_daemon;
 pub(crate) use inspect::{check, preview, status};
 pub(crate) use runs::{FetchOptions, build, enrich, fetch, list_due};
@@ -32,6 +34,9 @@ pub(crate) fn load(path: &Path) -> Result<Settings> {
 
 pub(crate) async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
     let store = open_store(&settings).await?;
+    gazette::pipeline::recover::complete_records(&settings, &store)
+        .await
+        .context("completing records from the archive")?;
     let fetcher = Fetcher::new(&settings.fetch)?;
     Ok(Pipeline::new(Arc::new(settings), store, fetcher)?)
 }

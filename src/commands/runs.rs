@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 use gazette::config::Settings;
-use gazette::pipeline::{EnrichOptions, EnrichReport, Refresh, RunOptions};
+use gazette::pipeline::{EnrichOptions, EnrichReport, Refresh, RunOptions, recover};
 use gazette::publish::archive::format_date;
 
 use super::{EXIT_SOURCES_FAILED, open_pipeline, open_store, writer_lock};
@@ -35,6 +35,7 @@ pub(crate) async fn fetch(
     };
     let deadline = tokio::time::Instant::now() + settings.fetch.run_deadline;
     let pipeline = open_pipeline(settings).await?;
+    recover::ensure_state_knows_archive(pipeline.settings(), pipeline.store()).await?;
     let options = RunOptions {
         force,
         deadline: Some(deadline),
@@ -98,6 +99,7 @@ pub(crate) async fn fetch(
             .context("enriching articles")?;
         writeln!(out, "{}", enrich_summary(&report))?;
     }
+    pipeline.prune().await.context("pruning old state")?;
     let feed_changed = pipeline
         .publish_feed()
         .await
@@ -137,6 +139,7 @@ pub(crate) async fn enrich(settings: Settings, options: EnrichOptions) -> Result
         Err(code) => return Ok(code),
     };
     let pipeline = open_pipeline(settings).await?;
+    recover::ensure_state_knows_archive(pipeline.settings(), pipeline.store()).await?;
     let report = pipeline
         .enrich_pending(&options)
         .await
@@ -190,12 +193,20 @@ pub(crate) async fn list_due(settings: Settings, ids: &[String]) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn build(settings: Settings) -> Result<ExitCode> {
+pub(crate) async fn build(settings: Settings, rerender: bool) -> Result<ExitCode> {
     let _lock = match writer_lock(&settings)? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };
     let pipeline = open_pipeline(settings).await?;
+    if rerender {
+        recover::ensure_state_knows_archive(pipeline.settings(), pipeline.store()).await?;
+        let changed = pipeline
+            .rerender_all()
+            .await
+            .context("rendering the archive again")?;
+        println!("{changed} archive files rendered again");
+    }
     let changed = pipeline
         .publish_feed()
         .await

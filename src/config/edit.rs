@@ -86,6 +86,34 @@ pub fn add_sources(path: &Path, feeds: &[FoundFeed]) -> Result<Added> {
     Ok(outcome)
 }
 
+/// Takes the source `id` out of the config file at `path`; the rest of the file (comments
+/// included) stays as written. Returns whether the file had it.
+pub fn remove_source(path: &Path, id: &str) -> Result<bool> {
+    let config_error = |message: String| Error::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut doc: DocumentMut = text.parse().map_err(|e| config_error(format!("{e}")))?;
+    let Some(sources) = doc
+        .get_mut("sources")
+        .and_then(Item::as_array_of_tables_mut)
+    else {
+        return Ok(false);
+    };
+    let Some(index) = sources
+        .iter()
+        .position(|t| t.get("id").and_then(Item::as_str) == Some(id))
+    else {
+        return Ok(false);
+    };
+    sources.remove(index);
+    let new_text = doc.to_string();
+    Settings::from_toml(&new_text, path)?;
+    crate::publish::write_atomic(path, new_text.as_bytes())?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +143,16 @@ mod tests {
         assert!(text.starts_with(original), "{text}");
         let settings = Settings::load(&path).expect("valid");
         assert_eq!(settings.sources[1].tags, vec!["x"]);
+
+        assert!(remove_source(&path, "a").expect("remove"));
+        assert!(!remove_source(&path, "a").expect("gone already"));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.starts_with("# my feeds, hand-kept\n[feed]\ntitle = \"Mine\" # the title\n"),
+            "{text}"
+        );
+        let settings = Settings::load(&path).expect("valid");
+        let ids: Vec<&str> = settings.sources.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a-2"]);
     }
 }

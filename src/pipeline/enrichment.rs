@@ -24,6 +24,11 @@ pub struct EnrichOptions {
     pub retry_failed: bool,
     /// Print the requests instead of making them; change nothing.
     pub dry_run: bool,
+    /// First queue the archived articles that have no sections yet (enrichment enabled later,
+    /// or another model), of the chosen sources.
+    pub all: bool,
+    /// With `all`: only articles dated this or later.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// What a pass did.
@@ -55,19 +60,39 @@ impl Pipeline {
             .filter(|s| !s.enrich)
             .map(|s| s.id.as_str())
             .collect();
+        // The sources asked for that enrich, all of them when none is named.
+        let eligible: Vec<String> = self
+            .settings()
+            .sources
+            .iter()
+            .filter(|s| !opted_out.contains(&s.id.as_str()))
+            .filter(|s| options.sources.is_empty() || options.sources.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect();
+        if eligible.is_empty() {
+            return Ok(EnrichReport::default());
+        }
+        if options.all && !options.dry_run {
+            let _turn = self.write_turn.lock().await;
+            let queued = self
+                .store()
+                .queue_unenriched(&eligible, options.since.as_ref(), &now)
+                .await?;
+            info!(
+                queued,
+                "archived articles without sections queued for enrichment"
+            );
+        }
         let pending: Vec<PendingEnrichment> = self
             .store()
             .pending_enrichments(
-                &options.sources,
+                &eligible,
                 &now,
                 options.retry_failed,
                 options.retry_failed,
                 enricher.config().max_per_run,
             )
-            .await?
-            .into_iter()
-            .filter(|p| !opted_out.contains(&p.source.as_str()))
-            .collect();
+            .await?;
 
         let mut report = EnrichReport::default();
         if options.dry_run {

@@ -7,6 +7,8 @@
 mod commit;
 mod enrichment;
 mod prepare;
+pub mod recover;
+mod rerender;
 
 pub use enrichment::{EnrichOptions, EnrichReport};
 
@@ -219,6 +221,15 @@ impl Pipeline {
                     .await
             }
         };
+        let result = match result {
+            // Whatever the feed said, files shaped by settings that changed since are rendered
+            // again from state.
+            Ok(refresh) => self
+                .rerender_if_settings_changed(source)
+                .await
+                .map(|_| refresh),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(refresh) => {
                 info!(?refresh, "refreshed");
@@ -355,6 +366,33 @@ impl Pipeline {
             hooks::after_publish(&self.settings.feed).await;
         }
         Ok(changed)
+    }
+
+    /// Drops fetched pages and cached answers older than `state.keep_pages` and
+    /// `state.keep_answers`.
+    pub async fn prune(&self) -> Result<crate::store::Pruned> {
+        let before = |keep: Duration| {
+            (!keep.is_zero())
+                .then(|| chrono::Duration::from_std(keep).ok())
+                .flatten()
+                .map(|keep| Utc::now() - keep)
+        };
+        let _turn = self.write_turn.lock().await;
+        let pruned = self
+            .store
+            .prune(
+                before(self.settings.keep_pages),
+                before(self.settings.keep_answers),
+            )
+            .await?;
+        if pruned != crate::store::Pruned::default() {
+            info!(
+                pages = pruned.pages,
+                answers = pruned.answers,
+                "old state pruned"
+            );
+        }
+        Ok(pruned)
     }
 
     fn moved_to(&self, meta: &ResponseMeta) -> Option<String> {

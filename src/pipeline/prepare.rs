@@ -130,7 +130,16 @@ impl Pipeline {
                 }
                 Known::New if has_rebuilt => {
                     let link = normalize::archived_link(entry, source, &parsed.ctx);
-                    let candidates = Store::rebuilt_by_link(&mut conn, &source.id, &link).await?;
+                    let candidates = if !link.is_empty() {
+                        Store::rebuilt_by_link(&mut conn, &source.id, &link).await?
+                    } else if let Some(title) =
+                        normalize::archived_title(entry, source, &parsed.ctx)
+                    {
+                        // Without a link, the title is what the file tells of the entry.
+                        Store::rebuilt_by_title(&mut conn, &source.id, &title).await?
+                    } else {
+                        Vec::new()
+                    };
                     // Several files may share a link; the one with the entry's date first.
                     let date = entry.date().map(|d| d.trunc_subsecs(3));
                     let untaken = |r: &&ArticleRecord| !adopted.contains(&r.key);
@@ -331,33 +340,53 @@ impl Pipeline {
                 texts.push(None);
                 continue;
             };
-            if let Some(cached) = self.store().cached_page(link.as_str()).await? {
-                texts.push(cached);
-                continue;
-            }
-            match self.fetcher().fetch_content(&source.id, &link).await {
-                Ok(page) => {
-                    let html = crate::parse::encoding::html_to_utf8(
-                        &page.body,
-                        page.content_type.as_deref(),
-                    );
-                    let base = page.meta.url.clone().unwrap_or_else(|| link.clone());
-                    let extracted = extract::extract(&html, &base, rules);
-                    if extracted.is_none() {
-                        warn!(source = %source.id, page = %link, "the page has no article text; the feed's content is used");
-                    }
-                    self.store()
-                        .cache_page(link.as_str(), extracted.as_ref(), &Utc::now())
-                        .await?;
-                    texts.push(extracted);
-                }
-                Err(e) => {
-                    warn!(source = %source.id, page = %link, error = %e, "the article page could not be fetched; the feed's content is used");
-                    texts.push(None);
-                }
-            }
+            texts.push(self.full_text(source, rules, &link).await?);
         }
         Ok(texts)
+    }
+}
+
+impl Pipeline {
+    /// The article page's text under the source's extraction rules: cached when these rules
+    /// extracted it before, else fetched (once) and cached. `None` when the page has none or
+    /// cannot be fetched; the feed's content is used then.
+    pub(super) async fn full_text(
+        &self,
+        source: &Source,
+        rules: &crate::config::Extract,
+        link: &url::Url,
+    ) -> Result<Option<Extracted>> {
+        if let Some(cached) = self
+            .store()
+            .cached_page(link.as_str(), &rules.written)
+            .await?
+        {
+            return Ok(cached);
+        }
+        match self.fetcher().fetch_content(&source.id, link).await {
+            Ok(page) => {
+                let html =
+                    crate::parse::encoding::html_to_utf8(&page.body, page.content_type.as_deref());
+                let base = page.meta.url.clone().unwrap_or_else(|| link.clone());
+                let extracted = extract::extract(&html, &base, rules);
+                if extracted.is_none() {
+                    warn!(source = %source.id, page = %link, "the page has no article text; the feed's content is used");
+                }
+                self.store()
+                    .cache_page(
+                        link.as_str(),
+                        &rules.written,
+                        extracted.as_ref(),
+                        &Utc::now(),
+                    )
+                    .await?;
+                Ok(extracted)
+            }
+            Err(e) => {
+                warn!(source = %source.id, page = %link, error = %e, "the article page could not be fetched; the feed's content is used");
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -404,6 +404,30 @@ impl PathTemplate {
         Ok(probe)
     }
 
+    /// The source id a path made by this template names, when the template has `{source}`.
+    pub fn source_of(&self, path: &str) -> Option<String> {
+        if !self.template.contains("{source}") {
+            return None;
+        }
+        let mut pattern = String::from("^");
+        let mut rest = self.template.as_str();
+        while let Some(open) = rest.find('{') {
+            pattern.push_str(&regex::escape(&rest[..open]));
+            let close = open + rest[open..].find('}')?;
+            pattern.push_str(match &rest[open + 1..close] {
+                "source" => "(?P<source>[^/]+)",
+                "yyyy" => "[0-9]{4}",
+                "mm" | "dd" => "[0-9]{2}",
+                _ => "[^/]*",
+            });
+            rest = &rest[close + 1..];
+        }
+        pattern.push_str(&regex::escape(rest));
+        pattern.push('$');
+        let matched = regex::Regex::new(&pattern).ok()?.captures(path)?;
+        Some(matched.name("source")?.as_str().to_owned())
+    }
+
     /// The relative path of an article's file; `None` if it would leave the archive folder.
     pub fn render(&self, source: &str, date: &DateTime<Utc>, slug: &str) -> Option<PathBuf> {
         let rendered = self
@@ -585,6 +609,10 @@ mod tests {
             t.render("ft", &d, ".."),
             Some(PathBuf::from("ft/2024/05/13/...md"))
         );
+        assert_eq!(t.source_of("ft/2024/05/13/a-b-2.md").as_deref(), Some("ft"));
+        assert_eq!(t.source_of("ft/2024/5/13/a.md"), None);
+        let flat = PathTemplate::parse("{yyyy}/{slug}.md").expect("flat");
+        assert_eq!(flat.source_of("2024/a.md"), None);
         assert!(PathTemplate::parse("../{slug}.md").is_err());
         assert!(PathTemplate::parse("/abs/{slug}.md").is_err());
         assert!(PathTemplate::parse("{source}/{nope}/{slug}.md").is_err());

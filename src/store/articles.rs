@@ -281,7 +281,8 @@ impl Store {
             .await?;
         for tag in &doc.tags {
             sqlx::query(
-                "INSERT OR IGNORE INTO article_tags (source, key, tag, date) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO article_tags (source, key, tag, date, path)
+                 SELECT ?1, ?2, ?3, ?4, path FROM articles WHERE source = ?1 AND key = ?2",
             )
             .bind(source)
             .bind(key)
@@ -371,6 +372,26 @@ impl Store {
         Ok(rows.iter().map(|r| record_from_row(r, None)).collect())
     }
 
+    /// The link-less records recovered from the archive whose file shows this title (as its
+    /// title, or as its last section's).
+    pub async fn rebuilt_by_title(
+        conn: &mut SqliteConnection,
+        source: &str,
+        title: &str,
+    ) -> Result<Vec<ArticleRecord>> {
+        let rows = sqlx::query(constant(format!(
+            "SELECT {RECORD_COLUMNS} FROM articles a
+             WHERE a.source = ?1 AND a.link = '' AND a.rebuilt = 1
+               AND (a.title = ?2 OR json_extract(a.sections, '$[#-1].title') = ?2)
+             ORDER BY a.date DESC LIMIT 100"
+        )))
+        .bind(source)
+        .bind(title)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.iter().map(|r| record_from_row(r, None)).collect())
+    }
+
     /// Whether any of the source's records waits to be adopted by a fetch.
     pub async fn has_rebuilt(conn: &mut SqliteConnection, source: &str) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM articles WHERE source = ? AND rebuilt = 1 LIMIT 1")
@@ -408,12 +429,12 @@ impl Store {
         );
         let live = "(s.removed_at IS NULL)";
         let query = match selection {
-            Selection::All => format!(
-                "SELECT {columns} WHERE {live} ORDER BY a.date DESC, a.updated_at DESC LIMIT ?1"
-            ),
+            Selection::All => {
+                format!("SELECT {columns} WHERE {live} ORDER BY a.date DESC, a.path LIMIT ?1")
+            }
             Selection::Source(_) => format!(
                 "SELECT {columns} WHERE a.source = ?2 AND {live}
-                 ORDER BY a.date DESC, a.updated_at DESC LIMIT ?1"
+                 ORDER BY a.date DESC, a.path LIMIT ?1"
             ),
             Selection::Tag(_) => format!(
                 "SELECT {RECORD_COLUMNS}, s.feed_id, s.feed_title, s.feed_link
@@ -421,7 +442,7 @@ impl Store {
                  JOIN articles a ON a.source = t.source AND a.key = t.key
                  LEFT JOIN sources s ON s.id = a.source
                  WHERE t.tag = ?2 AND {live}
-                 ORDER BY t.date DESC, a.updated_at DESC LIMIT ?1"
+                 ORDER BY t.date DESC, t.path LIMIT ?1"
             ),
         };
         let argument = match selection {

@@ -17,10 +17,12 @@ pub struct CanonicalMatch {
 }
 
 impl Store {
-    /// The cached extraction of a page: `Some(None)` when the page was fetched and had no text.
-    pub async fn cached_page(&self, url: &str) -> Result<Option<Option<Extracted>>> {
-        let row = sqlx::query("SELECT html, canonical FROM pages WHERE url = ?")
+    /// The cached extraction of a page by these rules: `Some(None)` when the page was fetched
+    /// and had no text. A page extracted by other rules is not cached for these.
+    pub async fn cached_page(&self, url: &str, rules: &str) -> Result<Option<Option<Extracted>>> {
+        let row = sqlx::query("SELECT html, canonical FROM pages WHERE url = ? AND rules IS ?")
             .bind(url)
+            .bind(rules)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| {
@@ -34,16 +36,18 @@ impl Store {
     pub async fn cache_page(
         &self,
         url: &str,
+        rules: &str,
         extracted: Option<&Extracted>,
         now: &DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO pages (url, html, canonical, fetched_at) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO pages (url, html, canonical, fetched_at, rules) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(url)
         .bind(extracted.map(|e| e.html.as_str()))
         .bind(extracted.and_then(|e| e.canonical.as_deref()))
         .bind(to_millis(now))
+        .bind(rules)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -127,8 +127,9 @@ impl Store {
         Ok(())
     }
 
-    /// Articles whose enrichment is due, newest first. `include_waiting` also takes those still
-    /// backing off, and `include_failed` those that ran out of attempts.
+    /// Articles whose enrichment is due, newest first, of `sources` (all when empty), at most
+    /// `limit`. `include_waiting` also takes those still backing off, and `include_failed` those
+    /// that ran out of attempts.
     pub async fn pending_enrichments(
         &self,
         sources: &[String],
@@ -143,11 +144,14 @@ impl Store {
              WHERE (e.status = 'pending' OR (?3 AND e.status = 'failed'))
                AND (?2 OR e.next_attempt_at <= ?1)
                AND e.content_hash = a.content_hash
-             ORDER BY a.date DESC",
+               AND (?4 = '[]' OR e.source IN (SELECT value FROM json_each(?4)))
+             ORDER BY a.date DESC LIMIT ?5",
         )
         .bind(to_millis(now))
         .bind(include_waiting)
         .bind(include_failed)
+        .bind(serde_json::to_string(sources).unwrap_or_else(|_| "[]".to_owned()))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -160,9 +164,35 @@ impl Store {
                 attempts: u32::try_from(r.get::<i64, _>(4)).unwrap_or(u32::MAX),
                 language: r.get(5),
             })
-            .filter(|p| sources.is_empty() || sources.contains(&p.source))
-            .take(limit)
             .collect())
+    }
+
+    /// Queues the archived articles of `sources` (dated `since` or later) that have no LLM
+    /// sections yet and whose own text state holds; returns how many.
+    pub async fn queue_unenriched(
+        &self,
+        sources: &[String],
+        since: Option<&DateTime<Utc>>,
+        now: &DateTime<Utc>,
+    ) -> Result<u64> {
+        let queued = sqlx::query(
+            "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at, updated_at)
+             SELECT a.source, a.key, a.content_hash, 'pending', 0, ?3, ?3 FROM articles a
+             WHERE a.source IN (SELECT value FROM json_each(?1))
+               AND a.date >= ?2 AND a.original IS NOT NULL
+               AND json_array_length(a.sections) = 1
+             ON CONFLICT (source, key) DO UPDATE SET
+                content_hash = excluded.content_hash, status = 'pending', attempts = 0,
+                next_attempt_at = excluded.next_attempt_at, last_error = NULL,
+                updated_at = excluded.updated_at",
+        )
+        .bind(serde_json::to_string(sources).unwrap_or_else(|_| "[]".to_owned()))
+        .bind(since.map_or(i64::MIN, to_millis))
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(queued)
     }
 
     pub async fn cached_answer(&self, cache_key: &str) -> Result<Option<CachedAnswer>> {

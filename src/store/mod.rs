@@ -87,6 +87,8 @@ pub struct SourceState {
     pub disabled_reason: Option<String>,
     /// The delay the feed document last asked for, if any.
     pub feed_delay: Option<Duration>,
+    /// The settings fingerprint all the source's records were last rendered with.
+    pub fingerprint: Option<String>,
 }
 
 /// One line of `status`.
@@ -178,7 +180,7 @@ impl Store {
     pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>> {
         let row = sqlx::query(
             "SELECT url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures, disabled_reason,
-                    feed_delay_secs
+                    feed_delay_secs, fingerprint
              FROM sources WHERE id = ?",
         )
         .bind(source)
@@ -200,6 +202,7 @@ impl Store {
                 .and_then(|s| u64::try_from(s).ok())
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
+            fingerprint: r.get(9),
         }))
     }
 
@@ -230,7 +233,8 @@ impl Store {
                 next_due_at = excluded.next_due_at,
                 consecutive_failures = 0,
                 disabled_reason = NULL,
-                feed_delay_secs = COALESCE(excluded.feed_delay_secs, sources.feed_delay_secs)",
+                feed_delay_secs = COALESCE(excluded.feed_delay_secs, sources.feed_delay_secs),
+                removed_at = NULL",
         )
         .bind(record.source)
         .bind(record.url)
@@ -284,6 +288,16 @@ impl Store {
         .bind(record.disabled_reason)
         .execute(conn)
         .await?;
+        Ok(())
+    }
+
+    /// Notes that every record of the source is rendered with these settings.
+    pub async fn set_source_fingerprint(&self, source: &str, fingerprint: &str) -> Result<()> {
+        sqlx::query("UPDATE sources SET fingerprint = ? WHERE id = ?")
+            .bind(fingerprint)
+            .bind(source)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

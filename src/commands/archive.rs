@@ -1,0 +1,128 @@
+//! Commands between the archive and the state: `rebuild`, `verify`, `remove`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use gazette::config::Settings;
+use gazette::pipeline::recover;
+
+use super::{open_pipeline, open_store, writer_lock};
+
+/// Exit code when the archive and the state disagree.
+const EXIT_DISAGREE: u8 = 5;
+
+pub(crate) async fn rebuild(settings: Settings) -> Result<ExitCode> {
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&settings).await?;
+    let report = recover::rebuild(&settings, &store)
+        .await
+        .context("rebuilding the state from the archive")?;
+    let mut out = std::io::stdout().lock();
+    for (path, why) in &report.skipped {
+        writeln!(out, "not recovered: {path}: {why}")?;
+    }
+    writeln!(
+        out,
+        "{} articles recovered from {}, {} already known, {} not recovered",
+        report.recovered,
+        settings.archive_dir.display(),
+        report.known,
+        report.skipped.len()
+    )?;
+    store.close().await;
+    Ok(if report.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DISAGREE)
+    })
+}
+
+pub(crate) async fn verify(settings: Settings, repair: bool) -> Result<ExitCode> {
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&settings).await?;
+    let report = recover::verify(&settings, &store, repair)
+        .await
+        .context("comparing the archive with the state")?;
+    let mut out = std::io::stdout().lock();
+    for finding in &report.repaired {
+        writeln!(out, "repaired {finding}")?;
+    }
+    for finding in &report.findings {
+        writeln!(out, "{finding}")?;
+    }
+    writeln!(
+        out,
+        "{} articles checked: {} disagree, {} repaired",
+        report.checked,
+        report.findings.len(),
+        report.repaired.len()
+    )?;
+    store.close().await;
+    Ok(if report.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DISAGREE)
+    })
+}
+
+pub(crate) async fn remove(config: &Path, source: &str, purge: bool) -> Result<ExitCode> {
+    let settings = Settings::load(config)?;
+    let _lock = match writer_lock(&settings)? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&settings).await?;
+    let paths = store.paths_of(source).await?;
+    let configured = settings.sources.iter().any(|s| s.id == source);
+    if !configured && paths.is_empty() {
+        anyhow::bail!(
+            "{}: there is no source {source:?} in the config or the state",
+            config.display()
+        );
+    }
+    // State first: should the config edit fail, the source is out of the feeds already and
+    // running `remove` again finishes the job.
+    store.tombstone_source(source, &Utc::now()).await?;
+    if configured {
+        gazette::config::edit::remove_source(config, source)?;
+    }
+    let mut deleted = 0;
+    if purge {
+        for path in &paths {
+            let full = settings.archive_dir.join(path);
+            match std::fs::remove_file(&full) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("deleting {}", full.display()));
+                }
+            }
+        }
+        store.purge_source(source).await?;
+    }
+    store.close().await;
+    // The feeds lose the source's entries now, not at the next run.
+    let settings = Settings::load(config)?;
+    let pipeline = open_pipeline(settings).await?;
+    pipeline.publish_feed().await.context("writing the feeds")?;
+    if purge {
+        println!(
+            "{source}: removed from the config, the state and the feeds; {deleted} files deleted"
+        );
+    } else {
+        println!(
+            "{source}: removed from the config and the feeds; its {} files stay in the archive (--purge deletes them)",
+            paths.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,381 @@
+//! The archive and the state rebuild each other: `gazette rebuild` recovers records from the
+//! files, `gazette verify` compares the two (and `--repair` re-renders missing files and adopts
+//! orphans), and rows written before the record held whole articles are completed from their
+//! files once.
+//!
+//! A record recovered from a file has no content hash (a bilingual file does not hold the
+//! entry's own text) and, unless the file names its `guid`, no key but its path. The first fetch
+//! that sees its entry recognises it by link and adopts it (see `prepare`), so nothing is
+//! archived twice, rewritten, or asked of the LLM again.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::extract::canonical_link;
+use crate::normalize;
+use crate::publish::{self, archive, feeds};
+use crate::store::{ArticleRecord, Store};
+
+/// Files read and written per transaction, which bounds memory on any archive size.
+const BATCH: usize = 500;
+
+/// What `rebuild` did.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    /// Records recovered from files state did not know.
+    pub recovered: usize,
+    /// Files state already knew, left as they were.
+    pub known: usize,
+    /// Files that could not be recovered, with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// One disagreement between the archive and the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// State has the article; its file is gone.
+    Missing(String),
+    /// A file state knows nothing of.
+    Orphan(String),
+    /// The file reads back but differs from what state renders: edited by hand.
+    Edited(String),
+    /// The file is not an archive file (broken front matter, no link line).
+    Unreadable(String, String),
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::Missing(path) => write!(f, "missing: {path} (state has it; the file is gone)"),
+            Finding::Orphan(path) => write!(f, "orphan: {path} (state does not know this file)"),
+            Finding::Edited(path) => write!(
+                f,
+                "edited: {path} (differs from state; left as it is, never overwritten)"
+            ),
+            Finding::Unreadable(path, why) => write!(f, "unreadable: {path}: {why}"),
+        }
+    }
+}
+
+/// What `verify` found, and what `--repair` fixed.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Records compared with their files.
+    pub checked: usize,
+    /// What still disagrees.
+    pub findings: Vec<Finding>,
+    /// What `--repair` fixed.
+    pub repaired: Vec<Finding>,
+}
+
+/// Recovers a record for every archive file state does not know.
+pub async fn rebuild(settings: &Settings, store: &Store) -> Result<RebuildReport> {
+    let known = store.all_paths().await?;
+    let removed: HashSet<String> = store.removed_sources().await?.into_iter().collect();
+    let dir = settings.archive_dir.clone();
+    let files = blocking(&settings.archive_dir, move || archive::list_files(&dir)).await?;
+    let mut report = RebuildReport::default();
+    let unknown: Vec<String> = files
+        .into_iter()
+        .filter(|f| {
+            let is_known = known.contains(f);
+            report.known += usize::from(is_known);
+            !is_known
+        })
+        .collect();
+    drop(known);
+    for batch in unknown.chunks(BATCH) {
+        let outcome = recover_batch(settings, store, batch, &removed).await?;
+        report.recovered += outcome.recovered;
+        report.skipped.extend(outcome.skipped);
+    }
+    info!(
+        recovered = report.recovered,
+        known = report.known,
+        skipped = report.skipped.len(),
+        "state rebuilt from the archive"
+    );
+    Ok(report)
+}
+
+/// Reads, recovers and stores one batch of files in one transaction.
+async fn recover_batch(
+    settings: &Settings,
+    store: &Store,
+    paths: &[String],
+    removed: &HashSet<String>,
+) -> Result<RebuildReport> {
+    let owned: Vec<String> = paths.to_vec();
+    let shared = std::sync::Arc::new(settings.clone());
+    let recovered = blocking(&settings.archive_dir, move || {
+        Ok(owned
+            .into_iter()
+            .map(|path| {
+                let result = recover_file(&shared, &path);
+                (path, result)
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    let mut report = RebuildReport::default();
+    let mut tx = store.begin().await?;
+    for (path, result) in recovered {
+        let mut record = match result {
+            Ok(record) => record,
+            Err(why) => {
+                warn!(path = %path, "not recovered: {why}");
+                report.skipped.push((path, why));
+                continue;
+            }
+        };
+        if removed.contains(&record.source) {
+            report
+                .skipped
+                .push((path, format!("its source {} was removed", record.source)));
+            continue;
+        }
+        // Two files naming the same guid (copied by hand): the second keeps its path as key.
+        if Store::article(&mut tx, &record.source, &record.key)
+            .await?
+            .is_some()
+        {
+            record.key = path_key(&record.path);
+        }
+        Store::write_article(&mut tx, &record, true).await?;
+        report.recovered += 1;
+    }
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// The key of a record known only by its file, until a fetch adopts it.
+fn path_key(path: &str) -> String {
+    format!("rebuilt:{path}")
+}
+
+/// A record from one archive file, or why there is none.
+fn recover_file(settings: &Settings, path: &str) -> std::result::Result<ArticleRecord, String> {
+    let full = settings.archive_dir.join(path);
+    let text = std::fs::read_to_string(&full).map_err(|e| e.to_string())?;
+    let modified = std::fs::metadata(&full)
+        .and_then(|m| m.modified())
+        .map(DateTime::<Utc>::from)
+        .ok();
+    let doc = archive::read(&text, &settings.labels, &[]).map_err(|e| e.to_string())?;
+    let source = settings
+        .path_template
+        .source_of(path)
+        .or_else(|| {
+            // A template without `{source}`: the author key names the source when only one
+            // source has it.
+            let mut by_author = settings.sources.iter().filter(|s| s.author == doc.author);
+            match (by_author.next(), by_author.next()) {
+                (Some(only), None) => Some(only.id.clone()),
+                _ => None,
+            }
+        })
+        .ok_or_else(|| "no configured source matches its path or its author".to_owned())?;
+    let guid = archive::read_guid(&text);
+    let key = guid.clone().unwrap_or_else(|| path_key(path));
+    let original = doc.translations.is_empty().then(|| doc.original.clone());
+    Ok(ArticleRecord {
+        atom_id: normalize::atom_id(&source, &key, guid.as_deref().unwrap_or_default()),
+        key,
+        path: path.to_owned(),
+        content_hash: String::new(),
+        canonical: canonical_link(&doc.link),
+        original,
+        enriched_by: None,
+        bylines: Vec::new(),
+        enclosures: Vec::new(),
+        published: None,
+        updated: None,
+        first_seen: doc.date,
+        // The file's own time stands for when it last changed, which state no longer knows.
+        updated_at: modified.unwrap_or(doc.date).max(doc.date),
+        entry: None,
+        fingerprint: None,
+        rebuilt: true,
+        source,
+        doc,
+    })
+}
+
+/// Compares every record with its file and every file with state.
+pub async fn verify(settings: &Settings, store: &Store, repair: bool) -> Result<VerifyReport> {
+    let removed: HashSet<String> = store.removed_sources().await?.into_iter().collect();
+    let mut report = VerifyReport::default();
+    let mut after = String::new();
+    loop {
+        let records = store.records_after(&after, BATCH, None, false).await?;
+        let Some(last) = records.last() else {
+            break;
+        };
+        after = last.path.clone();
+        report.checked += records.len();
+        let shared = std::sync::Arc::new(settings.clone());
+        let findings = blocking(&settings.archive_dir, move || {
+            Ok(records
+                .iter()
+                .filter_map(|record| {
+                    check_record(&shared, record)
+                        .map(|(finding, expected)| (record.source.clone(), finding, expected))
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        for (source, finding, expected) in findings {
+            // A removed source's files may be gone: they left the feeds with it.
+            if removed.contains(&source) && matches!(finding, Finding::Missing(_)) {
+                continue;
+            }
+            match (&finding, repair) {
+                (Finding::Missing(path), true) => {
+                    let full = settings.archive_dir.join(path);
+                    let bytes = expected.unwrap_or_default();
+                    blocking(&full, {
+                        let full = full.clone();
+                        move || publish::write_atomic(&full, bytes.as_bytes())
+                    })
+                    .await?;
+                    report.repaired.push(finding);
+                }
+                _ => report.findings.push(finding),
+            }
+        }
+    }
+    let orphans = feeds::unknown_files(settings, store).await?;
+    if repair && !orphans.is_empty() {
+        for batch in orphans.chunks(BATCH) {
+            let outcome = recover_batch(settings, store, batch, &removed).await?;
+            let skipped: HashSet<&String> = outcome.skipped.iter().map(|(p, _)| p).collect();
+            for path in batch {
+                if skipped.contains(path) {
+                    report.findings.push(Finding::Orphan(path.clone()));
+                } else {
+                    report.repaired.push(Finding::Orphan(path.clone()));
+                }
+            }
+        }
+    } else {
+        report
+            .findings
+            .extend(orphans.into_iter().map(Finding::Orphan));
+    }
+    Ok(report)
+}
+
+/// How a record's file disagrees with it, with the bytes state renders for it.
+fn check_record(settings: &Settings, record: &ArticleRecord) -> Option<(Finding, Option<String>)> {
+    let expected = archive::render_article(settings, &record.key, &record.doc);
+    let full = settings.archive_dir.join(&record.path);
+    match std::fs::read_to_string(&full) {
+        Ok(text) if text == expected => None,
+        Ok(text) => Some(match archive::read(&text, &settings.labels, &[]) {
+            Ok(_) => (Finding::Edited(record.path.clone()), None),
+            Err(e) => (
+                Finding::Unreadable(record.path.clone(), e.to_string()),
+                None,
+            ),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some((Finding::Missing(record.path.clone()), Some(expected)))
+        }
+        Err(e) => Some((
+            Finding::Unreadable(record.path.clone(), e.to_string()),
+            None,
+        )),
+    }
+}
+
+/// Completes rows written before the record held whole articles, from their files; a row
+/// whose file is gone or unreadable stays as it is (and `verify` reports it).
+pub async fn complete_records(settings: &Settings, store: &Store) -> Result<usize> {
+    let mut completed = 0;
+    let mut unusable = HashSet::new();
+    loop {
+        let rows = store.incomplete_paths(BATCH + unusable.len()).await?;
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|(_, _, path)| !unusable.contains(path))
+            .collect();
+        if rows.is_empty() {
+            break;
+        }
+        let shared = std::sync::Arc::new(settings.clone());
+        let read = blocking(&settings.archive_dir, move || {
+            Ok(rows
+                .into_iter()
+                .map(|(source, key, path)| {
+                    let doc = std::fs::read_to_string(shared.archive_dir.join(&path))
+                        .ok()
+                        .and_then(|text| archive::read(&text, &shared.labels, &[]).ok());
+                    (source, key, path, doc)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        let mut tx = store.begin().await?;
+        for (source, key, path, doc) in read {
+            match doc {
+                Some(doc) => {
+                    Store::complete_from_file(&mut tx, &source, &key, &doc).await?;
+                    completed += 1;
+                }
+                None => {
+                    warn!(path = %path, "the record cannot be completed: its file is missing or unreadable");
+                    unusable.insert(path);
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    if completed > 0 {
+        info!(completed, "records completed from their files");
+    }
+    Ok(completed)
+}
+
+/// Refuses to work on an archive whose state is empty: a fetch would archive every entry again
+/// over the files (bilingual ones would lose their sections), and the feeds would lose what
+/// they published.
+pub async fn ensure_state_knows_archive(settings: &Settings, store: &Store) -> Result<()> {
+    if store.article_count().await? > 0 {
+        return Ok(());
+    }
+    let dir = settings.archive_dir.clone();
+    let files = match blocking(&settings.archive_dir, move || archive::list_files(&dir)).await {
+        Ok(files) => files,
+        // An archive folder that cannot be listed fails the writes, source by source, with
+        // their own errors; it holds nothing this check could protect.
+        Err(e) => {
+            warn!(error = %e, "the archive folder cannot be listed");
+            return Ok(());
+        }
+    };
+    if files.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "the archive {} holds {} articles but the state database {} knows none (lost or \
+         replaced?); run `gazette rebuild` to recover the state from the archive first",
+        settings.archive_dir.display(),
+        files.len(),
+        settings.state_url,
+    )))
+}
+
+/// File work off the async worker threads.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?
+}
