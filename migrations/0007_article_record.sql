@@ -30,6 +30,9 @@ DROP INDEX articles_by_date;
 CREATE INDEX articles_by_date ON articles (date DESC, path);
 CREATE INDEX articles_by_source_date ON articles (source, date DESC, path);
 CREATE INDEX articles_by_link ON articles (source, link);
+-- Rows written before this migration, completed from their files once; empty afterwards, so
+-- looking for them costs nothing on every run.
+CREATE INDEX articles_incomplete ON articles (path) WHERE sections IS NULL;
 
 CREATE TABLE article_tags (
     source TEXT NOT NULL,

@@ -345,7 +345,7 @@ pub async fn complete_records(settings: &Settings, store: &Store) -> Result<usiz
 /// over the files (bilingual ones would lose their sections), and the feeds would lose what
 /// they published.
 pub async fn ensure_state_knows_archive(settings: &Settings, store: &Store) -> Result<()> {
-    if store.article_count().await? > 0 {
+    if store.has_articles().await? {
         return Ok(());
     }
     let dir = settings.archive_dir.clone();
@@ -378,4 +378,88 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::io(path, std::io::Error::other(e)))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Document, Section};
+
+    fn settings(dir: &Path) -> Settings {
+        let text = "[[sources]]\nid = \"ex\"\nurl = \"feed.xml\"\n";
+        let path = dir.join("gazette.toml");
+        std::fs::write(&path, text).expect("config");
+        Settings::load(&path).expect("settings")
+    }
+
+    fn doc(title: &str) -> Document {
+        Document {
+            link: format!("https://example.org/{title}"),
+            date: DateTime::parse_from_rfc3339("2024-05-13T09:00:53.911Z")
+                .expect("date")
+                .with_timezone(&Utc),
+            description: "d".to_owned(),
+            tags: vec!["world".to_owned()],
+            author: "ex".to_owned(),
+            translations: vec![],
+            original: Section {
+                language: "en".to_owned(),
+                title: title.to_owned(),
+                body: "Body.".to_owned(),
+            },
+        }
+    }
+
+    /// Rows from before the record held whole articles are completed from their files, once;
+    /// a row whose file is gone is left alone without stopping the others.
+    #[tokio::test]
+    async fn old_rows_are_completed_from_their_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = settings(dir.path());
+        let store = Store::open(&settings.state_url).await.expect("state");
+        let mut tx = store.begin().await.expect("tx");
+        for title in ["kept", "gone"] {
+            let path = format!("ex/2024/05/13/{title}.md");
+            let file = settings.archive_dir.join(&path);
+            crate::publish::write_atomic(
+                &file,
+                archive::render(&doc(title), &settings.labels).as_bytes(),
+            )
+            .expect("file");
+            let record = recover_file(&settings, &path).expect("recovered");
+            Store::write_article(&mut tx, &record, true)
+                .await
+                .expect("row");
+        }
+        tx.commit().await.expect("commit");
+        sqlx::query("UPDATE articles SET sections = NULL, tags = NULL, description = ''")
+            .execute(store.pool())
+            .await
+            .expect("make the rows old");
+        sqlx::query("DELETE FROM article_tags")
+            .execute(store.pool())
+            .await
+            .expect("old rows had no tag index");
+        std::fs::remove_file(settings.archive_dir.join("ex/2024/05/13/gone.md")).expect("rm");
+
+        assert_eq!(
+            complete_records(&settings, &store).await.expect("complete"),
+            1
+        );
+        let kept = store
+            .record_by_path("ex/2024/05/13/kept.md")
+            .await
+            .expect("query")
+            .expect("row");
+        assert_eq!(kept.doc, doc("kept"));
+        assert_eq!(complete_records(&settings, &store).await.expect("again"), 0);
+        let items = feeds::items(&settings, &store, feeds::Feed::Tag("world"))
+            .await
+            .expect("tag feed");
+        assert_eq!(
+            items.len(),
+            1,
+            "the completed row is back in its tag's feed"
+        );
+    }
 }

@@ -540,11 +540,12 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    pub async fn article_count(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM articles")
-            .fetch_one(&self.pool)
+    /// Whether state knows any article at all.
+    pub async fn has_articles(&self) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM articles LIMIT 1")
+            .fetch_optional(&self.pool)
             .await?;
-        Ok(row.get(0))
+        Ok(row.is_some())
     }
 
     /// Rows written before the record held whole articles, which only their files complete.
