@@ -75,3 +75,29 @@ CREATE TRIGGER sources_changed_insert AFTER INSERT ON sources
 BEGIN UPDATE state_version SET n = n + 1; END;
 CREATE TRIGGER sources_changed_delete AFTER DELETE ON sources
 BEGIN UPDATE state_version SET n = n + 1; END;
+
+-- Tokens spent, kept as running totals so that `/metrics` reads one row however many articles
+-- were enriched.
+CREATE TABLE enrichment_tokens (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL
+);
+INSERT INTO enrichment_tokens (id, prompt_tokens, completion_tokens)
+SELECT 1, COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM enrichments;
+CREATE TRIGGER enrichment_tokens_insert AFTER INSERT ON enrichments
+BEGIN
+    UPDATE enrichment_tokens SET prompt_tokens = prompt_tokens + NEW.prompt_tokens,
+                                 completion_tokens = completion_tokens + NEW.completion_tokens;
+END;
+CREATE TRIGGER enrichment_tokens_update AFTER UPDATE OF prompt_tokens, completion_tokens ON enrichments
+BEGIN
+    UPDATE enrichment_tokens
+    SET prompt_tokens = prompt_tokens + NEW.prompt_tokens - OLD.prompt_tokens,
+        completion_tokens = completion_tokens + NEW.completion_tokens - OLD.completion_tokens;
+END;
+CREATE TRIGGER enrichment_tokens_delete AFTER DELETE ON enrichments
+BEGIN
+    UPDATE enrichment_tokens SET prompt_tokens = prompt_tokens - OLD.prompt_tokens,
+                                 completion_tokens = completion_tokens - OLD.completion_tokens;
+END;

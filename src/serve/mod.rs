@@ -213,12 +213,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let tokens = state
-        .store
-        .enrichment_totals()
-        .await
-        .map(|t| (t.prompt_tokens, t.completion_tokens))
-        .unwrap_or_default();
+    let tokens = state.store.token_totals().await.unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,

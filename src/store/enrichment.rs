@@ -229,6 +229,16 @@ impl Store {
         Ok(())
     }
 
+    /// Tokens spent on enrichment, prompt and completion: one row, for `/metrics`.
+    pub async fn token_totals(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT prompt_tokens, completion_tokens FROM enrichment_tokens WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
     pub async fn enrichment_totals(&self) -> Result<EnrichmentTotals> {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'failed'), 0),

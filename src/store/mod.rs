@@ -416,6 +416,28 @@ mod tests {
         assert_eq!(state.body_hash.as_deref(), Some("h1"));
         assert_eq!(state.consecutive_failures, 2);
         assert_eq!(state.feed_delay, Some(Duration::from_secs(600)));
+        // The running token totals agree with the per-article ones.
+        let mut conn = store.pool().acquire().await.expect("connection");
+        Store::mark_pending(&mut conn, "a", "k1", "h", &at)
+            .await
+            .expect("pending");
+        Store::mark_enriched(&mut conn, "a", "k1", "h", (10, 5), &at)
+            .await
+            .expect("enriched");
+        Store::mark_pending(&mut conn, "a", "k2", "h", &at)
+            .await
+            .expect("pending");
+        drop(conn);
+        store
+            .mark_enrichment_failed("a", "k2", "bad", &at, 3, (7, 1), &at)
+            .await
+            .expect("failed");
+        let totals = store.enrichment_totals().await.expect("totals");
+        assert_eq!(
+            store.token_totals().await.expect("tokens"),
+            (totals.prompt_tokens, totals.completion_tokens)
+        );
+        assert_eq!(store.token_totals().await.expect("tokens"), (17, 6));
         store.close().await;
         // Reopening runs no migration twice and keeps the metadata.
         let store = Store::open(&url).await.expect("reopen");
