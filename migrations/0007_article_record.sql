@@ -20,6 +20,8 @@ ALTER TABLE articles ADD COLUMN updated INTEGER;
 ALTER TABLE articles ADD COLUMN entry TEXT;
 -- Of every setting that shaped the file; NULL when unknown (rebuilt, or written before this).
 ALTER TABLE articles ADD COLUMN fingerprint TEXT;
+-- The entry's own guid/id; NULL when it has none (its key is then its link, or a hash).
+ALTER TABLE articles ADD COLUMN guid TEXT;
 -- 1 when the record was recovered from the archive: its key is the link until a fetch sees the
 -- entry again and adopts it.
 ALTER TABLE articles ADD COLUMN rebuilt INTEGER NOT NULL DEFAULT 0;

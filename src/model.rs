@@ -57,6 +57,8 @@ pub struct Article {
     pub key: String,
     /// The id of the merged Atom feed's entry.
     pub atom_id: String,
+    /// The entry's own guid/id, when it has one.
+    pub guid: Option<String>,
     /// Hash of everything the entry's file is made from; unchanged hash, unchanged file.
     pub content_hash: String,
     /// The entry's own authors, as the feed names them.

@@ -381,6 +381,7 @@ pub fn normalize(
         source: source.id.clone(),
         key: identity.key,
         atom_id,
+        guid: Some(entry.id.trim().to_owned()).filter(|id| !id.is_empty()),
         content_hash: identity.content_hash,
         bylines: bylines(entry, ctx),
         enclosures: enclosures(entry, ctx),

@@ -100,7 +100,10 @@ pub(crate) async fn remove(config: &Path, source: &str, purge: bool) -> Result<E
         for path in &paths {
             let full = settings.archive_dir.join(path);
             match std::fs::remove_file(&full) {
-                Ok(()) => deleted += 1,
+                Ok(()) => {
+                    deleted += 1;
+                    remove_empty_folders(&settings.archive_dir, &full);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("deleting {}", full.display()));
@@ -125,4 +128,16 @@ pub(crate) async fn remove(config: &Path, source: &str, purge: bool) -> Result<E
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the folders above a deleted file that it left empty, up to the archive folder.
+fn remove_empty_folders(archive: &Path, file: &Path) {
+    let mut dir = file.parent();
+    while let Some(current) = dir.filter(|d| d.starts_with(archive) && *d != archive) {
+        // Fails (and stops) at the first folder that still holds something.
+        if std::fs::remove_dir(current).is_err() {
+            break;
+        }
+        dir = current.parent();
+    }
 }

@@ -94,7 +94,11 @@ impl Pipeline {
                     normalize_tags(article.doc.tags.iter().chain(&brought).map(String::as_str));
                 if merged != article.doc.tags {
                     article.doc.tags = merged;
-                    bytes = archive::render_article(self.settings(), &article.key, &article.doc);
+                    bytes = archive::render_article(
+                        self.settings(),
+                        article.guid.as_deref(),
+                        &article.doc,
+                    );
                 }
             }
             let path = match &stored {
@@ -114,6 +118,7 @@ impl Pipeline {
                 key: article.key,
                 path: path_to_store(&path),
                 atom_id: article.atom_id,
+                guid: article.guid,
                 content_hash: article.content_hash,
                 doc: article.doc,
                 original,
@@ -174,6 +179,7 @@ impl Pipeline {
             source: article.source.clone(),
             key: article.key.clone(),
             atom_id: article.atom_id.clone(),
+            guid: article.guid.clone(),
             content_hash: article.content_hash.clone(),
             original: prepared.original.clone(),
             bylines: article.bylines.clone(),
@@ -252,13 +258,14 @@ impl Pipeline {
         let Some(mut record) = Store::record(conn, &target.source, &target.key).await? else {
             return Ok(false);
         };
+        let guid = record.guid.clone();
         let doc = &mut record.doc;
         let merged = normalize_tags(doc.tags.iter().chain(tags).map(String::as_str));
         if merged == doc.tags {
             return Ok(false);
         }
         doc.tags = merged;
-        let bytes = archive::render_article(self.settings(), &target.key, doc);
+        let bytes = archive::render_article(self.settings(), guid.as_deref(), doc);
         let path = self.settings().archive_dir.join(&target.path);
         let wrote = publish::write_atomic_deferred(&path, bytes.as_bytes())?;
         Store::update_document(conn, &target.source, &target.key, doc, None, now).await?;

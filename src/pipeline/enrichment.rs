@@ -98,7 +98,7 @@ impl Pipeline {
         if options.dry_run {
             for item in &pending {
                 match self.request_for(enricher, item).await {
-                    Ok((_, request)) => report.requests.push(enricher.describe(&request)),
+                    Ok((_, request, _)) => report.requests.push(enricher.describe(&request)),
                     Err(e) => {
                         warn!(source = %item.source, key = %item.key, error = %e, "no request")
                     }
@@ -126,7 +126,7 @@ impl Pipeline {
         &self,
         enricher: &Enricher,
         item: &PendingEnrichment,
-    ) -> Result<(Document, Request)> {
+    ) -> Result<(Document, Request, Option<String>)> {
         let mut conn = self.store().pool().acquire().await?;
         let record = Store::record(&mut conn, &item.source, &item.key).await?;
         drop(conn);
@@ -148,12 +148,12 @@ impl Pipeline {
             ..record.doc
         };
         let request = Request::for_document(&item.source, &item.key, &doc, enricher.targets());
-        Ok((doc, request))
+        Ok((doc, request, record.guid))
     }
 
     async fn enrich_one(&self, enricher: &Enricher, item: &PendingEnrichment) -> Result<Attempt> {
         let cache_key = enricher.cache_key(&item.content_hash);
-        let (doc, request) = match self.request_for(enricher, item).await {
+        let (doc, request, guid) = match self.request_for(enricher, item).await {
             Ok(found) => found,
             Err(e) => {
                 // An article that cannot be asked about fails alone, not the whole pass.
@@ -184,7 +184,7 @@ impl Pipeline {
         };
 
         let enriched = enrich::apply(&doc, &answer, enricher.targets());
-        let bytes = archive::render_article(self.settings(), &item.key, &enriched);
+        let bytes = archive::render_article(self.settings(), guid.as_deref(), &enriched);
         let path = self.settings().archive_dir.join(&item.path);
         let _turn = self.write_turn.lock().await;
         if paid {

@@ -304,7 +304,7 @@ impl Pipeline {
                 prepared.article.doc = enrich::apply(&prepared.article.doc, &answer, targets);
                 prepared.bytes = archive::render_article(
                     self.settings(),
-                    &prepared.article.key,
+                    prepared.article.guid.as_deref(),
                     &prepared.article.doc,
                 );
                 prepared.enriched_by = Some(enricher.label());
@@ -509,7 +509,11 @@ fn normalize_change(
             .and_then(|e| e.canonical)
             .unwrap_or_else(|| article.doc.link.clone()),
     );
-    let bytes = archive::render_keyed(&article.doc, labels, identity_keys.then_some(&*article.key));
+    let bytes = archive::render_keyed(
+        &article.doc,
+        labels,
+        identity_keys.then_some(article.guid.as_deref().unwrap_or_default()),
+    );
     let original = Some(article.doc.original.clone());
     Some(PreparedArticle {
         article,

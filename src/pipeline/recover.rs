@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::extract::canonical_link;
 use crate::normalize;
 use crate::publish::{self, archive, feeds};
-use crate::store::{ArticleRecord, Store};
+use crate::store::{ArticleRecord, FILE_KEY_PREFIX, Store};
 
 /// Files read and written per transaction, which bounds memory on any archive size.
 const BATCH: usize = 500;
@@ -90,7 +90,7 @@ pub async fn rebuild(settings: &Settings, store: &Store) -> Result<RebuildReport
         .collect();
     drop(known);
     for batch in unknown.chunks(BATCH) {
-        let outcome = recover_batch(settings, store, batch, &removed).await?;
+        let outcome = recover_batch(settings, store, batch, &removed, false).await?;
         report.recovered += outcome.recovered;
         report.skipped.extend(outcome.skipped);
     }
@@ -103,12 +103,15 @@ pub async fn rebuild(settings: &Settings, store: &Store) -> Result<RebuildReport
     Ok(report)
 }
 
-/// Reads, recovers and stores one batch of files in one transaction.
+/// Reads, recovers and stores one batch of files in one transaction. `skip_copies` leaves out a
+/// file whose link an archived article of its source already has: a copy made by hand, which
+/// adopting would publish twice.
 async fn recover_batch(
     settings: &Settings,
     store: &Store,
     paths: &[String],
     removed: &HashSet<String>,
+    skip_copies: bool,
 ) -> Result<RebuildReport> {
     let owned: Vec<String> = paths.to_vec();
     let shared = std::sync::Arc::new(settings.clone());
@@ -139,6 +142,15 @@ async fn recover_batch(
                 .push((path, format!("its source {} was removed", record.source)));
             continue;
         }
+        if skip_copies && !record.doc.link.is_empty() {
+            let copy_of = Store::path_with_link(&mut tx, &record.source, &record.doc.link).await?;
+            if let Some(original) = copy_of {
+                report
+                    .skipped
+                    .push((path, format!("a copy of {original} (the same link)")));
+                continue;
+            }
+        }
         // Two files naming the same guid (copied by hand): the second keeps its path as key.
         if Store::article(&mut tx, &record.source, &record.key)
             .await?
@@ -155,7 +167,7 @@ async fn recover_batch(
 
 /// The key of a record known only by its file, until a fetch adopts it.
 fn path_key(path: &str) -> String {
-    format!("rebuilt:{path}")
+    format!("{FILE_KEY_PREFIX}{path}")
 }
 
 /// A record from one archive file, or why there is none.
@@ -180,11 +192,17 @@ fn recover_file(settings: &Settings, path: &str) -> std::result::Result<ArticleR
             }
         })
         .ok_or_else(|| "no configured source matches its path or its author".to_owned())?;
-    let guid = archive::read_guid(&text);
-    let key = guid.clone().unwrap_or_else(|| path_key(path));
+    // With `archive.identity_keys` the file names the entry's guid, or says it had none (its
+    // key is then its link); without, the record is known by its path until a fetch adopts it.
+    let (key, guid) = match archive::read_identity(&text) {
+        Some(Some(guid)) => (guid.clone(), Some(guid)),
+        Some(None) if !doc.link.is_empty() => (doc.link.clone(), None),
+        _ => (path_key(path), None),
+    };
     let original = doc.translations.is_empty().then(|| doc.original.clone());
     Ok(ArticleRecord {
         atom_id: normalize::atom_id(&source, &key, guid.as_deref().unwrap_or_default()),
+        guid,
         key,
         path: path.to_owned(),
         content_hash: String::new(),
@@ -252,7 +270,7 @@ pub async fn verify(settings: &Settings, store: &Store, repair: bool) -> Result<
     let orphans = feeds::unknown_files(settings, store).await?;
     if repair && !orphans.is_empty() {
         for batch in orphans.chunks(BATCH) {
-            let outcome = recover_batch(settings, store, batch, &removed).await?;
+            let outcome = recover_batch(settings, store, batch, &removed, true).await?;
             let skipped: HashSet<&String> = outcome.skipped.iter().map(|(p, _)| p).collect();
             for path in batch {
                 if skipped.contains(path) {
@@ -272,7 +290,7 @@ pub async fn verify(settings: &Settings, store: &Store, repair: bool) -> Result<
 
 /// How a record's file disagrees with it, with the bytes state renders for it.
 fn check_record(settings: &Settings, record: &ArticleRecord) -> Option<(Finding, Option<String>)> {
-    let expected = archive::render_article(settings, &record.key, &record.doc);
+    let expected = archive::render_article(settings, record.guid.as_deref(), &record.doc);
     let full = settings.archive_dir.join(&record.path);
     match std::fs::read_to_string(&full) {
         Ok(text) if text == expected => None,

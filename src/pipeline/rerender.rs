@@ -86,7 +86,8 @@ impl Pipeline {
             let brought = Store::alias_tags(&mut tx, &record.source, &record.key).await?;
             record.doc.tags =
                 normalize_tags(record.doc.tags.iter().chain(&brought).map(String::as_str));
-            let bytes = archive::render_article(self.settings(), &record.key, &record.doc);
+            let bytes =
+                archive::render_article(self.settings(), record.guid.as_deref(), &record.doc);
             let path = self.settings().archive_dir.join(&record.path);
             let wrote = publish::write_atomic_deferred(&path, bytes.as_bytes())?;
             if wrote {

@@ -21,14 +21,23 @@ pub fn render(doc: &Document, labels: &Labels) -> String {
     render_keyed(doc, labels, None)
 }
 
-/// The file of an article as the settings have it: with its identity in the front matter when
-/// `archive.identity_keys` asks for it.
-pub fn render_article(settings: &crate::config::Settings, key: &str, doc: &Document) -> String {
-    render_keyed(doc, &settings.labels, settings.identity_keys.then_some(key))
+/// The file of an article as the settings have it: with the entry's identity (its guid, when it
+/// has one, and its link) in the front matter when `archive.identity_keys` asks for it.
+pub fn render_article(
+    settings: &crate::config::Settings,
+    guid: Option<&str>,
+    doc: &Document,
+) -> String {
+    render_keyed(
+        doc,
+        &settings.labels,
+        settings.identity_keys.then_some(guid.unwrap_or_default()),
+    )
 }
 
-/// [`render`], naming the entry's `guid` (and its `link`) in the front matter after `author` when
-/// `guid` is given: the format allows keys there, and they let a rebuild recover the identity.
+/// [`render`], naming the entry's identity in the front matter after `author` when `guid` is
+/// given: its `guid` (unless empty: the entry has none) and its `link`. The format allows keys
+/// there, and they let a rebuild recover the identity.
 pub fn render_keyed(doc: &Document, labels: &Labels, guid: Option<&str>) -> String {
     let body_len: usize = doc
         .sections()
@@ -49,7 +58,9 @@ pub fn render_keyed(doc: &Document, labels: &Labels, guid: Option<&str>) -> Stri
     }
     let _ = writeln!(out, "author: {}", yaml::scalar(&doc.author));
     if let Some(guid) = guid {
-        let _ = writeln!(out, "guid: {}", yaml::scalar(guid));
+        if !guid.is_empty() {
+            let _ = writeln!(out, "guid: {}", yaml::scalar(guid));
+        }
         let _ = writeln!(out, "link: {}", yaml::scalar(&doc.link));
     }
     out.push_str("---\n\n");
@@ -99,16 +110,20 @@ fn link_destination(link: &str) -> String {
     }
 }
 
-/// The `guid` a file's front matter names, if [`render_keyed`] wrote one.
-pub fn read_guid(text: &str) -> Option<String> {
+/// What [`render_keyed`] wrote of an entry's identity: `None` when the file names none;
+/// otherwise its guid (`None` inside when the entry had none).
+pub fn read_identity(text: &str) -> Option<Option<String>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let front = text.strip_prefix("---\n")?;
     let front = &front[..front.find("\n---\n")?];
-    front
-        .lines()
-        .find_map(|line| line.strip_prefix("guid:"))
-        .and_then(|value| scalar(value.trim_start()).ok())
-        .filter(|guid| !guid.is_empty())
+    let value = |key: &str| {
+        front
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|value| scalar(value.trim_start()).ok())
+    };
+    value("link:")?;
+    Some(value("guid:").filter(|guid| !guid.is_empty()))
 }
 
 /// Why a text is not an archive file.

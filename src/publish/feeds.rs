@@ -134,13 +134,20 @@ fn item(row: FeedRow) -> FeedItem {
     }
 }
 
-/// A feed's Atom document.
-pub fn render_atom(config: &FeedConfig, feed: Feed<'_>, items: &[FeedItem]) -> Vec<u8> {
+/// A feed's Atom document: its items from state, under its own head.
+pub async fn atom(
+    settings: &Settings,
+    store: &Store,
+    feed: Feed<'_>,
+) -> Result<(Vec<u8>, Vec<FeedItem>)> {
+    let items = items(settings, store, feed).await?;
+    // A source's feed is named after the source feed's own title, whatever its entries are.
     let source_title = match feed {
-        Feed::Source(_) => items.first().map(|i| i.source.title.as_str()),
+        Feed::Source(id) => store.feed_title(id).await?,
         _ => None,
     };
-    atom::render(config, &feed.head(config, source_title), items)
+    let head = feed.head(&settings.feed, source_title.as_deref());
+    Ok((atom::render(&settings.feed, &head, &items), items))
 }
 
 /// The merged feed's entries as a JSON Feed.
@@ -166,9 +173,10 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
         .feed_path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let head = Feed::Merged.head(config, None);
     let mut files = vec![(
         settings.feed_path.clone(),
-        render_atom(config, Feed::Merged, &merged),
+        atom::render(config, &head, &merged),
     )];
     if config.json {
         files.push((folder.join("feed.json"), render_json(config, &merged)));
@@ -177,7 +185,8 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
     let tags = match &config.tag_feeds {
         TagFeeds::Every(false) => Vec::new(),
         TagFeeds::Every(true) => store.tags().await?,
-        TagFeeds::Only(tags) => tags.clone(),
+        // Tags are stored as normalized: trimmed and lowercased.
+        TagFeeds::Only(tags) => tags.iter().map(|t| t.trim().to_lowercase()).collect(),
     };
     let sources: Vec<String> = if config.source_feeds {
         settings.sources.iter().map(|s| s.id.clone()).collect()
@@ -196,10 +205,11 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
             );
             continue;
         };
-        let items = items(settings, store, feed).await?;
-        files.push((folder.join(relative), render_atom(config, feed, &items)));
+        let (bytes, _) = atom(settings, store, feed).await?;
+        files.push((folder.join(relative), bytes));
     }
     let mut written = Written::default();
+    let files_written: Vec<PathBuf> = files.iter().map(|(path, _)| path.clone()).collect();
     for (path, bytes) in files {
         let changed = tokio::task::spawn_blocking({
             let path = path.clone();
@@ -208,6 +218,23 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
         .await
         .map_err(|e| Error::io(&path, std::io::Error::other(e)))??;
         if changed {
+            written.changed.push(path);
+        }
+    }
+    // Tag and source feeds that are no longer written (a removed source, a tag no live article
+    // carries, an option turned off) go, so no file goes on showing what left the feeds.
+    let current: std::collections::HashSet<&PathBuf> = files_written.iter().collect();
+    for sub in ["tags", "sources"] {
+        let dir = folder.join(sub);
+        let stale: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "xml") && !current.contains(p))
+                .collect(),
+            Err(_) => continue,
+        };
+        for path in stale {
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             written.changed.push(path);
         }
     }

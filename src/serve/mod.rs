@@ -139,8 +139,7 @@ async fn atom_response(state: &AppState, request: &HeaderMap, feed: Feed<'_>) ->
     let rendered = state
         .cache
         .get_or_render(&state.store, &settings, key, || async {
-            let items = feeds::items(&settings, &state.store, feed).await?;
-            let body = feeds::render_atom(&settings.feed, feed, &items);
+            let (body, items) = feeds::atom(&settings, &state.store, feed).await?;
             Ok(Some(Rendered::new(ATOM, body, newest(&items))))
         })
         .await;

@@ -153,7 +153,7 @@ pub(super) async fn article(
             };
             let modified = record.updated_at.max(record.doc.date);
             let rendered = if raw {
-                let text = archive::render_article(&settings, &record.key, &record.doc);
+                let text = archive::render_article(&settings, record.guid.as_deref(), &record.doc);
                 Rendered::new("text/markdown; charset=utf-8", text.into_bytes(), modified)
             } else {
                 Rendered::new(

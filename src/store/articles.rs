@@ -9,6 +9,10 @@ use super::{Store, from_json_list, from_millis, json_list, to_millis};
 use crate::error::Result;
 use crate::model::{Byline, Document, Enclosure, Section};
 
+/// How the key of a record known only by its archive file starts (the path follows), until a
+/// fetch adopts it under the entry's own key.
+pub const FILE_KEY_PREFIX: &str = "rebuilt:";
+
 /// Everything state keeps of an archived article.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArticleRecord {
@@ -18,6 +22,8 @@ pub struct ArticleRecord {
     /// The archive file, relative to the archive folder, with `/` separators.
     pub path: String,
     pub atom_id: String,
+    /// The entry's own guid/id, when it has one (and when known).
+    pub guid: Option<String>,
     /// Of what the file was made from; empty when unknown (rebuilt from the archive).
     pub content_hash: String,
     /// What the file holds.
@@ -89,7 +95,7 @@ pub struct FeedRow {
 const RECORD_COLUMNS: &str = "a.source, a.key, a.path, a.atom_id, a.content_hash, a.title, a.link, a.date,
      a.description, a.author, a.tags, a.sections, a.original, a.enriched_by, a.bylines, a.enclosures,
      a.published, a.updated, a.first_seen, a.updated_at, COALESCE(a.canonical, ''), a.fingerprint,
-     a.rebuilt";
+     a.rebuilt, a.guid";
 
 fn record_from_row(r: &SqliteRow, entry: Option<String>) -> ArticleRecord {
     let title: String = r.get(5);
@@ -127,6 +133,7 @@ fn record_from_row(r: &SqliteRow, entry: Option<String>) -> ArticleRecord {
         entry,
         fingerprint: r.get(21),
         rebuilt: r.get::<i64, _>(22) != 0,
+        guid: r.get(23),
     }
 }
 
@@ -195,6 +202,20 @@ impl Store {
         })
     }
 
+    /// The path of an article of `source` with this link, if any.
+    pub async fn path_with_link(
+        conn: &mut SqliteConnection,
+        source: &str,
+        link: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT path FROM articles WHERE source = ? AND link = ? LIMIT 1")
+            .bind(source)
+            .bind(link)
+            .fetch_optional(conn)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     pub async fn path_taken(conn: &mut SqliteConnection, path: &str) -> Result<bool> {
         let row = sqlx::query("SELECT 1 FROM articles WHERE path = ?")
             .bind(path)
@@ -217,9 +238,9 @@ impl Store {
         sqlx::query(
             "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at,
                                   language, canonical, bylines, enclosures, description, author, tags, sections,
-                                  original, enriched_by, published, updated, entry, fingerprint, rebuilt)
+                                  original, enriched_by, published, updated, entry, fingerprint, rebuilt, guid)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-                     ?22, ?23, ?24, ?25, ?26)
+                     ?22, ?23, ?24, ?25, ?26, ?27)
              ON CONFLICT (source, key) DO UPDATE SET
                 path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
                 title = excluded.title, link = excluded.link, date = excluded.date,
@@ -230,7 +251,7 @@ impl Store {
                 sections = excluded.sections, original = excluded.original,
                 enriched_by = excluded.enriched_by, published = excluded.published,
                 updated = excluded.updated, entry = excluded.entry,
-                fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt",
+                fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid",
         )
         .bind(&record.source)
         .bind(&record.key)
@@ -263,6 +284,7 @@ impl Store {
         .bind(&record.entry)
         .bind(&record.fingerprint)
         .bind(record.rebuilt)
+        .bind(&record.guid)
         .execute(&mut *conn)
         .await?;
         Self::write_tags(conn, &record.source, &record.key, &record.doc).await
@@ -335,7 +357,7 @@ impl Store {
         .fetch_optional(conn)
         .await?;
         Ok(row.map(|r| {
-            let entry = r.get(23);
+            let entry = r.get(24);
             record_from_row(&r, entry)
         }))
     }
@@ -458,9 +480,9 @@ impl Store {
             .iter()
             .map(|r| FeedRow {
                 record: record_from_row(r, None),
-                source_feed_id: r.get(23),
-                source_title: r.get(24),
-                source_link: r.get(25),
+                source_feed_id: r.get(24),
+                source_title: r.get(25),
+                source_link: r.get(26),
             })
             .collect())
     }
@@ -487,7 +509,7 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let entry = r.get(23);
+                let entry = r.get(24);
                 record_from_row(r, entry)
             })
             .collect())
@@ -514,7 +536,7 @@ impl Store {
         Ok(rows
             .iter()
             .map(|r| {
-                let entry = r.get(23);
+                let entry = r.get(24);
                 record_from_row(r, entry)
             })
             .collect())

@@ -18,7 +18,7 @@ mod content;
 mod enrichment;
 mod sources;
 
-pub use articles::{ArticleRecord, FeedRow, Known, Selection, StoredArticle};
+pub use articles::{ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Selection, StoredArticle};
 pub use content::CanonicalMatch;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
 pub use sources::Pruned;

@@ -38,6 +38,15 @@ impl Store {
         Ok(())
     }
 
+    /// The source feed's own title, as its last fetch found it.
+    pub async fn feed_title(&self, source: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT feed_title FROM sources WHERE id = ?")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
     /// Sources `gazette remove` took out.
     pub async fn removed_sources(&self) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM sources WHERE removed_at IS NOT NULL ORDER BY id")
