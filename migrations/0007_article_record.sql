@@ -8,7 +8,8 @@ ALTER TABLE articles ADD COLUMN tags TEXT;
 -- NULL only on rows written before this migration, until they are read back from their files.
 ALTER TABLE articles ADD COLUMN sections TEXT;
 -- JSON section: the entry's own text as normalized, before any LLM section replaced it. NULL
--- when unknown (a record rebuilt from a bilingual file).
+-- when it is the file's one section (stored once, in `sections`), or, beside LLM sections,
+-- unknown (a record rebuilt from a bilingual file).
 ALTER TABLE articles ADD COLUMN original TEXT;
 -- The model and prompt version that wrote the LLM sections; NULL when there are none, or when
 -- they were recovered from a file.

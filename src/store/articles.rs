@@ -105,7 +105,11 @@ fn record_from_row(r: &SqliteRow, entry: Option<String>) -> ArticleRecord {
         title: title.clone(),
         body: String::new(),
     });
-    let original: Option<String> = r.get(12);
+    // Stored only where it differs from the file's one section (see `write_article`).
+    let original: Option<Section> = r
+        .get::<Option<String>, _>(12)
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .or_else(|| sections.is_empty().then(|| original_section.clone()));
     ArticleRecord {
         source: r.get(0),
         key: r.get(1),
@@ -121,7 +125,7 @@ fn record_from_row(r: &SqliteRow, entry: Option<String>) -> ArticleRecord {
             translations: sections,
             original: original_section,
         },
-        original: original.and_then(|json| serde_json::from_str(&json).ok()),
+        original,
         enriched_by: r.get(13),
         bylines: from_json_list(r.get(14)),
         enclosures: from_json_list(r.get(15)),
@@ -231,9 +235,12 @@ impl Store {
         record: &ArticleRecord,
         file_changed: bool,
     ) -> Result<()> {
+        // A monolingual file's section is the entry's own text: stored once, in `sections`.
+        // NULL beside LLM sections means unknown.
         let original = record
             .original
             .as_ref()
+            .filter(|s| !(record.doc.translations.is_empty() && **s == record.doc.original))
             .and_then(|s| serde_json::to_string(s).ok());
         sqlx::query(
             "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at,
@@ -591,14 +598,10 @@ impl Store {
         key: &str,
         doc: &Document,
     ) -> Result<()> {
-        let original = doc
-            .translations
-            .is_empty()
-            .then(|| serde_json::to_string(&doc.original).ok())
-            .flatten();
+        // A monolingual file's section is the entry's own text; beside LLM sections it is not
+        // in the file, and stays unknown.
         sqlx::query(
-            "UPDATE articles SET description = ?3, author = ?4, tags = ?5, sections = ?6,
-                                 original = COALESCE(original, ?7)
+            "UPDATE articles SET description = ?3, author = ?4, tags = ?5, sections = ?6
              WHERE source = ?1 AND key = ?2",
         )
         .bind(source)
@@ -607,7 +610,6 @@ impl Store {
         .bind(&doc.author)
         .bind(serde_json::to_string(&doc.tags).unwrap_or_default())
         .bind(sections_json(doc))
-        .bind(original)
         .execute(&mut *conn)
         .await?;
         Self::write_tags(conn, source, key, doc).await

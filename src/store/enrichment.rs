@@ -179,8 +179,7 @@ impl Store {
             "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at, updated_at)
              SELECT a.source, a.key, a.content_hash, 'pending', 0, ?3, ?3 FROM articles a
              WHERE a.source IN (SELECT value FROM json_each(?1))
-               AND a.date >= ?2 AND a.original IS NOT NULL
-               AND json_array_length(a.sections) = 1
+               AND a.date >= ?2 AND json_array_length(a.sections) = 1
              ON CONFLICT (source, key) DO UPDATE SET
                 content_hash = excluded.content_hash, status = 'pending', attempts = 0,
                 next_attempt_at = excluded.next_attempt_at, last_error = NULL,
