@@ -124,33 +124,11 @@ impl Pipeline {
             }
             let entry = &parsed.feed.entries[index];
             let known = Store::known(&mut conn, &source.id, &identity.key).await?;
-            let rebuilt = match &known {
-                Known::Archived(stored) if stored.rebuilt => {
-                    Store::record(&mut conn, &source.id, &identity.key).await?
-                }
-                Known::New if has_rebuilt => {
-                    let link = normalize::archived_link(entry, source, &parsed.ctx);
-                    let candidates = if !link.is_empty() {
-                        Store::rebuilt_by_link(&mut conn, &source.id, &link).await?
-                    } else if let Some(title) =
-                        normalize::archived_title(entry, source, &parsed.ctx)
-                    {
-                        // Without a link, the title is what the file tells of the entry.
-                        Store::rebuilt_by_title(&mut conn, &source.id, &title).await?
-                    } else {
-                        Vec::new()
-                    };
-                    // Several files may share a link; the one with the entry's date first.
-                    let date = entry.date().map(|d| d.trunc_subsecs(3));
-                    let untaken = |r: &&ArticleRecord| !adopted.contains(&r.key);
-                    candidates
-                        .iter()
-                        .filter(untaken)
-                        .find(|r| Some(r.doc.date) == date)
-                        .or_else(|| candidates.iter().find(untaken))
-                        .cloned()
-                }
-                _ => None,
+            let rebuilt = if has_rebuilt {
+                let key = identity.key.as_str();
+                rebuilt_record(&mut conn, source, &parsed.ctx, entry, key, &known, &adopted).await?
+            } else {
+                None
             };
             if let Some(record) = rebuilt {
                 adopted.insert(record.key.clone());
@@ -433,6 +411,44 @@ async fn parse_off_thread(
     })
     .await
     .map_err(|e| parse_error(source, format!("the parser stopped: {e}")))?
+}
+
+/// The record rebuilt from the archive that this entry is, if any: the one with its key, else
+/// one with its link (or, without a link, its title), the one with its date first, since
+/// several files may share a link. `adopted` holds the keys already taken in this run.
+async fn rebuilt_record(
+    conn: &mut sqlx::SqliteConnection,
+    source: &Source,
+    ctx: &FeedContext,
+    entry: &crate::parse::Entry,
+    key: &str,
+    known: &Known,
+    adopted: &HashSet<String>,
+) -> Result<Option<ArticleRecord>> {
+    let candidates = match known {
+        Known::Archived(stored) if stored.rebuilt => {
+            return Store::record(conn, &source.id, key).await;
+        }
+        Known::New => {
+            let link = normalize::archived_link(entry, source, ctx);
+            if !link.is_empty() {
+                Store::rebuilt_by_link(conn, &source.id, &link).await?
+            } else if let Some(title) = normalize::archived_title(entry, source, ctx) {
+                Store::rebuilt_by_title(conn, &source.id, &title).await?
+            } else {
+                Vec::new()
+            }
+        }
+        _ => return Ok(None),
+    };
+    let date = entry.date().map(|d| d.trunc_subsecs(3));
+    let untaken = |r: &&ArticleRecord| !adopted.contains(&r.key);
+    Ok(candidates
+        .iter()
+        .filter(untaken)
+        .find(|r| Some(r.doc.date) == date)
+        .or_else(|| candidates.iter().find(untaken))
+        .cloned())
 }
 
 /// Normalizes and renders one changed entry; `None` when the source's filters reject it. The
