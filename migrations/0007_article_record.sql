@@ -1,38 +1,69 @@
 -- The whole article, so that every output is built from state and the archive can be rendered
 -- again (or rebuilt into state) without fetching anything.
-ALTER TABLE articles ADD COLUMN description TEXT NOT NULL DEFAULT '';
-ALTER TABLE articles ADD COLUMN author TEXT NOT NULL DEFAULT '';
--- JSON list in file order; `article_tags` indexes the same tags for the tag feeds.
-ALTER TABLE articles ADD COLUMN tags TEXT;
--- JSON list of the file's sections in file order (translations, then the original language's).
--- NULL only on rows written before this migration, until they are read back from their files.
-ALTER TABLE articles ADD COLUMN sections TEXT;
--- JSON section: the entry's own text as normalized, before any LLM section replaced it. NULL
--- when it is the file's one section (stored once, in `sections`), or, beside LLM sections,
--- unknown (a record rebuilt from a bilingual file).
-ALTER TABLE articles ADD COLUMN original TEXT;
--- The model and prompt version that wrote the LLM sections; NULL when there are none, or when
--- they were recovered from a file.
-ALTER TABLE articles ADD COLUMN enriched_by TEXT;
--- The dates the feed gave, Unix milliseconds.
-ALTER TABLE articles ADD COLUMN published INTEGER;
-ALTER TABLE articles ADD COLUMN updated INTEGER;
--- JSON: the entry as fetched (before rewrites) and what its feed gave it, to render it again.
-ALTER TABLE articles ADD COLUMN entry TEXT;
--- Of every setting that shaped the file; NULL when unknown (rebuilt, or written before this).
-ALTER TABLE articles ADD COLUMN fingerprint TEXT;
--- The entry's own guid/id; NULL when it has none (its key is then its link, or a hash).
-ALTER TABLE articles ADD COLUMN guid TEXT;
--- 1 when the record was recovered from the archive: its key is the link until a fetch sees the
--- entry again and adopts it.
-ALTER TABLE articles ADD COLUMN rebuilt INTEGER NOT NULL DEFAULT 0;
+--
+-- The table is made anew rather than altered: SQLite reads a row's columns in order, and the
+-- large ones (the sections, the entry as fetched) must come last, or every lookup of a small
+-- column written after them would read through their overflow pages.
+CREATE TABLE articles_new (
+    source       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    path         TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,        -- of what the file was made from; '' when unknown
+    atom_id      TEXT NOT NULL,
+    -- The entry's own guid/id; NULL when it has none (its key is then its link, or a hash).
+    guid         TEXT,
+    -- 1 when the record was recovered from the archive: it is known by its file until a fetch
+    -- sees the entry again and adopts it.
+    rebuilt      INTEGER NOT NULL DEFAULT 0,
+    -- Of every setting that shaped the file; NULL when unknown (rebuilt, or written before this).
+    fingerprint  TEXT,
+    title        TEXT NOT NULL,
+    link         TEXT NOT NULL,
+    date         INTEGER NOT NULL,
+    first_seen   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    -- The dates the feed gave, Unix milliseconds.
+    published    INTEGER,
+    updated      INTEGER,
+    language     TEXT,
+    canonical    TEXT,
+    description  TEXT NOT NULL DEFAULT '',
+    author       TEXT NOT NULL DEFAULT '',
+    -- JSON list in file order; `article_tags` indexes the same tags for the tag feeds.
+    tags         TEXT,
+    bylines      TEXT,
+    enclosures   TEXT,
+    -- The model and prompt version that wrote the LLM sections; NULL when there are none, or
+    -- when they were recovered from a file.
+    enriched_by  TEXT,
+    -- JSON list of the file's sections in file order (translations, then the original
+    -- language's). NULL only on rows written before this migration, until they are read back
+    -- from their files.
+    sections     TEXT,
+    -- JSON section: the entry's own text as normalized, before any LLM section replaced it.
+    -- NULL when it is the file's one section (stored once, in `sections`), or, beside LLM
+    -- sections, unknown (a record rebuilt from a bilingual file).
+    original     TEXT,
+    -- JSON: the entry as fetched (before rewrites) and what its feed gave it, to render it again.
+    entry        TEXT,
+    PRIMARY KEY (source, key)
+);
+INSERT INTO articles_new (source, key, path, content_hash, atom_id, title, link, date, first_seen,
+                          updated_at, language, canonical, bylines, enclosures)
+SELECT source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at,
+       language, canonical, bylines, enclosures
+FROM articles;
+DROP TABLE articles;
+ALTER TABLE articles_new RENAME TO articles;
+CREATE INDEX articles_by_canonical ON articles (canonical);
 
 -- Feeds order by date, then path: both are recovered from the archive, so a rebuilt state
 -- orders the feeds as before.
-DROP INDEX articles_by_date;
 CREATE INDEX articles_by_date ON articles (date DESC, path);
 CREATE INDEX articles_by_source_date ON articles (source, date DESC, path);
 CREATE INDEX articles_by_link ON articles (source, link);
+-- Records waiting for a fetch to adopt them; empty but after a rebuild.
+CREATE INDEX articles_rebuilt ON articles (source) WHERE rebuilt = 1;
 -- Rows written before this migration, completed from their files once; empty afterwards, so
 -- looking for them costs nothing on every run.
 CREATE INDEX articles_incomplete ON articles (path) WHERE sections IS NULL;
@@ -46,6 +77,22 @@ CREATE TABLE article_tags (
     PRIMARY KEY (source, key, tag)
 );
 CREATE INDEX article_tags_by_tag ON article_tags (tag, date DESC, path);
+-- Kept in step with `articles.tags` by the database itself: no extra statement per article.
+CREATE TRIGGER article_tags_insert AFTER INSERT ON articles WHEN NEW.tags IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO article_tags (source, key, tag, date, path)
+    SELECT NEW.source, NEW.key, value, NEW.date, NEW.path FROM json_each(NEW.tags);
+END;
+CREATE TRIGGER article_tags_update AFTER UPDATE OF source, key, tags, date, path ON articles
+BEGIN
+    DELETE FROM article_tags WHERE source = OLD.source AND key = OLD.key;
+    INSERT OR IGNORE INTO article_tags (source, key, tag, date, path)
+    SELECT NEW.source, NEW.key, value, NEW.date, NEW.path FROM json_each(COALESCE(NEW.tags, '[]'));
+END;
+CREATE TRIGGER article_tags_delete AFTER DELETE ON articles
+BEGIN
+    DELETE FROM article_tags WHERE source = OLD.source AND key = OLD.key;
+END;
 
 -- The fingerprint every record of the source was last brought to, so a run checks one value
 -- instead of the source's every record.

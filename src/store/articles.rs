@@ -294,32 +294,6 @@ impl Store {
         .bind(&record.guid)
         .execute(&mut *conn)
         .await?;
-        Self::write_tags(conn, &record.source, &record.key, &record.doc).await
-    }
-
-    async fn write_tags(
-        conn: &mut SqliteConnection,
-        source: &str,
-        key: &str,
-        doc: &Document,
-    ) -> Result<()> {
-        sqlx::query("DELETE FROM article_tags WHERE source = ? AND key = ?")
-            .bind(source)
-            .bind(key)
-            .execute(&mut *conn)
-            .await?;
-        for tag in &doc.tags {
-            sqlx::query(
-                "INSERT OR IGNORE INTO article_tags (source, key, tag, date, path)
-                 SELECT ?1, ?2, ?3, ?4, path FROM articles WHERE source = ?1 AND key = ?2",
-            )
-            .bind(source)
-            .bind(key)
-            .bind(tag)
-            .bind(to_millis(&doc.date))
-            .execute(&mut *conn)
-            .await?;
-        }
         Ok(())
     }
 
@@ -347,7 +321,7 @@ impl Store {
         .bind(to_millis(now))
         .execute(&mut *conn)
         .await?;
-        Self::write_tags(conn, source, key, doc).await
+        Ok(())
     }
 
     /// The whole record of an article.
@@ -437,11 +411,6 @@ impl Store {
         rebuilt_key: &str,
         record: &ArticleRecord,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM article_tags WHERE source = ? AND key = ?")
-            .bind(&record.source)
-            .bind(rebuilt_key)
-            .execute(&mut *conn)
-            .await?;
         sqlx::query("DELETE FROM articles WHERE source = ? AND key = ?")
             .bind(&record.source)
             .bind(rebuilt_key)
@@ -612,7 +581,7 @@ impl Store {
         .bind(sections_json(doc))
         .execute(&mut *conn)
         .await?;
-        Self::write_tags(conn, source, key, doc).await
+        Ok(())
     }
 
     /// Counts commits that changed what an output shows (by any process).
