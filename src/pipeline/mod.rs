@@ -225,7 +225,10 @@ impl Pipeline {
             // Whatever the feed said, files shaped by settings that changed since are rendered
             // again from state.
             Ok(refresh) => self
-                .rerender_if_settings_changed(source)
+                .rerender_if_settings_changed(
+                    source,
+                    state.as_ref().and_then(|s| s.fingerprint.as_deref()),
+                )
                 .await
                 .map(|_| refresh),
             Err(e) => Err(e),

@@ -480,4 +480,87 @@ mod tests {
             "the completed row is back in its tag's feed"
         );
     }
+
+    /// A state written by the release before the record held whole articles (migrations up
+    /// to 0006) upgrades in place: its rows survive the new table, are completed from their
+    /// files, and the archive and the state agree.
+    #[tokio::test]
+    async fn a_state_from_before_the_record_upgrades() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = settings(dir.path());
+        let old = dir.path().join("old-migrations");
+        std::fs::create_dir_all(&old).expect("dir");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in std::fs::read_dir(&repo).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            if name.as_str() < "0007" {
+                std::fs::copy(&path, old.join(&name)).expect("copy");
+            }
+        }
+        let db = dir.path().join("state/gazette.db");
+        std::fs::create_dir_all(db.parent().expect("parent")).expect("state dir");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options)
+            .await
+            .expect("old db");
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .expect("old migrations")
+            .run(&pool)
+            .await
+            .expect("old schema");
+        let path = "ex/2024/05/13/kept.md";
+        let doc = doc("kept");
+        crate::publish::write_atomic(
+            &settings.archive_dir.join(path),
+            archive::render(&doc, &settings.labels).as_bytes(),
+        )
+        .expect("file");
+        // The row as the old release wrote it.
+        sqlx::query(
+            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date,
+                                   first_seen, updated_at, language, canonical)
+             VALUES ('ex', 'k', ?, 'h', 'urn:x', 'kept', ?, ?, ?, ?, 'en', ?)",
+        )
+        .bind(path)
+        .bind(&doc.link)
+        .bind(doc.date.timestamp_millis())
+        .bind(doc.date.timestamp_millis())
+        .bind(doc.date.timestamp_millis())
+        .bind(&doc.link)
+        .execute(&pool)
+        .await
+        .expect("old row");
+        pool.close().await;
+
+        let store = Store::open(&settings.state_url).await.expect("upgraded");
+        assert_eq!(
+            complete_records(&settings, &store).await.expect("complete"),
+            1
+        );
+        let record = store
+            .record_by_path(path)
+            .await
+            .expect("query")
+            .expect("the row survived the new table");
+        assert_eq!(
+            (record.key.as_str(), record.atom_id.as_str()),
+            ("k", "urn:x")
+        );
+        assert_eq!(record.doc, doc);
+        assert_eq!(record.original.as_ref(), Some(&doc.original));
+        let report = verify(&settings, &store, false).await.expect("verify");
+        assert_eq!(report.findings, Vec::new());
+        let items = feeds::items(&settings, &store, feeds::Feed::Tag("world"))
+            .await
+            .expect("tag feed");
+        assert_eq!(items.len(), 1);
+    }
 }

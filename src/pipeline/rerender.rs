@@ -19,11 +19,15 @@ const BATCH: usize = 200;
 
 impl Pipeline {
     /// Brings the source's files in line with its current settings when they changed since its
-    /// records were rendered; returns how many files changed.
-    pub async fn rerender_if_settings_changed(&self, source: &Source) -> Result<usize> {
+    /// records were rendered (`rendered_with`, as the source's state had it when its refresh
+    /// began); returns how many files changed.
+    pub async fn rerender_if_settings_changed(
+        &self,
+        source: &Source,
+        rendered_with: Option<&str>,
+    ) -> Result<usize> {
         let fingerprint = self.fingerprint(source);
-        let state = self.store().source_state(&source.id).await?;
-        if state.and_then(|s| s.fingerprint).as_deref() == Some(fingerprint.as_str()) {
+        if rendered_with == Some(fingerprint.as_str()) {
             return Ok(0);
         }
         let mut changed = 0;
