@@ -208,31 +208,30 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
         let (bytes, _) = atom(settings, store, feed).await?;
         files.push((folder.join(relative), bytes));
     }
-    let mut written = Written::default();
-    let files_written: Vec<PathBuf> = files.iter().map(|(path, _)| path.clone()).collect();
-    for (path, bytes) in files {
-        let changed = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || super::write_atomic(&path, &bytes)
-        })
+    tokio::task::spawn_blocking(move || write_files(&folder, files))
         .await
-        .map_err(|e| Error::io(&path, std::io::Error::other(e)))??;
-        if changed {
+        .map_err(|e| Error::io(&settings.feed_path, std::io::Error::other(e)))?
+}
+
+/// Writes the feed files, then deletes the tag and source feeds that are no longer written (a
+/// removed source, a tag no live article carries, an option turned off), so no file goes on
+/// showing what left the feeds. `tags/` and `sources/` beside the merged feed are Gazette's.
+fn write_files(folder: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<Written> {
+    let mut written = Written::default();
+    let current: std::collections::HashSet<PathBuf> =
+        files.iter().map(|(path, _)| path.clone()).collect();
+    for (path, bytes) in files {
+        if super::write_atomic(&path, &bytes)? {
             written.changed.push(path);
         }
     }
-    // Tag and source feeds that are no longer written (a removed source, a tag no live article
-    // carries, an option turned off) go, so no file goes on showing what left the feeds.
-    let current: std::collections::HashSet<&PathBuf> = files_written.iter().collect();
     for sub in ["tags", "sources"] {
-        let dir = folder.join(sub);
-        let stale: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "xml") && !current.contains(p))
-                .collect(),
-            Err(_) => continue,
+        let Ok(entries) = std::fs::read_dir(folder.join(sub)) else {
+            continue;
         };
+        let stale = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "xml") && !current.contains(p));
         for path in stale {
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             written.changed.push(path);
