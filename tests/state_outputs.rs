@@ -1133,3 +1133,66 @@ async fn enrich_all_reaches_what_is_archived() {
     assert_eq!(asked(&llm).len(), 4, "asked again: {log}");
     assert_eq!(snapshot(&archive), enriched, "{log}");
 }
+
+/// Changed settings reach the archive on the very next run, even when the source is not due
+/// and nothing is fetched.
+#[tokio::test]
+async fn a_changed_rewrite_rule_rerenders_a_source_that_is_not_due() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let feed = Arc::new(EtagFeed::default());
+    let base = start_etag_feed(&feed).await;
+    let items: Vec<Item<'_>> = DAILY_TITLES
+        .iter()
+        .enumerate()
+        .map(|(n, title)| Item {
+            guid: ["d1", "d2", "d3", "d4"][n],
+            title,
+            minute: u32::try_from(n).expect("small"),
+            categories: &[],
+        })
+        .collect();
+    *feed
+        .body
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        rss("The Daily Example", &base, &items);
+    let url = format!("{base}/daily.xml");
+    daily_config(tmp.path(), &url, "interval = \"1h\"\n", "");
+    let first = gazette(tmp.path(), &["fetch"]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let archive = tmp.path().join("archive");
+    let before = snapshot(&archive);
+    let requests = feed.full.load(Ordering::SeqCst) + feed.not_modified.load(Ordering::SeqCst);
+
+    daily_config(
+        tmp.path(),
+        &url,
+        &format!("interval = \"1h\"\n{TITLE_RULE}"),
+        "",
+    );
+    let second = gazette(tmp.path(), &["fetch"]).await;
+    let log = format!("{}{}", stdout(&second), stderr(&second));
+    assert!(second.status.success(), "{log}");
+    assert_eq!(
+        feed.full.load(Ordering::SeqCst) + feed.not_modified.load(Ordering::SeqCst),
+        requests,
+        "the source was fetched though it is not due: {log}"
+    );
+    let after = snapshot(&archive);
+    let changed: Vec<&PathBuf> = before
+        .iter()
+        .filter(|(path, (bytes, _))| after[*path].0 != *bytes)
+        .map(|(path, _)| path)
+        .collect();
+    let matching = before
+        .values()
+        .filter(|(bytes, _)| String::from_utf8_lossy(bytes).contains(SITE_SUFFIX))
+        .count();
+    assert!(matching > 0, "the feed has titles the rule matches");
+    assert_eq!(changed.len(), matching, "{log}");
+    assert!(
+        read_text(&tmp.path().join("public/atom.xml"))
+            .contains("<title>Markets rally on rate hopes</title>"),
+        "{log}"
+    );
+}

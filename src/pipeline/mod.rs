@@ -172,15 +172,22 @@ impl Pipeline {
         let force = options.force;
         let state = self.state_for(source).await?;
         if !force {
-            if let Some(reason) = state.as_ref().and_then(|s| s.disabled_reason.clone()) {
-                return Ok(Refresh::Disabled(reason));
-            }
-            if let Some(due) = state
-                .as_ref()
-                .and_then(|s| s.next_due_at)
-                .filter(|due| *due > Utc::now())
-            {
-                return Ok(Refresh::NotDue(due));
+            let not_fetched = match state.as_ref() {
+                Some(s) if s.disabled_reason.is_some() => Some(Refresh::Disabled(
+                    s.disabled_reason.clone().unwrap_or_default(),
+                )),
+                Some(s) => s
+                    .next_due_at
+                    .filter(|due| *due > Utc::now())
+                    .map(Refresh::NotDue),
+                None => None,
+            };
+            if let Some(refresh) = not_fetched {
+                // Changed settings reach the archive on the next run, due or not.
+                let rendered_with = state.as_ref().and_then(|s| s.fingerprint.as_deref());
+                self.rerender_if_settings_changed(source, rendered_with)
+                    .await?;
+                return Ok(refresh);
             }
         }
         let location = state
