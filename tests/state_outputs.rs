@@ -842,6 +842,14 @@ async fn remove_takes_a_source_out_and_purge_deletes_its_files() {
         "alpha's files did not stay as they were"
     );
     verify_agrees(tmp.path(), "after remove").await;
+    let status = gazette(tmp.path(), &["status"]).await;
+    assert!(
+        stdout(&status)
+            .lines()
+            .any(|l| l.starts_with("alpha: removed ") && l.contains("2 files stay known")),
+        "{}",
+        stdout(&status)
+    );
 
     // The source is out of the config, so a fetch neither archives nor publishes it.
     let fetch = gazette(tmp.path(), &["fetch", "--force"]).await;

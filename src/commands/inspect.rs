@@ -89,6 +89,16 @@ pub(crate) async fn status(settings: &Settings, json: bool) -> Result<ExitCode> 
                 .last_http_status
                 .map(|s| format!(" (HTTP {s})"))
                 .unwrap_or_default();
+            if let Some(at) = &r.removed_at {
+                writeln!(
+                    out,
+                    "{}: removed {} (in no feed; its {} files stay known; `remove --purge` deletes them)",
+                    r.id,
+                    format_date(at),
+                    r.articles
+                )?;
+                continue;
+            }
             writeln!(
                 out,
                 "{}: {}{http}",

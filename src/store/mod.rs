@@ -107,6 +107,8 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
     pub disabled_reason: Option<String>,
     pub articles: i64,
+    /// When `gazette remove` took the source out (its files stay known).
+    pub removed_at: Option<DateTime<Utc>>,
 }
 
 pub fn to_millis(t: &DateTime<Utc>) -> i64 {
@@ -327,7 +329,7 @@ impl Store {
             "SELECT s.id, s.url, s.moved_to, s.last_fetch_at, s.last_status, s.http_status,
                     s.etag IS NOT NULL OR s.last_modified IS NOT NULL, s.next_due_at,
                     s.consecutive_failures, s.last_error, s.disabled_reason,
-                    (SELECT COUNT(*) FROM articles a WHERE a.source = s.id)
+                    (SELECT COUNT(*) FROM articles a WHERE a.source = s.id), s.removed_at
              FROM sources s ORDER BY s.id",
         )
         .fetch_all(&self.pool)
@@ -347,6 +349,7 @@ impl Store {
                 last_error: r.get(9),
                 disabled_reason: r.get(10),
                 articles: r.get(11),
+                removed_at: r.get::<Option<i64>, _>(12).map(from_millis),
             })
             .collect())
     }
