@@ -94,6 +94,9 @@ enum Command {
         /// With --all: only articles dated this day or later (YYYY-MM-DD or RFC 3339).
         #[arg(long, requires = "all", value_parser = parse_since)]
         since: Option<chrono::DateTime<chrono::Utc>>,
+        /// With --all: also redo articles whose sections another model or prompt version wrote.
+        #[arg(long, requires = "all")]
+        redo: bool,
     },
     /// Normalize a feed and print one JSON object per article; writes nothing.
     Preview {
@@ -236,6 +239,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             all,
             since,
+            redo,
         } => {
             let options = EnrichOptions {
                 sources,
@@ -243,6 +247,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 dry_run,
                 all,
                 since,
+                redo,
             };
             enrich(load(&cli.config)?, options).await
         }

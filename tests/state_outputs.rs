@@ -1140,6 +1140,29 @@ async fn enrich_all_reaches_what_is_archived() {
     let log = enrich(tmp.path(), &["--all"]).await;
     assert_eq!(asked(&llm).len(), 4, "asked again: {log}");
     assert_eq!(snapshot(&archive), enriched, "{log}");
+
+    // Another model: `--all` alone leaves the sections as they are; `--redo` asks the new
+    // model about each article once, from the article's own text (kept in state).
+    write_config(
+        tmp.path(),
+        &format!("{enrich_table}model = \"other-model\"\n{sources}"),
+    );
+    let log = enrich(tmp.path(), &["--all"]).await;
+    assert_eq!(asked(&llm).len(), 4, "asked without --redo: {log}");
+    let log = enrich(tmp.path(), &["--all", "--redo"]).await;
+    let keys = asked(&llm);
+    assert_eq!(keys.len(), 8, "{log}");
+    assert_eq!(
+        keys[4..].iter().collect::<BTreeSet<_>>(),
+        keys[..4].iter().collect::<BTreeSet<_>>(),
+        "the new model was not asked about every article once: {keys:?}"
+    );
+    assert!(
+        bilingual(&archive, "a") && bilingual(&archive, "b"),
+        "{log}"
+    );
+    let log = enrich(tmp.path(), &["--all", "--redo"]).await;
+    assert_eq!(asked(&llm).len(), 8, "redone twice: {log}");
 }
 
 /// Changed settings reach the archive on the very next run, even when the source is not due

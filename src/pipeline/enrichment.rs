@@ -29,6 +29,8 @@ pub struct EnrichOptions {
     pub all: bool,
     /// With `all`: only articles dated this or later.
     pub since: Option<DateTime<Utc>>,
+    /// With `all`: also articles whose sections another model or prompt version wrote.
+    pub redo: bool,
 }
 
 /// What a pass did.
@@ -76,7 +78,12 @@ impl Pipeline {
             let _turn = self.write_turn.lock().await;
             let queued = self
                 .store()
-                .queue_unenriched(&eligible, options.since.as_ref(), &now)
+                .queue_unenriched(
+                    &eligible,
+                    options.since.as_ref(),
+                    options.redo.then(|| enricher.label()).as_deref(),
+                    &now,
+                )
                 .await?;
             info!(
                 queued,

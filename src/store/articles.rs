@@ -308,7 +308,11 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE articles SET title = ?3, description = ?4, tags = ?5, sections = ?6,
-                                 enriched_by = COALESCE(?7, enriched_by), updated_at = ?8
+                                 enriched_by = COALESCE(?7, enriched_by), updated_at = ?8,
+                                 -- A monolingual file's one section is the entry's own text,
+                                 -- kept only there; LLM sections replacing it must not lose it.
+                                 original = COALESCE(original, CASE WHEN json_array_length(sections) = 1
+                                                                    THEN json_extract(sections, '$[0]') END)
              WHERE source = ?1 AND key = ?2",
         )
         .bind(source)

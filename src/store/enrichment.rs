@@ -168,18 +168,23 @@ impl Store {
     }
 
     /// Queues the archived articles of `sources` (dated `since` or later) that have no LLM
-    /// sections yet and whose own text state holds; returns how many.
+    /// sections yet, and with `redo_unless` those whose sections another model or prompt than
+    /// this one wrote (when state holds their own text); returns how many.
     pub async fn queue_unenriched(
         &self,
         sources: &[String],
         since: Option<&DateTime<Utc>>,
+        redo_unless: Option<&str>,
         now: &DateTime<Utc>,
     ) -> Result<u64> {
         let queued = sqlx::query(
             "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at, updated_at)
              SELECT a.source, a.key, a.content_hash, 'pending', 0, ?3, ?3 FROM articles a
              WHERE a.source IN (SELECT value FROM json_each(?1))
-               AND a.date >= ?2 AND json_array_length(a.sections) = 1
+               AND a.date >= ?2
+               AND (json_array_length(a.sections) = 1
+                    OR (?4 IS NOT NULL AND a.original IS NOT NULL
+                        AND COALESCE(a.enriched_by, '') <> ?4))
              ON CONFLICT (source, key) DO UPDATE SET
                 content_hash = excluded.content_hash, status = 'pending', attempts = 0,
                 next_attempt_at = excluded.next_attempt_at, last_error = NULL,
@@ -188,6 +193,7 @@ impl Store {
         .bind(serde_json::to_string(sources).unwrap_or_else(|_| "[]".to_owned()))
         .bind(since.map_or(i64::MIN, to_millis))
         .bind(to_millis(now))
+        .bind(redo_unless)
         .execute(&self.pool)
         .await?
         .rows_affected();
