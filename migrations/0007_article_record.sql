@@ -61,37 +61,42 @@ CREATE INDEX articles_by_canonical ON articles (canonical);
 -- orders the feeds as before.
 CREATE INDEX articles_by_date ON articles (date DESC, path);
 CREATE INDEX articles_by_source_date ON articles (source, date DESC, path);
-CREATE INDEX articles_by_link ON articles (source, link);
--- Records waiting for a fetch to adopt them; empty but after a rebuild.
-CREATE INDEX articles_rebuilt ON articles (source) WHERE rebuilt = 1;
+-- Records waiting for a fetch to adopt them, by link: empty but after a rebuild, so it costs
+-- an insert nothing.
+CREATE INDEX articles_rebuilt_by_link ON articles (source, link) WHERE rebuilt = 1;
 -- Rows written before this migration, completed from their files once; empty afterwards, so
 -- looking for them costs nothing on every run.
 CREATE INDEX articles_incomplete ON articles (path) WHERE sections IS NULL;
 
+-- One row per tag of an article, in the order the tag feeds read them: one B-tree, and the
+-- rows of a tag in date order, so a tag feed reads only the rows it shows.
 CREATE TABLE article_tags (
-    source TEXT NOT NULL,
-    key    TEXT NOT NULL,
     tag    TEXT NOT NULL,
     date   INTEGER NOT NULL,
     path   TEXT NOT NULL,
-    PRIMARY KEY (source, key, tag)
-);
-CREATE INDEX article_tags_by_tag ON article_tags (tag, date DESC, path);
+    source TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    PRIMARY KEY (tag, date DESC, path)
+) WITHOUT ROWID;
 -- Kept in step with `articles.tags` by the database itself: no extra statement per article.
 CREATE TRIGGER article_tags_insert AFTER INSERT ON articles WHEN NEW.tags IS NOT NULL
 BEGIN
-    INSERT OR IGNORE INTO article_tags (source, key, tag, date, path)
-    SELECT NEW.source, NEW.key, value, NEW.date, NEW.path FROM json_each(NEW.tags);
+    INSERT OR IGNORE INTO article_tags (tag, date, path, source, key)
+    SELECT value, NEW.date, NEW.path, NEW.source, NEW.key FROM json_each(NEW.tags);
 END;
 CREATE TRIGGER article_tags_update AFTER UPDATE OF source, key, tags, date, path ON articles
+WHEN OLD.tags IS NOT NEW.tags OR OLD.date <> NEW.date OR OLD.path <> NEW.path
+     OR OLD.source <> NEW.source OR OLD.key <> NEW.key
 BEGIN
-    DELETE FROM article_tags WHERE source = OLD.source AND key = OLD.key;
-    INSERT OR IGNORE INTO article_tags (source, key, tag, date, path)
-    SELECT NEW.source, NEW.key, value, NEW.date, NEW.path FROM json_each(COALESCE(NEW.tags, '[]'));
+    DELETE FROM article_tags
+    WHERE tag IN (SELECT value FROM json_each(OLD.tags)) AND date = OLD.date AND path = OLD.path;
+    INSERT OR IGNORE INTO article_tags (tag, date, path, source, key)
+    SELECT value, NEW.date, NEW.path, NEW.source, NEW.key FROM json_each(COALESCE(NEW.tags, '[]'));
 END;
 CREATE TRIGGER article_tags_delete AFTER DELETE ON articles
 BEGIN
-    DELETE FROM article_tags WHERE source = OLD.source AND key = OLD.key;
+    DELETE FROM article_tags
+    WHERE tag IN (SELECT value FROM json_each(OLD.tags)) AND date = OLD.date AND path = OLD.path;
 END;
 
 -- The fingerprint every record of the source was last brought to, so a run checks one value

@@ -68,7 +68,6 @@ impl Store {
     pub async fn purge_source(&self, source: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         for table in [
-            "DELETE FROM article_tags WHERE source = ?",
             "DELETE FROM enrichments WHERE source = ?",
             "DELETE FROM aliases WHERE source = ?",
             "DELETE FROM articles WHERE source = ?",
