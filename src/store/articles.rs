@@ -17,7 +17,8 @@ pub const FILE_KEY_PREFIX: &str = "rebuilt:";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArticleRecord {
     pub source: String,
-    /// The entry's key; the link for a record rebuilt from a file that names no guid.
+    /// The entry's key. A record rebuilt from a file has the guid or link the file names, else
+    /// [`FILE_KEY_PREFIX`] and its path.
     pub key: String,
     /// The archive file, relative to the archive folder, with `/` separators.
     pub path: String,
