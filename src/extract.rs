@@ -7,14 +7,7 @@ use url::Url;
 
 use crate::config::Extract;
 
-/// What a page gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extracted {
-    /// The article's HTML, unsanitized (conversion sanitizes it).
-    pub html: String,
-    /// The page's `<link rel="canonical">`, absolute.
-    pub canonical: Option<String>,
-}
+pub use crate::model::Extracted;
 
 /// Elements that are never the article, wherever they sit.
 const CHROME: &str = "script, style, noscript, nav, header, footer, aside, form, iframe, \

@@ -1,5 +1,7 @@
 //! The article model: what every entry of every feed format becomes, and what an archive file
-//! holds. Input fields are optional in the feeds; here every field has a value.
+//! holds. Input fields are optional in the feeds; here every field has a value. Also the plain
+//! records several stages pass between them (validators, a feed's metadata, a page's text), so
+//! that a later stage needs no import of an earlier one for them.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -87,4 +89,28 @@ pub struct Enclosure {
     pub media_type: Option<String>,
     /// Size in bytes, when the feed gives one.
     pub length: Option<u64>,
+}
+
+/// HTTP validators of the last successful fetch, sent back for a conditional GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A source feed's own metadata, for `atom:source`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedMeta {
+    pub id: String,
+    pub title: String,
+    pub link: Option<String>,
+}
+
+/// What an article's page gave for its full text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    /// The article's HTML, unsanitized (conversion sanitizes it).
+    pub html: String,
+    /// The page's `<link rel="canonical">`, absolute.
+    pub canonical: Option<String>,
 }

@@ -9,9 +9,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::{Rewrites, Source};
-use crate::model::{Article, Byline, Document, Enclosure, Section};
+use crate::model::{Article, Byline, Document, Enclosure, FeedMeta, Section};
 use crate::parse::{Entry, Feed, Link, Text};
-use crate::store::FeedMeta;
 use crate::text;
 
 /// Bumped when normalization changes output, so stored hashes no longer match and files are

@@ -27,12 +27,7 @@ use crate::config::{FetchConfig, Location, Source};
 use crate::error::{Error, Result};
 pub use hints::CacheHints;
 
-/// HTTP validators of the last successful fetch, sent back for a conditional GET.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
+pub use crate::model::Validators;
 
 impl Validators {
     fn from_headers(headers: &HeaderMap) -> Self {

@@ -6,7 +6,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{Store, to_millis};
 use crate::error::Result;
-use crate::extract::Extracted;
+use crate::model::Extracted;
 
 /// An archived article found by its canonical link.
 #[derive(Debug, Clone, PartialEq, Eq)]

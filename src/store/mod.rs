@@ -23,7 +23,8 @@ pub use content::CanonicalMatch;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
 pub use sources::Pruned;
 
-use crate::fetch::Validators;
+pub use crate::model::FeedMeta;
+use crate::model::Validators;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -31,14 +32,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
-}
-
-/// The source feed's own metadata, for `atom:source`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FeedMeta {
-    pub id: String,
-    pub title: String,
-    pub link: Option<String>,
 }
 
 /// What a successful fetch leaves behind.
