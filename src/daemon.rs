@@ -20,8 +20,8 @@ use tracing::{error, info, warn};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
-use crate::metrics::Metrics;
-use crate::pipeline::{EnrichOptions, Pipeline, Refresh, RunOptions};
+use crate::metrics::{FetchEvent, Metrics, Outcome};
+use crate::pipeline::{EnrichOptions, Pipeline, Refresh, RunOptions, SourceReport};
 use crate::serve::{self, AppState};
 use crate::store::Store;
 
@@ -150,11 +150,31 @@ fn reload(path: &std::path::Path, store: &Store) -> Result<Pipeline> {
     build_pipeline(Arc::new(settings), store.clone())
 }
 
+/// What `/metrics` counts of a source's refresh; a source that was not due was not fetched.
+fn fetch_event(report: &SourceReport) -> Option<FetchEvent> {
+    let outcome = match &report.outcome {
+        Ok(Refresh::NotDue(_)) => return None,
+        Ok(Refresh::Archived(counts)) => Outcome::Archived {
+            new: counts.new,
+            updated: counts.updated,
+        },
+        Ok(Refresh::NotModified) => Outcome::NotModified,
+        Ok(Refresh::SameBody) => Outcome::SameBody,
+        Ok(Refresh::Disabled(_)) => Outcome::Disabled,
+        Err(_) => Outcome::Failed,
+    };
+    Some(FetchEvent {
+        outcome,
+        elapsed: report.elapsed,
+    })
+}
+
 /// One pass: every due source, then enrichment, then the feed.
 async fn run_cycle(pipeline: &Pipeline, state: &AppState) {
     let sources = pipeline.settings().sources.clone();
     let reports = pipeline.refresh_all(&sources, RunOptions::default()).await;
-    state.metrics.record(&reports);
+    let events: Vec<FetchEvent> = reports.iter().filter_map(fetch_event).collect();
+    state.metrics.record(&events);
     let fetched: Vec<_> = reports
         .iter()
         .filter(|r| !matches!(r.outcome, Ok(Refresh::NotDue(_) | Refresh::Disabled(_))))

@@ -4,17 +4,51 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::pipeline::{Refresh, SourceReport};
-
 /// Upper bounds of the fetch latency histogram, in seconds.
 const BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-const OUTCOMES: &[&str] = &[
-    "archived",
-    "not_modified",
-    "same_body",
-    "failed",
-    "disabled",
-];
+
+/// How a source's fetch ended, as `/metrics` counts it; the label of each is its name there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The body was parsed; `new` and `updated` articles were written.
+    Archived {
+        new: usize,
+        updated: usize,
+    },
+    NotModified,
+    SameBody,
+    Failed,
+    /// Skipped: the source is disabled (not a fetch, so no latency).
+    Disabled,
+}
+
+impl Outcome {
+    const LABELS: [&'static str; 5] = [
+        "archived",
+        "not_modified",
+        "same_body",
+        "failed",
+        "disabled",
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Outcome::Archived { .. } => 0,
+            Outcome::NotModified => 1,
+            Outcome::SameBody => 2,
+            Outcome::Failed => 3,
+            Outcome::Disabled => 4,
+        }
+    }
+}
+
+/// One source's fetch in a cycle (sources that were not due are not fetches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchEvent {
+    pub outcome: Outcome,
+    /// From the request to the stored result.
+    pub elapsed: Duration,
+}
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -34,31 +68,24 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Records one cycle's reports; sources that were not due are not fetches.
-    pub fn record(&self, reports: &[SourceReport]) {
+    /// Records one cycle's fetches.
+    pub fn record(&self, events: &[FetchEvent]) {
         let mut c = self
             .counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         c.cycles += 1;
-        for report in reports {
-            let outcome = match &report.outcome {
-                Ok(Refresh::NotDue(_)) => continue,
-                Ok(Refresh::Archived(counts)) => {
-                    c.archived_articles += counts.new as u64;
-                    c.updated_articles += counts.updated as u64;
-                    0
+        for event in events {
+            c.by_outcome[event.outcome.index()] += 1;
+            match event.outcome {
+                Outcome::Disabled => continue,
+                Outcome::Archived { new, updated } => {
+                    c.archived_articles += new as u64;
+                    c.updated_articles += updated as u64;
                 }
-                Ok(Refresh::NotModified) => 1,
-                Ok(Refresh::SameBody) => 2,
-                Err(_) => 3,
-                Ok(Refresh::Disabled(_)) => {
-                    c.by_outcome[4] += 1;
-                    continue;
-                }
-            };
-            c.by_outcome[outcome] += 1;
-            observe(&mut c, report.elapsed);
+                _ => {}
+            }
+            observe(&mut c, event.elapsed);
         }
     }
 
@@ -70,7 +97,7 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::with_capacity(2048);
         out.push_str("# HELP gazette_fetches_total Source fetches by outcome.\n# TYPE gazette_fetches_total counter\n");
-        for (name, value) in OUTCOMES.iter().zip(c.by_outcome) {
+        for (name, value) in Outcome::LABELS.iter().zip(c.by_outcome) {
             let _ = writeln!(out, "gazette_fetches_total{{outcome=\"{name}\"}} {value}");
         }
         out.push_str("# HELP gazette_articles_archived_total Articles archived, by kind of write.\n# TYPE gazette_articles_archived_total counter\n");
@@ -133,11 +160,9 @@ fn observe(c: &mut Counts, elapsed: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Counts as ArticleCounts;
 
-    fn report(outcome: crate::error::Result<Refresh>, ms: u64) -> SourceReport {
-        SourceReport {
-            source: "s".to_owned(),
+    fn event(outcome: Outcome, ms: u64) -> FetchEvent {
+        FetchEvent {
             outcome,
             elapsed: Duration::from_millis(ms),
         }
@@ -146,15 +171,10 @@ mod tests {
     #[test]
     fn renders_counters_and_a_cumulative_histogram() {
         let metrics = Metrics::default();
-        let archived = ArticleCounts {
-            new: 3,
-            updated: 1,
-            ..ArticleCounts::default()
-        };
         metrics.record(&[
-            report(Ok(Refresh::Archived(archived)), 40),
-            report(Ok(Refresh::NotModified), 200),
-            report(Ok(Refresh::NotDue(chrono::Utc::now())), 0),
+            event(Outcome::Archived { new: 3, updated: 1 }, 40),
+            event(Outcome::NotModified, 200),
+            event(Outcome::Disabled, 0),
         ]);
         let text = metrics.render((10, 5));
         assert!(
@@ -163,6 +183,10 @@ mod tests {
         );
         assert!(
             text.contains("gazette_fetches_total{outcome=\"not_modified\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gazette_fetches_total{outcome=\"disabled\"} 1\n"),
             "{text}"
         );
         assert!(
