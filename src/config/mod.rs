@@ -552,6 +552,12 @@ fn resolve_sqlite_url(url: &str, base: &Path) -> std::result::Result<(String, Pa
     Ok((out, path))
 }
 
+/// The User-Agent every request sends unless the config names another: a default is config's
+/// to own, whichever stage sends it.
+pub fn default_user_agent() -> String {
+    format!("Gazette/{} (feed aggregator)", env!("CARGO_PKG_VERSION"))
+}
+
 /// The label of the link line in each language's section.
 #[derive(Debug, Clone)]
 pub struct Labels {

@@ -135,7 +135,7 @@ impl Enricher {
             return Ok(None);
         };
         let http = reqwest::Client::builder()
-            .user_agent(crate::fetch::default_user_agent())
+            .user_agent(crate::config::default_user_agent())
             .timeout(config.timeout)
             .build()
             .map_err(|e| crate::Error::Client(e.to_string()))?;

@@ -73,10 +73,7 @@ pub enum FetchOutcome {
     Body(Fetched),
 }
 
-/// The User-Agent sent unless configured otherwise.
-pub fn default_user_agent() -> String {
-    format!("Gazette/{} (feed aggregator)", env!("CARGO_PKG_VERSION"))
-}
+pub use crate::config::default_user_agent;
 
 /// Fetches sources and content; clone it freely, clones share pools and limits.
 #[derive(Debug, Clone)]

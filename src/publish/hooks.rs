@@ -18,7 +18,7 @@ async fn ping_hubs(feed: &FeedConfig) {
         return;
     }
     let client = match reqwest::Client::builder()
-        .user_agent(crate::fetch::default_user_agent())
+        .user_agent(crate::config::default_user_agent())
         .timeout(Duration::from_secs(15))
         .build()
     {
