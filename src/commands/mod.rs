@@ -45,7 +45,8 @@ pub(crate) async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
 pub(crate) fn writer_lock(
     settings: &Settings,
 ) -> Result<std::result::Result<WriterLock, ExitCode>> {
-    match WriterLock::acquire(&settings.lock_path, settings.lock_timeout)? {
+    let path = WriterLock::path_for(&settings.state_file);
+    match WriterLock::acquire(&path, settings.lock_timeout)? {
         Ok(lock) => Ok(Ok(lock)),
         Err(busy) => {
             eprintln!("gazette: {busy}");

@@ -347,8 +347,8 @@ pub struct Settings {
     pub fetch: FetchConfig,
     pub enrich: EnrichConfig,
     pub serve: ServeConfig,
-    /// The advisory lock file of the one writer.
-    pub lock_path: PathBuf,
+    /// The SQLite file `state_url` names, beside which the one writer's lock lives.
+    pub state_file: PathBuf,
     pub lock_timeout: Duration,
     /// How long fetched pages and cached answers are kept (zero: forever).
     pub keep_pages: Duration,
@@ -460,7 +460,7 @@ impl Settings {
             fetch: file.fetch,
             enrich: file.enrich,
             serve: file.serve,
-            lock_path: crate::lock::WriterLock::path_for(&state_file),
+            state_file,
             lock_timeout: file.state.lock_timeout,
             keep_pages: file.state.keep_pages,
             keep_answers: file.state.keep_answers,
