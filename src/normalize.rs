@@ -95,10 +95,9 @@ pub fn archived_link(entry: &Entry, source: &Source, ctx: &FeedContext) -> Strin
         .unwrap_or_default()
 }
 
-/// The title an archive file shows for an entry, when it can be told without converting the
-/// body (a link-less entry's rebuilt record is recognised by it).
-pub fn archived_title(entry: &Entry, source: &Source, ctx: &FeedContext) -> Option<String> {
-    let title = entry
+/// The entry's own title as the archive shows it (rewrites applied); empty when it has none.
+fn entry_title(entry: &Entry, source: &Source, ctx: &FeedContext) -> String {
+    entry
         .title
         .as_ref()
         .map(|t| {
@@ -107,14 +106,26 @@ pub fn archived_title(entry: &Entry, source: &Source, ctx: &FeedContext) -> Opti
                 &plain_text(t, ctx),
             ))
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The description the entry's summary gives, if it has one.
+fn summary_description(entry: &Entry, ctx: &FeedContext) -> Option<String> {
+    entry
+        .summary
+        .as_ref()
+        .map(|s| text::truncate_at_word(&plain_text(s, ctx), text::DESCRIPTION_MAX_CHARS))
+        .filter(|d| !d.is_empty())
+}
+
+/// The title an archive file shows for an entry, when it can be told without converting the
+/// body (a link-less entry's rebuilt record is recognised by it).
+pub fn archived_title(entry: &Entry, source: &Source, ctx: &FeedContext) -> Option<String> {
+    let title = entry_title(entry, source, ctx);
     if !title.is_empty() {
         return Some(title);
     }
-    let description = entry
-        .summary
-        .as_ref()
-        .map(|s| text::truncate_at_word(&plain_text(s, ctx), text::DESCRIPTION_MAX_CHARS))?;
+    let description = summary_description(entry, ctx)?;
     Some(text::truncate_at_word(&description, FALLBACK_TITLE_CHARS)).filter(|t| !t.is_empty())
 }
 
@@ -318,23 +329,10 @@ pub fn normalize(
         _ => String::new(),
     };
 
-    let description = entry
-        .summary
-        .as_ref()
-        .map(|s| text::truncate_at_word(&plain_text(s, ctx), text::DESCRIPTION_MAX_CHARS))
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| text::description_from_markdown(&body));
+    let description =
+        summary_description(entry, ctx).unwrap_or_else(|| text::description_from_markdown(&body));
 
-    let mut title = entry
-        .title
-        .as_ref()
-        .map(|t| {
-            text::collapse_whitespace(&Rewrites::apply(
-                &source.rewrites.title,
-                &plain_text(t, ctx),
-            ))
-        })
-        .unwrap_or_default();
+    let mut title = entry_title(entry, source, ctx);
     if title.is_empty() {
         title = text::truncate_at_word(&description, FALLBACK_TITLE_CHARS);
     }

@@ -545,11 +545,8 @@ fn daily_config(dir: &Path, url: &str, extra: &str, top: &str) {
     );
 }
 
-/// Fetches the daily feed, adds the title rule and fetches again with `--force`; every file
-/// whose title the rule matches must change, and only those. With `answer_304` the second
-/// fetch is answered 304 (the feed did not change); otherwise 200 with the same body.
-async fn rewrite_rule_case(answer_304: bool) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+/// The daily feed, served with an ETag; returns it and the server's base URL.
+async fn daily_feed() -> (Arc<EtagFeed>, String) {
     let feed = Arc::new(EtagFeed::default());
     let base = start_etag_feed(&feed).await;
     let items: Vec<Item<'_>> = DAILY_TITLES
@@ -567,6 +564,15 @@ async fn rewrite_rule_case(answer_304: bool) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) =
         rss("The Daily Example", &base, &items);
+    (feed, base)
+}
+
+/// Fetches the daily feed, adds the title rule and fetches again with `--force`; every file
+/// whose title the rule matches must change, and only those. With `answer_304` the second
+/// fetch is answered 304 (the feed did not change); otherwise 200 with the same body.
+async fn rewrite_rule_case(answer_304: bool) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (feed, base) = daily_feed().await;
     feed.honor.store(answer_304, Ordering::SeqCst);
     let url = format!("{base}/daily.xml");
     daily_config(tmp.path(), &url, "", "");
@@ -1170,23 +1176,7 @@ async fn enrich_all_reaches_what_is_archived() {
 #[tokio::test]
 async fn a_changed_rewrite_rule_rerenders_a_source_that_is_not_due() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let feed = Arc::new(EtagFeed::default());
-    let base = start_etag_feed(&feed).await;
-    let items: Vec<Item<'_>> = DAILY_TITLES
-        .iter()
-        .enumerate()
-        .map(|(n, title)| Item {
-            guid: ["d1", "d2", "d3", "d4"][n],
-            title,
-            minute: u32::try_from(n).expect("small"),
-            categories: &[],
-        })
-        .collect();
-    *feed
-        .body
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-        rss("The Daily Example", &base, &items);
+    let (feed, base) = daily_feed().await;
     let url = format!("{base}/daily.xml");
     daily_config(tmp.path(), &url, "interval = \"1h\"\n", "");
     let first = gazette(tmp.path(), &["fetch"]).await;

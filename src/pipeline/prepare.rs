@@ -172,8 +172,7 @@ impl Pipeline {
 
         let full_texts = self.full_texts(source, &parsed, &changed).await?;
         let now = Utc::now();
-        let labels = self.settings().labels.clone();
-        let identity_keys = self.settings().identity_keys;
+        let settings = Arc::clone(&self.settings);
         let source_owned = source.clone();
         let parsed = Arc::new(parsed);
         let shared = Arc::clone(&parsed);
@@ -182,15 +181,7 @@ impl Pipeline {
                 .into_iter()
                 .zip(full_texts)
                 .map(|(change, full_text)| {
-                    normalize_change(
-                        &shared,
-                        &source_owned,
-                        &labels,
-                        identity_keys,
-                        change,
-                        full_text,
-                        now,
-                    )
+                    normalize_change(&shared, &source_owned, &settings, change, full_text, now)
                 })
                 .collect::<Vec<_>>()
         })
@@ -457,8 +448,7 @@ async fn rebuilt_record(
 fn normalize_change(
     parsed: &Parsed,
     source: &Source,
-    labels: &crate::config::Labels,
-    identity_keys: bool,
+    settings: &crate::config::Settings,
     change: Change,
     full_text: Option<Extracted>,
     now: DateTime<Utc>,
@@ -525,11 +515,7 @@ fn normalize_change(
             .and_then(|e| e.canonical)
             .unwrap_or_else(|| article.doc.link.clone()),
     );
-    let bytes = archive::render_keyed(
-        &article.doc,
-        labels,
-        identity_keys.then_some(article.guid.as_deref().unwrap_or_default()),
-    );
+    let bytes = archive::render_article(settings, article.guid.as_deref(), &article.doc);
     let original = Some(article.doc.original.clone());
     Some(PreparedArticle {
         article,

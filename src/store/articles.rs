@@ -148,6 +148,11 @@ fn constant(query: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(query)
 }
 
+/// [`record_from_row`] of a query that selects the entry right after [`RECORD_COLUMNS`].
+fn record_with_entry(r: &SqliteRow) -> ArticleRecord {
+    record_from_row(r, r.get(24))
+}
+
 fn sections_json(doc: &Document) -> String {
     serde_json::to_string(&doc.sections().collect::<Vec<_>>()).unwrap_or_default()
 }
@@ -342,10 +347,7 @@ impl Store {
         .bind(key)
         .fetch_optional(conn)
         .await?;
-        Ok(row.map(|r| {
-            let entry = r.get(24);
-            record_from_row(&r, entry)
-        }))
+        Ok(row.as_ref().map(record_with_entry))
     }
 
     /// The record of the article archived at `path`, for its page (without the fetched entry).
@@ -487,13 +489,7 @@ impl Store {
         .bind(source)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let entry = r.get(24);
-                record_from_row(r, entry)
-            })
-            .collect())
+        Ok(rows.iter().map(record_with_entry).collect())
     }
 
     /// The source's records whose file was shaped by other settings than `fingerprint` (those
@@ -514,13 +510,7 @@ impl Store {
         .bind(limit_of(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let entry = r.get(24);
-                record_from_row(r, entry)
-            })
-            .collect())
+        Ok(rows.iter().map(record_with_entry).collect())
     }
 
     /// Every archived path (removed sources' included), for comparing state with the archive.
