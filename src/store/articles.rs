@@ -334,20 +334,21 @@ impl Store {
         Ok(())
     }
 
-    /// The whole record of an article.
+    /// The record of an article, without the fetched entry (only re-rendering reads that, in
+    /// its own listings), so merging tags or enriching does not load it.
     pub async fn record(
         conn: &mut SqliteConnection,
         source: &str,
         key: &str,
     ) -> Result<Option<ArticleRecord>> {
         let row = sqlx::query(constant(format!(
-            "SELECT {RECORD_COLUMNS}, a.entry FROM articles a WHERE a.source = ? AND a.key = ?"
+            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = ? AND a.key = ?"
         )))
         .bind(source)
         .bind(key)
         .fetch_optional(conn)
         .await?;
-        Ok(row.as_ref().map(record_with_entry))
+        Ok(row.map(|r| record_from_row(&r, None)))
     }
 
     /// The record of the article archived at `path`, for its page (without the fetched entry).
