@@ -1,9 +1,11 @@
 //! `gazette run`: the scheduler and the HTTP server in one process.
 //!
-//! The scheduler runs the same `refresh_all` as `fetch`, whenever a source is due. Stopping is a
-//! future handed in by the caller (signals in `main`, anything in tests): scheduling stops, the
-//! cycle in flight gets a grace period to finish, and the server drains. Reloading is a stream of
-//! requests: a new config replaces the old only when it is valid.
+//! The scheduler runs the same cycle as `fetch` ([`Pipeline::run_cycle`]) whenever a source is
+//! due, and waits on a [`Clock`] in between (the system's, or a test's manual one). Stopping is
+//! a future handed in by the caller (signals in `main`, anything in tests): scheduling stops,
+//! the cycle in flight gets a grace period to finish, and the server drains. Reloading is a
+//! stream of requests: a new config replaces the old only when it is valid. What happens is
+//! told to the caller as [`Event`]s, so that tests wait for events, not for time.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,16 +14,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fetch::Fetcher;
 use crate::metrics::{FetchEvent, Metrics, Outcome};
-use crate::pipeline::{EnrichOptions, Pipeline, Refresh, RunOptions, SourceReport};
+use crate::pipeline::{CycleOptions, Pipeline, Refresh, SourceReport};
 use crate::serve::{self, AppState};
 use crate::store::Store;
 
@@ -31,16 +33,36 @@ pub struct DaemonOptions {
     pub config_path: PathBuf,
     /// Overrides `serve.listen`.
     pub listen: Option<String>,
+    /// What the scheduler goes by.
+    pub clock: Clock,
+}
+
+/// What the daemon tells its caller as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The server is bound (the port may have been 0).
+    Listening(SocketAddr),
+    /// A cycle ended: how many sources were fetched, how many of them failed, how many
+    /// articles were new.
+    Cycle {
+        fetched: usize,
+        failed: usize,
+        new: usize,
+    },
+    /// A new configuration took over, with this many sources.
+    Reloaded { sources: usize },
+    /// The new configuration was refused; the old one stays. The reason, as text.
+    ReloadRefused(String),
 }
 
 /// Runs until `shutdown` completes. `reloads` delivers SIGHUP (or a test's request) to re-read
-/// the config; `on_listen` learns the bound address (the port may have been 0).
+/// the config; `on_event` learns what happens.
 pub async fn run(
     settings: Settings,
     options: DaemonOptions,
     shutdown: impl Future<Output = ()>,
     mut reloads: mpsc::Receiver<()>,
-    on_listen: impl FnOnce(SocketAddr),
+    mut on_event: impl FnMut(Event),
 ) -> Result<()> {
     let store = Store::open(&settings.state_url).await?;
     crate::pipeline::recover::complete_records(&settings, &store).await?;
@@ -56,7 +78,7 @@ pub async fn run(
         .local_addr()
         .map_err(|e| Error::io(PathBuf::from(&listen), e))?;
     info!(%addr, "serving");
-    on_listen(addr);
+    on_event(Event::Listening(addr));
 
     let settings = Arc::new(settings);
     let state = AppState {
@@ -77,7 +99,8 @@ pub async fn run(
         })
     };
 
-    let mut pipeline = build_pipeline(Arc::clone(&settings), store.clone())?;
+    let clock = options.clock.clone();
+    let mut pipeline = build_pipeline(Arc::clone(&settings), store.clone(), &clock)?;
     tokio::pin!(shutdown);
     // Set when stopping: in-flight work and open connections share one grace period.
     let mut stop_by = None;
@@ -86,13 +109,16 @@ pub async fn run(
             let cycle = run_cycle(&pipeline, &state);
             tokio::pin!(cycle);
             tokio::select! {
-                () = &mut cycle => false,
+                event = &mut cycle => {
+                    on_event(event);
+                    false
+                }
                 () = &mut shutdown => {
                     let grace = pipeline.settings().serve.shutdown_grace;
                     info!(grace = %humantime::format_duration(grace), "stopping; letting the cycle in flight finish");
                     let deadline = tokio::time::Instant::now() + grace;
                     stop_by = Some(deadline);
-                    if tokio::time::timeout_at(deadline, cycle).await.is_err() {
+                    if tokio::time::timeout_at(deadline, &mut cycle).await.is_err() {
                         warn!("the cycle in flight did not finish within the grace period; it was stopped");
                     }
                     true
@@ -104,16 +130,21 @@ pub async fn run(
         }
         let pause = next_pause(&pipeline).await;
         tokio::select! {
-            () = tokio::time::sleep(pause) => {}
+            () = clock.sleep(pause) => {}
             Some(()) = reloads.recv() => {
-                match reload(&options.config_path, &store) {
+                match reload(&options.config_path, &store, &clock).await {
                     Ok(new) => {
-                        info!(sources = new.settings().sources.len(), "configuration reloaded");
+                        let sources = new.settings().sources.len();
+                        info!(sources, "configuration reloaded");
                         let settings = Arc::new(new.settings().clone());
                         *state.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
                         pipeline = new;
+                        on_event(Event::Reloaded { sources });
                     }
-                    Err(e) => error!(error = %e, "the new configuration is invalid; keeping the old one"),
+                    Err(e) => {
+                        error!(error = %e, "the new configuration is invalid; keeping the old one");
+                        on_event(Event::ReloadRefused(e.to_string()));
+                    }
                 }
             }
             () = &mut shutdown => break,
@@ -138,16 +169,20 @@ pub async fn run(
     Ok(())
 }
 
-fn build_pipeline(settings: Arc<Settings>, store: Store) -> Result<Pipeline> {
+fn build_pipeline(settings: Arc<Settings>, store: Store, clock: &Clock) -> Result<Pipeline> {
     let fetcher = Fetcher::new(&settings.fetch)?;
-    Pipeline::new(settings, store, fetcher)
+    Ok(Pipeline::new(settings, store, fetcher)?.with_clock(clock.clone()))
 }
 
 /// A pipeline for the config at `path`; building it checks what loading cannot (the HTTP
-/// client's settings, prompt files), so nothing is swapped unless all of it works.
-fn reload(path: &std::path::Path, store: &Store) -> Result<Pipeline> {
-    let settings = Settings::load(path)?;
-    build_pipeline(Arc::new(settings), store.clone())
+/// client's settings, prompt files), so nothing is swapped unless all of it works. Reading
+/// the file (and prompt files) is blocking work: it runs off the async threads.
+async fn reload(path: &std::path::Path, store: &Store, clock: &Clock) -> Result<Pipeline> {
+    let owned = path.to_path_buf();
+    let settings = tokio::task::spawn_blocking(move || Settings::load(&owned))
+        .await
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))??;
+    build_pipeline(Arc::new(settings), store.clone(), clock)
 }
 
 /// What `/metrics` counts of a source's refresh; a source that was not due was not fetched.
@@ -169,57 +204,34 @@ fn fetch_event(report: &SourceReport) -> Option<FetchEvent> {
     })
 }
 
-/// One pass: every due source, then enrichment, then the feed.
-async fn run_cycle(pipeline: &Pipeline, state: &AppState) {
+/// One cycle of every configured source, told to `/metrics` and `/healthz`.
+async fn run_cycle(pipeline: &Pipeline, state: &AppState) -> Event {
     let sources = pipeline.settings().sources.clone();
-    let reports = pipeline.refresh_all(&sources, RunOptions::default()).await;
-    let events: Vec<FetchEvent> = reports.iter().filter_map(fetch_event).collect();
+    let cycle = pipeline
+        .run_cycle(&sources, CycleOptions::default(), |_| {})
+        .await;
+    let events: Vec<FetchEvent> = cycle.sources.iter().filter_map(fetch_event).collect();
     state.metrics.record(&events);
-    let fetched: Vec<_> = reports
-        .iter()
-        .filter(|r| !matches!(r.outcome, Ok(Refresh::NotDue(_) | Refresh::Disabled(_))))
-        .collect();
-    if !fetched.is_empty() {
-        let all_failed = fetched.iter().all(|r| r.outcome.is_err());
-        if all_failed {
+    let fetched = cycle.fetched();
+    let failed = cycle.failed();
+    if fetched > 0 {
+        if failed == fetched {
             state.failed_cycles.fetch_add(1, Ordering::Relaxed);
         } else {
             state.failed_cycles.store(0, Ordering::Relaxed);
         }
     }
-    for report in &reports {
-        if let Err(e) = &report.outcome {
-            warn!(source = %report.source, error = %e, "source failed");
-        }
-    }
-    if pipeline.enricher().is_some()
-        && let Err(e) = pipeline.enrich_pending(&EnrichOptions::default()).await
-    {
-        warn!(error = %e, "enrichment pass failed");
-    }
-    if let Err(e) = pipeline.prune().await {
-        warn!(error = %e, "pruning old state failed");
-    }
-    match pipeline.publish_feed().await {
-        Ok(true) => info!("feed published"),
-        Ok(false) => {}
-        Err(e) => error!(error = %e, "the feed could not be written"),
+    Event::Cycle {
+        fetched,
+        failed,
+        new: cycle.new_articles(),
     }
 }
 
 /// Until the next source is due, at most `serve.tick`, at least a second.
 async fn next_pause(pipeline: &Pipeline) -> Duration {
     let tick = pipeline.settings().serve.tick;
-    let now = Utc::now();
-    let mut soonest = tick;
-    for source in &pipeline.settings().sources {
-        let due = match pipeline.store().source_state(&source.id).await {
-            Ok(Some(state)) if state.disabled_reason.is_none() => state.next_due_at,
-            Ok(Some(_)) => continue,
-            _ => None,
-        };
-        let wait = due.map_or(Duration::ZERO, |d| (d - now).to_std().unwrap_or_default());
-        soonest = soonest.min(wait);
-    }
-    soonest.max(Duration::from_secs(1))
+    let due = pipeline.next_due_in(&pipeline.settings().sources).await;
+    due.map_or(tick, |due| due.min(tick))
+        .max(Duration::from_secs(1))
 }

@@ -3,12 +3,15 @@
 //!
 //! The modules follow the pipeline in the order an entry travels through it.
 
+pub mod clock; // the scheduler's time: the system clock, or a manual one in tests
 pub mod config; // TOML file + flags -> checked `Settings`
 pub mod daemon; // `gazette run`: scheduler and HTTP server in one process
 pub mod enrich; // optional LLM sections: translations and a summary
 pub mod error; // the library's error type
 pub mod extract; // full text from the article page; canonical links
 pub mod fetch; // one shared HTTP client; local files for `file://` and paths
+pub mod files; // atomic, durable file writes
+pub mod format; // the archive format's own types: path template, labels, front-matter date
 pub mod lock; // one writer per archive: an advisory lock beside the state database
 pub mod metrics; // counters of the daemon, for /metrics
 pub mod model; // `Article` and `Section`: the one shape every entry takes; records stages share

@@ -211,7 +211,16 @@ fn init_tracing(verbose: u8, format: LogFormat) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Preview { location, id, base } => preview(&location, &id, base.as_ref()).await,
+        Command::Preview { location, id, base } => {
+            // The configured limits and client settings when there is a config; a preview
+            // needs none.
+            let fetch = if cli.config.exists() {
+                load(&cli.config)?.fetch
+            } else {
+                gazette::config::FetchConfig::default()
+            };
+            preview(&fetch, &location, &id, base.as_ref()).await
+        }
         Command::Run { listen } => run_daemon(load(&cli.config)?, cli.config.clone(), listen).await,
         Command::Check => check(&load(&cli.config)?),
         Command::Fetch {

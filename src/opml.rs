@@ -4,16 +4,8 @@ use std::fmt::Write as _;
 
 use url::Url;
 
+pub use crate::config::edit::FoundFeed;
 use crate::config::{Location, Source};
-
-/// A feed named by an OPML outline or found on a page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundFeed {
-    pub title: String,
-    pub url: String,
-    /// Folders the outline sits in, and its `category` attribute.
-    pub tags: Vec<String>,
-}
 
 /// The feeds of an OPML document (any version), with the folders they sit in as tags.
 pub fn parse(text: &str) -> Result<Vec<FoundFeed>, String> {
@@ -150,36 +142,6 @@ pub fn discover(html: &str, page: &Url) -> Vec<FoundFeed> {
         .collect()
 }
 
-/// A source id for a feed: from its title, else its URL; `[a-z0-9_-]+`, at most 40 characters.
-pub fn suggest_id(feed: &FoundFeed) -> String {
-    let from_title = crate::text::slug(&feed.title);
-    let base = if feed.title.trim().is_empty() || from_title.len() == 12 && !feed.title.is_ascii() {
-        let url = Url::parse(&feed.url).ok();
-        let host = url.as_ref().and_then(|u| {
-            u.host_str()
-                .map(|h| h.trim_start_matches("www.").to_owned())
-        });
-        let last = url
-            .as_ref()
-            .and_then(|u| {
-                u.path_segments()?
-                    .rev()
-                    .find(|s| !s.is_empty())
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default();
-        let stem = last
-            .rsplit_once('.')
-            .map_or(last.as_str(), |(stem, _)| stem);
-        crate::text::slug(&format!("{} {stem}", host.unwrap_or_default()))
-    } else {
-        from_title
-    };
-    let mut id: String = base.chars().take(40).collect();
-    id = id.trim_matches('-').to_owned();
-    if id.is_empty() { "feed".to_owned() } else { id }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,23 +172,6 @@ mod tests {
                 "https://example.org/feed.atom",
                 "https://example.org/blog/rss.xml"
             ]
-        );
-    }
-
-    #[test]
-    fn ids_come_from_titles_or_urls() {
-        let feed = |title: &str, url: &str| FoundFeed {
-            title: title.to_owned(),
-            url: url.to_owned(),
-            tags: vec![],
-        };
-        assert_eq!(
-            suggest_id(&feed("Tech Ledger", "https://x.org/a")),
-            "tech-ledger"
-        );
-        assert_eq!(
-            suggest_id(&feed("", "https://www.example.org/news/feed.xml")),
-            "example-org-feed"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! When each source is fetched next: its interval, never sooner than the feed or server asks
 //! (`<ttl>`, `sy:updatePeriod`, `Cache-Control`, `Expires`, `Retry-After`), and exponential
-//! back-off with jitter after failures.
+//! back-off with jitter after failures; and the one rule for whether a source is due.
 
 use std::time::Duration;
 
@@ -8,6 +8,42 @@ use chrono::{DateTime, Utc};
 
 use crate::config::FetchConfig;
 use crate::fetch::CacheHints;
+
+/// Whether a source is fetched now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Due {
+    /// Due: its time has come, it was never fetched, or its configured URL changed since.
+    Now,
+    /// Not before this time.
+    At(DateTime<Utc>),
+    /// Disabled (the server answered 410 Gone) until its URL changes or a forced fetch.
+    Disabled(String),
+}
+
+/// What the schedule knows of a source from its stored state.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    /// The URL the state was recorded for.
+    pub url: &'a str,
+    pub next_due_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<&'a str>,
+}
+
+/// The one rule for "is this source due", asked by the run, by `fetch --due` and by the
+/// daemon when it decides how long to wait. State recorded for another URL than the one
+/// configured now says nothing: the source starts afresh.
+pub fn due(configured_url: &str, standing: Option<Standing<'_>>, now: DateTime<Utc>) -> Due {
+    let Some(standing) = standing.filter(|s| s.url == configured_url) else {
+        return Due::Now;
+    };
+    if let Some(reason) = standing.disabled_reason {
+        return Due::Disabled(reason.to_owned());
+    }
+    match standing.next_due_at {
+        Some(at) if at > now => Due::At(at),
+        _ => Due::Now,
+    }
+}
 
 /// What the feed document itself asks about polling.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,6 +203,41 @@ mod tests {
         assert_eq!(
             next_after_success(now(), 30 * MIN, &none, ttl.requested(&ignoring), &ignoring),
             now() + chrono::Duration::minutes(30)
+        );
+    }
+
+    #[test]
+    fn due_asks_the_state_recorded_for_the_configured_url_only() {
+        let later = now() + chrono::Duration::minutes(5);
+        let standing = |url, disabled| Standing {
+            url,
+            next_due_at: Some(later),
+            disabled_reason: disabled,
+        };
+        assert_eq!(due("https://a/", None, now()), Due::Now);
+        assert_eq!(
+            due("https://a/", Some(standing("https://a/", None)), now()),
+            Due::At(later)
+        );
+        assert_eq!(
+            due("https://a/", Some(standing("https://a/", None)), later),
+            Due::Now
+        );
+        assert_eq!(
+            due(
+                "https://b/",
+                Some(standing("https://a/", Some("gone"))),
+                now()
+            ),
+            Due::Now
+        );
+        assert_eq!(
+            due(
+                "https://a/",
+                Some(standing("https://a/", Some("gone"))),
+                later
+            ),
+            Due::Disabled("gone".to_owned())
         );
     }
 

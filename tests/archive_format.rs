@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::reference;
-use gazette::config::Labels;
+use gazette::format::Labels;
 use gazette::publish::archive::{read, render};
 
 fn fixture(name: &str) -> String {

@@ -6,8 +6,9 @@ mod common;
 
 use std::path::{Component, Path};
 
-use gazette::config::Labels;
-use gazette::publish::archive::{PathTemplate, read, render};
+use gazette::format::Labels;
+use gazette::format::PathTemplate;
+use gazette::publish::archive::{read, render};
 use gazette::text::slug;
 use gazette::{Document, Section};
 use proptest::prelude::*;

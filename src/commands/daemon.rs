@@ -38,9 +38,12 @@ pub(crate) async fn run_daemon(
     let options = gazette::daemon::DaemonOptions {
         config_path,
         listen,
+        clock: gazette::clock::Clock::system(),
     };
-    gazette::daemon::run(settings, options, shutdown, reload_rx, |addr| {
-        println!("listening on http://{addr}");
+    gazette::daemon::run(settings, options, shutdown, reload_rx, |event| {
+        if let gazette::daemon::Event::Listening(addr) = event {
+            println!("listening on http://{addr}");
+        }
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 use gazette::config::{FetchConfig, Location, Settings, Source};
-use gazette::fetch::{FetchOutcome, Fetcher, Validators};
-use gazette::normalize::{self, FeedContext};
-use gazette::parse::ParseLimits;
-use gazette::publish::archive::format_date;
+use gazette::fetch::Fetcher;
+use gazette::format::format_date;
+use gazette::pipeline::read_feed;
 
 use super::open_store;
 
@@ -142,48 +141,27 @@ pub(crate) async fn status(settings: &Settings, json: bool) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn preview(location: &str, id: &str, base: Option<&url::Url>) -> Result<ExitCode> {
+pub(crate) async fn preview(
+    config: &FetchConfig,
+    location: &str,
+    id: &str,
+    base: Option<&url::Url>,
+) -> Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let location = Location::parse(location, &cwd).map_err(anyhow::Error::msg)?;
     let source = Source::adhoc(id, location);
-    let config = FetchConfig::default();
-    let fetcher = Fetcher::new(&config)?;
-    let fetched = match fetcher
-        .fetch_source(&source, &source.location, &Validators::default())
-        .await?
-    {
-        FetchOutcome::Body(fetched) => fetched,
-        FetchOutcome::NotModified(_) => {
-            anyhow::bail!(
-                "{}: answered 304 Not Modified to an unconditional request",
-                source.location
-            )
-        }
-    };
-    let base = base.or(fetched.meta.url.as_ref());
-    let parsed = gazette::parse::parse_feed(
-        &fetched.body,
-        fetched.content_type.as_deref(),
-        base,
-        &ParseLimits::from_config(&config),
-    )
-    .map_err(|reason| anyhow::anyhow!("{}: not a readable feed: {reason}", source.location))?;
-    for warning in &parsed.warnings {
-        tracing::warn!(source = %source.id, "{warning}");
-    }
-    let feed = parsed.feed;
-    let ctx = FeedContext::new(&feed, base);
-    let now = Utc::now();
+    let fetcher = Fetcher::new(config)?;
+    let (_, parsed) = read_feed(&fetcher, &source, config, base).await?;
+    let parsed = parsed?;
     let mut out = std::io::stdout().lock();
-    for entry in &feed.entries {
-        let identity = match normalize::identify(entry, &source, &ctx) {
-            Ok(identity) => identity,
+    for (entry, article) in parsed.articles(&source, Utc::now()) {
+        let a = match article {
+            Ok(article) => article,
             Err(skip) => {
                 tracing::warn!(source = %source.id, "skipped: {skip}");
                 continue;
             }
         };
-        let a = normalize::normalize(entry, identity, &source, &ctx, now, None);
         let line = serde_json::json!({
             "source": a.source,
             "key": a.key,

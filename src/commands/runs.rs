@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use chrono::Utc;
 use gazette::config::Settings;
-use gazette::pipeline::{EnrichOptions, EnrichReport, Refresh, RunOptions, recover};
-use gazette::publish::archive::format_date;
+use gazette::format::format_date;
+use gazette::pipeline::{CycleOptions, EnrichOptions, EnrichReport, Refresh, recover};
+use gazette::schedule::{self, Due};
 
 use super::{EXIT_SOURCES_FAILED, open_pipeline, open_store, writer_lock};
 
@@ -33,14 +34,8 @@ pub(crate) async fn fetch(
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };
-    let deadline = tokio::time::Instant::now() + settings.fetch.run_deadline;
     let pipeline = open_pipeline(settings).await?;
     recover::ensure_state_knows_archive(pipeline.settings(), pipeline.store()).await?;
-    let options = RunOptions {
-        force,
-        deadline: Some(deadline),
-        no_enrich: !enrich,
-    };
     let interactive = std::io::stdout().is_terminal();
     let bar = interactive.then(|| {
         let bar = indicatif::ProgressBar::new(sources.len() as u64);
@@ -51,8 +46,8 @@ pub(crate) async fn fetch(
         }
         bar
     });
-    let mut reports = pipeline
-        .refresh_all_with(&sources, options, |report| {
+    let cycle = pipeline
+        .run_cycle(&sources, CycleOptions { force, enrich }, |report| {
             if let Some(bar) = &bar {
                 bar.set_message(report.source.clone());
                 bar.inc(1);
@@ -62,12 +57,11 @@ pub(crate) async fn fetch(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    reports.sort_by(|a, b| a.source.cmp(&b.source));
 
+    let failed = cycle.failed();
     let every_line = interactive || per_source;
     let mut out = std::io::stdout().lock();
-    let mut failed = 0;
-    for report in &reports {
+    for report in &cycle.sources {
         let line = match &report.outcome {
             Ok(Refresh::Archived(c)) => format!(
                 "{} new, {} updated, {} unchanged, {} skipped",
@@ -79,35 +73,22 @@ pub(crate) async fn fetch(
             Ok(Refresh::Disabled(reason)) => {
                 format!("disabled ({reason}); fix its url or fetch with --force")
             }
-            Err(e) => {
-                failed += 1;
-                format!("failed: {e}")
-            }
+            Err(e) => format!("failed: {e}"),
         };
         if every_line || report.outcome.is_err() {
             writeln!(out, "{}: {line}", report.source)?;
         }
     }
-    if enrich && pipeline.enricher().is_some() {
-        let options = EnrichOptions {
-            sources: ids.to_vec(),
-            ..EnrichOptions::default()
-        };
-        let report = pipeline
-            .enrich_pending(&options)
-            .await
-            .context("enriching articles")?;
+    if let Some(enrichment) = cycle.enrichment {
+        let report = enrichment.context("enriching articles")?;
         writeln!(out, "{}", enrich_summary(&report))?;
     }
-    pipeline.prune().await.context("pruning old state")?;
-    let feed_changed = pipeline
-        .publish_feed()
-        .await
-        .context("writing the merged feed")?;
+    cycle.pruned.context("pruning old state")?;
+    let feed_changed = cycle.feed.context("writing the merged feed")?;
     writeln!(
         out,
         "{} sources, {} failed; feed {} {}",
-        reports.len(),
+        cycle.sources.len(),
         failed,
         pipeline.settings().feed_path.display(),
         if feed_changed { "written" } else { "unchanged" }
@@ -177,16 +158,11 @@ pub(crate) async fn list_due(settings: Settings, ids: &[String]) -> Result<ExitC
     for source in &sources {
         let state = store.source_state(&source.id).await?;
         let configured = source.location.to_string();
-        let state = state.filter(|s| s.url == configured);
-        let when = match state {
-            Some(s) if s.disabled_reason.is_some() => {
-                format!("disabled ({})", s.disabled_reason.unwrap_or_default())
-            }
-            Some(s) => match s.next_due_at.filter(|due| *due > now) {
-                Some(due) => format!("due at {}", format_date(&due)),
-                None => "due now".to_owned(),
-            },
-            None => "due now (never fetched)".to_owned(),
+        let when = match schedule::due(&configured, state.as_ref().map(Into::into), now) {
+            Due::Disabled(reason) => format!("disabled ({reason})"),
+            Due::At(at) => format!("due at {}", format_date(&at)),
+            Due::Now if state.is_none() => "due now (never fetched)".to_owned(),
+            Due::Now => "due now".to_owned(),
         };
         writeln!(out, "{}: {when}", source.id)?;
     }

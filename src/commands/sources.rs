@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use gazette::config::{Location, Source};
-use gazette::fetch::{FetchOutcome, Fetched, Fetcher, Validators};
-use gazette::parse::ParseLimits;
+use gazette::fetch::Fetcher;
+use gazette::pipeline::{parse_fetched, read_feed};
 
 use super::load;
 
@@ -26,38 +26,15 @@ pub(crate) fn import(config: &Path, file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Fetches and parses `url` as a feed, with everything a preview shows.
-pub(crate) async fn fetch_feed(
-    fetcher: &Fetcher,
-    url: &str,
-) -> Result<(Fetched, Option<gazette::parse::Feed>)> {
-    let location = Location::parse(url, &std::env::current_dir()?).map_err(anyhow::Error::msg)?;
-    let source = Source::adhoc("add", location);
-    let fetched = match fetcher
-        .fetch_source(&source, &source.location, &Validators::default())
-        .await?
-    {
-        FetchOutcome::Body(fetched) => fetched,
-        FetchOutcome::NotModified(_) => {
-            anyhow::bail!("{url}: answered 304 Not Modified to an unconditional request")
-        }
-    };
-    let parsed = gazette::parse::parse_feed(
-        &fetched.body,
-        fetched.content_type.as_deref(),
-        fetched.meta.url.as_ref(),
-        &ParseLimits::default(),
-    );
-    Ok((fetched, parsed.ok().map(|p| p.feed)))
-}
-
 pub(crate) async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<ExitCode> {
     let settings = load(config)?;
     let fetcher = Fetcher::new(&settings.fetch)?;
-    let (page, feed) = fetch_feed(&fetcher, url).await?;
-    let (feed_url, feed) = match feed {
-        Some(feed) => (url.to_owned(), feed),
-        None => {
+    let location = Location::parse(url, &std::env::current_dir()?).map_err(anyhow::Error::msg)?;
+    let source = Source::adhoc("add", location);
+    let (page, parsed) = read_feed(&fetcher, &source, &settings.fetch, None).await?;
+    let (feed_url, feed) = match parsed {
+        Ok(parsed) => (url.to_owned(), parsed.feed),
+        Err(not_a_feed) => {
             let base = page
                 .meta
                 .url
@@ -68,25 +45,20 @@ pub(crate) async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<E
             let found = gazette::opml::discover(&html, &base);
             let Some(first) = found.first() else {
                 anyhow::bail!(
-                    "{url}: neither a feed nor a page that announces one (<link rel=\"alternate\">)"
+                    "{url}: neither a feed nor a page that announces one (<link rel=\"alternate\">): {not_a_feed}"
                 );
             };
-            // The page chose this address, not the operator: it goes through the SSRF guard.
+            // The page chose this address, not the operator: it is fetched as content, through
+            // the SSRF guard.
             let announced = url::Url::parse(&first.url)?;
             let fetched = fetcher.fetch_content("add", &announced).await?;
-            let feed = gazette::parse::parse_feed(
-                &fetched.body,
-                fetched.content_type.as_deref(),
-                fetched.meta.url.as_ref(),
-                &ParseLimits::default(),
-            )
-            .map(|parsed| parsed.feed)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: announced as a feed, but not readable as one: {e}",
-                    first.url
-                )
-            })?;
+            let announced_source = Source::adhoc("add", Location::Http(announced));
+            let feed = parse_fetched(&announced_source, &fetched, &settings.fetch)
+                .await
+                .map(|parsed| parsed.feed)
+                .map_err(|e| {
+                    anyhow::anyhow!("announced as a feed, but not readable as one: {e}")
+                })?;
             (first.url.clone(), feed)
         }
     };

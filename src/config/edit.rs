@@ -8,7 +8,15 @@ use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
 
 use super::Settings;
 use crate::error::{Error, Result};
-use crate::opml::{FoundFeed, suggest_id};
+
+/// A feed to add as a source: named by an OPML outline, found on a page, or given to `add`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundFeed {
+    pub title: String,
+    pub url: String,
+    /// Folders the outline sits in, and its `category` attribute.
+    pub tags: Vec<String>,
+}
 
 /// What adding feeds did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -81,7 +89,7 @@ pub fn add_sources(path: &Path, feeds: &[FoundFeed]) -> Result<Added> {
     let new_text = doc.to_string();
     Settings::from_toml(&new_text, path)?;
     if !outcome.added.is_empty() {
-        crate::publish::write_atomic(path, new_text.as_bytes())?;
+        crate::files::write_atomic(path, new_text.as_bytes())?;
     }
     Ok(outcome)
 }
@@ -110,13 +118,60 @@ pub fn remove_source(path: &Path, id: &str) -> Result<bool> {
     sources.remove(index);
     let new_text = doc.to_string();
     Settings::from_toml(&new_text, path)?;
-    crate::publish::write_atomic(path, new_text.as_bytes())?;
+    crate::files::write_atomic(path, new_text.as_bytes())?;
     Ok(true)
+}
+
+/// A source id for a feed: from its title, else its URL; `[a-z0-9_-]+`, at most 40 characters.
+pub fn suggest_id(feed: &FoundFeed) -> String {
+    let from_title = crate::text::slug(&feed.title);
+    let base = if feed.title.trim().is_empty() || from_title.len() == 12 && !feed.title.is_ascii() {
+        let url = url::Url::parse(&feed.url).ok();
+        let host = url.as_ref().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_start_matches("www.").to_owned())
+        });
+        let last = url
+            .as_ref()
+            .and_then(|u| {
+                u.path_segments()?
+                    .rev()
+                    .find(|s| !s.is_empty())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let stem = last
+            .rsplit_once('.')
+            .map_or(last.as_str(), |(stem, _)| stem);
+        crate::text::slug(&format!("{} {stem}", host.unwrap_or_default()))
+    } else {
+        from_title
+    };
+    let mut id: String = base.chars().take(40).collect();
+    id = id.trim_matches('-').to_owned();
+    if id.is_empty() { "feed".to_owned() } else { id }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_come_from_titles_or_urls() {
+        let feed = |title: &str, url: &str| FoundFeed {
+            title: title.to_owned(),
+            url: url.to_owned(),
+            tags: vec![],
+        };
+        assert_eq!(
+            suggest_id(&feed("Tech Ledger", "https://x.org/a")),
+            "tech-ledger"
+        );
+        assert_eq!(
+            suggest_id(&feed("", "https://www.example.org/news/feed.xml")),
+            "example-org-feed"
+        );
+    }
 
     #[test]
     fn comments_survive_and_known_urls_are_skipped() {

@@ -9,9 +9,10 @@ use super::Pipeline;
 use super::prepare::{EnrichmentStep, Prepared, PreparedArticle};
 use crate::config::Source;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::model::Article;
 use crate::normalize::normalize_tags;
-use crate::publish::{self, archive};
+use crate::publish::archive;
 use crate::store::{ArticleRecord, CanonicalMatch, Store, SuccessRecord};
 use crate::text;
 use tracing::info;
@@ -106,7 +107,7 @@ impl Pipeline {
                 None => self.allocate_path(&mut tx, &article).await?,
             };
             let full = self.settings().archive_dir.join(&path);
-            let changed = publish::write_atomic_deferred(&full, bytes.as_bytes())?;
+            let changed = files::write_atomic_deferred(&full, bytes.as_bytes())?;
             wrote |= changed;
             let (source, key, hash) = (
                 article.source.clone(),
@@ -158,7 +159,7 @@ impl Pipeline {
         }
         Store::record_success(&mut tx, record).await?;
         if wrote {
-            publish::sync_filesystem(&self.settings().archive_dir)?;
+            files::sync_filesystem(&self.settings().archive_dir)?;
         }
         tx.commit().await?;
         Ok(counts)
@@ -232,7 +233,7 @@ impl Pipeline {
             let candidate = if n == 1 {
                 base.clone()
             } else {
-                archive::with_suffix(&base, n)
+                crate::format::with_suffix(&base, n)
             };
             if Store::path_taken(conn, &path_to_store(&candidate)).await? {
                 continue;
@@ -267,7 +268,7 @@ impl Pipeline {
         doc.tags = merged;
         let bytes = archive::render_article(self.settings(), guid.as_deref(), doc);
         let path = self.settings().archive_dir.join(&target.path);
-        let wrote = publish::write_atomic_deferred(&path, bytes.as_bytes())?;
+        let wrote = files::write_atomic_deferred(&path, bytes.as_bytes())?;
         Store::update_document(conn, &target.source, &target.key, doc, None, now).await?;
         Ok(wrote)
     }

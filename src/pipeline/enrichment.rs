@@ -11,8 +11,9 @@ use tracing::{info, warn};
 use super::Pipeline;
 use crate::enrich::{self, Answer, EnrichError, Enricher, Outcome, Request, Usage};
 use crate::error::{Error, Result};
+use crate::files;
 use crate::model::Document;
-use crate::publish::{self, archive};
+use crate::publish::archive;
 use crate::store::{CachedAnswer, PendingEnrichment, Store};
 
 /// Which pending articles a pass takes on.
@@ -54,7 +55,7 @@ impl Pipeline {
         let Some(enricher) = self.enricher() else {
             return Ok(EnrichReport::default());
         };
-        let now = Utc::now();
+        let now = self.clock().now();
         let opted_out: Vec<&str> = self
             .settings()
             .sources
@@ -184,7 +185,7 @@ impl Pipeline {
                 (result, usage, true)
             }
         };
-        let now = Utc::now();
+        let now = self.clock().now();
         let answer = match result {
             Ok(answer) => answer,
             Err(e) => return self.record_failed_attempt(enricher, item, &e, usage).await,
@@ -206,7 +207,7 @@ impl Pipeline {
             Store::cache_answer(&mut tx, &cache_key, &cached, &now).await?;
             tx.commit().await?;
         }
-        publish::write_atomic(&path, bytes.as_bytes())?;
+        files::write_atomic(&path, bytes.as_bytes())?;
         let mut tx = self.store().begin().await?;
         let label = enricher.label();
         Store::update_document(
@@ -242,7 +243,7 @@ impl Pipeline {
         error: &EnrichError,
         usage: Usage,
     ) -> Result<Attempt> {
-        let now = Utc::now();
+        let now = self.clock().now();
         let next = next_attempt(now, enricher, item.attempts, error.retry_after());
         warn!(source = %item.source, key = %item.key, error = %error, next = %next, "enrichment failed");
         let _turn = self.write_turn.lock().await;

@@ -5,12 +5,16 @@
 //! writer, and one transaction per source keeps each source's changes all-or-nothing.
 
 mod commit;
+mod cycle;
 mod enrichment;
 mod prepare;
+mod read;
 pub mod recover;
 mod rerender;
 
+pub use cycle::{CycleOptions, CycleReport};
 pub use enrichment::{EnrichOptions, EnrichReport};
+pub use read::{Parsed, parse_fetched, read_feed};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,13 +26,14 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::clock::Clock;
 use crate::config::{Location, Settings, Source};
 use crate::enrich::Enricher;
 use crate::error::{Error, Result};
 use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
 use crate::normalize;
 use crate::publish::{feeds, hooks};
-use crate::schedule;
+use crate::schedule::{self, Due, Standing};
 use crate::store::{FailureRecord, SourceState, Store, SuccessRecord};
 
 /// What one source's refresh did with the entries of a body it parsed.
@@ -84,6 +89,17 @@ pub struct Pipeline {
     fetcher: Fetcher,
     enricher: Option<Arc<Enricher>>,
     write_turn: Arc<Mutex<()>>,
+    clock: Clock,
+}
+
+impl<'a> From<&'a SourceState> for Standing<'a> {
+    fn from(state: &'a SourceState) -> Self {
+        Standing {
+            url: &state.url,
+            next_due_at: state.next_due_at,
+            disabled_reason: state.disabled_reason.as_deref(),
+        }
+    }
 }
 
 impl Pipeline {
@@ -96,7 +112,19 @@ impl Pipeline {
             fetcher,
             enricher,
             write_turn: Arc::new(Mutex::new(())),
+            clock: Clock::system(),
         })
+    }
+
+    /// The same pipeline going by `clock` (a manual one in tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn fetcher(&self) -> &Fetcher {
@@ -148,7 +176,11 @@ impl Pipeline {
                                     reason: "the run's deadline passed before this source finished"
                                         .to_owned(),
                                 };
-                                self.fail(source, None, error).await
+                                // The failure counts like any other, so that a source that
+                                // keeps running out of time backs off.
+                                let state =
+                                    self.store.source_state(&source.id).await.ok().flatten();
+                                self.fail(source, state.as_ref(), error).await
                             }
                         }
                     }
@@ -172,15 +204,15 @@ impl Pipeline {
         let force = options.force;
         let state = self.state_for(source).await?;
         if !force {
-            let not_fetched = match state.as_ref() {
-                Some(s) if s.disabled_reason.is_some() => Some(Refresh::Disabled(
-                    s.disabled_reason.clone().unwrap_or_default(),
-                )),
-                Some(s) => s
-                    .next_due_at
-                    .filter(|due| *due > Utc::now())
-                    .map(Refresh::NotDue),
-                None => None,
+            let configured = source.location.to_string();
+            let not_fetched = match schedule::due(
+                &configured,
+                state.as_ref().map(Into::into),
+                self.clock.now(),
+            ) {
+                Due::Now => None,
+                Due::At(at) => Some(Refresh::NotDue(at)),
+                Due::Disabled(reason) => Some(Refresh::Disabled(reason)),
             };
             if let Some(refresh) = not_fetched {
                 // Changed settings reach the archive on the next run, due or not.
@@ -327,7 +359,7 @@ impl Pipeline {
         let record = SuccessRecord {
             source: &source.id,
             url: &url,
-            at: Utc::now(),
+            at: self.clock.now(),
             status,
             http_status: meta.status,
             validators,
@@ -385,7 +417,7 @@ impl Pipeline {
             (!keep.is_zero())
                 .then(|| chrono::Duration::from_std(keep).ok())
                 .flatten()
-                .map(|keep| Utc::now() - keep)
+                .map(|keep| self.clock.now() - keep)
         };
         let _turn = self.write_turn.lock().await;
         let pruned = self
@@ -418,7 +450,7 @@ impl Pipeline {
         feed_delay: Option<Duration>,
     ) -> DateTime<Utc> {
         schedule::next_after_success(
-            Utc::now(),
+            self.clock.now(),
             source.interval,
             &meta.cache,
             feed_delay,
@@ -437,7 +469,7 @@ impl Pipeline {
         let failures = state
             .map_or(0, |s| s.consecutive_failures)
             .saturating_add(1);
-        let now = Utc::now();
+        let now = self.clock.now();
         let url = source.location.to_string();
         let message = error.to_string();
         let http_status = match &error {

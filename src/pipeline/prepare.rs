@@ -22,7 +22,7 @@ use crate::store::{ArticleRecord, CachedAnswer, FeedMeta, Known, Store, StoredAr
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
-pub(super) struct Parsed {
+pub struct Parsed {
     pub feed: crate::parse::Feed,
     pub ctx: FeedContext,
     pub meta: FeedMeta,
@@ -155,7 +155,9 @@ impl Pipeline {
             };
             let date = entry.date();
             if let (Some(max_age), Some(date)) = (source.filters.max_age, date)
-                && (Utc::now() - date).to_std().is_ok_and(|age| age > max_age)
+                && (self.clock().now() - date)
+                    .to_std()
+                    .is_ok_and(|age| age > max_age)
             {
                 info!(key = %identity.key, "skipped: older than max_age");
                 counts.skipped += 1;
@@ -171,7 +173,7 @@ impl Pipeline {
         drop(conn);
 
         let full_texts = self.full_texts(source, &parsed, &changed).await?;
-        let now = Utc::now();
+        let now = self.clock().now();
         let settings = Arc::clone(&self.settings);
         let source_owned = source.clone();
         let parsed = Arc::new(parsed);
@@ -346,7 +348,7 @@ impl Pipeline {
                         link.as_str(),
                         &rules.written,
                         extracted.as_ref(),
-                        &Utc::now(),
+                        &self.clock().now(),
                     )
                     .await?;
                 Ok(extracted)
@@ -368,7 +370,7 @@ fn parse_error(source: &Source, reason: String) -> Error {
 }
 
 /// Parsing is CPU work; it runs on the blocking pool so fetches keep flowing.
-async fn parse_off_thread(
+pub(super) async fn parse_off_thread(
     source: &Source,
     fetched: &Fetched,
     limits: ParseLimits,

@@ -17,8 +17,9 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::extract::canonical_link;
+use crate::files;
 use crate::normalize;
-use crate::publish::{self, archive, feeds};
+use crate::publish::{archive, feeds};
 use crate::store::{ArticleRecord, FILE_KEY_PREFIX, Store};
 
 /// Files read and written per transaction, which bounds memory on any archive size.
@@ -78,7 +79,10 @@ pub async fn rebuild(settings: &Settings, store: &Store) -> Result<RebuildReport
     let known = store.all_paths().await?;
     let removed: HashSet<String> = store.removed_sources().await?.into_iter().collect();
     let dir = settings.archive_dir.clone();
-    let files = blocking(&settings.archive_dir, move || archive::list_files(&dir)).await?;
+    let files = blocking(&settings.archive_dir, move || {
+        crate::format::list_files(&dir)
+    })
+    .await?;
     let mut report = RebuildReport::default();
     let unknown: Vec<String> = files
         .into_iter()
@@ -258,7 +262,7 @@ pub async fn verify(settings: &Settings, store: &Store, repair: bool) -> Result<
                     let bytes = expected.unwrap_or_default();
                     blocking(&full, {
                         let full = full.clone();
-                        move || publish::write_atomic(&full, bytes.as_bytes())
+                        move || files::write_atomic(&full, bytes.as_bytes())
                     })
                     .await?;
                     report.repaired.push(finding);
@@ -367,7 +371,11 @@ pub async fn ensure_state_knows_archive(settings: &Settings, store: &Store) -> R
         return Ok(());
     }
     let dir = settings.archive_dir.clone();
-    let files = match blocking(&settings.archive_dir, move || archive::list_files(&dir)).await {
+    let files = match blocking(&settings.archive_dir, move || {
+        crate::format::list_files(&dir)
+    })
+    .await
+    {
         Ok(files) => files,
         // An archive folder that cannot be listed fails the writes, source by source, with
         // their own errors; it holds nothing this check could protect.
@@ -439,7 +447,7 @@ mod tests {
         for title in ["kept", "gone"] {
             let path = format!("ex/2024/05/13/{title}.md");
             let file = settings.archive_dir.join(&path);
-            crate::publish::write_atomic(
+            crate::files::write_atomic(
                 &file,
                 archive::render(&doc(title), &settings.labels).as_bytes(),
             )
@@ -518,7 +526,7 @@ mod tests {
             .expect("old schema");
         let path = "ex/2024/05/13/kept.md";
         let doc = doc("kept");
-        crate::publish::write_atomic(
+        crate::files::write_atomic(
             &settings.archive_dir.join(path),
             archive::render(&doc, &settings.labels).as_bytes(),
         )

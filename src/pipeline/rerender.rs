@@ -3,15 +3,15 @@
 //! entry as fetched, so the new settings apply without fetching the feed; LLM sections are kept
 //! as they are.
 
-use chrono::Utc;
 use tracing::info;
 
 use super::Pipeline;
 use crate::config::Source;
 use crate::error::Result;
+use crate::files;
 use crate::model::Document;
 use crate::normalize::{self, EntryIdentity, FetchedEntry, normalize_tags};
-use crate::publish::{self, archive};
+use crate::publish::archive;
 use crate::store::{ArticleRecord, Store};
 
 /// Records rendered per transaction.
@@ -83,7 +83,7 @@ impl Pipeline {
             rendered.push(self.rerendered(source, record, &fingerprint).await?);
         }
         let _turn = self.write_turn.lock().await;
-        let now = Utc::now();
+        let now = self.clock().now();
         let mut tx = self.store().begin().await?;
         let mut changed = 0;
         for mut record in rendered {
@@ -93,7 +93,7 @@ impl Pipeline {
             let bytes =
                 archive::render_article(self.settings(), record.guid.as_deref(), &record.doc);
             let path = self.settings().archive_dir.join(&record.path);
-            let wrote = publish::write_atomic_deferred(&path, bytes.as_bytes())?;
+            let wrote = files::write_atomic_deferred(&path, bytes.as_bytes())?;
             if wrote {
                 record.updated_at = now;
                 changed += 1;
@@ -101,7 +101,7 @@ impl Pipeline {
             Store::write_article(&mut tx, &record, wrote).await?;
         }
         if changed > 0 {
-            publish::sync_filesystem(&self.settings().archive_dir)?;
+            files::sync_filesystem(&self.settings().archive_dir)?;
         }
         tx.commit().await?;
         Ok(changed)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 
 use super::atom::{self, FeedItem, Head, SourceInfo};
-use super::{archive, json_feed};
+use super::json_feed;
 use crate::config::{FeedConfig, Settings, TagFeeds};
 use crate::error::{Error, Result};
 use crate::store::{FeedRow, Selection, Store};
@@ -221,7 +221,7 @@ fn write_files(folder: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<Written>
     let current: std::collections::HashSet<PathBuf> =
         files.iter().map(|(path, _)| path.clone()).collect();
     for (path, bytes) in files {
-        if super::write_atomic(&path, &bytes)? {
+        if crate::files::write_atomic(&path, &bytes)? {
             written.changed.push(path);
         }
     }
@@ -276,7 +276,7 @@ async fn guard_against_shrinking(settings: &Settings, store: &Store, new: usize)
 pub async fn unknown_files(settings: &Settings, store: &Store) -> Result<Vec<String>> {
     let known = store.all_paths().await?;
     let dir = settings.archive_dir.clone();
-    let files = tokio::task::spawn_blocking(move || archive::list_files(&dir))
+    let files = tokio::task::spawn_blocking(move || crate::format::list_files(&dir))
         .await
         .map_err(|e| Error::io(&settings.archive_dir, std::io::Error::other(e)))??;
     Ok(files.into_iter().filter(|f| !known.contains(f)).collect())

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::archive::format_date;
 use super::atom::{FeedItem, content_html};
 use crate::config::FeedConfig;
+use crate::format::format_date;
 
 /// The entry's own authors, else the source's author key.
 fn authors(item: &FeedItem) -> Vec<Value> {

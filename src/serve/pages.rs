@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::cache::Rendered;
 use super::{AppState, respond};
 use crate::config::Settings;
-use crate::publish::archive::{self, format_date};
+use crate::format::format_date;
+use crate::publish::archive;
 use crate::publish::atom::content_html;
 use crate::publish::feeds::{self, Feed};
 

@@ -1,0 +1,127 @@
+//! Atomic, durable file writes: a reader (or a crash) never sees half a file. Ground floor: the
+//! archive, the feeds, the config editor and the lock all write through these.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` through a temp file in the same folder and a rename, so a reader
+/// (or a crash) never sees half a file, and flushes it to disk. Returns `false`, writing
+/// nothing, when the file already holds exactly these bytes.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
+    write_atomic_with(path, bytes, true)
+}
+
+/// [`write_atomic`] without the flush: for many files at once, followed by one
+/// [`sync_filesystem`]. One flush per file would cost more than the rest of a run.
+pub fn write_atomic_deferred(path: &Path, bytes: &[u8]) -> Result<bool> {
+    write_atomic_with(path, bytes, false)
+}
+
+/// Flushes everything written to the file system holding `dir` to disk.
+#[cfg(target_os = "linux")]
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let handle = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+    // SAFETY: the descriptor belongs to `handle`, which outlives the call.
+    let rc = unsafe { libc::syncfs(handle.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Error::io(dir, std::io::Error::last_os_error()))
+    }
+}
+
+/// Flushes everything written to the file system holding `dir` to disk.
+#[cfg(all(unix, not(target_os = "linux")))]
+pub fn sync_filesystem(_dir: &Path) -> Result<()> {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    Ok(())
+}
+
+fn readable() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::Permissions::from_mode(0o644)
+}
+
+fn write_atomic_with(path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
+    // Writing through a symlink updates its target instead of replacing the link.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
+    match std::fs::read(path) {
+        Ok(existing) if existing == bytes => return Ok(false),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".gazette-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    // Temp files are private; the result keeps the replaced file's mode, else an ordinary
+    // readable one, so a web server running as another user can serve it.
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| readable());
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    if flush {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_skips_identical_bytes_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a/b/c.md");
+        assert!(write_atomic(&path, b"one").expect("first write"));
+        assert!(!write_atomic(&path, b"one").expect("same bytes"));
+        assert!(write_atomic(&path, b"two").expect("new bytes"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("c.md")]);
+    }
+
+    #[test]
+    fn files_are_readable_and_links_are_followed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("feed.xml");
+        write_atomic(&file, b"one").expect("write");
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let real = dir.path().join("real.toml");
+        std::fs::write(&real, "a").expect("real");
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        write_atomic(&link, b"b").expect("through the link");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&real).expect("read"), b"b");
+    }
+}
