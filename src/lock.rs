@@ -5,7 +5,7 @@
 use std::fs::{File, TryLockError};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -37,8 +37,12 @@ impl WriterLock {
         state_file.with_file_name(name)
     }
 
-    /// Takes the lock, waiting up to `wait` for another holder to let go.
-    pub fn acquire(path: &Path, wait: Duration) -> Result<std::result::Result<Self, LockBusy>> {
+    /// Takes the lock, waiting up to `wait` for another holder to let go. The wait is async:
+    /// the runtime's threads stay free meanwhile.
+    pub async fn acquire(
+        path: &Path,
+        wait: Duration,
+    ) -> Result<std::result::Result<Self, LockBusy>> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -49,7 +53,7 @@ impl WriterLock {
             .truncate(false)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             match file.try_lock() {
                 Ok(()) => {
@@ -57,8 +61,9 @@ impl WriterLock {
                     lock.write_holder();
                     return Ok(Ok(lock));
                 }
-                Err(TryLockError::WouldBlock) if started.elapsed() < wait => {
-                    std::thread::sleep(Duration::from_millis(100));
+                Err(TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                    // flock(2) cannot be awaited; asking again is how the release is seen.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(TryLockError::WouldBlock) => {
                     let holder = std::fs::read_to_string(path)
@@ -97,16 +102,18 @@ impl Drop for WriterLock {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_second_holder_waits_then_gives_up_naming_the_first() {
+    #[tokio::test(start_paused = true)]
+    async fn a_second_holder_waits_then_gives_up_naming_the_first() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = WriterLock::path_for(&dir.path().join("state/gazette.db"));
         assert!(path.ends_with("state/gazette.db.lock"));
         let first = WriterLock::acquire(&path, Duration::ZERO)
+            .await
             .expect("io")
             .expect("free");
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let busy = WriterLock::acquire(&path, Duration::from_millis(300))
+            .await
             .expect("io")
             .expect_err("held");
         assert!(started.elapsed() >= Duration::from_millis(300));
@@ -118,6 +125,7 @@ mod tests {
         drop(first);
         assert!(
             WriterLock::acquire(&path, Duration::ZERO)
+                .await
                 .expect("io")
                 .is_ok()
         );

@@ -98,6 +98,14 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
+/// The server's own view of how long a response stays fresh (`Cache-Control`, `Expires`): read
+/// by fetch, weighed by the schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheHints {
+    pub max_age: Option<std::time::Duration>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
 /// A source feed's own metadata, for `atom:source`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedMeta {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::FetchConfig;
-use crate::fetch::CacheHints;
+use crate::model::CacheHints;
 
 /// Whether a source is fetched now.
 #[derive(Debug, Clone, PartialEq, Eq)]

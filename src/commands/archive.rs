@@ -15,7 +15,7 @@ use super::{open_pipeline, open_store, writer_lock};
 const EXIT_DISAGREE: u8 = 5;
 
 pub(crate) async fn rebuild(settings: Settings) -> Result<ExitCode> {
-    let _lock = match writer_lock(&settings)? {
+    let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };
@@ -44,7 +44,7 @@ pub(crate) async fn rebuild(settings: Settings) -> Result<ExitCode> {
 }
 
 pub(crate) async fn verify(settings: Settings, repair: bool) -> Result<ExitCode> {
-    let _lock = match writer_lock(&settings)? {
+    let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };
@@ -76,7 +76,7 @@ pub(crate) async fn verify(settings: Settings, repair: bool) -> Result<ExitCode>
 
 pub(crate) async fn remove(config: &Path, source: &str, purge: bool) -> Result<ExitCode> {
     let settings = Settings::load(config)?;
-    let _lock = match writer_lock(&settings)? {
+    let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };

@@ -13,7 +13,7 @@ pub(crate) async fn run_daemon(
     config_path: PathBuf,
     listen: Option<String>,
 ) -> Result<ExitCode> {
-    let _lock = match writer_lock(&settings)? {
+    let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };

@@ -42,11 +42,11 @@ pub(crate) async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
 }
 
 /// Takes the archive's writer lock, or says who holds it.
-pub(crate) fn writer_lock(
+pub(crate) async fn writer_lock(
     settings: &Settings,
 ) -> Result<std::result::Result<WriterLock, ExitCode>> {
     let path = WriterLock::path_for(&settings.state_file);
-    match WriterLock::acquire(&path, settings.lock_timeout)? {
+    match WriterLock::acquire(&path, settings.lock_timeout).await? {
         Ok(lock) => Ok(Ok(lock)),
         Err(busy) => {
             eprintln!("gazette: {busy}");

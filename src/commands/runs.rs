@@ -30,7 +30,7 @@ pub(crate) async fn fetch(
         per_source,
     } = fetch;
     let sources = settings.select_sources(ids).map_err(anyhow::Error::msg)?;
-    let _lock = match writer_lock(&settings)? {
+    let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };
@@ -115,7 +115,7 @@ pub(crate) async fn enrich(settings: Settings, options: EnrichOptions) -> Result
             settings.config_path.display()
         );
     }
-    let _lock = match writer_lock(&settings)? {
+    let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };
@@ -170,7 +170,7 @@ pub(crate) async fn list_due(settings: Settings, ids: &[String]) -> Result<ExitC
 }
 
 pub(crate) async fn build(settings: Settings, rerender: bool) -> Result<ExitCode> {
-    let _lock = match writer_lock(&settings)? {
+    let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
     };

@@ -5,12 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::header::{CACHE_CONTROL, EXPIRES, HeaderMap, RETRY_AFTER};
 
-/// The server's own view of how long the response stays fresh.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheHints {
-    pub max_age: Option<Duration>,
-    pub expires: Option<DateTime<Utc>>,
-}
+pub use crate::model::CacheHints;
 
 impl CacheHints {
     pub fn from_headers(headers: &HeaderMap) -> Self {

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Pipeline;
 use super::prepare::{EnrichmentStep, Prepared, PreparedArticle};
+use super::{Pipeline, off_thread};
 use crate::config::Source;
 use crate::error::{Error, Result};
 use crate::files;
@@ -107,7 +107,10 @@ impl Pipeline {
                 None => self.allocate_path(&mut tx, &article).await?,
             };
             let full = self.settings().archive_dir.join(&path);
-            let changed = files::write_atomic_deferred(&full, bytes.as_bytes())?;
+            let changed = off_thread(&full.clone(), move || {
+                files::write_atomic_deferred(&full, bytes.as_bytes())
+            })
+            .await?;
             wrote |= changed;
             let (source, key, hash) = (
                 article.source.clone(),
@@ -159,7 +162,8 @@ impl Pipeline {
         }
         Store::record_success(&mut tx, record).await?;
         if wrote {
-            files::sync_filesystem(&self.settings().archive_dir)?;
+            let dir = self.settings().archive_dir.clone();
+            off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
         }
         tx.commit().await?;
         Ok(counts)
@@ -238,7 +242,10 @@ impl Pipeline {
             if Store::path_taken(conn, &path_to_store(&candidate)).await? {
                 continue;
             }
-            if self.free_on_disk(&settings.archive_dir.join(&candidate), article) {
+            if self
+                .free_on_disk(settings.archive_dir.join(&candidate), article)
+                .await?
+            {
                 return Ok(candidate);
             }
         }
@@ -268,23 +275,30 @@ impl Pipeline {
         doc.tags = merged;
         let bytes = archive::render_article(self.settings(), guid.as_deref(), doc);
         let path = self.settings().archive_dir.join(&target.path);
-        let wrote = files::write_atomic_deferred(&path, bytes.as_bytes())?;
+        let wrote = off_thread(&path.clone(), move || {
+            files::write_atomic_deferred(&path, bytes.as_bytes())
+        })
+        .await?;
         Store::update_document(conn, &target.source, &target.key, doc, None, now).await?;
         Ok(wrote)
     }
 
     /// A path is free when nothing is there, or when the file there is this article's own (same
     /// link and date) left by a run that did not commit, or by an archive kept without state.
-    fn free_on_disk(&self, path: &Path, article: &Article) -> bool {
-        match std::fs::read_to_string(path) {
-            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-            Ok(existing) => {
-                !article.doc.link.is_empty()
-                    && archive::read(&existing, &self.settings().labels, &[]).is_ok_and(|doc| {
-                        doc.link == article.doc.link && doc.date == article.doc.date
-                    })
-            }
-        }
+    async fn free_on_disk(&self, path: PathBuf, article: &Article) -> Result<bool> {
+        let labels = self.settings().labels.clone();
+        let (link, date) = (article.doc.link.clone(), article.doc.date);
+        off_thread(&path.clone(), move || {
+            Ok(match std::fs::read_to_string(&path) {
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+                Ok(existing) => {
+                    !link.is_empty()
+                        && archive::read(&existing, &labels, &[])
+                            .is_ok_and(|doc| doc.link == link && doc.date == date)
+                }
+            })
+        })
+        .await
     }
 }
 

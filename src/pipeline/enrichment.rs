@@ -207,7 +207,11 @@ impl Pipeline {
             Store::cache_answer(&mut tx, &cache_key, &cached, &now).await?;
             tx.commit().await?;
         }
-        files::write_atomic(&path, bytes.as_bytes())?;
+        let written = path.clone();
+        super::off_thread(&path, move || {
+            files::write_atomic(&written, bytes.as_bytes())
+        })
+        .await?;
         let mut tx = self.store().begin().await?;
         let label = enricher.label();
         Store::update_document(

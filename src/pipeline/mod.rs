@@ -505,6 +505,17 @@ impl Pipeline {
     }
 }
 
+/// Runs blocking file work (`work`, about `path`) on tokio's blocking pool, so that the async
+/// threads go on fetching and serving meanwhile.
+async fn off_thread<T: Send + 'static>(
+    path: &std::path::Path,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?
+}
+
 /// Identifies a body as processed under this source's configuration: the same bytes under a
 /// changed configuration must be processed again.
 fn body_hash(source: &Source, body: &[u8]) -> String {

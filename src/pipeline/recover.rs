@@ -9,7 +9,6 @@
 //! archived twice, rewritten, or asked of the LLM again.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
@@ -79,7 +78,7 @@ pub async fn rebuild(settings: &Settings, store: &Store) -> Result<RebuildReport
     let known = store.all_paths().await?;
     let removed: HashSet<String> = store.removed_sources().await?.into_iter().collect();
     let dir = settings.archive_dir.clone();
-    let files = blocking(&settings.archive_dir, move || {
+    let files = super::off_thread(&settings.archive_dir, move || {
         crate::format::list_files(&dir)
     })
     .await?;
@@ -119,7 +118,7 @@ async fn recover_batch(
 ) -> Result<RebuildReport> {
     let owned: Vec<String> = paths.to_vec();
     let shared = std::sync::Arc::new(settings.clone());
-    let recovered = blocking(&settings.archive_dir, move || {
+    let recovered = super::off_thread(&settings.archive_dir, move || {
         Ok(owned
             .into_iter()
             .map(|path| {
@@ -241,7 +240,7 @@ pub async fn verify(settings: &Settings, store: &Store, repair: bool) -> Result<
         after = last.path.clone();
         report.checked += records.len();
         let shared = std::sync::Arc::new(settings.clone());
-        let findings = blocking(&settings.archive_dir, move || {
+        let findings = super::off_thread(&settings.archive_dir, move || {
             Ok(records
                 .iter()
                 .filter_map(|record| {
@@ -260,7 +259,7 @@ pub async fn verify(settings: &Settings, store: &Store, repair: bool) -> Result<
                 (Finding::Missing(path), true) => {
                     let full = settings.archive_dir.join(path);
                     let bytes = expected.unwrap_or_default();
-                    blocking(&full, {
+                    super::off_thread(&full, {
                         let full = full.clone();
                         move || files::write_atomic(&full, bytes.as_bytes())
                     })
@@ -330,7 +329,7 @@ pub async fn complete_records(settings: &Settings, store: &Store) -> Result<usiz
             break;
         }
         let shared = std::sync::Arc::new(settings.clone());
-        let read = blocking(&settings.archive_dir, move || {
+        let read = super::off_thread(&settings.archive_dir, move || {
             Ok(rows
                 .into_iter()
                 .map(|(source, key, path)| {
@@ -371,7 +370,7 @@ pub async fn ensure_state_knows_archive(settings: &Settings, store: &Store) -> R
         return Ok(());
     }
     let dir = settings.archive_dir.clone();
-    let files = match blocking(&settings.archive_dir, move || {
+    let files = match super::off_thread(&settings.archive_dir, move || {
         crate::format::list_files(&dir)
     })
     .await
@@ -397,19 +396,11 @@ pub async fn ensure_state_knows_archive(settings: &Settings, store: &Store) -> R
 }
 
 /// File work off the async worker threads.
-async fn blocking<T: Send + 'static>(
-    path: &Path,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::io(path, std::io::Error::other(e)))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{Document, Section};
+    use std::path::Path;
 
     fn settings(dir: &Path) -> Settings {
         let text = "[[sources]]\nid = \"ex\"\nurl = \"feed.xml\"\n";

@@ -5,7 +5,7 @@
 
 use tracing::info;
 
-use super::Pipeline;
+use super::{Pipeline, off_thread};
 use crate::config::Source;
 use crate::error::Result;
 use crate::files;
@@ -93,7 +93,10 @@ impl Pipeline {
             let bytes =
                 archive::render_article(self.settings(), record.guid.as_deref(), &record.doc);
             let path = self.settings().archive_dir.join(&record.path);
-            let wrote = files::write_atomic_deferred(&path, bytes.as_bytes())?;
+            let wrote = off_thread(&path.clone(), move || {
+                files::write_atomic_deferred(&path, bytes.as_bytes())
+            })
+            .await?;
             if wrote {
                 record.updated_at = now;
                 changed += 1;
@@ -101,7 +104,8 @@ impl Pipeline {
             Store::write_article(&mut tx, &record, wrote).await?;
         }
         if changed > 0 {
-            files::sync_filesystem(&self.settings().archive_dir)?;
+            let dir = self.settings().archive_dir.clone();
+            off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
         }
         tx.commit().await?;
         Ok(changed)
