@@ -2,8 +2,7 @@
 //! that no output reads the archive back and the archive can be rendered again from state.
 
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::{Store, from_json_list, from_millis, json_list, to_millis};
 use crate::error::Result;
@@ -91,54 +90,105 @@ pub struct FeedRow {
     pub source_link: Option<String>,
 }
 
-/// The columns [`record_from_row`] reads, in its order; `entry` is selected as NULL where a
-/// listing does not need it, so a feed query never loads the fetched entries.
+/// The columns [`RecordRow`] reads; a query that needs the fetched entry adds it (see
+/// [`RecordWithEntry`]), so a feed query never loads the fetched entries.
 const RECORD_COLUMNS: &str = "a.source, a.key, a.path, a.atom_id, a.content_hash, a.title, a.link, a.date,
      a.description, a.author, a.tags, a.sections, a.original, a.enriched_by, a.bylines, a.enclosures,
-     a.published, a.updated, a.first_seen, a.updated_at, COALESCE(a.canonical, ''), a.fingerprint,
-     a.rebuilt, a.guid";
+     a.published, a.updated, a.first_seen, a.updated_at, COALESCE(a.canonical, '') AS canonical,
+     a.fingerprint, a.rebuilt, a.guid";
 
-fn record_from_row(r: &SqliteRow, entry: Option<String>) -> ArticleRecord {
-    let title: String = r.get(5);
-    let mut sections: Vec<Section> = from_json_list(r.get(11));
-    let original_section = sections.pop().unwrap_or_else(|| Section {
-        language: "en".to_owned(),
-        title: title.clone(),
-        body: String::new(),
-    });
-    // Stored only where it differs from the file's one section (see `write_article`).
-    let original: Option<Section> = r
-        .get::<Option<String>, _>(12)
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .or_else(|| sections.is_empty().then(|| original_section.clone()));
-    ArticleRecord {
-        source: r.get(0),
-        key: r.get(1),
-        path: r.get(2),
-        atom_id: r.get(3),
-        content_hash: r.get(4),
-        doc: Document {
-            link: r.get(6),
-            date: from_millis(r.get(7)),
-            description: r.get(8),
-            tags: from_json_list(r.get(10)),
-            author: r.get(9),
-            translations: sections,
-            original: original_section,
-        },
-        original,
-        enriched_by: r.get(13),
-        bylines: from_json_list(r.get(14)),
-        enclosures: from_json_list(r.get(15)),
-        published: r.get::<Option<i64>, _>(16).map(from_millis),
-        updated: r.get::<Option<i64>, _>(17).map(from_millis),
-        first_seen: from_millis(r.get(18)),
-        updated_at: from_millis(r.get(19)),
-        canonical: r.get(20),
-        entry,
-        fingerprint: r.get(21),
-        rebuilt: r.get::<i64, _>(22) != 0,
-        guid: r.get(23),
+/// An article as [`RECORD_COLUMNS`] selects it: times in Unix milliseconds, lists and sections
+/// as the JSON [`Store::write_article`] wrote.
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    source: String,
+    key: String,
+    path: String,
+    atom_id: String,
+    content_hash: String,
+    title: String,
+    link: String,
+    date: i64,
+    description: String,
+    author: String,
+    tags: Option<String>,
+    sections: Option<String>,
+    original: Option<String>,
+    enriched_by: Option<String>,
+    bylines: Option<String>,
+    enclosures: Option<String>,
+    published: Option<i64>,
+    updated: Option<i64>,
+    first_seen: i64,
+    updated_at: i64,
+    canonical: String,
+    fingerprint: Option<String>,
+    rebuilt: bool,
+    guid: Option<String>,
+}
+
+impl RecordRow {
+    fn into_record(self, entry: Option<String>) -> ArticleRecord {
+        let mut sections: Vec<Section> = from_json_list(self.sections);
+        let original_section = sections.pop().unwrap_or_else(|| Section {
+            language: "en".to_owned(),
+            title: self.title,
+            body: String::new(),
+        });
+        // Stored only where it differs from the file's one section (see `write_article`).
+        let original: Option<Section> = self
+            .original
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .or_else(|| sections.is_empty().then(|| original_section.clone()));
+        ArticleRecord {
+            source: self.source,
+            key: self.key,
+            path: self.path,
+            atom_id: self.atom_id,
+            content_hash: self.content_hash,
+            doc: Document {
+                link: self.link,
+                date: from_millis(self.date),
+                description: self.description,
+                tags: from_json_list(self.tags),
+                author: self.author,
+                translations: sections,
+                original: original_section,
+            },
+            original,
+            enriched_by: self.enriched_by,
+            bylines: from_json_list(self.bylines),
+            enclosures: from_json_list(self.enclosures),
+            published: self.published.map(from_millis),
+            updated: self.updated.map(from_millis),
+            first_seen: from_millis(self.first_seen),
+            updated_at: from_millis(self.updated_at),
+            canonical: self.canonical,
+            entry,
+            fingerprint: self.fingerprint,
+            rebuilt: self.rebuilt,
+            guid: self.guid,
+        }
+    }
+}
+
+impl From<RecordRow> for ArticleRecord {
+    fn from(row: RecordRow) -> Self {
+        row.into_record(None)
+    }
+}
+
+/// A [`RecordRow`] with the fetched entry, selected as `entry` (NULL where not wanted).
+#[derive(sqlx::FromRow)]
+struct RecordWithEntry {
+    #[sqlx(flatten)]
+    record: RecordRow,
+    entry: Option<String>,
+}
+
+impl From<RecordWithEntry> for ArticleRecord {
+    fn from(row: RecordWithEntry) -> Self {
+        row.record.into_record(row.entry)
     }
 }
 
@@ -148,9 +198,26 @@ fn constant(query: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(query)
 }
 
-/// [`record_from_row`] of a query that selects the entry right after [`RECORD_COLUMNS`].
-fn record_with_entry(r: &SqliteRow) -> ArticleRecord {
-    record_from_row(r, r.get(24))
+/// What [`Store::article`] and [`Store::known`] read of an archived article.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    path: String,
+    content_hash: String,
+    first_seen: i64,
+    date: i64,
+    rebuilt: bool,
+}
+
+impl From<StoredRow> for StoredArticle {
+    fn from(row: StoredRow) -> Self {
+        Self {
+            path: row.path,
+            content_hash: row.content_hash,
+            first_seen: from_millis(row.first_seen),
+            date: from_millis(row.date),
+            rebuilt: row.rebuilt,
+        }
+    }
 }
 
 fn sections_json(doc: &Document) -> String {
@@ -167,31 +234,33 @@ impl Store {
         source: &str,
         key: &str,
     ) -> Result<Option<StoredArticle>> {
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, StoredRow>(
             "SELECT path, content_hash, first_seen, date, rebuilt FROM articles WHERE source = ? AND key = ?",
         )
         .bind(source)
         .bind(key)
         .fetch_optional(conn)
         .await?;
-        Ok(row.map(|r| StoredArticle {
-            path: r.get(0),
-            content_hash: r.get(1),
-            first_seen: from_millis(r.get(2)),
-            date: from_millis(r.get(3)),
-            rebuilt: r.get::<i64, _>(4) != 0,
-        }))
+        Ok(row.map(StoredArticle::from))
     }
 
     /// What is known of an entry: archived, merged into another source's article (with the
     /// content hash it had then), or nothing. One query, as it runs for every entry of every
     /// fetch.
     pub async fn known(conn: &mut SqliteConnection, source: &str, key: &str) -> Result<Known> {
-        let row = sqlx::query(
-            "SELECT 0, path, content_hash, first_seen, date, rebuilt FROM articles WHERE source = ?1 AND key = ?2
+        #[derive(sqlx::FromRow)]
+        struct KnownRow {
+            is_alias: bool,
+            #[sqlx(flatten)]
+            article: StoredRow,
+        }
+        // A compound select takes its column names from its first select.
+        let row = sqlx::query_as::<_, KnownRow>(
+            "SELECT 0 AS is_alias, path, content_hash, first_seen, date, rebuilt
+             FROM articles WHERE source = ?1 AND key = ?2
              UNION ALL
              SELECT 1, '', content_hash, first_seen, first_seen, 0 FROM aliases WHERE source = ?1 AND key = ?2
-             ORDER BY 1 LIMIT 1",
+             ORDER BY is_alias LIMIT 1",
         )
         .bind(source)
         .bind(key)
@@ -199,16 +268,10 @@ impl Store {
         .await?;
         Ok(match row {
             None => Known::New,
-            Some(r) if r.get::<i64, _>(0) == 0 => Known::Archived(StoredArticle {
-                path: r.get(1),
-                content_hash: r.get(2),
-                first_seen: from_millis(r.get(3)),
-                date: from_millis(r.get(4)),
-                rebuilt: r.get::<i64, _>(5) != 0,
-            }),
-            Some(r) => Known::Alias {
-                content_hash: r.get(2),
+            Some(r) if r.is_alias => Known::Alias {
+                content_hash: r.article.content_hash,
             },
+            Some(r) => Known::Archived(r.article.into()),
         })
     }
 
@@ -218,12 +281,14 @@ impl Store {
         source: &str,
         link: &str,
     ) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT path FROM articles WHERE source = ? AND link = ? LIMIT 1")
-            .bind(source)
-            .bind(link)
-            .fetch_optional(conn)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        let path = sqlx::query_scalar::<_, String>(
+            "SELECT path FROM articles WHERE source = ? AND link = ? LIMIT 1",
+        )
+        .bind(source)
+        .bind(link)
+        .fetch_optional(conn)
+        .await?;
+        Ok(path)
     }
 
     pub async fn path_taken(conn: &mut SqliteConnection, path: &str) -> Result<bool> {
@@ -341,25 +406,25 @@ impl Store {
         source: &str,
         key: &str,
     ) -> Result<Option<ArticleRecord>> {
-        let row = sqlx::query(constant(format!(
+        let row = sqlx::query_as::<_, RecordRow>(constant(format!(
             "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = ? AND a.key = ?"
         )))
         .bind(source)
         .bind(key)
         .fetch_optional(conn)
         .await?;
-        Ok(row.map(|r| record_from_row(&r, None)))
+        Ok(row.map(ArticleRecord::from))
     }
 
     /// The record of the article archived at `path`, for its page (without the fetched entry).
     pub async fn record_by_path(&self, path: &str) -> Result<Option<ArticleRecord>> {
-        let row = sqlx::query(constant(format!(
+        let row = sqlx::query_as::<_, RecordRow>(constant(format!(
             "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.path = ?"
         )))
         .bind(path)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| record_from_row(&r, None)))
+        Ok(row.map(ArticleRecord::from))
     }
 
     /// The records recovered from the archive that this entry's link identifies (several files
@@ -372,7 +437,7 @@ impl Store {
         if link.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(constant(format!(
+        let rows = sqlx::query_as::<_, RecordRow>(constant(format!(
             "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = ? AND a.link = ? AND a.rebuilt = 1
              ORDER BY a.date DESC LIMIT 100"
         )))
@@ -380,7 +445,7 @@ impl Store {
         .bind(link)
         .fetch_all(conn)
         .await?;
-        Ok(rows.iter().map(|r| record_from_row(r, None)).collect())
+        Ok(rows.into_iter().map(ArticleRecord::from).collect())
     }
 
     /// The link-less records recovered from the archive whose file shows this title (as its
@@ -390,7 +455,7 @@ impl Store {
         source: &str,
         title: &str,
     ) -> Result<Vec<ArticleRecord>> {
-        let rows = sqlx::query(constant(format!(
+        let rows = sqlx::query_as::<_, RecordRow>(constant(format!(
             "SELECT {RECORD_COLUMNS} FROM articles a
              WHERE a.source = ?1 AND a.link = '' AND a.rebuilt = 1
                AND (a.title = ?2 OR json_extract(a.sections, '$[#-1].title') = ?2)
@@ -400,7 +465,7 @@ impl Store {
         .bind(title)
         .fetch_all(conn)
         .await?;
-        Ok(rows.iter().map(|r| record_from_row(r, None)).collect())
+        Ok(rows.into_iter().map(ArticleRecord::from).collect())
     }
 
     /// Whether any of the source's records waits to be adopted by a fetch.
@@ -429,8 +494,18 @@ impl Store {
 
     /// The newest `limit` articles of a selection, newest first, skipping removed sources.
     pub async fn feed_rows(&self, selection: Selection<'_>, limit: usize) -> Result<Vec<FeedRow>> {
+        #[derive(sqlx::FromRow)]
+        struct WithSource {
+            #[sqlx(flatten)]
+            record: RecordRow,
+            source_feed_id: Option<String>,
+            source_title: Option<String>,
+            source_link: Option<String>,
+        }
+        const SOURCE_COLUMNS: &str =
+            "s.feed_id AS source_feed_id, s.feed_title AS source_title, s.feed_link AS source_link";
         let columns = format!(
-            "{RECORD_COLUMNS}, s.feed_id, s.feed_title, s.feed_link
+            "{RECORD_COLUMNS}, {SOURCE_COLUMNS}
              FROM articles a LEFT JOIN sources s ON s.id = a.source"
         );
         let live = "(s.removed_at IS NULL)";
@@ -443,7 +518,7 @@ impl Store {
                  ORDER BY a.date DESC, a.path LIMIT ?1"
             ),
             Selection::Tag(_) => format!(
-                "SELECT {RECORD_COLUMNS}, s.feed_id, s.feed_title, s.feed_link
+                "SELECT {RECORD_COLUMNS}, {SOURCE_COLUMNS}
                  FROM article_tags t
                  JOIN articles a ON a.source = t.source AND a.key = t.key
                  LEFT JOIN sources s ON s.id = a.source
@@ -455,18 +530,18 @@ impl Store {
             Selection::All => None,
             Selection::Source(id) | Selection::Tag(id) => Some(id),
         };
-        let rows = sqlx::query(constant(query))
+        let rows = sqlx::query_as::<_, WithSource>(constant(query))
             .bind(limit_of(limit))
             .bind(argument)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
-            .iter()
+            .into_iter()
             .map(|r| FeedRow {
-                record: record_from_row(r, None),
-                source_feed_id: r.get(24),
-                source_title: r.get(25),
-                source_link: r.get(26),
+                record: r.record.into(),
+                source_feed_id: r.source_feed_id,
+                source_title: r.source_title,
+                source_link: r.source_link,
             })
             .collect())
     }
@@ -481,8 +556,8 @@ impl Store {
         with_entry: bool,
     ) -> Result<Vec<ArticleRecord>> {
         let entry = if with_entry { "a.entry" } else { "NULL" };
-        let rows = sqlx::query(constant(format!(
-            "SELECT {RECORD_COLUMNS}, {entry} FROM articles a
+        let rows = sqlx::query_as::<_, RecordWithEntry>(constant(format!(
+            "SELECT {RECORD_COLUMNS}, {entry} AS entry FROM articles a
              WHERE a.path > ?1 AND (?3 IS NULL OR a.source = ?3) ORDER BY a.path LIMIT ?2"
         )))
         .bind(after)
@@ -490,7 +565,7 @@ impl Store {
         .bind(source)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(record_with_entry).collect())
+        Ok(rows.into_iter().map(ArticleRecord::from).collect())
     }
 
     /// The source's records whose file was shaped by other settings than `fingerprint` (those
@@ -501,7 +576,7 @@ impl Store {
         fingerprint: &str,
         limit: usize,
     ) -> Result<Vec<ArticleRecord>> {
-        let rows = sqlx::query(constant(format!(
+        let rows = sqlx::query_as::<_, RecordWithEntry>(constant(format!(
             "SELECT {RECORD_COLUMNS}, a.entry FROM articles a
              WHERE a.source = ?1 AND a.fingerprint IS NOT NULL AND a.fingerprint <> ?2
              ORDER BY a.date DESC LIMIT ?3"
@@ -511,27 +586,27 @@ impl Store {
         .bind(limit_of(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(record_with_entry).collect())
+        Ok(rows.into_iter().map(ArticleRecord::from).collect())
     }
 
     /// Every archived path (removed sources' included), for comparing state with the archive.
     pub async fn all_paths(&self) -> Result<std::collections::HashSet<String>> {
-        let rows = sqlx::query("SELECT path FROM articles")
+        let paths = sqlx::query_scalar::<_, String>("SELECT path FROM articles")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(paths.into_iter().collect())
     }
 
     /// Every tag of a live source's article, sorted.
     pub async fn tags(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let tags = sqlx::query_scalar::<_, String>(
             "SELECT DISTINCT t.tag FROM article_tags t
              WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.id = t.source AND s.removed_at IS NOT NULL)
              ORDER BY t.tag",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(tags)
     }
 
     /// Whether state knows any article at all.
@@ -544,15 +619,21 @@ impl Store {
 
     /// Rows written before the record held whole articles, which only their files complete.
     pub async fn incomplete_paths(&self, limit: usize) -> Result<Vec<(String, String, String)>> {
-        let rows = sqlx::query(
+        #[derive(sqlx::FromRow)]
+        struct IncompleteRow {
+            source: String,
+            key: String,
+            path: String,
+        }
+        let rows = sqlx::query_as::<_, IncompleteRow>(
             "SELECT source, key, path FROM articles WHERE sections IS NULL ORDER BY path LIMIT ?",
         )
         .bind(limit_of(limit))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .into_iter()
+            .map(|r| (r.source, r.key, r.path))
             .collect())
     }
 
@@ -582,9 +663,9 @@ impl Store {
 
     /// Counts commits that changed what an output shows (by any process).
     pub async fn state_version(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT n FROM state_version WHERE id = 1")
+        let n = sqlx::query_scalar::<_, i64>("SELECT n FROM state_version WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
-        Ok(row.get(0))
+        Ok(n)
     }
 }

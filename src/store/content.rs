@@ -2,14 +2,14 @@
 //! and entries that are another source's article.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::{Store, to_millis};
 use crate::error::Result;
 use crate::model::Extracted;
 
 /// An archived article found by its canonical link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CanonicalMatch {
     pub source: String,
     pub key: String,
@@ -20,15 +20,22 @@ impl Store {
     /// The cached extraction of a page by these rules: `Some(None)` when the page was fetched
     /// and had no text. A page extracted by other rules is not cached for these.
     pub async fn cached_page(&self, url: &str, rules: &str) -> Result<Option<Option<Extracted>>> {
-        let row = sqlx::query("SELECT html, canonical FROM pages WHERE url = ? AND rules IS ?")
-            .bind(url)
-            .bind(rules)
-            .fetch_optional(&self.pool)
-            .await?;
+        #[derive(sqlx::FromRow)]
+        struct PageRow {
+            html: Option<String>,
+            canonical: Option<String>,
+        }
+        let row = sqlx::query_as::<_, PageRow>(
+            "SELECT html, canonical FROM pages WHERE url = ? AND rules IS ?",
+        )
+        .bind(url)
+        .bind(rules)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|r| {
-            r.get::<Option<String>, _>(0).map(|html| Extracted {
+            r.html.map(|html| Extracted {
                 html,
-                canonical: r.get(1),
+                canonical: r.canonical,
             })
         }))
     }
@@ -59,18 +66,14 @@ impl Store {
         canonical: &str,
         not_source: &str,
     ) -> Result<Option<CanonicalMatch>> {
-        let row = sqlx::query(
+        let found = sqlx::query_as::<_, CanonicalMatch>(
             "SELECT source, key, path FROM articles WHERE canonical = ? AND source <> ? ORDER BY first_seen LIMIT 1",
         )
         .bind(canonical)
         .bind(not_source)
         .fetch_optional(conn)
         .await?;
-        Ok(row.map(|r| CanonicalMatch {
-            source: r.get(0),
-            key: r.get(1),
-            path: r.get(2),
-        }))
+        Ok(found)
     }
 
     /// Remembers that an entry is another source's article, and the tags it brings.
@@ -105,22 +108,18 @@ impl Store {
         source: &str,
         key: &str,
     ) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let lists = sqlx::query_scalar::<_, String>(
             "SELECT tags FROM aliases WHERE target_source = ? AND target_key = ? ORDER BY first_seen",
         )
         .bind(source)
         .bind(key)
         .fetch_all(conn)
         .await?;
-        Ok(rows
+        Ok(lists
             .iter()
-            .flat_map(|r| {
-                let tags: String = r.get(0);
-                tags.split('\u{1f}')
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|tags| tags.split('\u{1f}'))
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
             .collect())
     }
 }

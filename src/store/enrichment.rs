@@ -2,7 +2,7 @@
 //! answers already paid for.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::{Store, from_millis, to_millis};
 use crate::error::Result;
@@ -20,7 +20,7 @@ pub struct PendingEnrichment {
 }
 
 /// A cached answer and what it cost.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CachedAnswer {
     pub answer: String,
     pub prompt_tokens: i64,
@@ -28,7 +28,7 @@ pub struct CachedAnswer {
 }
 
 /// Totals for `status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct EnrichmentTotals {
     pub pending: i64,
     pub failed: i64,
@@ -138,8 +138,17 @@ impl Store {
         include_failed: bool,
         limit: usize,
     ) -> Result<Vec<PendingEnrichment>> {
-        let rows = sqlx::query(
-            "SELECT e.source, e.key, e.content_hash, a.path, e.attempts, COALESCE(a.language, 'en')
+        #[derive(sqlx::FromRow)]
+        struct PendingRow {
+            source: String,
+            key: String,
+            content_hash: String,
+            path: String,
+            attempts: i64,
+            language: String,
+        }
+        let rows = sqlx::query_as::<_, PendingRow>(
+            "SELECT e.source, e.key, e.content_hash, a.path, e.attempts, COALESCE(a.language, 'en') AS language
              FROM enrichments e JOIN articles a ON a.source = e.source AND a.key = e.key
              WHERE (e.status = 'pending' OR (?3 AND e.status = 'failed'))
                AND (?2 OR e.next_attempt_at <= ?1)
@@ -157,12 +166,12 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| PendingEnrichment {
-                source: r.get(0),
-                key: r.get(1),
-                content_hash: r.get(2),
-                path: r.get(3),
-                attempts: u32::try_from(r.get::<i64, _>(4)).unwrap_or(u32::MAX),
-                language: r.get(5),
+                source: r.source,
+                key: r.key,
+                content_hash: r.content_hash,
+                path: r.path,
+                attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+                language: r.language,
             })
             .collect())
     }
@@ -201,17 +210,13 @@ impl Store {
     }
 
     pub async fn cached_answer(&self, cache_key: &str) -> Result<Option<CachedAnswer>> {
-        let row = sqlx::query(
+        let answer = sqlx::query_as::<_, CachedAnswer>(
             "SELECT answer, prompt_tokens, completion_tokens FROM enrichment_cache WHERE cache_key = ?",
         )
         .bind(cache_key)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| CachedAnswer {
-            answer: r.get(0),
-            prompt_tokens: r.get(1),
-            completion_tokens: r.get(2),
-        }))
+        Ok(answer)
     }
 
     pub async fn cache_answer(
@@ -236,38 +241,46 @@ impl Store {
 
     /// Tokens spent on enrichment, prompt and completion: one row, for `/metrics`.
     pub async fn token_totals(&self) -> Result<(i64, i64)> {
-        let row = sqlx::query(
+        #[derive(sqlx::FromRow)]
+        struct TokensRow {
+            prompt_tokens: i64,
+            completion_tokens: i64,
+        }
+        let row = sqlx::query_as::<_, TokensRow>(
             "SELECT prompt_tokens, completion_tokens FROM enrichment_tokens WHERE id = 1",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok((row.get(0), row.get(1)))
+        Ok((row.prompt_tokens, row.completion_tokens))
     }
 
     pub async fn enrichment_totals(&self) -> Result<EnrichmentTotals> {
-        let row = sqlx::query(
-            "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'failed'), 0),
-                    COALESCE(SUM(status = 'done'), 0),
-                    COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0)
+        let totals = sqlx::query_as::<_, EnrichmentTotals>(
+            "SELECT COALESCE(SUM(status = 'pending'), 0) AS pending,
+                    COALESCE(SUM(status = 'failed'), 0) AS failed,
+                    COALESCE(SUM(status = 'done'), 0) AS enriched,
+                    COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
+                    COALESCE(SUM(completion_tokens), 0) AS completion_tokens
              FROM enrichments",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(EnrichmentTotals {
-            pending: row.get(0),
-            failed: row.get(1),
-            enriched: row.get(2),
-            prompt_tokens: row.get(3),
-            completion_tokens: row.get(4),
-        })
+        Ok(totals)
     }
 
     /// The last enrichment error per source and key, for `status`.
     pub async fn enrichment_failures(
         &self,
     ) -> Result<Vec<(String, String, String, DateTime<Utc>)>> {
-        let rows = sqlx::query(
-            "SELECT source, key, COALESCE(last_error, ''), next_attempt_at FROM enrichments
+        #[derive(sqlx::FromRow)]
+        struct FailureRow {
+            source: String,
+            key: String,
+            last_error: String,
+            next_attempt_at: i64,
+        }
+        let rows = sqlx::query_as::<_, FailureRow>(
+            "SELECT source, key, COALESCE(last_error, '') AS last_error, next_attempt_at FROM enrichments
              WHERE status = 'failed' OR (status = 'pending' AND last_error IS NOT NULL)
              ORDER BY source, key",
         )
@@ -275,7 +288,14 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), from_millis(r.get(3))))
+            .map(|r| {
+                (
+                    r.source,
+                    r.key,
+                    r.last_error,
+                    from_millis(r.next_attempt_at),
+                )
+            })
             .collect())
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! Times are stored as Unix milliseconds so ordering is numeric and the `date` index serves the
 //! merged feed directly.
+//!
+//! Rows are read by column name (`sqlx::FromRow`, or `query_scalar` for one column), so a query's
+//! column order does not matter and a missing or mistyped column is an error, not a panic. A row
+//! whose columns need converting (milliseconds, JSON lists, saturated counts) is read into a
+//! private struct beside its query; a public struct whose fields are its columns is read as it is.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::error::{Error, Result};
 mod articles;
@@ -173,7 +178,20 @@ impl Store {
 
     /// The state a source's next fetch starts from.
     pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>> {
-        let row = sqlx::query(
+        #[derive(sqlx::FromRow)]
+        struct StateRow {
+            url: String,
+            etag: Option<String>,
+            last_modified: Option<String>,
+            body_hash: Option<String>,
+            moved_to: Option<String>,
+            next_due_at: Option<i64>,
+            consecutive_failures: i64,
+            disabled_reason: Option<String>,
+            feed_delay_secs: Option<i64>,
+            fingerprint: Option<String>,
+        }
+        let row = sqlx::query_as::<_, StateRow>(
             "SELECT url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures, disabled_reason,
                     feed_delay_secs, fingerprint
              FROM sources WHERE id = ?",
@@ -182,22 +200,22 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| SourceState {
-            url: r.get(0),
+            url: r.url,
             validators: Validators {
-                etag: r.get(1),
-                last_modified: r.get(2),
+                etag: r.etag,
+                last_modified: r.last_modified,
             },
-            body_hash: r.get(3),
-            moved_to: r.get(4),
-            next_due_at: r.get::<Option<i64>, _>(5).map(from_millis),
-            consecutive_failures: u32::try_from(r.get::<i64, _>(6)).unwrap_or(u32::MAX),
-            disabled_reason: r.get(7),
+            body_hash: r.body_hash,
+            moved_to: r.moved_to,
+            next_due_at: r.next_due_at.map(from_millis),
+            consecutive_failures: u32::try_from(r.consecutive_failures).unwrap_or(u32::MAX),
+            disabled_reason: r.disabled_reason,
             feed_delay: r
-                .get::<Option<i64>, _>(8)
+                .feed_delay_secs
                 .and_then(|s| u64::try_from(s).ok())
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
-            fingerprint: r.get(9),
+            fingerprint: r.fingerprint,
         }))
     }
 
@@ -318,11 +336,27 @@ impl Store {
 
     /// Per-source status, for `status` and `check`.
     pub async fn source_status(&self) -> Result<Vec<SourceStatus>> {
-        let rows = sqlx::query(
+        #[derive(sqlx::FromRow)]
+        struct StatusRow {
+            id: String,
+            url: String,
+            moved_to: Option<String>,
+            last_fetch_at: Option<i64>,
+            last_status: Option<String>,
+            http_status: Option<i64>,
+            has_validators: bool,
+            next_due_at: Option<i64>,
+            consecutive_failures: i64,
+            last_error: Option<String>,
+            disabled_reason: Option<String>,
+            articles: i64,
+            removed_at: Option<i64>,
+        }
+        let rows = sqlx::query_as::<_, StatusRow>(
             "SELECT s.id, s.url, s.moved_to, s.last_fetch_at, s.last_status, s.http_status,
-                    s.etag IS NOT NULL OR s.last_modified IS NOT NULL, s.next_due_at,
+                    (s.etag IS NOT NULL OR s.last_modified IS NOT NULL) AS has_validators, s.next_due_at,
                     s.consecutive_failures, s.last_error, s.disabled_reason,
-                    (SELECT COUNT(*) FROM articles a WHERE a.source = s.id), s.removed_at
+                    (SELECT COUNT(*) FROM articles a WHERE a.source = s.id) AS articles, s.removed_at
              FROM sources s ORDER BY s.id",
         )
         .fetch_all(&self.pool)
@@ -330,19 +364,19 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| SourceStatus {
-                id: r.get(0),
-                url: r.get(1),
-                moved_to: r.get(2),
-                last_fetch_at: r.get::<Option<i64>, _>(3).map(from_millis),
-                last_status: r.get(4),
-                last_http_status: r.get(5),
-                has_validators: r.get(6),
-                next_due_at: r.get::<Option<i64>, _>(7).map(from_millis),
-                consecutive_failures: r.get(8),
-                last_error: r.get(9),
-                disabled_reason: r.get(10),
-                articles: r.get(11),
-                removed_at: r.get::<Option<i64>, _>(12).map(from_millis),
+                id: r.id,
+                url: r.url,
+                moved_to: r.moved_to,
+                last_fetch_at: r.last_fetch_at.map(from_millis),
+                last_status: r.last_status,
+                last_http_status: r.http_status,
+                has_validators: r.has_validators,
+                next_due_at: r.next_due_at.map(from_millis),
+                consecutive_failures: r.consecutive_failures,
+                last_error: r.last_error,
+                disabled_reason: r.disabled_reason,
+                articles: r.articles,
+                removed_at: r.removed_at.map(from_millis),
             })
             .collect())
     }
@@ -437,10 +471,11 @@ mod tests {
         store.close().await;
         // Reopening runs no migration twice and keeps the metadata.
         let store = Store::open(&url).await.expect("reopen");
-        let row = sqlx::query("SELECT feed_title FROM sources WHERE id = 'a'")
-            .fetch_one(store.pool())
-            .await
-            .expect("row");
-        assert_eq!(row.get::<String, _>(0), "X");
+        let title =
+            sqlx::query_scalar::<_, String>("SELECT feed_title FROM sources WHERE id = 'a'")
+                .fetch_one(store.pool())
+                .await
+                .expect("row");
+        assert_eq!(title, "X");
     }
 }

@@ -2,7 +2,6 @@
 //! the pruning of state that would otherwise only grow.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Store, to_millis};
 use crate::error::Result;
@@ -40,28 +39,33 @@ impl Store {
 
     /// The source feed's own title, as its last fetch found it.
     pub async fn feed_title(&self, source: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT feed_title FROM sources WHERE id = ?")
-            .bind(source)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|r| r.get(0)))
+        let title =
+            sqlx::query_scalar::<_, Option<String>>("SELECT feed_title FROM sources WHERE id = ?")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(title.flatten())
     }
 
     /// Sources `gazette remove` took out.
     pub async fn removed_sources(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM sources WHERE removed_at IS NOT NULL ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let ids = sqlx::query_scalar::<_, String>(
+            "SELECT id FROM sources WHERE removed_at IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
     }
 
     /// The archive paths of a source's articles.
     pub async fn paths_of(&self, source: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT path FROM articles WHERE source = ? ORDER BY path")
-            .bind(source)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let paths = sqlx::query_scalar::<_, String>(
+            "SELECT path FROM articles WHERE source = ? ORDER BY path",
+        )
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(paths)
     }
 
     /// Forgets a source and everything of it, in one transaction.
