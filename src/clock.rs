@@ -34,13 +34,18 @@ impl Clock {
         }
     }
 
-    /// Returns once `duration` has passed on this clock.
-    pub async fn sleep(&self, duration: Duration) {
+    /// `duration` from now on this clock.
+    pub fn after(&self, duration: Duration) -> DateTime<Utc> {
+        self.now() + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Returns once this clock reads `until` or later. The time is fixed by the caller, not
+    /// by when this future is first polled, so a manual clock moved in between still wakes it.
+    pub async fn sleep_until(&self, until: DateTime<Utc>) {
         let Some(time) = &self.manual else {
-            return tokio::time::sleep(duration).await;
+            let wait = (until - Utc::now()).to_std().unwrap_or_default();
+            return tokio::time::sleep(wait).await;
         };
-        let until =
-            *time.borrow() + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
         let mut changes = time.subscribe();
         // The sender lives as long as `self`, so `wait_for` ends only when the time comes.
         let _ = changes.wait_for(|now| *now >= until).await;
@@ -64,7 +69,7 @@ mod tests {
     async fn a_manual_clock_wakes_sleepers_only_when_moved_far_enough() {
         let start = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
         let clock = Clock::manual(start);
-        let sleep = clock.sleep(Duration::from_secs(60));
+        let sleep = clock.sleep_until(clock.after(Duration::from_secs(60)));
         tokio::pin!(sleep);
         assert!(futures::poll!(&mut sleep).is_pending());
         clock.advance(Duration::from_secs(30));

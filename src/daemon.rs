@@ -49,6 +49,10 @@ pub enum Event {
         failed: usize,
         new: usize,
     },
+    /// Nothing to do until this time (on the daemon's clock), unless a reload or a stop comes.
+    Waiting {
+        until: chrono::DateTime<chrono::Utc>,
+    },
     /// A new configuration took over, with this many sources.
     Reloaded { sources: usize },
     /// The new configuration was refused; the old one stays. The reason, as text.
@@ -128,9 +132,10 @@ pub async fn run(
         if stopping {
             break;
         }
-        let pause = next_pause(&pipeline).await;
+        let until = clock.after(next_pause(&pipeline).await);
+        on_event(Event::Waiting { until });
         tokio::select! {
-            () = clock.sleep(pause) => {}
+            () = clock.sleep_until(until) => {}
             Some(()) = reloads.recv() => {
                 match reload(&options.config_path, &store, &clock).await {
                     Ok(new) => {

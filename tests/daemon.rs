@@ -1,4 +1,5 @@
-//! `gazette run` as a subprocess on a free port, against feeds served on 127.0.0.1.
+//! The daemon: its logic in this process on a manual clock (schedule, back-off, reload, stop,
+//! everything it serves), and `gazette run` as a subprocess for signals and a real browser.
 
 mod common;
 
@@ -10,38 +11,44 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::routing::get;
-use common::daemon::{Daemon, client, eventually};
+use common::daemon::{Daemon, InProcess, client};
 use common::{
-    FeedServer, assert_valid_atom, copy_demo_feeds, gazette, source, stderr, write_config,
+    FeedServer, assert_valid_atom, closed_port, copy_demo_feeds, gazette, source, stderr,
+    write_config,
 };
+use gazette::daemon::Event;
+
+const MINUTE: Duration = Duration::from_secs(60);
 
 fn archive_count(dir: &Path) -> usize {
     common::files_with_mtimes(&dir.join("archive")).len()
 }
 
+/// The demo feeds served on 127.0.0.1 as three sources due every 30 minutes; the daemon wakes
+/// at least hourly.
 async fn demo_setup(tmp: &Path, extra: &str) -> FeedServer {
     let served = tmp.join("served");
     copy_demo_feeds(&served);
     let server = FeedServer::start(&served).await;
-    // The tech feed asks for a 60-minute <ttl>; the test cannot wait that long.
+    // The tech feed asks for a 60-minute <ttl>; the schedule below is the config's alone.
     let config = format!(
-        "[serve]\ntick = \"1s\"\nshutdown_grace = \"2s\"\n[fetch]\nhonor_ttl = false\n{extra}"
+        "[serve]\ntick = \"1h\"\nshutdown_grace = \"2s\"\n[fetch]\nhonor_ttl = false\n{extra}"
     );
     let sources = [
         source(
             "ft",
             &server.url("/feeds/ft-world.atom"),
-            "tags = [\"world\"]\nlanguage = \"en\"\ncategory_tags = false\ninterval = \"1s\"",
+            "tags = [\"world\"]\nlanguage = \"en\"\ncategory_tags = false\ninterval = \"30m\"",
         ),
         source(
             "tech",
             &server.url("/feeds/tech-rss2.xml"),
-            "tags = [\"tech\"]\ninterval = \"1s\"",
+            "tags = [\"tech\"]\ninterval = \"30m\"",
         ),
         source(
             "notes",
             &server.url("/feeds/notes.json"),
-            "interval = \"1s\"",
+            "interval = \"30m\"",
         ),
     ]
     .concat();
@@ -61,16 +68,20 @@ async fn demo_setup(tmp: &Path, extra: &str) -> FeedServer {
 async fn the_daemon_archives_on_schedule_and_serves_everything() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = demo_setup(tmp.path(), "").await;
-    let daemon = Daemon::start(tmp.path()).await;
+    let mut daemon = InProcess::start(tmp.path()).await;
     let http = client();
-    eventually(
-        Duration::from_secs(20),
-        "the first pass archived the demo feeds",
-        || async {
-            archive_count(tmp.path()) == 10 && tmp.path().join("public/atom.xml").is_file()
-        },
-    )
-    .await;
+    assert_eq!(
+        daemon.cycle().await,
+        (3, 0, 10),
+        "the first cycle archives the demo feeds"
+    );
+    assert_eq!(archive_count(tmp.path()), 10);
+    assert!(tmp.path().join("public/atom.xml").is_file());
+
+    // The next wake is when the sources are due again, not sooner.
+    let started = daemon.clock.now();
+    let until = daemon.waiting().await;
+    assert_eq!(until - started, chrono::Duration::minutes(30));
 
     // A new entry is picked up on schedule.
     let feed = server.dir.join("tech-rss2.xml");
@@ -78,28 +89,18 @@ async fn the_daemon_archives_on_schedule_and_serves_everything() {
     let item = "<item><title>Late breaking item</title><link>https://tech.example.org/late</link><guid>late-1</guid></item>";
     std::fs::write(&feed, text.replacen("<item>", &format!("{item}<item>"), 1))
         .expect("update feed");
-    eventually(
-        Duration::from_secs(20),
-        "the new entry was archived",
-        || async { archive_count(tmp.path()) == 11 },
-    )
-    .await;
-    // The file is written before the feed is rebuilt; revalidation below needs the rebuilt one.
-    eventually(
-        Duration::from_secs(20),
-        "the feed holds the new entry",
-        || async {
-            let feed = http.get(daemon.url("/atom.xml")).send().await;
-            match feed {
-                Ok(r) => r
-                    .text()
-                    .await
-                    .is_ok_and(|t| t.matches("<entry>").count() == 11),
-                Err(_) => false,
-            }
-        },
-    )
-    .await;
+    daemon.clock.advance(30 * MINUTE);
+    assert_eq!(daemon.cycle().await, (3, 0, 1));
+    assert_eq!(archive_count(tmp.path()), 11);
+    let atom = http
+        .get(daemon.url("/atom.xml"))
+        .send()
+        .await
+        .expect("atom")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(atom.matches("<entry>").count(), 11);
 
     // The feed, with validators, revalidation and compression.
     let atom = http
@@ -292,7 +293,7 @@ async fn the_daemon_archives_on_schedule_and_serves_everything() {
     assert!(
         stderr(&fetch).contains(&format!(
             "another Gazette process (pid {}) is writing this archive",
-            daemon.pid()
+            std::process::id()
         )),
         "{}",
         stderr(&fetch)
@@ -301,11 +302,158 @@ async fn the_daemon_archives_on_schedule_and_serves_everything() {
         common::files_with_mtimes(&tmp.path().join("archive")).len(),
         before.len()
     );
+    daemon.stop().await.expect("stopped cleanly");
+}
+
+#[tokio::test]
+async fn reload_takes_the_new_config_and_keeps_the_old_one_when_invalid() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    copy_demo_feeds(&served);
+    let server = FeedServer::start(&served).await;
+    let base = "[serve]\ntick = \"1h\"\n".to_owned();
+    let ft = source(
+        "ft",
+        &server.url("/feeds/ft-world.atom"),
+        "interval = \"30m\"",
+    );
+    write_config(tmp.path(), &format!("{base}{ft}"));
+    let mut daemon = InProcess::start(tmp.path()).await;
+    let http = client();
+    assert_eq!(daemon.cycle().await, (1, 0, 3));
+    let notes_status = |daemon: &InProcess| {
+        let url = daemon.url("/sources/notes.xml");
+        let http = http.clone();
+        async move { http.get(url).send().await.expect("notes feed").status() }
+    };
+    assert_eq!(notes_status(&daemon).await, 404);
+
+    let notes = source(
+        "notes",
+        &server.url("/feeds/notes.json"),
+        "interval = \"30m\"",
+    );
+    write_config(tmp.path(), &format!("{base}{ft}{notes}"));
+    assert_eq!(daemon.reload().await, Event::Reloaded { sources: 2 });
+    // The new source is due at once; the old one is not.
+    assert_eq!(daemon.cycle().await, (1, 0, 3));
+    assert_eq!(notes_status(&daemon).await, 200);
+
+    let path = tmp.path().join("config/gazette.toml");
+    std::fs::write(&path, "[[sources]]\nid = \"Broken Id\"\nurl = \"x\"\n").expect("break config");
+    let Event::ReloadRefused(reason) = daemon.reload().await else {
+        panic!("a broken config was taken");
+    };
+    assert!(reason.contains("Broken Id"), "{reason}");
+    // Valid TOML that only the HTTP client rejects is refused too.
+    std::fs::write(
+        &path,
+        format!("[fetch]\nuser_agent = \"bad\\u0001agent\"\n{ft}"),
+    )
+    .expect("bad agent");
+    assert!(matches!(daemon.reload().await, Event::ReloadRefused(_)));
+
+    // The old configuration goes on: both sources are fetched when due, and served.
+    daemon.skip_to_next_wake().await;
+    assert_eq!(daemon.cycle().await, (2, 0, 0));
+    assert_eq!(notes_status(&daemon).await, 200);
+    assert_eq!(
+        http.get(daemon.url("/healthz"))
+            .send()
+            .await
+            .expect("health")
+            .status(),
+        200
+    );
+    daemon.stop().await.expect("stopped cleanly");
+}
+
+/// A server that accepts connections and never answers.
+async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn failing_sources_back_off_and_so_does_one_that_runs_out_of_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let silent = silent_server().await;
+    let config = format!(
+        "[serve]\ntick = \"1d\"\nshutdown_grace = \"200ms\"\n[fetch]\nrun_deadline = \"300ms\"\n{}{}",
+        source(
+            "down",
+            &format!("http://127.0.0.1:{}/feed.xml", closed_port()),
+            "interval = \"10m\"",
+        ),
+        source(
+            "silent",
+            &format!("{silent}/feed.xml"),
+            "interval = \"10m\""
+        ),
+    );
+    write_config(tmp.path(), &config);
+    let mut daemon = InProcess::start(tmp.path()).await;
+    let settings =
+        gazette::config::Settings::load(&tmp.path().join("config/gazette.toml")).expect("settings");
+    let store = gazette::store::Store::open(&settings.state_url)
+        .await
+        .expect("state");
+
+    for failures in 1..=3u32 {
+        assert_eq!(daemon.cycle().await, (2, 2, 0), "cycle {failures}");
+        let now = daemon.clock.now();
+        for id in ["down", "silent"] {
+            let state = store.source_state(id).await.expect("read").expect("state");
+            assert_eq!(state.consecutive_failures, failures, "{id}");
+            // The interval doubled per failure, give or take the tenth of jitter.
+            let wait = (state.next_due_at.expect("due") - now).num_seconds();
+            let expected = 600 * (1 << (failures - 1));
+            assert!(
+                (expected * 9 / 10..=expected * 11 / 10).contains(&wait),
+                "{id} after {failures} failures waits {wait} s"
+            );
+        }
+        if failures == 1 {
+            let rows = store.source_status().await.expect("status");
+            let silent = rows.iter().find(|r| r.id == "silent").expect("silent");
+            assert!(
+                silent
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("deadline")),
+                "{:?}",
+                silent.last_error
+            );
+        }
+        // Both sources are due by the later of their times (the jitter differs).
+        daemon.waiting().await;
+        let mut latest = now;
+        for id in ["down", "silent"] {
+            let state = store.source_state(id).await.expect("read").expect("state");
+            latest = latest.max(state.next_due_at.expect("due"));
+        }
+        daemon
+            .clock
+            .advance((latest - now).to_std().expect("later"));
+    }
+    daemon
+        .stop()
+        .await
+        .expect("stopped within the grace period");
 }
 
 #[tokio::test]
 async fn the_front_page_renders_in_a_real_browser() {
-    let Some(chromium) = ["chromium", "chromium-browser"]
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|b| which(b))
     else {
@@ -318,13 +466,8 @@ async fn the_front_page_renders_in_a_real_browser() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let _server = demo_setup(tmp.path(), "").await;
-    let daemon = Daemon::start(tmp.path()).await;
-    eventually(
-        Duration::from_secs(20),
-        "the demo feeds were archived",
-        || async { archive_count(tmp.path()) == 10 },
-    )
-    .await;
+    let mut daemon = InProcess::start(tmp.path()).await;
+    assert_eq!(daemon.cycle().await, (3, 0, 10));
     let profile = tempfile::tempdir().expect("profile");
     let output = tokio::process::Command::new(chromium)
         .args([
@@ -367,11 +510,14 @@ fn which(program: &str) -> bool {
 #[tokio::test]
 async fn sigterm_during_a_busy_fetch_exits_cleanly() {
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let started_one = Arc::new(tokio::sync::Notify::new());
     let counter = Arc::clone(&in_flight);
+    let notify = Arc::clone(&started_one);
     let app = Router::new().route(
         "/slow/{n}",
         get(move || {
             counter.fetch_add(1, Ordering::SeqCst);
+            notify.notify_one();
             async {
                 let stream = futures::stream::unfold(0u32, |n| async move {
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -404,10 +550,11 @@ async fn sigterm_during_a_busy_fetch_exits_cleanly() {
     }
     write_config(tmp.path(), &config);
     let mut daemon = Daemon::start(tmp.path()).await;
-    eventually(Duration::from_secs(10), "fetches are in flight", || async {
-        in_flight.load(Ordering::SeqCst) >= 2
-    })
-    .await;
+    while in_flight.load(Ordering::SeqCst) < 2 {
+        tokio::time::timeout(Duration::from_secs(30), started_one.notified())
+            .await
+            .expect("fetches are in flight");
+    }
     let started = Instant::now();
     daemon.signal(libc::SIGTERM);
     let status = tokio::time::timeout(Duration::from_secs(5), daemon.child.wait())
@@ -434,33 +581,31 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
     let served = tmp.path().join("served");
     copy_demo_feeds(&served);
     let server = FeedServer::start(&served).await;
-    let base = "[serve]\ntick = \"1s\"\n".to_owned();
+    let base = "[serve]\ntick = \"1h\"\n".to_owned();
     let ft = source(
         "ft",
         &server.url("/feeds/ft-world.atom"),
-        "interval = \"1s\"",
+        "interval = \"1h\"",
     );
     write_config(tmp.path(), &format!("{base}{ft}"));
     let daemon = Daemon::start(tmp.path()).await;
     let http = client();
-    eventually(Duration::from_secs(20), "ft was archived", || async {
-        archive_count(tmp.path()) == 3
-    })
-    .await;
+    daemon.wait_for_log(&["feed published"], 1).await;
+    assert_eq!(archive_count(tmp.path()), 3);
 
     let notes = source(
         "notes",
         &server.url("/feeds/notes.json"),
-        "interval = \"1s\"",
+        "interval = \"1h\"",
     );
     write_config(tmp.path(), &format!("{base}{ft}{notes}"));
     daemon.signal(libc::SIGHUP);
-    eventually(
-        Duration::from_secs(20),
-        "the added source was archived",
-        || async { archive_count(tmp.path()) == 6 },
-    )
-    .await;
+    daemon
+        .wait_for_log(&["configuration reloaded", "sources=2"], 1)
+        .await;
+    // Only the new config knows `notes`: its articles prove the reload took effect.
+    daemon.wait_for_log(&["feed published"], 2).await;
+    assert_eq!(archive_count(tmp.path()), 6);
     let notes_feed = http
         .get(daemon.url("/sources/notes.xml"))
         .send()
@@ -471,7 +616,9 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
     let path = tmp.path().join("config/gazette.toml");
     std::fs::write(&path, "[[sources]]\nid = \"Broken Id\"\nurl = \"x\"\n").expect("break config");
     daemon.signal(libc::SIGHUP);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    daemon
+        .wait_for_log(&["the new configuration is invalid", "Broken Id"], 1)
+        .await;
     // Valid TOML that only the HTTP client rejects is refused too.
     std::fs::write(
         &path,
@@ -479,7 +626,9 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
     )
     .expect("bad agent");
     daemon.signal(libc::SIGHUP);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    daemon
+        .wait_for_log(&["the new configuration is invalid"], 2)
+        .await;
     assert_eq!(
         http.get(daemon.url("/healthz"))
             .send()
