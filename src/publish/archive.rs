@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::yaml;
 use crate::config::Labels;
 use crate::model::{Document, Section};
+use crate::text::{LinePlace, markdown_lines};
 
 /// Front matter date: UTC, exactly three fractional digits, `Z`.
 pub fn format_date(date: &DateTime<Utc>) -> String {
@@ -300,34 +301,22 @@ fn scalar(raw: &str) -> Result<String, ReadError> {
 }
 
 /// Splits the body at section separators: a `---` line with a blank line on each side, followed
-/// by a level-one heading, outside code fences.
+/// by a level-one heading, outside code fences (as a CommonMark parser sees them).
 fn split_sections(text: &str) -> Vec<&str> {
-    let lines: Vec<(usize, &str)> = text
-        .split_inclusive('\n')
-        .scan(0, |offset, line| {
-            let start = *offset;
-            *offset += line.len();
-            Some((start, line.trim_end_matches('\n')))
-        })
-        .collect();
+    let lines = markdown_lines(text);
     let mut chunks = Vec::new();
     let mut chunk_start = 0;
-    let mut in_fence = false;
-    for (i, &(_, line)) in lines.iter().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-        }
-        let separator = !in_fence
-            && line == "---"
+    for (i, line) in lines.iter().enumerate() {
+        let separator = line.place == LinePlace::Outside
+            && line.text == "---"
             && i > 0
-            && lines[i - 1].1.is_empty()
-            && lines.get(i + 1).is_some_and(|(_, l)| l.is_empty())
-            && lines.get(i + 2).is_some_and(|(_, l)| l.starts_with("# "));
+            && lines[i - 1].text.is_empty()
+            && lines.get(i + 1).is_some_and(|l| l.text.is_empty())
+            && lines.get(i + 2).is_some_and(|l| l.text.starts_with("# "));
         if separator {
             // The chunk ends before the blank line that precedes the separator.
-            chunks.push(&text[chunk_start..lines[i - 1].0.saturating_sub(1).max(chunk_start)]);
-            chunk_start = lines[i + 2].0;
+            chunks.push(&text[chunk_start..lines[i - 1].start.saturating_sub(1).max(chunk_start)]);
+            chunk_start = lines[i + 2].start;
         }
     }
     chunks.push(&text[chunk_start..]);
@@ -577,6 +566,26 @@ mod tests {
             "author: ex\naliases:\n- /old\nextra:\n  nested: 1\n",
         );
         assert_eq!(read(&extra, &Labels::default(), &[]), Ok(d));
+    }
+
+    #[test]
+    fn separators_inside_long_and_tilde_fences_are_code() {
+        // Toggling at every fence line left the block at the inner ``` and split here.
+        for body in [
+            "````\n```\n\n---\n\n# not a section\n```\n````\n\nafter",
+            "~~~\n```\n\n---\n\n# not a section\n~~~\n\nafter",
+        ] {
+            let mut d = doc();
+            d.translations.push(Section {
+                language: "zh".to_owned(),
+                title: "中".to_owned(),
+                body: body.to_owned(),
+            });
+            d.original.body = body.to_owned();
+            let out = render(&d, &Labels::default());
+            let languages = ["zh", "en"].map(str::to_owned);
+            assert_eq!(read(&out, &Labels::default(), &languages), Ok(d), "{out}");
+        }
     }
 
     #[test]
