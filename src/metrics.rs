@@ -1,8 +1,18 @@
-//! Counters the daemon keeps for `/metrics`, in the Prometheus text format.
+//! Counters the daemon keeps for `/metrics`, in the Prometheus text format (version 0.0.4),
+//! encoded by `prometheus-client`. The scheduler records plain [`FetchEvent`]s; the server renders.
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the fetch latency histogram, in seconds.
 const BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -23,6 +33,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every label, so that each series exists (at zero) before its first event: a series that
+    /// appears late hides its first increase from `rate()`.
     const LABELS: [&'static str; 5] = [
         "archived",
         "not_modified",
@@ -31,13 +43,13 @@ impl Outcome {
         "disabled",
     ];
 
-    fn index(self) -> usize {
+    fn label(self) -> &'static str {
         match self {
-            Outcome::Archived { .. } => 0,
-            Outcome::NotModified => 1,
-            Outcome::SameBody => 2,
-            Outcome::Failed => 3,
-            Outcome::Disabled => 4,
+            Outcome::Archived { .. } => "archived",
+            Outcome::NotModified => "not_modified",
+            Outcome::SameBody => "same_body",
+            Outcome::Failed => "failed",
+            Outcome::Disabled => "disabled",
         }
     }
 }
@@ -50,111 +62,127 @@ pub struct FetchEvent {
     pub elapsed: Duration,
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    by_outcome: [u64; 5],
-    archived_articles: u64,
-    updated_articles: u64,
-    latency_buckets: [u64; 10],
-    latency_count: u64,
-    latency_sum: f64,
-    cycles: u64,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
 }
 
 /// Shared by the scheduler, which records, and the server, which renders.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    counts: Mutex<Counts>,
+    fetches: Family<OutcomeLabel, Counter>,
+    /// `kind` is `new` or `updated`.
+    articles: Family<KindLabel, Counter>,
+    fetch_duration: Histogram,
+    cycles: Counter,
+    /// Held while a cycle is recorded and while rendering, so a scrape never sees half a cycle.
+    cycle: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let metrics = Self {
+            fetches: Family::default(),
+            articles: Family::default(),
+            fetch_duration: Histogram::new(BUCKETS.iter().copied()),
+            cycles: Counter::default(),
+            cycle: Mutex::new(()),
+        };
+        // Creating a series is all that is wanted here; the guard is dropped at once.
+        for outcome in Outcome::LABELS {
+            let _ = metrics.fetches.get_or_create(&OutcomeLabel { outcome });
+        }
+        for kind in ["new", "updated"] {
+            let _ = metrics.articles.get_or_create(&KindLabel { kind });
+        }
+        metrics
+    }
 }
 
 impl Metrics {
     /// Records one cycle's fetches.
     pub fn record(&self, events: &[FetchEvent]) {
-        let mut c = self
-            .counts
+        let _cycle = self
+            .cycle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        c.cycles += 1;
+        self.cycles.inc();
         for event in events {
-            c.by_outcome[event.outcome.index()] += 1;
+            self.fetches
+                .get_or_create(&OutcomeLabel {
+                    outcome: event.outcome.label(),
+                })
+                .inc();
             match event.outcome {
                 Outcome::Disabled => continue,
                 Outcome::Archived { new, updated } => {
-                    c.archived_articles += new as u64;
-                    c.updated_articles += updated as u64;
+                    self.articles
+                        .get_or_create(&KindLabel { kind: "new" })
+                        .inc_by(new as u64);
+                    self.articles
+                        .get_or_create(&KindLabel { kind: "updated" })
+                        .inc_by(updated as u64);
                 }
                 _ => {}
             }
-            observe(&mut c, event.elapsed);
+            self.fetch_duration.observe(event.elapsed.as_secs_f64());
         }
     }
 
-    /// The text exposition; enrichment tokens come from state, so they survive restarts.
+    /// The text exposition; enrichment tokens (prompt, completion) come from state, so they
+    /// survive restarts, and are passed in rather than counted here.
     pub fn render(&self, tokens: (i64, i64)) -> String {
-        let c = self
-            .counts
+        let _cycle = self
+            .cycle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The crate appends the final period to each help text.
+        let mut registry = Registry::default();
+        registry.register(
+            "gazette_fetches",
+            "Source fetches by outcome",
+            self.fetches.clone(),
+        );
+        registry.register(
+            "gazette_articles_archived",
+            "Articles archived, by kind of write",
+            self.articles.clone(),
+        );
+        registry.register(
+            "gazette_fetch_duration_seconds",
+            "Time from request to stored result, per source",
+            self.fetch_duration.clone(),
+        );
+        let spent: Family<KindLabel, Counter> = Family::default();
+        for (kind, count) in [("prompt", tokens.0), ("completion", tokens.1)] {
+            // Totals are sums of non-negative counts; a negative one is no count at all.
+            spent
+                .get_or_create(&KindLabel { kind })
+                .inc_by(u64::try_from(count).unwrap_or(0));
+        }
+        registry.register(
+            "gazette_enrichment_tokens",
+            "Tokens spent on enrichment",
+            spent,
+        );
+        registry.register(
+            "gazette_cycles",
+            "Scheduler cycles run",
+            self.cycles.clone(),
+        );
         let mut out = String::with_capacity(2048);
-        out.push_str("# HELP gazette_fetches_total Source fetches by outcome.\n# TYPE gazette_fetches_total counter\n");
-        for (name, value) in Outcome::LABELS.iter().zip(c.by_outcome) {
-            let _ = writeln!(out, "gazette_fetches_total{{outcome=\"{name}\"}} {value}");
+        if let Err(e) = prometheus_text::encode(&mut out, &registry) {
+            // Writing to a String does not fail; should encoding ever, a partial page still
+            // says more than none.
+            tracing::warn!(error = %e, "encoding metrics failed");
         }
-        out.push_str("# HELP gazette_articles_archived_total Articles archived, by kind of write.\n# TYPE gazette_articles_archived_total counter\n");
-        let _ = writeln!(
-            out,
-            "gazette_articles_archived_total{{kind=\"new\"}} {}",
-            c.archived_articles
-        );
-        let _ = writeln!(
-            out,
-            "gazette_articles_archived_total{{kind=\"updated\"}} {}",
-            c.updated_articles
-        );
-        out.push_str("# HELP gazette_fetch_duration_seconds Time from request to stored result, per source.\n# TYPE gazette_fetch_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(c.latency_buckets) {
-            cumulative += count;
-            let _ = writeln!(
-                out,
-                "gazette_fetch_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "gazette_fetch_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            c.latency_count
-        );
-        let _ = writeln!(out, "gazette_fetch_duration_seconds_sum {}", c.latency_sum);
-        let _ = writeln!(
-            out,
-            "gazette_fetch_duration_seconds_count {}",
-            c.latency_count
-        );
-        out.push_str("# HELP gazette_enrichment_tokens_total Tokens spent on enrichment.\n# TYPE gazette_enrichment_tokens_total counter\n");
-        let _ = writeln!(
-            out,
-            "gazette_enrichment_tokens_total{{kind=\"prompt\"}} {}",
-            tokens.0
-        );
-        let _ = writeln!(
-            out,
-            "gazette_enrichment_tokens_total{{kind=\"completion\"}} {}",
-            tokens.1
-        );
-        out.push_str("# HELP gazette_cycles_total Scheduler cycles run.\n# TYPE gazette_cycles_total counter\n");
-        let _ = writeln!(out, "gazette_cycles_total {}", c.cycles);
         out
     }
-}
-
-fn observe(c: &mut Counts, elapsed: Duration) {
-    let seconds = elapsed.as_secs_f64();
-    if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-        c.latency_buckets[i] += 1;
-    }
-    c.latency_count += 1;
-    c.latency_sum += seconds;
 }
 
 #[cfg(test)]
@@ -168,6 +196,12 @@ mod tests {
         }
     }
 
+    /// The value of the sample line that starts with `series` (name and labels).
+    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+    }
+
     #[test]
     fn renders_counters_and_a_cumulative_histogram() {
         let metrics = Metrics::default();
@@ -177,37 +211,108 @@ mod tests {
             event(Outcome::Disabled, 0),
         ]);
         let text = metrics.render((10, 5));
-        assert!(
-            text.contains("gazette_fetches_total{outcome=\"archived\"} 1\n"),
-            "{text}"
+        for (series, value) in [
+            ("gazette_fetches_total{outcome=\"archived\"}", "1"),
+            ("gazette_fetches_total{outcome=\"not_modified\"}", "1"),
+            ("gazette_fetches_total{outcome=\"disabled\"}", "1"),
+            ("gazette_fetches_total{outcome=\"failed\"}", "0"),
+            ("gazette_articles_archived_total{kind=\"new\"}", "3"),
+            ("gazette_articles_archived_total{kind=\"updated\"}", "1"),
+            ("gazette_fetch_duration_seconds_bucket{le=\"0.05\"}", "1"),
+            ("gazette_fetch_duration_seconds_bucket{le=\"0.1\"}", "1"),
+            ("gazette_fetch_duration_seconds_bucket{le=\"0.25\"}", "2"),
+            ("gazette_fetch_duration_seconds_bucket{le=\"60\"}", "2"),
+            ("gazette_fetch_duration_seconds_bucket{le=\"+Inf\"}", "2"),
+            ("gazette_fetch_duration_seconds_count", "2"),
+            ("gazette_enrichment_tokens_total{kind=\"prompt\"}", "10"),
+            ("gazette_enrichment_tokens_total{kind=\"completion\"}", "5"),
+            ("gazette_cycles_total", "1"),
+        ] {
+            assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+        }
+        let sum: f64 = sample(&text, "gazette_fetch_duration_seconds_sum")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        assert!((sum - 0.24).abs() < 1e-9, "{text}");
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_once() {
+        let text = Metrics::default().render((0, 0));
+        for (name, kind, help) in [
+            (
+                "gazette_fetches_total",
+                "counter",
+                "Source fetches by outcome.",
+            ),
+            (
+                "gazette_articles_archived_total",
+                "counter",
+                "Articles archived, by kind of write.",
+            ),
+            (
+                "gazette_fetch_duration_seconds",
+                "histogram",
+                "Time from request to stored result, per source.",
+            ),
+            (
+                "gazette_enrichment_tokens_total",
+                "counter",
+                "Tokens spent on enrichment.",
+            ),
+            ("gazette_cycles_total", "counter", "Scheduler cycles run."),
+        ] {
+            let help_line = format!("# HELP {name} {help}\n");
+            let type_line = format!("# TYPE {name} {kind}\n");
+            assert_eq!(
+                text.matches(&help_line).count(),
+                1,
+                "{help_line} in\n{text}"
+            );
+            assert_eq!(
+                text.matches(&type_line).count(),
+                1,
+                "{type_line} in\n{text}"
+            );
+        }
+        // Before any cycle every outcome is there at zero, so the first failure is a rise.
+        for outcome in Outcome::LABELS {
+            let series = format!("gazette_fetches_total{{outcome=\"{outcome}\"}}");
+            assert_eq!(sample(&text, &series), Some("0"), "{series} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn counts_add_up_over_cycles_and_negative_token_totals_read_as_zero() {
+        let metrics = Metrics::default();
+        for _ in 0..3 {
+            metrics.record(&[
+                event(Outcome::Failed, 70_000),
+                event(Outcome::Archived { new: 2, updated: 0 }, 10),
+            ]);
+        }
+        let text = metrics.render((-1, 7));
+        assert_eq!(sample(&text, "gazette_cycles_total"), Some("3"), "{text}");
+        assert_eq!(
+            sample(&text, "gazette_fetches_total{outcome=\"failed\"}"),
+            Some("3")
         );
-        assert!(
-            text.contains("gazette_fetches_total{outcome=\"not_modified\"} 1\n"),
-            "{text}"
+        assert_eq!(
+            sample(&text, "gazette_articles_archived_total{kind=\"new\"}"),
+            Some("6")
         );
-        assert!(
-            text.contains("gazette_fetches_total{outcome=\"disabled\"} 1\n"),
-            "{text}"
+        // 70 s is above the last bound: only +Inf holds those fetches.
+        assert_eq!(
+            sample(&text, "gazette_fetch_duration_seconds_bucket{le=\"60\"}"),
+            Some("3")
         );
-        assert!(
-            text.contains("gazette_articles_archived_total{kind=\"new\"} 3\n"),
-            "{text}"
+        assert_eq!(
+            sample(&text, "gazette_fetch_duration_seconds_bucket{le=\"+Inf\"}"),
+            Some("6")
         );
-        assert!(
-            text.contains("gazette_fetch_duration_seconds_bucket{le=\"0.05\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("gazette_fetch_duration_seconds_bucket{le=\"0.25\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("gazette_fetch_duration_seconds_count 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("gazette_enrichment_tokens_total{kind=\"prompt\"} 10\n"),
-            "{text}"
+        assert_eq!(
+            sample(&text, "gazette_enrichment_tokens_total{kind=\"prompt\"}"),
+            Some("0")
         );
     }
 }

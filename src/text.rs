@@ -1,5 +1,5 @@
 //! Text rules shared by the pipeline: HTML to plain text and to Markdown, the description rule of
-//! the archive format, and file-name slugs.
+//! the archive format, file-name slugs, and which lines of Markdown are fenced code.
 //!
 //! Feed HTML is untrusted. It is cleaned with ammonia before anything else reads it, so scripts,
 //! event handlers and `javascript:` links never reach the Markdown, and again after Markdown is
@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use ego_tree::iter::Edge;
@@ -407,18 +408,13 @@ fn escape_html(text: &str) -> String {
 fn tidy_markdown(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len());
     let mut blank_run = 0;
-    let mut in_fence = false;
-    for line in markdown.lines() {
-        let trimmed = line.trim_start();
-        let fence = trimmed.starts_with("```") || trimmed.starts_with("~~~");
-        if in_fence && !fence {
+    for line in markdown_lines(markdown) {
+        let (line, place) = (line.text, line.place);
+        if place == LinePlace::Code {
             // Code keeps its blank lines exactly.
             out.push('\n');
             out.push_str(line);
             continue;
-        }
-        if fence {
-            in_fence = !in_fence;
         }
         if line.trim().is_empty() {
             blank_run += 1;
@@ -435,7 +431,7 @@ fn tidy_markdown(markdown: &str) -> String {
             });
         }
         blank_run = 0;
-        if !fence && is_rule_like(line) {
+        if place == LinePlace::Outside && is_rule_like(line) {
             // Text that looks like a rule or a heading underline; the converter's own rule is
             // `* * *`, everything else came from the text and must stay text.
             out.push('\\');
@@ -462,18 +458,15 @@ fn is_rule_like(line: &str) -> bool {
 
 /// `# x` becomes `## x` outside code fences, up to `######`.
 fn demote_headings(markdown: &str) -> String {
+    let lines = markdown_lines(markdown);
     // Headings outside code fences, as (line index, level).
-    let mut in_fence = false;
-    let headings: Vec<(usize, usize)> = markdown
-        .split_inclusive('\n')
+    let headings: Vec<(usize, usize)> = lines
+        .iter()
         .enumerate()
+        .filter(|(_, line)| line.place == LinePlace::Outside)
         .filter_map(|(i, line)| {
-            let trimmed = line.trim_start();
-            if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-                in_fence = !in_fence;
-            }
-            let hashes = line.bytes().take_while(|&b| b == b'#').count();
-            (!in_fence && (1..=6).contains(&hashes) && line[hashes..].starts_with(' '))
+            let hashes = line.text.bytes().take_while(|&b| b == b'#').count();
+            ((1..=6).contains(&hashes) && line.text[hashes..].starts_with(' '))
                 .then_some((i, hashes))
         })
         .collect();
@@ -483,7 +476,7 @@ fn demote_headings(markdown: &str) -> String {
     }
     let mut out = String::with_capacity(markdown.len() + headings.len());
     let mut next = headings.iter().peekable();
-    for (i, line) in markdown.split_inclusive('\n').enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         if next
             .peek()
             .is_some_and(|(at, level)| *at == i && *level < 6)
@@ -493,9 +486,94 @@ fn demote_headings(markdown: &str) -> String {
         if next.peek().is_some_and(|(at, _)| *at == i) {
             next.next();
         }
-        out.push_str(line);
+        out.push_str(&markdown[line.start..line.end]);
     }
     out
+}
+
+/// Where a line of Markdown stands relative to fenced code blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinePlace {
+    /// Outside every fenced code block.
+    Outside,
+    /// The opening or closing fence of a block.
+    Fence,
+    /// Code: the text between the fences, or after an opening fence that is never closed.
+    Code,
+}
+
+/// One line of Markdown, as `str::lines` splits it, with where it starts and ends in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MarkdownLine<'a> {
+    /// The line without its line ending.
+    pub text: &'a str,
+    /// Byte offset of the line's start.
+    pub start: usize,
+    /// Byte offset just past the line's ending (`\n`), or the text's end.
+    pub end: usize,
+    pub place: LinePlace,
+}
+
+/// The lines of `markdown`, each placed relative to fenced code blocks as a CommonMark parser
+/// (the one that renders the archive) reads them.
+///
+/// Only fenced blocks count, as the rules built on this have always meant: an indented block
+/// is left alone, since what reads as one depends on the lines around it. The parser, unlike
+/// toggling at every line that starts with a fence, knows that a block is closed only by a
+/// fence of its own character at least as long as the opening one (so a block opened by `~~~`
+/// or by four backticks may hold lines of three backticks), that a backtick fence with a
+/// backtick in its info string is no fence, that a fence indented by four spaces is none, and
+/// that an unclosed block ends with its container (a list item, a quote).
+pub(crate) fn markdown_lines(markdown: &str) -> Vec<MarkdownLine<'_>> {
+    use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+
+    // Each fenced block's whole range and the ranges of its code text.
+    let mut blocks: Vec<(Range<usize>, Vec<Range<usize>>)> = Vec::new();
+    let mut open: Option<(Range<usize>, Vec<Range<usize>>)> = None;
+    for (event, range) in Parser::new_ext(markdown, Options::ENABLE_TABLES).into_offset_iter() {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(_))) => open = Some((range, vec![])),
+            Event::Text(_) => {
+                if let Some((_, code)) = open.as_mut() {
+                    code.push(range);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => blocks.extend(open.take()),
+            _ => {}
+        }
+    }
+
+    let overlaps = |a: &Range<usize>, b: &Range<usize>| a.start < b.end && b.start < a.end;
+    let mut blocks = blocks.into_iter().peekable();
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for raw in markdown.split_inclusive('\n') {
+        let end = start + raw.len();
+        // As `str::lines`: `\n` ends a line, and so does `\r\n`.
+        let text = raw
+            .strip_suffix('\n')
+            .map_or(raw, |t| t.strip_suffix('\r').unwrap_or(t));
+        while blocks.next_if(|(block, _)| block.end <= start).is_some() {}
+        let line = start..end;
+        let place = match blocks.peek() {
+            Some((block, code)) if overlaps(block, &line) => {
+                if code.iter().any(|c| overlaps(c, &line)) {
+                    LinePlace::Code
+                } else {
+                    LinePlace::Fence
+                }
+            }
+            _ => LinePlace::Outside,
+        };
+        lines.push(MarkdownLine {
+            text,
+            start,
+            end,
+            place,
+        });
+        start = end;
+    }
+    lines
 }
 
 /// Markdown rendered to sanitized HTML.
@@ -647,6 +725,68 @@ mod tests {
     fn code_blocks_keep_their_blank_lines() {
         let md = html_to_markdown("<p>x</p><pre><code>a\n\n\n\nb</code></pre>", None);
         assert!(md.contains("a\n\n\n\nb"), "{md:?}");
+    }
+
+    fn places(markdown: &str) -> Vec<LinePlace> {
+        markdown_lines(markdown).iter().map(|l| l.place).collect()
+    }
+
+    #[test]
+    fn fences_are_found_as_commonmark_finds_them() {
+        use LinePlace::{Code, Fence, Outside};
+        // A longer fence holds shorter ones; toggling closed it at the first inner line.
+        assert_eq!(
+            places("````\n```\n# x\n```\n````\nafter"),
+            [Fence, Code, Code, Code, Fence, Outside]
+        );
+        // Tildes are closed only by tildes.
+        assert_eq!(places("~~~\n```\nx\n~~~\n"), [Fence, Code, Code, Fence]);
+        // A fence with an info string closes nothing; an unclosed block runs to the end.
+        assert_eq!(places("```\n```rust\n\n# x"), [Fence, Code, Code, Code]);
+        // Inline code at the start of a line opens no block.
+        assert_eq!(places("```a``` b\n# x\n"), [Outside, Outside]);
+        // An unclosed block in a list item ends with the item.
+        let in_item = places("- a\n\n  ```\n  x\n\nafter");
+        assert_eq!(in_item[..4], [Outside, Outside, Fence, Code]);
+        assert_eq!(in_item.last(), Some(&Outside));
+        // Lines split as `str::lines` splits them, offsets included.
+        let lines = markdown_lines("a\r\n```\nb\n```");
+        assert_eq!(
+            lines.iter().map(|l| l.text).collect::<Vec<_>>(),
+            ["a", "```", "b", "```"]
+        );
+        assert_eq!(
+            lines.iter().map(|l| (l.start, l.end)).collect::<Vec<_>>(),
+            [(0, 3), (3, 7), (7, 9), (9, 12)]
+        );
+    }
+
+    #[test]
+    fn headings_in_long_or_tilde_fences_stay_as_they_are() {
+        let md = "# Top\n\n````\n```\n# comment\n```\n````\n\n~~~\n```\n# also\n~~~\n\n# End\n";
+        assert_eq!(
+            demote_headings(md),
+            "## Top\n\n````\n```\n# comment\n```\n````\n\n~~~\n```\n# also\n~~~\n\n## End\n"
+        );
+        // A line that only starts with inline code leaves the headings after it headings.
+        assert_eq!(
+            demote_headings("```x``` is code\n\n# Next\n"),
+            "```x``` is code\n\n## Next\n"
+        );
+    }
+
+    #[test]
+    fn code_in_tilde_fences_keeps_its_blank_lines_and_rules() {
+        let md = "intro\n\n~~~\n```\na\n\n\n---\n~~~\n\n\n---\n";
+        assert_eq!(
+            tidy_markdown(md),
+            "intro\n\n~~~\n```\na\n\n\n---\n~~~\n\n\\---"
+        );
+        // The same through the model's path, with a fence of four backticks.
+        assert_eq!(
+            tidy_generated_markdown("````\n```\n# x\n\n\n===\n```\n````"),
+            "````\n```\n# x\n\n\n===\n```\n````"
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ async fn counting_server(ip: &str, redirect_to: Option<String>) -> (String, Arc<
 
 fn fetcher(allow: &[&str]) -> Fetcher {
     let config = FetchConfig {
-        allow_private: allow.iter().map(|s| (*s).to_owned()).collect(),
+        allow_private: allow.iter().map(|s| s.parse().expect("range")).collect(),
         ..FetchConfig::default()
     };
     Fetcher::new(&config).expect("fetcher")

@@ -5,9 +5,11 @@
 //! so that the same file works from cron, systemd or an interactive shell.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use url::Url;
 
@@ -194,7 +196,33 @@ pub struct FetchConfig {
     /// Overrides the default `Gazette/<version>` User-Agent.
     pub user_agent: Option<String>,
     /// Address ranges (CIDR) that content-driven fetches may reach although private or loopback.
-    pub allow_private: Vec<String>,
+    #[serde(deserialize_with = "address_ranges")]
+    pub allow_private: Vec<IpNet>,
+}
+
+/// `fetch.allow_private`: CIDR ranges (`10.0.0.0/8`, `::1/128`) or single addresses.
+fn address_ranges<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| parse_address_range(text))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(serde::de::Error::custom)
+}
+
+/// A CIDR range, or a bare address as the range of that one address (`/32`, `/128`).
+fn parse_address_range(text: &str) -> std::result::Result<IpNet, String> {
+    let trimmed = text.trim();
+    trimmed
+        .parse::<IpNet>()
+        .or_else(|e| trimmed.parse::<IpAddr>().map(IpNet::from).map_err(|_| e))
+        .map_err(|e| {
+            format!(
+                "fetch.allow_private: {text:?} is not an IP address or CIDR range such as \
+                 10.0.0.0/8 or ::1/128 ({e})"
+            )
+        })
 }
 
 impl Default for FetchConfig {
@@ -396,10 +424,6 @@ impl Settings {
         }
         if file.fetch.concurrency == 0 || file.fetch.per_host == 0 {
             return Err("fetch.concurrency and fetch.per_host must be at least 1".to_owned());
-        }
-        for range in &file.fetch.allow_private {
-            crate::fetch::guard::parse_cidr(range)
-                .map_err(|e| format!("fetch.allow_private: {e}"))?;
         }
         Url::parse(&file.feed.id)
             .map_err(|e| format!("feed.id must be an absolute IRI such as urn:uuid:...: {e}"))?;
@@ -639,5 +663,37 @@ mod tests {
         assert_eq!(s.fetch.timeout, Duration::from_secs(90));
         let err = load("[fetch]\ntimeout = \"soon\"\n").expect_err("bad duration");
         assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn private_ranges_are_cidr_or_single_addresses() {
+        let s = load(
+            "[fetch]\nallow_private = [\"10.0.0.0/8\", \"fd00::/8\", \"127.0.0.1\", \"::1\"]\n",
+        )
+        .expect("valid");
+        let ranges: Vec<String> = s
+            .fetch
+            .allow_private
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        // A bare address, as before, is the range of that one address.
+        assert_eq!(
+            ranges,
+            ["10.0.0.0/8", "fd00::/8", "127.0.0.1/32", "::1/128"].map(str::to_owned)
+        );
+        for bad in ["127.0.0.1/33", "::1/129", "nonsense", "10.0.0.0/", ""] {
+            let err = load(&format!("[fetch]\nallow_private = [\"{bad}\"]\n"))
+                .expect_err("bad range")
+                .to_string();
+            assert!(
+                err.starts_with("/etc/gazette/gazette.toml: line 2: fetch.allow_private: "),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!("{bad:?} is not an IP address or CIDR range")),
+                "{err}"
+            );
+        }
     }
 }

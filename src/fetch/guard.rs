@@ -8,56 +8,41 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use ipnet::{IpNet, Ipv4Net};
 use url::{Host, Url};
 
 /// Which addresses content-driven fetches may connect to.
 #[derive(Debug, Clone, Default)]
 pub struct AddressPolicy {
-    allowed: Vec<(IpAddr, u8)>,
+    allowed: Vec<IpNet>,
 }
 
 impl AddressPolicy {
-    /// `ranges` are CIDR blocks (`127.0.0.1/32`, `10.0.0.0/8`, `::1/128`) allowed although not public.
-    pub fn new(ranges: &[String]) -> Result<Self, String> {
-        Ok(Self {
-            allowed: ranges
-                .iter()
-                .map(|r| parse_cidr(r))
-                .collect::<Result<_, _>>()?,
-        })
+    /// `ranges` (`fetch.allow_private`, parsed by config) are allowed although not public.
+    pub fn new(ranges: &[IpNet]) -> Self {
+        Self {
+            allowed: ranges.iter().copied().map(canonical_net).collect(),
+        }
     }
 
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        is_public(ip)
-            || self
-                .allowed
-                .iter()
-                .any(|(net, bits)| in_range(ip, *net, *bits))
+        is_public(ip) || self.allowed.iter().any(|net| net.contains(&ip))
     }
 }
 
-/// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a single-address range).
-pub fn parse_cidr(text: &str) -> Result<(IpAddr, u8), String> {
-    let (addr, bits) = match text.split_once('/') {
-        Some((addr, bits)) => (addr, Some(bits)),
-        None => (text, None),
-    };
-    let addr: IpAddr = addr
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let bits = match bits {
-        Some(b) => b
-            .trim()
-            .parse::<u8>()
-            .ok()
-            .filter(|b| *b <= max)
-            .ok_or_else(|| format!("{text:?} has an invalid prefix length"))?,
-        None => max,
-    };
-    Ok((canonical(addr), bits))
+/// A range of IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1/128`) is the IPv4 range it maps,
+/// because addresses are judged as [`canonical`] makes them: otherwise such a range would
+/// never match anything.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .network()
+            .to_ipv4_mapped()
+            .and_then(|v4| Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        other => other,
+    }
 }
 
 /// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is judged as the IPv4 address it is.
@@ -65,20 +50,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
-    }
-}
-
-fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        _ => false,
     }
 }
 
@@ -117,23 +88,35 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x0064 && ip.segments()[1] == 0xff9b)) // NAT64, may reach private IPv4
 }
 
+/// Why a content-driven URL is not fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}: only http and https are fetched")]
+    Scheme(Url),
+    #[error("{0}: no host")]
+    NoHost(Url),
+    #[error("{url}: refused to connect to non-public address {ip}")]
+    NonPublic { url: Url, ip: IpAddr },
+}
+
 /// Why a content-driven URL may not be fetched, if it may not.
-pub fn check_url(url: &Url, policy: &AddressPolicy) -> Result<(), String> {
+pub fn check_url(url: &Url, policy: &AddressPolicy) -> Result<(), Refusal> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{url}: only http and https are fetched"));
+        return Err(Refusal::Scheme(url.clone()));
     }
     let ip = match url.host() {
         Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
         Some(Host::Domain(_)) => return Ok(()),
-        None => return Err(format!("{url}: no host")),
+        None => return Err(Refusal::NoHost(url.clone())),
     };
     if policy.permits(ip) {
         Ok(())
     } else {
-        Err(format!(
-            "{url}: refused to connect to non-public address {ip}"
-        ))
+        Err(Refusal::NonPublic {
+            url: url.clone(),
+            ip,
+        })
     }
 }
 
@@ -217,14 +200,70 @@ mod tests {
         );
     }
 
+    fn allowing(ranges: &[&str]) -> AddressPolicy {
+        let ranges: Vec<IpNet> = ranges.iter().map(|r| r.parse().expect("range")).collect();
+        AddressPolicy::new(&ranges)
+    }
+
     #[test]
     fn allowed_ranges_open_exactly_themselves() {
-        let policy = AddressPolicy::new(&["127.0.0.1/32".to_owned()]).expect("policy");
+        let policy = allowing(&["127.0.0.1/32"]);
         assert!(policy.permits(ip("127.0.0.1")));
         assert!(policy.permits(ip("::ffff:127.0.0.1")));
         assert!(!policy.permits(ip("127.0.0.2")));
-        assert!(AddressPolicy::new(&["127.0.0.1/33".to_owned()]).is_err());
-        assert!(AddressPolicy::new(&["nonsense".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn ipv4_ranges_cover_their_prefix_whatever_the_host_bits() {
+        let policy = allowing(&["10.1.2.3/16"]);
+        assert!(policy.permits(ip("10.1.0.1")));
+        assert!(policy.permits(ip("10.1.255.254")));
+        assert!(!policy.permits(ip("10.2.0.1")));
+        assert!(!policy.permits(ip("192.168.1.1")));
+    }
+
+    #[test]
+    fn ipv6_ranges_cover_their_prefix_and_not_ipv4() {
+        let policy = allowing(&["fd00:1234::/32", "::1/128"]);
+        assert!(policy.permits(ip("fd00:1234:5678::9")));
+        assert!(policy.permits(ip("::1")));
+        assert!(!policy.permits(ip("fd00:1235::1")));
+        assert!(!policy.permits(ip("127.0.0.1")));
+        // The whole IPv6 space opens no IPv4 address, mapped or not.
+        let v6_only = allowing(&["::/0"]);
+        assert!(v6_only.permits(ip("fe80::1")));
+        assert!(!v6_only.permits(ip("10.0.0.1")));
+        assert!(!v6_only.permits(ip("::ffff:10.0.0.1")));
+    }
+
+    #[test]
+    fn mapped_ipv6_ranges_are_their_ipv4_ranges() {
+        // The hand-written matcher computed `32 - 128` for these: a panic in debug builds, and
+        // in release a zero mask that opened every IPv4 address.
+        let policy = allowing(&["::ffff:127.0.0.1/128", "::ffff:10.0.0.0/104"]);
+        assert!(policy.permits(ip("127.0.0.1")));
+        assert!(policy.permits(ip("::ffff:127.0.0.1")));
+        assert!(!policy.permits(ip("127.0.0.2")));
+        assert!(policy.permits(ip("10.200.0.1")));
+        assert!(!policy.permits(ip("172.16.0.1")));
+    }
+
+    #[test]
+    fn refusals_name_the_url_and_the_reason() {
+        let url = Url::parse("http://10.0.0.1/x").expect("url");
+        let refusal = check_url(&url, &AddressPolicy::default()).expect_err("private");
+        assert_eq!(
+            refusal,
+            Refusal::NonPublic {
+                url: url.clone(),
+                ip: ip("10.0.0.1")
+            }
+        );
+        assert_eq!(
+            refusal.to_string(),
+            "http://10.0.0.1/x: refused to connect to non-public address 10.0.0.1"
+        );
+        assert!(check_url(&url, &allowing(&["10.0.0.0/8"])).is_ok());
     }
 
     #[test]

@@ -56,11 +56,22 @@ fn max_age(headers: &HeaderMap) -> Option<Duration> {
     age
 }
 
-/// IMF-fixdate and the RFC 850 / asctime forms that old servers still send, via RFC 2822.
+/// An HTTP date in any of the three forms RFC 9110 has recipients accept: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`).
+///
+/// Some servers send RFC 2822 dates with a numeric zone (`+0000`) instead; those are still read,
+/// as before, since a hint that is understood beats one that is dropped.
 pub fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(text.trim())
+    let text = text.trim();
+    httpdate::parse_http_date(text)
         .ok()
-        .map(|d| d.with_timezone(&Utc))
+        .map(DateTime::<Utc>::from)
+        .or_else(|| {
+            DateTime::parse_from_rfc2822(text)
+                .ok()
+                .map(|d| d.with_timezone(&Utc))
+        })
 }
 
 #[cfg(test)]
@@ -91,6 +102,62 @@ mod tests {
             Some(Duration::from_secs(120))
         );
         assert_eq!(retry_after(&headers(&[(RETRY_AFTER, "soon")]), now), None);
+    }
+
+    /// 1994-11-06 08:49:37 UTC, the example of RFC 9110 section 5.6.7.
+    fn rfc_example() -> DateTime<Utc> {
+        DateTime::from_timestamp(784_111_777, 0).expect("timestamp")
+    }
+
+    #[test]
+    fn all_three_http_date_forms_parse() {
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "  Sun, 06 Nov 1994 08:49:37 GMT ",
+        ] {
+            assert_eq!(parse_http_date(form), Some(rfc_example()), "{form:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_zones_are_still_read_and_nonsense_is_not() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 09:49:37 +0100"),
+            Some(rfc_example())
+        );
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "yesterday",
+            // The weekday must match the date.
+            "Mon, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 31 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_the_legacy_date_forms() {
+        let now = rfc_example() - chrono::Duration::seconds(30);
+        for form in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(
+                retry_after(&headers(&[(RETRY_AFTER, form)]), now),
+                Some(Duration::from_secs(30)),
+                "{form:?}"
+            );
+        }
+        // A date in the past asks for no wait at all.
+        assert_eq!(
+            retry_after(
+                &headers(&[(RETRY_AFTER, "Sun Nov  6 08:49:37 1994")]),
+                rfc_example() + chrono::Duration::hours(1)
+            ),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]

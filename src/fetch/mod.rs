@@ -111,10 +111,7 @@ struct Request<'a> {
 
 impl Fetcher {
     pub fn new(config: &FetchConfig) -> Result<Self> {
-        let policy = Arc::new(
-            guard::AddressPolicy::new(&config.allow_private)
-                .map_err(|reason| client_error(format!("fetch.allow_private: {reason}")))?,
-        );
+        let policy = Arc::new(guard::AddressPolicy::new(&config.allow_private));
         let builder = || {
             reqwest::Client::builder()
                 .user_agent(config.user_agent.clone().unwrap_or_else(default_user_agent))
@@ -245,7 +242,8 @@ impl Fetcher {
         let mut moved_permanently_to = None;
         loop {
             if request.trust == Trust::Content {
-                guard::check_url(&url, &self.policy).map_err(|reason| fail(&url, reason))?;
+                guard::check_url(&url, &self.policy)
+                    .map_err(|refusal| fail(&url, refusal.to_string()))?;
             }
             let _permits = self.acquire(&url).await;
             let response = self
@@ -318,7 +316,7 @@ impl Fetcher {
                 .map(str::to_owned);
             let body = read_body(response, config.max_body)
                 .await
-                .map_err(|reason| fail(&url, reason))?;
+                .map_err(|e| fail(&url, e.to_string()))?;
             return Ok(FetchOutcome::Body(Fetched {
                 body,
                 content_type,
@@ -388,27 +386,35 @@ fn client_error(reason: String) -> Error {
     Error::Client(reason)
 }
 
+/// Why a response body was not taken.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("the body of {length} bytes is larger than the {max} byte limit")]
+    Declared { length: u64, max: u64 },
+    #[error("the body is larger than the {max} byte limit (counted after decompression)")]
+    TooLarge { max: u64 },
+    /// The connection or the decoder failed; the text is [`describe`]'s.
+    #[error("{0}")]
+    Read(String),
+}
+
 /// Streams the body, refusing it as soon as it is known to exceed `max` bytes (decoded).
-async fn read_body(response: reqwest::Response, max: u64) -> std::result::Result<Bytes, String> {
+async fn read_body(response: reqwest::Response, max: u64) -> std::result::Result<Bytes, BodyError> {
     let declared = response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(length) = declared.filter(|&l| l > max) {
-        return Err(format!(
-            "the body of {length} bytes is larger than the {max} byte limit"
-        ));
+        return Err(BodyError::Declared { length, max });
     }
     let capacity = declared.unwrap_or(64 * 1024).min(max) as usize;
     let mut body = BytesMut::with_capacity(capacity);
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| describe(&e))?;
+        let chunk = chunk.map_err(|e| BodyError::Read(describe(&e)))?;
         if body.len() as u64 + chunk.len() as u64 > max {
-            return Err(format!(
-                "the body is larger than the {max} byte limit (counted after decompression)"
-            ));
+            return Err(BodyError::TooLarge { max });
         }
         body.extend_from_slice(&chunk);
     }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::yaml;
 use crate::format::{Labels, format_date};
 use crate::model::{Document, Section};
+use crate::text::{LinePlace, markdown_lines};
 
 /// Renders a document as an archive file.
 pub fn render(doc: &Document, labels: &Labels) -> String {
@@ -104,20 +105,15 @@ fn link_destination(link: &str) -> String {
     }
 }
 
-/// What [`render_keyed`] wrote of an entry's identity: `None` when the file names none;
-/// otherwise its guid (`None` inside when the entry had none).
+/// What [`render_keyed`] wrote of an entry's identity: `None` when the file names none (or its
+/// front matter cannot be read); otherwise its guid (`None` inside when the entry had none).
 pub fn read_identity(text: &str) -> Option<Option<String>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let front = text.strip_prefix("---\n")?;
-    let front = &front[..front.find("\n---\n")?];
-    let value = |key: &str| {
-        front
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|value| scalar(value.trim_start()).ok())
-    };
-    value("link:")?;
-    Some(value("guid:").filter(|guid| !guid.is_empty()))
+    let text = text.replace("\r\n", "\n");
+    let front = front_matter_text(&text).ok()?;
+    let keys = parse_front_matter_keys(front).ok()?;
+    keys.link?;
+    Some(keys.guid.filter(|guid| !guid.is_empty()))
 }
 
 /// Why a text is not an archive file.
@@ -138,18 +134,9 @@ fn fail<T>(message: impl Into<String>) -> Result<T, ReadError> {
 pub fn read(text: &str, labels: &Labels, languages: &[String]) -> Result<Document, ReadError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.replace("\r\n", "\n");
-    let Some(rest) = text.strip_prefix("---\n") else {
-        return fail("it does not start with a `---` front matter line");
-    };
-    let Some(end) = rest
-        .find("\n---\n")
-        .map(|i| i + 1)
-        .or_else(|| rest.starts_with("---\n").then_some(0))
-    else {
-        return fail("the front matter is not closed by a `---` line");
-    };
-    let front = parse_front_matter(&rest[..end])?;
-    let body = &rest[end + "---\n".len()..];
+    let front_text = front_matter_text(&text)?;
+    let front = parse_front_matter(front_text)?;
+    let body = &text[front_text.len() + "---\n".len()..];
 
     let body = body.trim_start_matches('\n');
     let (top_label, body) = match body.strip_prefix('[') {
@@ -211,6 +198,22 @@ pub fn read(text: &str, labels: &Labels, languages: &[String]) -> Result<Documen
     })
 }
 
+/// The front matter of `text` (BOM and CRLF already gone): from the opening `---` line up to the
+/// closing one, the opening line included so that YAML's line numbers are the file's.
+fn front_matter_text(text: &str) -> Result<&str, ReadError> {
+    let Some(rest) = text.strip_prefix("---\n") else {
+        return fail("it does not start with a `---` front matter line");
+    };
+    let Some(end) = rest
+        .find("\n---\n")
+        .map(|i| i + 1)
+        .or_else(|| rest.starts_with("---\n").then_some(0))
+    else {
+        return fail("the front matter is not closed by a `---` line");
+    };
+    Ok(&text[.."---\n".len() + end])
+}
+
 struct FrontMatter {
     title: Option<String>,
     date: DateTime<Utc>,
@@ -219,109 +222,68 @@ struct FrontMatter {
     author: String,
 }
 
-fn parse_front_matter(text: &str) -> Result<FrontMatter, ReadError> {
-    let mut title = None;
-    let mut date = None;
-    let mut description = None;
-    let mut author = None;
-    let mut tags = Vec::new();
-    // The key whose block (list items, nested lines) the following lines belong to.
-    let mut block: Option<&str> = None;
-    for line in text.lines() {
-        if let Some(item) = line
-            .strip_prefix("- ")
-            .or_else(|| (line == "-").then_some(""))
-        {
-            match block {
-                Some("tags") => tags.push(scalar(item)?),
-                Some(_) => {}
-                None => return fail(format!("front matter list item outside a key: {line:?}")),
-            }
-            continue;
-        }
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) && block.is_some_and(|k| k != "tags") {
-            continue;
-        }
-        block = None;
-        let Some((key, value)) = line.split_once(':') else {
-            return fail(format!("front matter line is not `key: value`: {line:?}"));
-        };
-        let value = value.trim_start();
-        match key {
-            "title" => title = Some(scalar(value)?),
-            "date" => {
-                let raw = scalar(value)?;
-                let parsed = DateTime::parse_from_rfc3339(&raw)
-                    .map_err(|e| ReadError(format!("front matter date {raw:?}: {e}")))?;
-                date = Some(parsed.with_timezone(&Utc));
-            }
-            "description" => description = Some(scalar(value)?),
-            "author" => author = Some(scalar(value)?),
-            "tags" => match value.trim() {
-                "" => block = Some("tags"),
-                "[]" => {}
-                flow if flow.starts_with('[') && flow.ends_with(']') => {
-                    for item in flow[1..flow.len() - 1].split(',') {
-                        let item = scalar(item.trim())?;
-                        if !item.is_empty() {
-                            tags.push(item);
-                        }
-                    }
-                }
-                other => return fail(format!("front matter tags must be a list, found {other:?}")),
-            },
-            // Extra keys may follow `author` when configured; they are not part of the model.
-            other => block = Some(other),
-        }
-    }
-    let Some(date) = date else {
+/// The keys the reader takes, as YAML has them. Other keys (`aliases`, anything a site
+/// generator wants) may follow and hold any YAML; they are not part of the model.
+///
+/// Every value is read as text: serde asks for a string, so YAML resolves no number, bool or
+/// timestamp here, and `date` comes back exactly as the writer wrote it for chrono to parse.
+/// A null value (`key:` alone, `~`) counts as the key being absent.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct FrontMatterKeys {
+    title: Option<String>,
+    date: Option<String>,
+    description: Option<String>,
+    tags: Option<Vec<Option<String>>>,
+    author: Option<String>,
+    guid: Option<String>,
+    link: Option<String>,
+}
+
+/// The YAML of the front matter. `serde_norway` (libyaml, maintained where `serde_yaml` is not)
+/// reads every scalar style and block or flow collections, and its errors name a line and column.
+fn parse_front_matter_keys(front: &str) -> Result<FrontMatterKeys, ReadError> {
+    // An empty front matter is an empty document: no keys, rather than no mapping.
+    serde_norway::from_str::<Option<FrontMatterKeys>>(front)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ReadError(format!("front matter: {e}")))
+}
+
+fn parse_front_matter(front: &str) -> Result<FrontMatter, ReadError> {
+    let keys = parse_front_matter_keys(front)?;
+    let Some(raw) = keys.date else {
         return fail("front matter has no `date`");
     };
+    let date = DateTime::parse_from_rfc3339(&raw)
+        .map_err(|e| ReadError(format!("front matter date {raw:?}: {e}")))?
+        .with_timezone(&Utc);
     Ok(FrontMatter {
-        title,
+        title: keys.title,
         date,
-        description: description.unwrap_or_default(),
-        tags,
-        author: author.unwrap_or_default(),
+        description: keys.description.unwrap_or_default(),
+        // A null item (`-` alone) names no tag; the writer writes an empty tag as `""`.
+        tags: keys.tags.into_iter().flatten().flatten().collect(),
+        author: keys.author.unwrap_or_default(),
     })
 }
 
-fn scalar(raw: &str) -> Result<String, ReadError> {
-    yaml::parse_scalar(raw).map_err(|e| ReadError(format!("front matter value {raw:?}: {e}")))
-}
-
 /// Splits the body at section separators: a `---` line with a blank line on each side, followed
-/// by a level-one heading, outside code fences.
+/// by a level-one heading, outside code fences (as a CommonMark parser sees them).
 fn split_sections(text: &str) -> Vec<&str> {
-    let lines: Vec<(usize, &str)> = text
-        .split_inclusive('\n')
-        .scan(0, |offset, line| {
-            let start = *offset;
-            *offset += line.len();
-            Some((start, line.trim_end_matches('\n')))
-        })
-        .collect();
+    let lines = markdown_lines(text);
     let mut chunks = Vec::new();
     let mut chunk_start = 0;
-    let mut in_fence = false;
-    for (i, &(_, line)) in lines.iter().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-        }
-        let separator = !in_fence
-            && line == "---"
+    for (i, line) in lines.iter().enumerate() {
+        let separator = line.place == LinePlace::Outside
+            && line.text == "---"
             && i > 0
-            && lines[i - 1].1.is_empty()
-            && lines.get(i + 1).is_some_and(|(_, l)| l.is_empty())
-            && lines.get(i + 2).is_some_and(|(_, l)| l.starts_with("# "));
+            && lines[i - 1].text.is_empty()
+            && lines.get(i + 1).is_some_and(|l| l.text.is_empty())
+            && lines.get(i + 2).is_some_and(|l| l.text.starts_with("# "));
         if separator {
             // The chunk ends before the blank line that precedes the separator.
-            chunks.push(&text[chunk_start..lines[i - 1].0.saturating_sub(1).max(chunk_start)]);
-            chunk_start = lines[i + 2].0;
+            chunks.push(&text[chunk_start..lines[i - 1].start.saturating_sub(1).max(chunk_start)]);
+            chunk_start = lines[i + 2].start;
         }
     }
     chunks.push(&text[chunk_start..]);
@@ -434,6 +396,26 @@ mod tests {
     }
 
     #[test]
+    fn separators_inside_long_and_tilde_fences_are_code() {
+        // Toggling at every fence line left the block at the inner ``` and split here.
+        for body in [
+            "````\n```\n\n---\n\n# not a section\n```\n````\n\nafter",
+            "~~~\n```\n\n---\n\n# not a section\n~~~\n\nafter",
+        ] {
+            let mut d = doc();
+            d.translations.push(Section {
+                language: "zh".to_owned(),
+                title: "中".to_owned(),
+                body: body.to_owned(),
+            });
+            d.original.body = body.to_owned();
+            let out = render(&d, &Labels::default());
+            let languages = ["zh", "en"].map(str::to_owned);
+            assert_eq!(read(&out, &Labels::default(), &languages), Ok(d), "{out}");
+        }
+    }
+
+    #[test]
     fn tags_in_titles_stay_text_in_headings() {
         let mut d = doc();
         d.translations.push(Section {
@@ -454,6 +436,121 @@ mod tests {
                 &["zh".to_owned(), "en".to_owned()]
             ),
             Ok(d)
+        );
+    }
+
+    /// A file with `front` as its front matter and a one-section body.
+    fn hand_edited(front: &str) -> String {
+        format!(
+            "---\n{front}---\n\n# T \n\nOne. \n\nTwo\n\n[Source Link](https://example.org/a)\n\n"
+        )
+    }
+
+    #[test]
+    fn hand_edited_block_scalars_are_read_as_yaml_reads_them() {
+        let folded = hand_edited(
+            "title: T\ndate: 2024-05-13T09:00:53.911Z\ndescription: >-\n  A long\n  description\n\n  in two paragraphs\ntags: []\nauthor: ex\n",
+        );
+        let read_back = read(&folded, &Labels::default(), &[]).expect("folded");
+        assert_eq!(
+            read_back.description,
+            "A long description\nin two paragraphs"
+        );
+        let literal = hand_edited(
+            "title: T\ndate: 2024-05-13T09:00:53.911Z\ndescription: |\n  line one\n    indented\ntags: []\nauthor: |-\n  ex\n",
+        );
+        let read_back = read(&literal, &Labels::default(), &[]).expect("literal");
+        assert_eq!(read_back.description, "line one\n  indented\n");
+        assert_eq!(read_back.author, "ex");
+    }
+
+    #[test]
+    fn hand_edited_tag_lists_quoted_keys_and_comments() {
+        let expected = Document {
+            tags: vec!["a".to_owned(), "b c".to_owned(), "2024".to_owned()],
+            ..doc()
+        };
+        for front in [
+            // Flow sequence, quoted keys.
+            "\"title\": T\n'date': 2024-05-13T09:00:53.911Z\ndescription: Desc\ntags: [a, 'b c', 2024]\nauthor: ex\n",
+            // Block sequence, indented, with comments everywhere.
+            "# written by hand\ntitle: T # the title\ndate: 2024-05-13T09:00:53.911Z\ndescription: Desc\ntags:\n  - a # first\n  # between\n  - \"b c\"\n  - 2024\nauthor: ex\n",
+            // What the writer writes: `tags: ` then items at the margin.
+            "title: T\ndate: 2024-05-13T09:00:53.911Z\ndescription: Desc\ntags: \n- a\n- b c\n- \"2024\"\nauthor: ex\n",
+        ] {
+            assert_eq!(
+                read(&hand_edited(front), &Labels::default(), &[]),
+                Ok(expected.clone()),
+                "{front}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates_are_read_as_written_quoted_or_not() {
+        for date in [
+            "2024-05-13T09:00:53.911Z",
+            "\"2024-05-13T09:00:53.911Z\"",
+            "'2024-05-13T09:00:53.911Z'",
+            // The same instant with an offset, as a person might write it.
+            "2024-05-13T10:00:53.911+01:00",
+        ] {
+            let file = hand_edited(&format!(
+                "title: T\ndate: {date}\ndescription: Desc\ntags: []\nauthor: ex\n"
+            ));
+            assert_eq!(read(&file, &Labels::default(), &[]), Ok(doc()), "{date}");
+        }
+        // A YAML timestamp that is not RFC 3339 is still not a date here.
+        let spaced = hand_edited("title: T\ndate: 2024-05-13 09:00:53\n");
+        let err = read(&spaced, &Labels::default(), &[]).expect_err("not RFC 3339");
+        assert!(
+            err.to_string()
+                .starts_with("front matter date \"2024-05-13 09:00:53\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn front_matter_errors_name_the_problem_and_the_line() {
+        let labels = Labels::default();
+        let message = |front: &str| {
+            read(&hand_edited(front), &labels, &[])
+                .expect_err("broken front matter")
+                .to_string()
+        };
+        assert_eq!(message("title: T\n"), "front matter has no `date`");
+        let tags = message("date: 2024-05-13T09:00:53.911Z\ntags: news\n");
+        assert!(
+            tags.contains("tags: invalid type") && tags.contains("line 3"),
+            "{tags}"
+        );
+        let syntax = message("date: 2024-05-13T09:00:53.911Z\ntitle: \"unclosed\n");
+        assert!(
+            syntax.starts_with("front matter: ") && syntax.contains("line 3"),
+            "{syntax}"
+        );
+    }
+
+    #[test]
+    fn identity_keys_are_read_as_yaml() {
+        let mut d = doc();
+        d.link = "https://example.org/a?x=1#frag".to_owned();
+        let out = render_keyed(&d, &Labels::default(), Some("tag:example.org,2024:1"));
+        assert_eq!(
+            read_identity(&out),
+            Some(Some("tag:example.org,2024:1".to_owned()))
+        );
+        let none = render_keyed(&d, &Labels::default(), Some(""));
+        assert_eq!(read_identity(&none), Some(None));
+        assert_eq!(read_identity(&render(&d, &Labels::default())), None);
+        let folded = out.replace(
+            "guid: tag:example.org,2024:1\n",
+            "guid: >-\n  tag:example.org,2024:1\n",
+        );
+        assert_ne!(folded, out);
+        assert_eq!(
+            read_identity(&folded),
+            Some(Some("tag:example.org,2024:1".to_owned()))
         );
     }
 

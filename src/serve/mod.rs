@@ -17,7 +17,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -64,9 +64,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `Wed, 21 Oct 2015 07:28:00 GMT`.
-fn http_date(at: &DateTime<Utc>) -> String {
-    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+/// `Wed, 21 Oct 2015 07:28:00 GMT`; `None` outside the years 1970 to 9999, which an HTTP date
+/// cannot express (and `httpdate` would panic on).
+fn http_date(at: &DateTime<Utc>) -> Option<String> {
+    (1970..=9999)
+        .contains(&at.year())
+        .then(|| httpdate::fmt_http_date((*at).into()))
+}
+
+/// A request's `If-Modified-Since`, in any of the forms HTTP allows.
+fn parse_http_date(text: &str) -> Option<DateTime<Utc>> {
+    httpdate::parse_http_date(text).ok().map(DateTime::from)
 }
 
 /// A rendered body with its strong ETag and Last-Modified, or 304 when the client has it.
@@ -83,14 +91,14 @@ fn cacheable(request: &HeaderMap, rendered: &Rendered) -> Response {
         None => request
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
-            .and_then(crate::fetch::hints::parse_http_date)
+            .and_then(parse_http_date)
             .is_some_and(|since| rendered.modified.timestamp() <= since.timestamp()),
     };
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_str(&rendered.etag) {
         headers.insert(header::ETAG, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&http_date(&rendered.modified)) {
+    if let Some(Ok(value)) = http_date(&rendered.modified).map(|d| HeaderValue::from_str(&d)) {
         headers.insert(header::LAST_MODIFIED, value);
     }
     headers.insert(
@@ -214,11 +222,39 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let tokens = state.store.token_totals().await.unwrap_or_default();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(tokens),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_modified_is_an_imf_fixdate_within_what_http_can_say() {
+        let at = DateTime::from_timestamp(1_445_412_480, 500_000_000).expect("timestamp");
+        assert_eq!(
+            http_date(&at).as_deref(),
+            Some("Wed, 21 Oct 2015 07:28:00 GMT")
+        );
+        let before_1970 = DateTime::from_timestamp(-1, 0).expect("timestamp");
+        assert_eq!(http_date(&before_1970), None);
+        let after_9999 = DateTime::from_timestamp(253_402_300_800, 0).expect("timestamp");
+        assert_eq!(http_date(&after_9999), None);
+    }
+
+    #[test]
+    fn if_modified_since_reads_every_http_date_form() {
+        let at = DateTime::from_timestamp(784_111_777, 0).expect("timestamp");
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(form), Some(at), "{form:?}");
+        }
+        assert_eq!(parse_http_date("not a date"), None);
+    }
 }
