@@ -5,6 +5,85 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The kinds of fetch failure (besides an HTTP status, which is [`Error::HttpStatus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// No complete response in time (`fetch.timeout`).
+    Timeout,
+    /// No connection: refused, unreachable, DNS, TLS.
+    Connect,
+    /// The body is larger than `fetch.max_body`.
+    TooLarge,
+    /// The body broke off or could not be decoded.
+    Body,
+    /// A redirect without a usable target, a loop, or too many.
+    Redirect,
+    /// The address guard refused the URL (a private address, a scheme other than http(s)).
+    Refused,
+    /// The run's deadline passed first (`fetch.run_deadline`).
+    Deadline,
+    /// A local file could not be read.
+    File,
+    /// The server answered against the protocol (304 to an unconditional request).
+    Protocol,
+    /// Anything else the HTTP client reports.
+    Other,
+}
+
+impl FetchFailure {
+    /// The name `status` shows and state keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchFailure::Timeout => "timeout",
+            FetchFailure::Connect => "connect",
+            FetchFailure::TooLarge => "too-large",
+            FetchFailure::Body => "body",
+            FetchFailure::Redirect => "redirect",
+            FetchFailure::Refused => "refused",
+            FetchFailure::Deadline => "deadline",
+            FetchFailure::File => "file",
+            FetchFailure::Protocol => "protocol",
+            FetchFailure::Other => "other",
+        }
+    }
+
+    /// Whether asking again soon can help. A body over the limit, a refused address or a
+    /// redirect loop stay as they are until someone changes the feed or the config.
+    pub fn is_transient(self) -> bool {
+        !matches!(
+            self,
+            FetchFailure::TooLarge | FetchFailure::Refused | FetchFailure::Redirect
+        )
+    }
+}
+
+/// How a fetch failed: the status a server answered, or another [`FetchFailure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchFailureKind {
+    Status(u16),
+    Failure(FetchFailure),
+}
+
+impl FetchFailureKind {
+    /// `http-503`, `timeout`, ...: what state keeps and `status` shows.
+    pub fn label(self) -> String {
+        match self {
+            FetchFailureKind::Status(code) => format!("http-{code}"),
+            FetchFailureKind::Failure(kind) => kind.as_str().to_owned(),
+        }
+    }
+
+    /// Whether asking again soon can help. Statuses back off as usual (a 404 is often a
+    /// feed being moved; a 410 disables the source on its own); other failures say for
+    /// themselves.
+    pub fn is_transient(self) -> bool {
+        match self {
+            FetchFailureKind::Status(_) => true,
+            FetchFailureKind::Failure(kind) => kind.is_transient(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -15,6 +94,8 @@ pub enum Error {
     Fetch {
         source_id: String,
         url: String,
+        /// What kind of failure: the back-off rule and `status` go by it.
+        kind: FetchFailure,
         reason: String,
     },
 
@@ -69,6 +150,15 @@ impl Error {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::HttpStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The kind of a failed fetch: its [`FetchFailure`], or its HTTP status.
+    pub fn fetch_failure(&self) -> Option<FetchFailureKind> {
+        match self {
+            Error::Fetch { kind, .. } => Some(FetchFailureKind::Failure(*kind)),
+            Error::HttpStatus { status, .. } => Some(FetchFailureKind::Status(*status)),
             _ => None,
         }
     }

@@ -25,5 +25,5 @@ pub mod serve; // the daemon's HTTP server: feeds and pages from state, health, 
 pub mod store; // SQLite state: sources, and every archived article whole
 pub mod text; // HTML -> text/Markdown, whitespace, description and slug rules
 
-pub use error::{Error, Result};
+pub use error::{Error, FetchFailure, FetchFailureKind, Result};
 pub use model::{Article, Document, Section};

@@ -141,15 +141,21 @@ pub fn next_after_success(
 
 /// After the `failures`-th failure in a row: the interval doubled per failure, with jitter of a
 /// tenth either way so that sources failing together do not retry together, capped at
-/// `max_backoff`; never sooner than the server's `Retry-After`.
+/// `max_backoff`; never sooner than the server's `Retry-After`. A `persistent` failure (one
+/// that stays until someone changes the feed or the config) waits the longest at once.
 pub fn next_after_failure(
     now: DateTime<Utc>,
     interval: Duration,
     failures: u32,
     retry_after: Option<Duration>,
+    persistent: bool,
     config: &FetchConfig,
 ) -> DateTime<Utc> {
-    let doublings = failures.saturating_sub(1).min(30);
+    let doublings = if persistent {
+        30
+    } else {
+        failures.saturating_sub(1).min(30)
+    };
     let backoff = interval
         .saturating_mul(1 << doublings)
         .min(config.max_backoff);
@@ -252,15 +258,25 @@ mod tests {
     fn failures_back_off_with_jitter_up_to_the_cap() {
         let config = FetchConfig::default();
         let delay = |failures| {
-            (next_after_failure(now(), 30 * MIN, failures, None, &config) - now()).num_seconds()
+            (next_after_failure(now(), 30 * MIN, failures, None, false, &config) - now())
+                .num_seconds()
         };
         let first = delay(1);
         assert!((1620..=1980).contains(&first), "{first}");
         let third = delay(3);
         assert!((6480..=7920).contains(&third), "{third}");
         assert!(delay(20) <= 86_400);
-        let honoured =
-            next_after_failure(now(), 30 * MIN, 1, Some(Duration::from_secs(7200)), &config);
+        let honoured = next_after_failure(
+            now(),
+            30 * MIN,
+            1,
+            Some(Duration::from_secs(7200)),
+            false,
+            &config,
+        );
         assert_eq!(honoured, now() + chrono::Duration::hours(2));
+        // A failure that stays (a body over the limit, a refused address) waits the longest.
+        let persistent = next_after_failure(now(), 30 * MIN, 1, None, true, &config) - now();
+        assert!(persistent.num_seconds() >= 86_400 * 9 / 10, "{persistent}");
     }
 }

@@ -425,6 +425,9 @@ async fn failing_sources_back_off_and_so_does_one_that_runs_out_of_time() {
         if failures == 1 {
             let rows = store.source_status().await.expect("status");
             let silent = rows.iter().find(|r| r.id == "silent").expect("silent");
+            let down = rows.iter().find(|r| r.id == "down").expect("down");
+            assert_eq!(silent.last_error_kind.as_deref(), Some("deadline"));
+            assert_eq!(down.last_error_kind.as_deref(), Some("connect"));
             assert!(
                 silent
                     .last_error

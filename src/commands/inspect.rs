@@ -133,7 +133,10 @@ pub(crate) async fn status(settings: &Settings, json: bool) -> Result<ExitCode> 
                 writeln!(out, "  disabled       {reason}")?;
             }
             if let Some(error) = &r.last_error {
-                writeln!(out, "  last error     {error}")?;
+                match &r.last_error_kind {
+                    Some(kind) => writeln!(out, "  last error     [{kind}] {error}")?,
+                    None => writeln!(out, "  last error     {error}")?,
+                }
             }
             writeln!(out, "  articles       {}", r.articles)?;
         }

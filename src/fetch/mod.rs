@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::config::{FetchConfig, Location, Source};
-use crate::error::{Error, Result};
+use crate::error::{Error, FetchFailure, Result};
 pub use hints::CacheHints;
 
 pub use crate::model::Validators;
@@ -152,12 +152,14 @@ impl Fetcher {
                 let body = tokio::fs::read(path).await.map_err(|e| Error::Fetch {
                     source_id: source.id.clone(),
                     url: path.display().to_string(),
+                    kind: FetchFailure::File,
                     reason: e.to_string(),
                 })?;
                 if body.len() as u64 > self.limits.config.max_body {
                     return Err(Error::Fetch {
                         source_id: source.id.clone(),
                         url: path.display().to_string(),
+                        kind: FetchFailure::TooLarge,
                         reason: format!(
                             "the file is larger than the {} byte limit",
                             self.limits.config.max_body
@@ -205,6 +207,7 @@ impl Fetcher {
             FetchOutcome::NotModified(_) => Err(Error::Fetch {
                 source_id: label.to_owned(),
                 url: url.to_string(),
+                kind: FetchFailure::Protocol,
                 reason: "answered 304 Not Modified to an unconditional request".to_owned(),
             }),
         }
@@ -217,6 +220,7 @@ impl Fetcher {
             Err(_) => Err(Error::Fetch {
                 source_id: request.label.to_owned(),
                 url: request.url.to_string(),
+                kind: FetchFailure::Timeout,
                 reason: format!(
                     "timed out: no complete response within {}",
                     humantime::format_duration(deadline)
@@ -227,9 +231,10 @@ impl Fetcher {
 
     async fn exchange(&self, request: &Request<'_>) -> Result<FetchOutcome> {
         let config = &self.limits.config;
-        let fail = |url: &Url, reason: String| Error::Fetch {
+        let fail = |url: &Url, kind: FetchFailure, reason: String| Error::Fetch {
             source_id: request.label.to_owned(),
             url: url.to_string(),
+            kind,
             reason,
         };
         let client = match request.trust {
@@ -243,14 +248,14 @@ impl Fetcher {
         loop {
             if request.trust == Trust::Content {
                 guard::check_url(&url, &self.policy)
-                    .map_err(|refusal| fail(&url, refusal.to_string()))?;
+                    .map_err(|refusal| fail(&url, FetchFailure::Refused, refusal.to_string()))?;
             }
             let _permits = self.acquire(&url).await;
             let response = self
                 .build(client, request, &url)
                 .send()
                 .await
-                .map_err(|e| fail(&url, describe(&e)))?;
+                .map_err(|e| fail(&url, failure_of(&e), describe(&e)))?;
             let status = response.status();
 
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
@@ -262,18 +267,21 @@ impl Fetcher {
                     .ok_or_else(|| {
                         fail(
                             &url,
+                            FetchFailure::Redirect,
                             format!("HTTP {status} without a usable Location header"),
                         )
                     })?;
                 if visited.contains(&next) {
                     return Err(fail(
                         request.url,
+                        FetchFailure::Redirect,
                         format!("redirect loop: {next} was already visited"),
                     ));
                 }
                 if visited.len() > config.max_redirects {
                     return Err(fail(
                         request.url,
+                        FetchFailure::Redirect,
                         format!("too many redirects (more than {})", config.max_redirects),
                     ));
                 }
@@ -316,7 +324,7 @@ impl Fetcher {
                 .map(str::to_owned);
             let body = read_body(response, config.max_body)
                 .await
-                .map_err(|e| fail(&url, e.to_string()))?;
+                .map_err(|e| fail(&url, e.failure(), e.to_string()))?;
             return Ok(FetchOutcome::Body(Fetched {
                 body,
                 content_type,
@@ -396,6 +404,30 @@ enum BodyError {
     /// The connection or the decoder failed; the text is [`describe`]'s.
     #[error("{0}")]
     Read(String),
+}
+
+impl BodyError {
+    fn failure(&self) -> FetchFailure {
+        match self {
+            BodyError::Declared { .. } | BodyError::TooLarge { .. } => FetchFailure::TooLarge,
+            BodyError::Read(_) => FetchFailure::Body,
+        }
+    }
+}
+
+/// The kind of a failed request, for the back-off rule and `status`.
+fn failure_of(e: &reqwest::Error) -> FetchFailure {
+    if e.is_timeout() {
+        FetchFailure::Timeout
+    } else if e.is_connect() {
+        FetchFailure::Connect
+    } else if e.is_body() || e.is_decode() {
+        FetchFailure::Body
+    } else if e.is_redirect() {
+        FetchFailure::Redirect
+    } else {
+        FetchFailure::Other
+    }
 }
 
 /// Streams the body, refusing it as soon as it is known to exceed `max` bytes (decoded).

@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::{Location, Settings, Source};
 use crate::enrich::Enricher;
-use crate::error::{Error, Result};
+use crate::error::{Error, FetchFailure, Result};
 use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
 use crate::normalize;
 use crate::publish::{feeds, hooks};
@@ -173,6 +173,7 @@ impl Pipeline {
                                 let error = Error::Fetch {
                                     source_id: source.id.clone(),
                                     url: source.location.to_string(),
+                                    kind: FetchFailure::Deadline,
                                     reason: "the run's deadline passed before this source finished"
                                         .to_owned(),
                                 };
@@ -476,17 +477,21 @@ impl Pipeline {
             Error::HttpStatus { status, .. } => Some(*status),
             _ => None,
         };
+        let kind = error.fetch_failure();
+        let error_kind = kind.map(|k| k.label());
         let record = FailureRecord {
             source: &source.id,
             url: &url,
             at: now,
             error: &message,
+            error_kind: error_kind.as_deref(),
             http_status,
             next_due_at: schedule::next_after_failure(
                 now,
                 source.interval,
                 failures,
                 error.retry_after(),
+                kind.is_some_and(|k| !k.is_transient()),
                 &self.settings.fetch,
             ),
             disabled_reason: error.is_gone().then_some("gone: the server answered 410"),

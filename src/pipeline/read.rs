@@ -8,7 +8,7 @@ use url::Url;
 pub use super::prepare::Parsed;
 use super::prepare::parse_off_thread;
 use crate::config::{FetchConfig, Source};
-use crate::error::{Error, Result};
+use crate::error::{Error, FetchFailure, Result};
 use crate::fetch::{FetchOutcome, Fetched, Fetcher, Validators};
 use crate::model::Article;
 use crate::normalize::{self, Skip};
@@ -33,6 +33,7 @@ pub async fn read_feed(
             return Err(Error::Fetch {
                 source_id: source.id.clone(),
                 url: source.location.to_string(),
+                kind: FetchFailure::Protocol,
                 reason: "answered 304 Not Modified to an unconditional request".to_owned(),
             });
         }

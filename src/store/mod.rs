@@ -66,6 +66,8 @@ pub struct FailureRecord<'a> {
     pub url: &'a str,
     pub at: DateTime<Utc>,
     pub error: &'a str,
+    /// The failure's kind (`timeout`, `http-503`, ...), when it was a fetch.
+    pub error_kind: Option<&'a str>,
     pub http_status: Option<u16>,
     pub next_due_at: DateTime<Utc>,
     /// Set when the failure disables the source (410 Gone).
@@ -103,6 +105,8 @@ pub struct SourceStatus {
     pub next_due_at: Option<DateTime<Utc>>,
     pub consecutive_failures: i64,
     pub last_error: Option<String>,
+    /// What kind of failure the last error was: `timeout`, `connect`, `http-503`, ...
+    pub last_error_kind: Option<String>,
     pub disabled_reason: Option<String>,
     pub articles: i64,
     /// When `gazette remove` took the source out (its files stay known).
@@ -238,6 +242,7 @@ impl Store {
                 last_fetch_at = excluded.last_fetch_at,
                 last_status = excluded.last_status,
                 last_error = NULL,
+                last_error_kind = NULL,
                 http_status = excluded.http_status,
                 etag = excluded.etag,
                 last_modified = excluded.last_modified,
@@ -279,13 +284,14 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sources (id, url, last_fetch_at, last_status, last_error, http_status, next_due_at,
-                                  consecutive_failures, disabled_reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)
+                                  consecutive_failures, disabled_reason, last_error_kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)
              ON CONFLICT (id) DO UPDATE SET
                 url = excluded.url,
                 last_fetch_at = excluded.last_fetch_at,
                 last_status = excluded.last_status,
                 last_error = excluded.last_error,
+                last_error_kind = excluded.last_error_kind,
                 http_status = excluded.http_status,
                 next_due_at = excluded.next_due_at,
                 consecutive_failures = sources.consecutive_failures + 1,
@@ -299,6 +305,7 @@ impl Store {
         .bind(record.http_status.map(i64::from))
         .bind(to_millis(&record.next_due_at))
         .bind(record.disabled_reason)
+        .bind(record.error_kind)
         .execute(conn)
         .await?;
         Ok(())
@@ -348,6 +355,7 @@ impl Store {
             next_due_at: Option<i64>,
             consecutive_failures: i64,
             last_error: Option<String>,
+            last_error_kind: Option<String>,
             disabled_reason: Option<String>,
             articles: i64,
             removed_at: Option<i64>,
@@ -355,7 +363,7 @@ impl Store {
         let rows = sqlx::query_as::<_, StatusRow>(
             "SELECT s.id, s.url, s.moved_to, s.last_fetch_at, s.last_status, s.http_status,
                     (s.etag IS NOT NULL OR s.last_modified IS NOT NULL) AS has_validators, s.next_due_at,
-                    s.consecutive_failures, s.last_error, s.disabled_reason,
+                    s.consecutive_failures, s.last_error, s.last_error_kind, s.disabled_reason,
                     (SELECT COUNT(*) FROM articles a WHERE a.source = s.id) AS articles, s.removed_at
              FROM sources s ORDER BY s.id",
         )
@@ -374,6 +382,7 @@ impl Store {
                 next_due_at: r.next_due_at.map(from_millis),
                 consecutive_failures: r.consecutive_failures,
                 last_error: r.last_error,
+                last_error_kind: r.last_error_kind,
                 disabled_reason: r.disabled_reason,
                 articles: r.articles,
                 removed_at: r.removed_at.map(from_millis),
@@ -425,6 +434,7 @@ mod tests {
             url: "u",
             at,
             error: "boom",
+            error_kind: Some("http-500"),
             http_status: Some(500),
             next_due_at: at,
             disabled_reason: None,
@@ -439,6 +449,7 @@ mod tests {
         let status = store.source_status().await.expect("status");
         assert_eq!(status.len(), 1);
         assert_eq!(status[0].consecutive_failures, 2);
+        assert_eq!(status[0].last_error_kind.as_deref(), Some("http-500"));
         assert_eq!(status[0].last_error.as_deref(), Some("boom"));
         assert!(status[0].has_validators, "a failure keeps the validators");
         let state = store.source_state("a").await.expect("state").expect("row");
