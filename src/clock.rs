@@ -15,7 +15,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The system clock; [`Clock::sleep`] is tokio's.
+    /// The system clock; [`Clock::sleep_until`] is tokio's.
     pub fn system() -> Self {
         Self::default()
     }

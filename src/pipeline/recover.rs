@@ -135,7 +135,7 @@ async fn recover_batch(
             Ok(record) => record,
             Err(why) => {
                 warn!(path = %path, "not recovered: {why}");
-                report.skipped.push((path, why));
+                report.skipped.push((path, why.to_string()));
                 continue;
             }
         };
@@ -173,15 +173,29 @@ fn path_key(path: &str) -> String {
     format!("{FILE_KEY_PREFIX}{path}")
 }
 
+/// Why an archive file gives no record.
+#[derive(Debug, thiserror::Error)]
+enum NotRecovered {
+    #[error("{0}")]
+    Unreadable(#[from] std::io::Error),
+    #[error("{0}")]
+    NotAnArchiveFile(#[from] archive::ReadError),
+    #[error("no configured source matches its path or its author")]
+    NoSource,
+}
+
 /// A record from one archive file, or why there is none.
-fn recover_file(settings: &Settings, path: &str) -> std::result::Result<ArticleRecord, String> {
+fn recover_file(
+    settings: &Settings,
+    path: &str,
+) -> std::result::Result<ArticleRecord, NotRecovered> {
     let full = settings.archive_dir.join(path);
-    let text = std::fs::read_to_string(&full).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(&full)?;
     let modified = std::fs::metadata(&full)
         .and_then(|m| m.modified())
         .map(DateTime::<Utc>::from)
         .ok();
-    let doc = archive::read(&text, &settings.labels, &[]).map_err(|e| e.to_string())?;
+    let doc = archive::read(&text, &settings.labels, &[])?;
     let source = settings
         .path_template
         .source_of(path)
@@ -194,7 +208,7 @@ fn recover_file(settings: &Settings, path: &str) -> std::result::Result<ArticleR
                 _ => None,
             }
         })
-        .ok_or_else(|| "no configured source matches its path or its author".to_owned())?;
+        .ok_or(NotRecovered::NoSource)?;
     // With `archive.identity_keys` the file names the entry's guid, or says it had none (its
     // key is then its link); without, the record is known by its path until a fetch adopts it.
     let (key, guid) = match archive::read_identity(&text) {
