@@ -33,14 +33,14 @@ struct Setup {
 
 /// Parses one document; the number of entries.
 #[inline(never)]
-fn parse_only(bytes: &[u8], setup: &Setup) -> Result<usize, String> {
+fn parse_only(bytes: &[u8], setup: &Setup) -> Result<usize, parse::NotAFeed> {
     let parsed = parse::parse_feed(bytes, None, Some(&setup.base), &setup.limits)?;
     Ok(black_box(parsed).feed.entries.len())
 }
 
 /// Parses one document and normalizes its entries as the pipeline does; the number of articles.
 #[inline(never)]
-fn parse_and_normalize(bytes: &[u8], setup: &Setup) -> Result<usize, String> {
+fn parse_and_normalize(bytes: &[u8], setup: &Setup) -> Result<usize, parse::NotAFeed> {
     let parsed = parse::parse_feed(bytes, None, Some(&setup.base), &setup.limits)?;
     let ctx = FeedContext::new(&parsed.feed, Some(&setup.base));
     let mut articles = 0;
@@ -299,7 +299,7 @@ fn dir_case(dir: &Path, setup: &Setup) -> Option<Case> {
 }
 
 /// A measured step: one of the two functions at the top.
-type Step = fn(&[u8], &Setup) -> Result<usize, String>;
+type Step = fn(&[u8], &Setup) -> Result<usize, parse::NotAFeed>;
 
 /// CPU time of `iterations` passes over `docs`, and the count `step` returned in one pass.
 fn run(docs: &[Vec<u8>], setup: &Setup, step: Step, iterations: u32) -> (Duration, usize) {

@@ -58,7 +58,7 @@ fn every_variant_of_every_corpus_file_ends_in_a_clear_result() {
                 Ok(_) => read += 1,
                 Err(reason) => {
                     assert!(
-                        reason.starts_with("not a feed"),
+                        reason.to_string().starts_with("not a feed: "),
                         "{name}: unclear error {reason:?}"
                     );
                     rejected += 1;

@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::Notes;
 use super::model::{Entry, Feed, Format, Link, Text};
+use super::{NotAFeed, Notes};
 use crate::model::{Byline, Enclosure};
 
-pub(super) fn read_feed(doc: &[u8], notes: &mut Notes) -> Result<Feed, String> {
+pub(super) fn read_feed(doc: &[u8], notes: &mut Notes) -> Result<Feed, NotAFeed> {
     let Capped { root, skipped } =
-        serde_json::from_slice(doc).map_err(|e| format!("not a feed: invalid JSON ({e})"))?;
+        serde_json::from_slice(doc).map_err(|e| NotAFeed::BadJson(e.to_string()))?;
     if skipped > 0 {
         notes.feed(format!(
             "{skipped} items beyond the first {MAX_ITEMS} were not read"
@@ -28,7 +28,7 @@ pub(super) fn read_feed(doc: &[u8], notes: &mut Notes) -> Result<Feed, String> {
         // No (or an unknown) version, but the shape of a JSON Feed.
         Format::JsonFeed11
     } else {
-        return Err("not a feed: a JSON document without JSON Feed's version or items".to_owned());
+        return Err(NotAFeed::NotJsonFeed);
     };
     let mut feed = Feed::new(format);
     feed.title = str_field(&root, "title", 0, notes).map(Text::plain);

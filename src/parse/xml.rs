@@ -275,7 +275,21 @@ pub struct Document {
 
 /// Reads `doc` (UTF-8) into a tree. Errors only when no root element could be read or the
 /// nesting passes `max_depth`.
-pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Document, String> {
+/// Why a text is not read as XML at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum XmlError {
+    /// Deeper nesting than any feed needs: refused before it costs memory or stack.
+    #[error("elements nest deeper than {max} levels")]
+    TooDeep { max: usize },
+    /// Broken before a single element was read.
+    #[error("not XML: {message} at byte {at}")]
+    NotXml { message: String, at: u64 },
+    /// Text, or nothing, without an element.
+    #[error("not XML: no root element")]
+    NoRoot,
+}
+
+pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Document, XmlError> {
     let mut reader = Reader::from_str(doc);
     let config = reader.config_mut();
     config.allow_dangling_amp = true;
@@ -303,7 +317,7 @@ pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Docume
                     builder.attach(Node::Element(element));
                 } else {
                     if builder.stack.len() >= max_depth {
-                        return Err(format!("elements nest deeper than {max_depth} levels"));
+                        return Err(XmlError::TooDeep { max: max_depth });
                     }
                     builder.stack.push(element);
                     builder.scopes.push(declared);
@@ -328,7 +342,10 @@ pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Docume
             Ok(_) => {}
             Err(e) => {
                 if builder.root.is_none() && builder.stack.is_empty() {
-                    return Err(format!("not XML: {e} at byte {position}"));
+                    return Err(XmlError::NotXml {
+                        message: e.to_string(),
+                        at: position,
+                    });
                 }
                 warnings.push(format!(
                     "the XML is broken at byte {position} ({e}); what comes before was read"
@@ -353,9 +370,7 @@ pub fn read(doc: &str, max_depth: usize, doc_url: Option<&Url>) -> Result<Docume
             builder.dropped
         ));
     }
-    let root = builder
-        .root
-        .ok_or_else(|| "not XML: no root element".to_owned())?;
+    let root = builder.root.ok_or(XmlError::NoRoot)?;
     Ok(Document { root, warnings })
 }
 
@@ -695,9 +710,23 @@ mod tests {
     #[test]
     fn depth_is_capped_and_junk_is_an_error() {
         let deep = "<a>".repeat(100);
-        assert!(read(&deep, 50, None).is_err());
-        assert!(read("", 50, None).is_err());
-        assert!(read("just text", 50, None).is_err());
+        assert_eq!(
+            read(&deep, 50, None).err(),
+            Some(XmlError::TooDeep { max: 50 })
+        );
+        assert!(read(&deep, 200, None).is_ok());
+        for junk in ["", "just text"] {
+            assert_eq!(
+                read(junk, 50, None).err(),
+                Some(XmlError::NoRoot),
+                "{junk:?}"
+            );
+        }
+        let broken = read("<a x=\"1>", 50, None).expect_err("broken");
+        assert!(
+            matches!(broken, XmlError::NotXml { at: 0, .. }),
+            "{broken:?}"
+        );
     }
 
     #[test]

@@ -381,7 +381,7 @@ pub(super) async fn parse_off_thread(
         let source = source_owned;
         let url = fetched.meta.url.as_ref();
         let parsed = parse_feed(&fetched.body, fetched.content_type.as_deref(), url, &limits)
-            .map_err(|reason| parse_error(&source, reason))?;
+            .map_err(|reason| parse_error(&source, reason.to_string()))?;
         for warning in &parsed.warnings {
             warn!(source = %source.id, "{warning}");
         }
