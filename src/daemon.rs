@@ -240,3 +240,19 @@ async fn next_pause(pipeline: &Pipeline) -> Duration {
     due.map_or(tick, |due| due.min(tick))
         .max(Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: T) {}
+
+    /// A library user can `tokio::spawn` the daemon.
+    #[allow(dead_code)]
+    fn the_daemon_future_is_send(settings: Settings, options: DaemonOptions, p: Pipeline) {
+        let (_tx, rx) = mpsc::channel(1);
+        is_send(p.run_cycle(&[], CycleOptions::default(), |_| {}));
+        is_send(p.refresh_all(&[], crate::pipeline::RunOptions::default()));
+        is_send(run(settings, options, async {}, rx, |_| {}));
+    }
+}

@@ -114,8 +114,9 @@ impl Pipeline {
             }
             return Ok(report);
         }
-        let attempts: Vec<Result<Attempt>> = futures::stream::iter(&pending)
-            .map(|item| self.enrich_one(enricher, item))
+        // Owned items keep the future `Send` (see `refresh_all_with`).
+        let attempts: Vec<Result<Attempt>> = futures::stream::iter(pending.iter().cloned())
+            .map(|item| async move { self.enrich_one(enricher, &item).await })
             .buffer_unordered(enricher.config().concurrency)
             .collect()
             .await;

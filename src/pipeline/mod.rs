@@ -156,15 +156,17 @@ impl Pipeline {
         options: RunOptions,
         on_done: impl Fn(&SourceReport),
     ) -> Vec<SourceReport> {
-        futures::stream::iter(sources)
+        // Owned sources: a closure over borrowed ones would make the future lose `Send`
+        // (rustc's higher-ranked lifetime limits), and the daemon is spawned.
+        futures::stream::iter(sources.iter().cloned())
             .map(|source| async move {
                 let started = std::time::Instant::now();
                 let outcome = match options.deadline {
-                    None => self.refresh_source(source, options).await,
+                    None => self.refresh_source(&source, options).await,
                     Some(deadline) => {
                         match tokio::time::timeout_at(
                             deadline,
-                            self.refresh_source(source, options),
+                            self.refresh_source(&source, options),
                         )
                         .await
                         {
@@ -181,7 +183,7 @@ impl Pipeline {
                                 // keeps running out of time backs off.
                                 let state =
                                     self.store.source_state(&source.id).await.ok().flatten();
-                                self.fail(source, state.as_ref(), error).await
+                                self.fail(&source, state.as_ref(), error).await
                             }
                         }
                     }
