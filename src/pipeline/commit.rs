@@ -35,6 +35,32 @@ impl Pipeline {
         } = prepared;
         let fingerprint = self.fingerprint(source);
         let mut tx = self.store().begin().await?;
+        // What state holds of these entries, read once for all of them under the write turn
+        // (another run may have stored some since `prepare`).
+        let keys: Vec<&str> = articles.iter().map(|p| p.article.key.as_str()).collect();
+        let mut stored_now = Store::articles(&mut tx, &source.id, &keys).await?;
+        let canonicals: Vec<&str> = articles
+            .iter()
+            .filter(|p| p.adopts.is_none() && !stored_now.contains_key(&p.article.key))
+            .map(|p| p.canonical.as_str())
+            // Only a real link identifies an article across sources.
+            .filter(|c| c.starts_with("http://") || c.starts_with("https://"))
+            .collect();
+        let duplicates = if self.settings().dedupe {
+            Store::by_canonicals(&mut tx, &canonicals, &source.id).await?
+        } else {
+            Default::default()
+        };
+        let mut paths = PathBook::default();
+        let bases: Vec<PathBuf> = articles
+            .iter()
+            .filter(|p| p.adopts.is_none() && !stored_now.contains_key(&p.article.key))
+            .filter_map(|p| self.base_path(&p.article).ok())
+            .collect();
+        let base_names: Vec<String> = bases.iter().map(|b| path_to_store(b)).collect();
+        let base_refs: Vec<&str> = base_names.iter().map(String::as_str).collect();
+        paths.taken = Store::paths_taken(&mut tx, &base_refs).await?;
+        paths.checked = base_names.into_iter().collect();
         let mut wrote = false;
         for prepared in articles {
             if let Some(rebuilt) = &prepared.adopts {
@@ -55,8 +81,7 @@ impl Pipeline {
                 entry,
                 ..
             } = prepared;
-            // Read again under the write lock: another run may have stored it since `prepare`.
-            let stored = Store::article(&mut tx, &article.source, &article.key).await?;
+            let stored = stored_now.remove(&article.key);
             if stored
                 .as_ref()
                 .is_some_and(|s| s.content_hash == article.content_hash)
@@ -64,29 +89,28 @@ impl Pipeline {
                 counts.unchanged += 1;
                 continue;
             }
-            // Only a real link identifies an article across sources; link-less entries never merge.
-            let identifies = canonical.starts_with("http://") || canonical.starts_with("https://");
-            if stored.is_none() && self.settings().dedupe && identifies {
-                let same = Store::by_canonical(&mut tx, &canonical, &article.source).await?;
-                if let Some(target) = same {
-                    wrote |= self
-                        .merge_tags(&mut tx, &target, &article.doc.tags, &now)
-                        .await?;
-                    let hash = &article.content_hash;
-                    Store::record_alias(
-                        &mut tx,
-                        &article.source,
-                        &article.key,
-                        hash,
-                        &target,
-                        &article.doc.tags,
-                        &now,
-                    )
+            // `duplicates` holds only real links (link-less entries never merge), and only when
+            // `dedupe` is on.
+            if stored.is_none()
+                && let Some(target) = duplicates.get(&canonical).cloned()
+            {
+                wrote |= self
+                    .merge_tags(&mut tx, &target, &article.doc.tags, &now)
                     .await?;
-                    info!(key = %article.key, duplicate_of = %target.path, "the same article is archived from another source; tags merged");
-                    counts.skipped += 1;
-                    continue;
-                }
+                let hash = &article.content_hash;
+                Store::record_alias(
+                    &mut tx,
+                    &article.source,
+                    &article.key,
+                    hash,
+                    &target,
+                    &article.doc.tags,
+                    &now,
+                )
+                .await?;
+                info!(key = %article.key, duplicate_of = %target.path, "the same article is archived from another source; tags merged");
+                counts.skipped += 1;
+                continue;
             }
             if stored.is_some() {
                 // Tags that duplicates from other sources brought survive this source's update.
@@ -104,7 +128,7 @@ impl Pipeline {
             }
             let path = match &stored {
                 Some(s) => PathBuf::from(&s.path),
-                None => self.allocate_path(&mut tx, &article).await?,
+                None => self.allocate_path(&mut tx, &article, &mut paths).await?,
             };
             let full = self.settings().archive_dir.join(&path);
             let changed = off_thread(&full.clone(), move || {
@@ -216,36 +240,52 @@ impl Pipeline {
         Ok(())
     }
 
-    /// A free path for a new article: the template's, or with `-2`, `-3`, ... on clashes. A file
-    /// already on disk is free only if it holds this same article (left by an interrupted run or
-    /// an archive without state).
-    async fn allocate_path(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        article: &Article,
-    ) -> Result<PathBuf> {
+    /// Where the path template puts an article, before clashes are resolved.
+    fn base_path(&self, article: &Article) -> Result<PathBuf> {
         let settings = self.settings();
         let slug = text::slug(&article.doc.original.title);
-        let base = settings
+        settings
             .path_template
             .render(&article.source, &article.doc.date, &slug)
             .ok_or_else(|| Error::Archive {
                 path: settings.archive_dir.clone(),
                 reason: format!("the path template leaves the archive folder for slug {slug:?}"),
-            })?;
+            })
+    }
+
+    /// A free path for a new article: the template's, or with `-2`, `-3`, ... on clashes. A file
+    /// already on disk is free only if it holds this same article (left by an interrupted run or
+    /// an archive without state). `paths` knows which paths state held when the commit began
+    /// and which this commit took, so most articles need no query.
+    async fn allocate_path(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        article: &Article,
+        paths: &mut PathBook,
+    ) -> Result<PathBuf> {
+        let settings = self.settings();
+        let base = self.base_path(article)?;
         for n in 1..=MAX_PATH_SUFFIX {
             let candidate = if n == 1 {
                 base.clone()
             } else {
                 crate::format::with_suffix(&base, n)
             };
-            if Store::path_taken(conn, &path_to_store(&candidate)).await? {
+            let stored = path_to_store(&candidate);
+            let taken = if paths.checked.contains(&stored) {
+                paths.taken.contains(&stored)
+            } else {
+                Store::path_taken(conn, &stored).await?
+            };
+            if taken {
                 continue;
             }
             if self
                 .free_on_disk(settings.archive_dir.join(&candidate), article)
                 .await?
             {
+                paths.checked.insert(stored.clone());
+                paths.taken.insert(stored);
                 return Ok(candidate);
             }
         }
@@ -300,6 +340,14 @@ impl Pipeline {
         })
         .await
     }
+}
+
+/// The paths a commit knows about without asking state again: those it checked (`checked`),
+/// and of them the ones an article holds (`taken`), including the ones this commit took.
+#[derive(Debug, Default)]
+struct PathBook {
+    checked: std::collections::HashSet<String>,
+    taken: std::collections::HashSet<String>,
 }
 
 /// Paths are stored with `/` whatever the platform, so a state file moves between machines.

@@ -107,6 +107,12 @@ impl Pipeline {
         let mut seen_keys = HashSet::new();
         let mut conn = self.store().pool().acquire().await?;
         let has_rebuilt = Store::has_rebuilt(&mut conn, &source.id).await?;
+        let keys: Vec<&str> = parsed
+            .identities
+            .iter()
+            .filter_map(|identity| identity.as_ref().ok().map(|i| i.key.as_str()))
+            .collect();
+        let mut known_keys = Store::known_many(&mut conn, &source.id, &keys).await?;
         let mut adopted = HashSet::new();
         for (index, identity) in parsed.identities.iter().enumerate() {
             let identity = match identity {
@@ -123,7 +129,9 @@ impl Pipeline {
                 continue;
             }
             let entry = &parsed.feed.entries[index];
-            let known = Store::known(&mut conn, &source.id, &identity.key).await?;
+            let known = known_keys
+                .remove(identity.key.as_str())
+                .unwrap_or(Known::New);
             let rebuilt = if has_rebuilt {
                 let key = identity.key.as_str();
                 rebuilt_record(&mut conn, source, &parsed.ctx, entry, key, &known, &adopted).await?

@@ -1,6 +1,8 @@
 //! The article record: everything an archive file, a feed entry and a page are made from, so
 //! that no output reads the archive back and the archive can be rendered again from state.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
@@ -244,35 +246,97 @@ impl Store {
         Ok(row.map(StoredArticle::from))
     }
 
-    /// What is known of an entry: archived, merged into another source's article (with the
-    /// content hash it had then), or nothing. One query, as it runs for every entry of every
-    /// fetch.
-    pub async fn known(conn: &mut SqliteConnection, source: &str, key: &str) -> Result<Known> {
+    /// What is known of each of these entries of `source`: archived, or merged into another
+    /// source's article (with the content hash it had then). Keys not in the map are new. One
+    /// query for a whole feed: a round trip to the database per entry costs more than the rest
+    /// of an unchanged entry.
+    pub async fn known_many(
+        conn: &mut SqliteConnection,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<HashMap<String, Known>> {
         #[derive(sqlx::FromRow)]
         struct KnownRow {
+            key: String,
             is_alias: bool,
             #[sqlx(flatten)]
             article: StoredRow,
         }
-        // A compound select takes its column names from its first select.
-        let row = sqlx::query_as::<_, KnownRow>(
-            "SELECT 0 AS is_alias, path, content_hash, first_seen, date, rebuilt
-             FROM articles WHERE source = ?1 AND key = ?2
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list = serde_json::to_string(keys).unwrap_or_default();
+        let rows = sqlx::query_as::<_, KnownRow>(
+            "SELECT key, 0 AS is_alias, path, content_hash, first_seen, date, rebuilt
+             FROM articles WHERE source = ?1 AND key IN (SELECT value FROM json_each(?2))
              UNION ALL
-             SELECT 1, '', content_hash, first_seen, first_seen, 0 FROM aliases WHERE source = ?1 AND key = ?2
-             ORDER BY is_alias LIMIT 1",
+             SELECT key, 1, '', content_hash, first_seen, first_seen, 0
+             FROM aliases WHERE source = ?1 AND key IN (SELECT value FROM json_each(?2))",
         )
         .bind(source)
-        .bind(key)
-        .fetch_optional(conn)
+        .bind(list)
+        .fetch_all(conn)
         .await?;
-        Ok(match row {
-            None => Known::New,
-            Some(r) if r.is_alias => Known::Alias {
-                content_hash: r.article.content_hash,
-            },
-            Some(r) => Known::Archived(r.article.into()),
-        })
+        let mut known = HashMap::with_capacity(rows.len());
+        for row in rows {
+            if row.is_alias {
+                // An archived article wins over an alias of the same key, as in `known`.
+                known.entry(row.key).or_insert(Known::Alias {
+                    content_hash: row.article.content_hash,
+                });
+            } else {
+                known.insert(row.key, Known::Archived(row.article.into()));
+            }
+        }
+        Ok(known)
+    }
+
+    /// [`Store::article`] for many keys of one source in one query; keys not stored are absent.
+    pub async fn articles(
+        conn: &mut SqliteConnection,
+        source: &str,
+        keys: &[&str],
+    ) -> Result<HashMap<String, StoredArticle>> {
+        #[derive(sqlx::FromRow)]
+        struct KeyedRow {
+            key: String,
+            #[sqlx(flatten)]
+            article: StoredRow,
+        }
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list = serde_json::to_string(keys).unwrap_or_default();
+        let rows = sqlx::query_as::<_, KeyedRow>(
+            "SELECT key, path, content_hash, first_seen, date, rebuilt FROM articles
+             WHERE source = ?1 AND key IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(source)
+        .bind(list)
+        .fetch_all(conn)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.key, r.article.into()))
+            .collect())
+    }
+
+    /// Which of `paths` an article holds already, in one query.
+    pub async fn paths_taken(
+        conn: &mut SqliteConnection,
+        paths: &[&str],
+    ) -> Result<HashSet<String>> {
+        if paths.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let list = serde_json::to_string(paths).unwrap_or_default();
+        let taken = sqlx::query_scalar::<_, String>(
+            "SELECT path FROM articles WHERE path IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(conn)
+        .await?;
+        Ok(taken.into_iter().collect())
     }
 
     /// The path of an article of `source` with this link, if any.

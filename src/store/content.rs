@@ -76,6 +76,36 @@ impl Store {
         Ok(found)
     }
 
+    /// [`Store::by_canonical`] for many canonical links in one query: the first-seen article
+    /// of another source for each link that has one.
+    pub async fn by_canonicals(
+        conn: &mut SqliteConnection,
+        canonicals: &[&str],
+        not_source: &str,
+    ) -> Result<std::collections::HashMap<String, CanonicalMatch>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            canonical: String,
+            #[sqlx(flatten)]
+            target: CanonicalMatch,
+        }
+        if canonicals.is_empty() {
+            return Ok(std::collections::HashMap::new());
+        }
+        let list = serde_json::to_string(canonicals).unwrap_or_default();
+        let rows = sqlx::query_as::<_, Row>(
+            "SELECT canonical, source, key, path FROM articles
+             WHERE canonical IN (SELECT value FROM json_each(?1)) AND source <> ?2
+             ORDER BY first_seen DESC",
+        )
+        .bind(list)
+        .bind(not_source)
+        .fetch_all(conn)
+        .await?;
+        // Newest first, so that the first seen is inserted last and stays.
+        Ok(rows.into_iter().map(|r| (r.canonical, r.target)).collect())
+    }
+
     /// Remembers that an entry is another source's article, and the tags it brings.
     pub async fn record_alias(
         conn: &mut SqliteConnection,
