@@ -132,6 +132,10 @@ pub enum Error {
     #[error("state database: {0}")]
     State(#[from] sqlx::Error),
 
+    /// A batch of sources' work could not be committed; each source in it reports this.
+    #[error("state database: writing the batch failed: {0}")]
+    Commit(String),
+
     #[error("state database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 

@@ -1,9 +1,11 @@
-//! The serialized part of a refresh: one transaction per source that writes its changed
-//! articles and what its fetch learnt. Files are renamed into place as they are written and
-//! flushed to disk together before the transaction commits, so state (validators included)
-//! never claims a file that a crash could lose.
+//! The serialized part of a refresh: the changed articles of the sources whose work is ready and
+//! what their fetches learnt, written together. Files are renamed into place as they are
+//! written and flushed to disk together before the transaction commits, so state (validators
+//! included) never claims a file that a crash could lose; each source is a savepoint of its
+//! own, so its changes stay all-or-nothing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::prepare::{EnrichmentStep, Prepared, PreparedArticle};
 use super::{Pipeline, off_thread};
@@ -11,22 +13,167 @@ use crate::config::Source;
 use crate::error::{Error, Result};
 use crate::files;
 use crate::model::Article;
+use crate::model::{FeedMeta, Validators};
 use crate::normalize::normalize_tags;
 use crate::publish::archive;
 use crate::store::{ArticleRecord, CanonicalMatch, Store, SuccessRecord};
 use crate::text;
+use tokio::sync::oneshot;
 use tracing::info;
 
 /// Highest numeric suffix tried when slugs clash.
 const MAX_PATH_SUFFIX: u32 = 1000;
 
+/// What a parsed fetch leaves in state besides its articles, owned so that it can wait in the
+/// commit queue.
+#[derive(Debug)]
+pub(super) struct Success {
+    pub url: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub http_status: Option<u16>,
+    pub validators: Validators,
+    pub body_hash: Option<String>,
+    pub moved_to: Option<String>,
+    pub meta: FeedMeta,
+    pub next_due_at: chrono::DateTime<chrono::Utc>,
+    pub feed_delay: std::time::Duration,
+}
+
+impl Success {
+    fn record<'a>(&'a self, source: &'a str) -> SuccessRecord<'a> {
+        SuccessRecord {
+            source,
+            url: &self.url,
+            at: self.at,
+            status: "ok",
+            http_status: self.http_status,
+            validators: &self.validators,
+            body_hash: self.body_hash.as_deref(),
+            moved_to: self.moved_to.as_deref(),
+            meta: Some(&self.meta),
+            next_due_at: self.next_due_at,
+            feed_delay: Some(self.feed_delay),
+        }
+    }
+}
+
+/// One source's work waiting for its turn to be written.
+#[derive(Debug)]
+pub(super) struct CommitJob {
+    source: Source,
+    prepared: Prepared,
+    success: Success,
+    reply: oneshot::Sender<Result<super::Counts>>,
+}
+
+/// Sources whose work waits to be written; whoever takes the write turn writes them all.
+pub(super) type CommitQueue = std::sync::Mutex<Vec<CommitJob>>;
+
 impl Pipeline {
+    /// Writes a source's work together with whatever other sources queued meanwhile: their
+    /// files, one flush to disk for all of them, then one transaction, in which each source
+    /// is its own savepoint (one failing leaves the others whole). A flush and a commit per
+    /// source would cost more than the rest of a cold run.
     pub(super) async fn commit(
         &self,
         source: &Source,
         prepared: Prepared,
-        record: &SuccessRecord<'_>,
+        success: Success,
     ) -> Result<super::Counts> {
+        let (reply, done) = oneshot::channel();
+        self.commit_queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(CommitJob {
+                source: source.clone(),
+                prepared,
+                success,
+                reply,
+            });
+        let turn = Arc::clone(&self.write_turn).lock_owned().await;
+        let jobs = std::mem::take(
+            &mut *self
+                .commit_queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        // Empty when an earlier holder of the turn wrote this job with its own. The batch is
+        // written by a task of its own, so that a source given up on (the run's deadline) does
+        // not break off the other sources' writes.
+        if !jobs.is_empty() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _turn = turn;
+                this.commit_jobs(jobs).await;
+            });
+        }
+        done.await.map_err(|_| {
+            Error::Commit("the batch this source was written with stopped".to_owned())
+        })?
+    }
+
+    async fn commit_jobs(&self, jobs: Vec<CommitJob>) {
+        let mut replies = Vec::with_capacity(jobs.len());
+        let written = async {
+            let mut tx = self.store().begin().await?;
+            let mut wrote = false;
+            for job in jobs {
+                let CommitJob {
+                    source,
+                    prepared,
+                    success,
+                    reply,
+                } = job;
+                let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+                let record = success.record(&source.id);
+                match self
+                    .commit_source(&mut savepoint, &source, prepared, &record)
+                    .await
+                {
+                    Ok((counts, changed)) => {
+                        savepoint.commit().await?;
+                        wrote |= changed;
+                        replies.push((reply, Ok(counts)));
+                    }
+                    Err(e) => {
+                        savepoint.rollback().await?;
+                        replies.push((reply, Err(e)));
+                    }
+                }
+            }
+            if wrote {
+                let dir = self.settings().archive_dir.clone();
+                off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
+            }
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is in state; every source in it failed with the cause.
+                let message = e.to_string();
+                for (reply, result) in replies {
+                    let _ = reply.send(result.and(Err(Error::Commit(message.clone()))));
+                }
+            }
+        }
+    }
+
+    /// Writes one source's articles and its fetch record inside `tx`; returns its counts and
+    /// whether any file changed (the caller flushes files to disk before committing).
+    async fn commit_source(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        source: &Source,
+        prepared: Prepared,
+        record: &SuccessRecord<'_>,
+    ) -> Result<(super::Counts, bool)> {
         let Prepared {
             mut counts,
             articles,
@@ -34,11 +181,10 @@ impl Pipeline {
             ..
         } = prepared;
         let fingerprint = self.fingerprint(source);
-        let mut tx = self.store().begin().await?;
         // What state holds of these entries, read once for all of them under the write turn
         // (another run may have stored some since `prepare`).
         let keys: Vec<&str> = articles.iter().map(|p| p.article.key.as_str()).collect();
-        let mut stored_now = Store::articles(&mut tx, &source.id, &keys).await?;
+        let mut stored_now = Store::articles(&mut *tx, &source.id, &keys).await?;
         let canonicals: Vec<&str> = articles
             .iter()
             .filter(|p| p.adopts.is_none() && !stored_now.contains_key(&p.article.key))
@@ -47,7 +193,7 @@ impl Pipeline {
             .filter(|c| c.starts_with("http://") || c.starts_with("https://"))
             .collect();
         let duplicates = if self.settings().dedupe {
-            Store::by_canonicals(&mut tx, &canonicals, &source.id).await?
+            Store::by_canonicals(&mut *tx, &canonicals, &source.id).await?
         } else {
             Default::default()
         };
@@ -59,12 +205,12 @@ impl Pipeline {
             .collect();
         let base_names: Vec<String> = bases.iter().map(|b| path_to_store(b)).collect();
         let base_refs: Vec<&str> = base_names.iter().map(String::as_str).collect();
-        paths.taken = Store::paths_taken(&mut tx, &base_refs).await?;
+        paths.taken = Store::paths_taken(&mut *tx, &base_refs).await?;
         paths.checked = base_names.into_iter().collect();
         let mut wrote = false;
         for prepared in articles {
             if let Some(rebuilt) = &prepared.adopts {
-                self.adopt(&mut tx, &prepared, rebuilt, &now).await?;
+                self.adopt(&mut *tx, &prepared, rebuilt, &now).await?;
                 counts.unchanged += 1;
                 continue;
             }
@@ -95,11 +241,11 @@ impl Pipeline {
                 && let Some(target) = duplicates.get(&canonical).cloned()
             {
                 wrote |= self
-                    .merge_tags(&mut tx, &target, &article.doc.tags, &now)
+                    .merge_tags(&mut *tx, &target, &article.doc.tags, &now)
                     .await?;
                 let hash = &article.content_hash;
                 Store::record_alias(
-                    &mut tx,
+                    &mut *tx,
                     &article.source,
                     &article.key,
                     hash,
@@ -114,7 +260,7 @@ impl Pipeline {
             }
             if stored.is_some() {
                 // Tags that duplicates from other sources brought survive this source's update.
-                let brought = Store::alias_tags(&mut tx, &article.source, &article.key).await?;
+                let brought = Store::alias_tags(&mut *tx, &article.source, &article.key).await?;
                 let merged =
                     normalize_tags(article.doc.tags.iter().chain(&brought).map(String::as_str));
                 if merged != article.doc.tags {
@@ -128,7 +274,7 @@ impl Pipeline {
             }
             let path = match &stored {
                 Some(s) => PathBuf::from(&s.path),
-                None => self.allocate_path(&mut tx, &article, &mut paths).await?,
+                None => self.allocate_path(&mut *tx, &article, &mut paths).await?,
             };
             let full = self.settings().archive_dir.join(&path);
             let changed = off_thread(&full.clone(), move || {
@@ -162,19 +308,19 @@ impl Pipeline {
                 fingerprint: Some(fingerprint.clone()),
                 rebuilt: false,
             };
-            Store::write_article(&mut tx, &record, changed).await?;
+            Store::write_article(&mut *tx, &record, changed).await?;
             match enrichment {
                 EnrichmentStep::Off => {}
                 EnrichmentStep::Pending => {
-                    Store::mark_pending(&mut tx, &source, &key, &hash, &now).await?
+                    Store::mark_pending(&mut *tx, &source, &key, &hash, &now).await?
                 }
                 EnrichmentStep::Done { paid } => {
                     let mut tokens = (0, 0);
                     if let Some((cache_key, answer)) = paid {
                         tokens = (answer.prompt_tokens, answer.completion_tokens);
-                        Store::cache_answer(&mut tx, &cache_key, &answer, &now).await?;
+                        Store::cache_answer(&mut *tx, &cache_key, &answer, &now).await?;
                     }
-                    Store::mark_enriched(&mut tx, &source, &key, &hash, tokens, &now).await?;
+                    Store::mark_enriched(&mut *tx, &source, &key, &hash, tokens, &now).await?;
                 }
             }
             match (&stored, changed) {
@@ -184,13 +330,8 @@ impl Pipeline {
                 (Some(_), false) => counts.unchanged += 1,
             }
         }
-        Store::record_success(&mut tx, record).await?;
-        if wrote {
-            let dir = self.settings().archive_dir.clone();
-            off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
-        }
-        tx.commit().await?;
-        Ok(counts)
+        Store::record_success(&mut *tx, record).await?;
+        Ok((counts, wrote))
     }
 
     /// Gives a record rebuilt from the archive the identity and fields of the entry a fetch

@@ -89,6 +89,8 @@ pub struct Pipeline {
     fetcher: Fetcher,
     enricher: Option<Arc<Enricher>>,
     write_turn: Arc<Mutex<()>>,
+    /// Sources' work waiting for the write turn (see `commit`).
+    commit_queue: Arc<commit::CommitQueue>,
     clock: Clock,
 }
 
@@ -112,6 +114,7 @@ impl Pipeline {
             fetcher,
             enricher,
             write_turn: Arc::new(Mutex::new(())),
+            commit_queue: Arc::default(),
             clock: Clock::system(),
         })
     }
@@ -318,32 +321,25 @@ impl Pipeline {
             return Ok(Refresh::SameBody);
         }
         let prepared = self.prepare(source, &fetched, !options.no_enrich).await?;
-        let no_validators = Validators::default();
-        let url = source.location.to_string();
-        let moved_to = self.moved_to(&fetched.meta);
         let feed_delay = prepared.hints.requested(&self.settings.fetch);
-        let next_due_at = self.next_due(source, &fetched.meta, feed_delay);
-        let meta = prepared.meta.clone();
-        let record = SuccessRecord {
-            source: &source.id,
-            url: &url,
+        let held_back = prepared.held_back;
+        let success = commit::Success {
+            url: source.location.to_string(),
             at: prepared.now,
-            status: "ok",
             http_status: fetched.meta.status,
             // Held-back articles must come again: no validators, so the next fetch is full.
-            validators: if prepared.held_back {
-                &no_validators
+            validators: if held_back {
+                Validators::default()
             } else {
-                &fetched.meta.validators
+                fetched.meta.validators.clone()
             },
-            body_hash: (!prepared.held_back).then_some(body_hash.as_str()),
-            moved_to: moved_to.as_deref(),
-            meta: Some(&meta),
-            next_due_at,
-            feed_delay: Some(feed_delay.unwrap_or_default()),
+            body_hash: (!held_back).then_some(body_hash),
+            moved_to: self.moved_to(&fetched.meta),
+            meta: prepared.meta.clone(),
+            next_due_at: self.next_due(source, &fetched.meta, feed_delay),
+            feed_delay: feed_delay.unwrap_or_default(),
         };
-        let _turn = self.write_turn.lock().await;
-        let counts = self.commit(source, prepared, &record).await?;
+        let counts = self.commit(source, prepared, success).await?;
         Ok(Refresh::Archived(counts))
     }
 
