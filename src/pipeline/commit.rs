@@ -208,6 +208,9 @@ impl Pipeline {
         paths.taken = Store::paths_taken(&mut *tx, &base_refs).await?;
         paths.checked = base_names.into_iter().collect();
         let mut wrote = false;
+        // Files to write and the records that point at them, in the same order.
+        let mut writes = Vec::with_capacity(articles.len());
+        let mut deferred = Vec::with_capacity(articles.len());
         for prepared in articles {
             if let Some(rebuilt) = &prepared.adopts {
                 self.adopt(&mut *tx, &prepared, rebuilt, &now).await?;
@@ -277,16 +280,6 @@ impl Pipeline {
                 None => self.allocate_path(&mut *tx, &article, &mut paths).await?,
             };
             let full = self.settings().archive_dir.join(&path);
-            let changed = off_thread(&full.clone(), move || {
-                files::write_atomic_deferred(&full, bytes.as_bytes())
-            })
-            .await?;
-            wrote |= changed;
-            let (source, key, hash) = (
-                article.source.clone(),
-                article.key.clone(),
-                article.content_hash.clone(),
-            );
             let record = ArticleRecord {
                 source: article.source,
                 key: article.key,
@@ -308,11 +301,26 @@ impl Pipeline {
                 fingerprint: Some(fingerprint.clone()),
                 rebuilt: false,
             };
+            writes.push((full, bytes));
+            deferred.push((record, enrichment, stored.is_some()));
+        }
+        // The files, all in one trip to the blocking pool; then what state says of them.
+        let archive_dir = self.settings().archive_dir.clone();
+        let changed = off_thread(&archive_dir, move || {
+            writes
+                .iter()
+                .map(|(full, bytes)| files::write_atomic_deferred(full, bytes.as_bytes()))
+                .collect::<Result<Vec<bool>>>()
+        })
+        .await?;
+        for ((record, enrichment, was_stored), changed) in deferred.into_iter().zip(changed) {
+            wrote |= changed;
             Store::write_article(&mut *tx, &record, changed).await?;
+            let (source, key, hash) = (&record.source, &record.key, &record.content_hash);
             match enrichment {
                 EnrichmentStep::Off => {}
                 EnrichmentStep::Pending => {
-                    Store::mark_pending(&mut *tx, &source, &key, &hash, &now).await?
+                    Store::mark_pending(&mut *tx, source, key, hash, &now).await?
                 }
                 EnrichmentStep::Done { paid } => {
                     let mut tokens = (0, 0);
@@ -320,14 +328,14 @@ impl Pipeline {
                         tokens = (answer.prompt_tokens, answer.completion_tokens);
                         Store::cache_answer(&mut *tx, &cache_key, &answer, &now).await?;
                     }
-                    Store::mark_enriched(&mut *tx, &source, &key, &hash, tokens, &now).await?;
+                    Store::mark_enriched(&mut *tx, source, key, hash, tokens, &now).await?;
                 }
             }
-            match (&stored, changed) {
-                (None, _) => counts.new += 1,
-                (Some(_), true) => counts.updated += 1,
+            match (was_stored, changed) {
+                (false, _) => counts.new += 1,
+                (true, true) => counts.updated += 1,
                 // A new hash for the same bytes (say, only the feed's `updated` moved).
-                (Some(_), false) => counts.unchanged += 1,
+                (true, false) => counts.unchanged += 1,
             }
         }
         Store::record_success(&mut *tx, record).await?;
