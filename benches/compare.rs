@@ -11,7 +11,8 @@
 //! Environment: `GAZETTE_BENCH_SOURCES` (default 1000), `GAZETTE_BENCH_ENTRIES` (default 50, each
 //! about 3.4 KB with its full text in `content:encoded`, the scale bench's feeds),
 //! `GAZETTE_BENCH_REPEATS` (default 3), `GAZETTE_BENCH_KEEP=1` (keep each tool's folder, to look
-//! at what it wrote).
+//! at what it wrote), `GAZETTE_BENCH_TOOLS` (default `floor,sfeed,gazette`: the tools to run;
+//! the others' columns say "not run").
 //!
 //! Three runs, each in a fresh temporary folder per tool and repetition:
 //!
@@ -519,19 +520,37 @@ fn main() {
     let entries = env_usize("GAZETTE_BENCH_ENTRIES", 50).max(1);
     let repeats = env_usize("GAZETTE_BENCH_REPEATS", 3).max(1);
 
+    // Only some tools, for a look at one of them: the table says "not run" for the others.
+    let wanted: Vec<String> = std::env::var("GAZETTE_BENCH_TOOLS")
+        .unwrap_or_else(|_| "floor,sfeed,gazette".to_owned())
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    for name in &wanted {
+        assert!(
+            ["floor", "sfeed", "gazette"].contains(&name.as_str()),
+            "GAZETTE_BENCH_TOOLS: {name:?} is none of floor, sfeed, gazette"
+        );
+    }
+    let wanted = |tool: Tool| wanted.iter().any(|w| w == tool.name());
     let have_curl = on_path("curl");
     let have_sfeed = have_curl
         && ["sfeed_update", "sfeed", "sfeed_atom"]
             .iter()
             .all(|p| on_path(p));
-    let mut tools = Vec::new();
-    if have_curl {
-        tools.push(Tool::Floor);
-    }
-    if have_sfeed {
-        tools.push(Tool::Sfeed);
-    }
-    tools.push(Tool::Gazette);
+    let tools: Vec<Tool> = [
+        (Tool::Floor, have_curl),
+        (Tool::Sfeed, have_sfeed),
+        (Tool::Gazette, true),
+    ]
+    .into_iter()
+    .filter(|&(tool, installed)| installed && wanted(tool))
+    .map(|(tool, _)| tool)
+    .collect();
+    // What a column says when its tool did not run.
+    let missing = |tool: Tool| {
+        if wanted(tool) { "absent" } else { "not run" }
+    };
 
     let mut feeds = HashMap::new();
     let mut bytes = 0;
@@ -630,9 +649,9 @@ fn main() {
         ),
         ("CPU", |m: Measured| m.cpu_seconds, false),
     ] {
-        let cell = |m: Option<Measured>| {
+        let cell = |tool: Tool, m: Option<Measured>| {
             m.map_or_else(
-                || "absent".to_owned(),
+                || missing(tool).to_owned(),
                 |m| {
                     if with_memory {
                         format!("{}, {:.1} MiB", seconds(time(m)), m.peak_mib)
@@ -660,21 +679,22 @@ fn main() {
                 medians(Tool::Sfeed, i),
                 medians(Tool::Gazette, i),
             );
-            let gazette = time(g.expect("Gazette always runs"));
+            let gazette = g.map(time);
             rows.push(vec![
                 (*run).to_owned(),
-                cell(f),
-                cell(s),
-                cell(g),
-                s.map_or_else(|| "-".to_owned(), |s| faster_slower(gazette, time(s))),
-                f.map_or_else(
+                cell(Tool::Floor, f),
+                cell(Tool::Sfeed, s),
+                cell(Tool::Gazette, g),
+                s.zip(gazette)
+                    .map_or_else(|| "-".to_owned(), |(s, g)| faster_slower(g, time(s))),
+                f.zip(gazette).map_or_else(
                     || "-".to_owned(),
                     // GNU time counts CPU in hundredths: below that a ratio means nothing.
-                    |f| {
+                    |(f, g)| {
                         if time(f) < 0.01 {
                             "-".to_owned()
                         } else {
-                            format!("{:.1}×", gazette / time(f))
+                            format!("{:.1}×", g / time(f))
                         }
                     },
                 ),
@@ -682,7 +702,7 @@ fn main() {
         }
         print_table(&header(what), &rows, &[false, true, true, true, true, true]);
     }
-    if !have_sfeed {
+    if !have_sfeed && wanted(Tool::Sfeed) {
         println!(
             "\nsfeed: absent; install it with `bash scripts/bench-deps.sh` (or `apt-get install sfeed`)"
         );
