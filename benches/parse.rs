@@ -6,11 +6,21 @@
 //! `cargo bench --bench parse`; from the environment:
 //! `GAZETTE_BENCH_FEEDS` (a directory; every file in it is one more case, "dir", summed),
 //! `GAZETTE_BENCH_SECONDS` (CPU time spent on each measurement, default 1.5; 0 measures a single
-//! pass after the warm-up pass, for instruction counts under callgrind).
+//! pass after the warm-up pass, for instruction counts under callgrind),
+//! `GAZETTE_BENCH_PYTHON` (the Python for the reference line below, default `python3`).
+//!
+//! Reference, not Gazette: after the table, Python fastfeedparser's parse MB/s over the same
+//! documents (`benches/parse_fastfeedparser.py`): the corpus is written to files, read back by
+//! one Python process, and only its `fastfeedparser.parse(bytes)` calls are timed, in CPU time,
+//! with the same warm-up, run sizing, rounds and median as here. Its parse builds a dict per
+//! entry with dates parsed, no HTML conversion, so it compares with the parse column. "absent"
+//! when fastfeedparser is not installed (`bash scripts/bench-deps.sh`); left out when
+//! `GAZETTE_BENCH_SECONDS` is 0.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -353,6 +363,69 @@ fn mb_per_s(bytes: usize, time: Duration) -> f64 {
     bytes as f64 / 1e6 / time.as_secs_f64()
 }
 
+/// The reference line: Python fastfeedparser over the same documents (see the top of the file).
+fn fastfeedparser_reference(cases: &[Case], seconds: f64) {
+    let dir = tempfile::tempdir().expect("tempdir for the corpus files");
+    let mut args = vec![
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/parse_fastfeedparser.py"
+        )
+        .to_owned(),
+        seconds.to_string(),
+        RUNS.to_string(),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let folder = dir.path().join(format!("{i}"));
+        std::fs::create_dir(&folder).expect("corpus folder");
+        for (j, doc) in case.docs.iter().enumerate() {
+            // Zero-padded, so that name order is the bench's order.
+            std::fs::write(folder.join(format!("{j:06}")), doc).expect("corpus file");
+        }
+        args.push(format!("{}={}", case.name, folder.display()));
+    }
+    let python = std::env::var("GAZETTE_BENCH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let absent = "absent (install: bash scripts/bench-deps.sh, or pip install fastfeedparser)";
+    print!(
+        "\nreference, not Gazette: Python fastfeedparser, parse only, CPU time of the parse calls: "
+    );
+    let output = match Command::new(&python).args(&args).output() {
+        Ok(output) => output,
+        Err(e) => {
+            println!("{absent}; {python}: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() == Some(3) {
+        println!("{absent}");
+        return;
+    }
+    if !output.status.success() {
+        println!(
+            "failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        return;
+    }
+    let mut lines = stdout.lines();
+    println!("{}", lines.next().unwrap_or_default());
+    println!(
+        "{:<16} {:>10} {:>8} {:>11}",
+        "corpus", "bytes", "entries", "parse MB/s"
+    );
+    for line in lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields[..] {
+            [name, bytes, entries, rate] => {
+                println!("{name:<16} {bytes:>10} {entries:>8} {rate:>11}");
+            }
+            _ => println!("{}", line.replace('\t', " ")),
+        }
+    }
+}
+
 fn main() {
     let seconds = std::env::var("GAZETTE_BENCH_SECONDS")
         .ok()
@@ -451,4 +524,8 @@ fn main() {
         mb_per_s(bytes, parse_time),
         mb_per_s(bytes, normalize_time)
     );
+    // Not under callgrind's single pass: the numbers would be of no use there.
+    if seconds > 0.0 {
+        fastfeedparser_reference(&cases, seconds);
+    }
 }

@@ -30,38 +30,23 @@
 //!   the list `1000,200000`. Not together with `GAZETTE_BENCH_PRESEED`, which is one size.
 //!
 //! With the defaults, `--archives` seeds 1000 sources x 200 entries for the large archive.
+//!
+//! Gazette against sfeed and the download floor on the same feeds: `benches/compare.rs`. The
+//! feeds, the server and the measured run are shared with it (`benches/common/mod.rs`).
+
+mod common;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use common::{Feed, Feeds, Measured, TIME, env_usize, print_table, start_server, timed};
 
-/// GNU time, which reports the peak RSS of the one process it runs.
-const TIME: &str = "/usr/bin/time";
 /// The archive sizes `--archives` compares: a small archive and the size the project is measured at.
 const DEFAULT_ARCHIVES: &str = "1000,200000";
 /// Largest peak over smallest peak still called flat.
 const FLAT_WITHIN: f64 = 1.2;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        // A typo must not silently run the bench at the default size.
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
-}
 
 /// Ascending and without repeats, so that "big/small" is the last over the first.
 fn parse_sizes(list: &str) -> Vec<usize> {
@@ -80,83 +65,6 @@ fn parse_sizes(list: &str) -> Vec<usize> {
     sizes
 }
 
-/// About 3.4 KB per entry, like a news feed that carries its articles' full text.
-fn feed(source: usize, entries: usize, offset: usize) -> String {
-    let mut xml = String::with_capacity(entries * 3600 + 512);
-    let _ = write!(
-        xml,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\" xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><channel>\
-         <title>Source {source}</title><link>https://s{source}.example.org/</link><description>Bench source</description>"
-    );
-    for i in offset..offset + entries {
-        let day = 1 + i % 28;
-        let _ = write!(
-            xml,
-            "<item><title>Story {i} from source {source}: markets, weather &amp; sport</title>\
-             <link>https://s{source}.example.org/news/{i}</link><guid>https://s{source}.example.org/news/{i}</guid>\
-             <pubDate>Mon, {day:02} Jan 2024 10:{m:02}:00 +0000</pubDate><category>bench</category>\
-             <description>Summary of story {i}: a short paragraph that says what the article is about, in a sentence or two.</description>\
-             <content:encoded><![CDATA[",
-            m = i % 60
-        );
-        for p in 0..8 {
-            let _ = write!(
-                xml,
-                "<p>Paragraph {p} of story {i}. <strong>Key phrase {p}</strong> appears among ordinary words, with a \
-                 <a href=\"/related/{i}-{p}\">related link</a> and some <em>emphasis</em>, so that conversion has work to do. \
-                 The rest of the paragraph pads the text to the length of a real one, about as long as this.</p>"
-            );
-        }
-        xml.push_str("]]></content:encoded></item>");
-    }
-    xml.push_str("</channel></rss>\n");
-    xml
-}
-
-struct Feed {
-    body: Bytes,
-    /// Source, offset and count determine the body, so they make a strong validator.
-    etag: String,
-}
-
-impl Feed {
-    fn new(source: usize, entries: usize, offset: usize) -> Self {
-        Self {
-            body: Bytes::from(feed(source, entries, offset)),
-            etag: format!("\"s{source}-{offset}-{entries}\""),
-        }
-    }
-}
-
-/// Behind a lock because each archive size adds its seed feeds while the server runs, and drops
-/// them once seeded so that they do not add up.
-type Feeds = Arc<RwLock<HashMap<String, Feed>>>;
-
-async fn serve(
-    State(feeds): State<Feeds>,
-    UrlPath(name): UrlPath<String>,
-    request: HeaderMap,
-) -> Response {
-    let feeds = feeds.read().expect("feed table lock poisoned");
-    let Some(feed) = feeds.get(&name) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let etag = [(header::ETAG, feed.etag.clone())];
-    // What a real server does, so that the warm run measures Gazette's 304 path.
-    if request
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|tag| tag.as_bytes() == feed.etag.as_bytes())
-    {
-        return (StatusCode::NOT_MODIFIED, etag).into_response();
-    }
-    (
-        etag,
-        [(header::CONTENT_TYPE, "application/rss+xml")],
-        feed.body.clone(),
-    )
-        .into_response()
-}
-
 fn write_config(dir: &Path, base: &str, sources: usize, prefix: &str) {
     let mut config = String::from(
         "[archive]\ndir = \"archive\"\n[feed]\npath = \"public/atom.xml\"\n[state]\nurl = \"sqlite://state/gazette.db\"\n[fetch]\nconcurrency = 16\n",
@@ -170,49 +78,25 @@ fn write_config(dir: &Path, base: &str, sources: usize, prefix: &str) {
     std::fs::write(dir.join("gazette.toml"), config).expect("config");
 }
 
-#[derive(Clone, Copy)]
-struct Measured {
-    seconds: f64,
-    peak_mib: f64,
-}
-
 /// One run of the binary under GNU time; `entries` is what the run works through, for a rate.
 fn run(dir: &Path, label: &str, args: &[&str], entries: Option<usize>) -> Measured {
-    // GNU time writes its report to this file, so that Gazette's own stderr stays apart.
-    let report = tempfile::NamedTempFile::new().expect("temp file for GNU time's report");
-    let start = Instant::now();
-    let output = Command::new(TIME)
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(env!("CARGO_BIN_EXE_gazette"))
-        .args(["--config", "gazette.toml"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{label}: cannot run {TIME}: {e}"));
-    let seconds = start.elapsed().as_secs_f64();
+    let mut full = vec!["--config", "gazette.toml"];
+    full.extend_from_slice(args);
+    let (measured, output) = timed(label, dir, env!("CARGO_BIN_EXE_gazette"), &full);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary = stdout.lines().last().unwrap_or_default();
-    assert!(
-        output.status.success(),
-        "{label} failed: {summary}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = std::fs::read_to_string(report.path()).expect("read GNU time's report");
-    // The peak is the last line; a line about the exit status may come before it.
-    let peak_kib: u64 = report
-        .lines()
-        .rev()
-        .find_map(|line| line.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{label}: no peak RSS in {TIME}'s report {report:?}"));
-    let peak_mib = peak_kib as f64 / 1024.0;
+    let Measured {
+        seconds,
+        cpu_seconds,
+        peak_mib,
+    } = measured;
     let rate = entries.map_or_else(String::new, |n| {
         format!("{:.0} entries/s", n as f64 / seconds)
     });
-    println!("{label:<7} {seconds:>8.2} s  {peak_mib:>7.1} MiB peak  {rate:>16}  ({summary})");
-    Measured { seconds, peak_mib }
+    println!(
+        "{label:<7} {seconds:>8.2} s  {cpu_seconds:>7.2} s CPU  {peak_mib:>7.1} MiB peak  {rate:>16}  ({summary})"
+    );
+    measured
 }
 
 /// What one archive size's sequence works with.
@@ -242,7 +126,10 @@ fn sequence(bench: &Bench, archive: usize) -> Vec<Option<Measured>> {
         {
             let mut feeds = bench.feeds.write().expect("feed table lock poisoned");
             for s in 0..sources {
-                feeds.insert(format!("seed{s}.xml"), Feed::new(s, per_source, 0));
+                feeds.insert(
+                    format!("seed{s}.xml"),
+                    Feed::new(s, per_source, 0, usize::MAX),
+                );
             }
         }
         write_config(path, &bench.base, sources, "seed");
@@ -271,45 +158,6 @@ fn sequence(bench: &Bench, archive: usize) -> Vec<Option<Measured>> {
     measured.push(Some(run(path, "build", &["build"], None)));
     measured.push(Some(run(path, "rebuild", &["build"], None)));
     measured
-}
-
-/// A Markdown table, padded so that it also reads as plain text; `right[i]` aligns column `i`.
-fn print_table(header: &[String], rows: &[Vec<String>], right: &[bool]) {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].len())
-                .fold(header[c].len(), usize::max)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let mut out = String::from("|");
-        for ((cell, &width), &right) in cells.iter().zip(&widths).zip(right) {
-            if right {
-                let _ = write!(out, " {cell:>width$} |");
-            } else {
-                let _ = write!(out, " {cell:<width$} |");
-            }
-        }
-        println!("{out}");
-    };
-    line(header);
-    // The cell's padding is part of the rule; a colon at its right end aligns right.
-    let rule: Vec<String> = widths
-        .iter()
-        .zip(right)
-        .map(|(&w, &right)| {
-            if right {
-                format!("{}:", "-".repeat(w + 1))
-            } else {
-                "-".repeat(w + 2)
-            }
-        })
-        .collect();
-    println!("|{}|", rule.join("|"));
-    for row in rows {
-        line(row);
-    }
 }
 
 fn print_comparison(bench: &Bench, sizes: &[usize], results: &[Vec<Option<Measured>>]) {
@@ -404,19 +252,12 @@ async fn main() {
     let mut feeds = HashMap::new();
     let mut bytes = 0;
     for s in 0..sources {
-        let feed = Feed::new(s, entries, offset);
+        let feed = Feed::new(s, entries, offset, usize::MAX);
         bytes += feed.body.len();
         feeds.insert(format!("s{s}.xml"), feed);
     }
     let feeds: Feeds = Arc::new(RwLock::new(feeds));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}/feeds", listener.local_addr().expect("addr"));
-    let app = Router::new()
-        .route("/feeds/{name}", get(serve))
-        .with_state(Arc::clone(&feeds));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("server") });
+    let base = start_server(&feeds).await;
 
     println!(
         "gazette scale bench: {sources} sources x {entries} entries = {} entries, {:.1} MB of feeds over HTTP on 127.0.0.1",
