@@ -305,13 +305,7 @@ impl Pipeline {
         }
         // The files, all in one trip to the blocking pool; then what state says of them.
         let archive_dir = self.settings().archive_dir.clone();
-        let changed = off_thread(&archive_dir, move || {
-            writes
-                .iter()
-                .map(|(full, bytes)| files::write_atomic_deferred(full, bytes.as_bytes()))
-                .collect::<Result<Vec<bool>>>()
-        })
-        .await?;
+        let changed = off_thread(&archive_dir, move || files::write_all_deferred(&writes)).await?;
         for ((record, enrichment, was_stored), changed) in deferred.into_iter().zip(changed) {
             wrote |= changed;
             Store::write_article(&mut *tx, &record, changed).await?;
