@@ -305,19 +305,26 @@ async fn the_daemon_archives_on_schedule_and_serves_everything() {
     daemon.stop().await.expect("stopped cleanly");
 }
 
-#[tokio::test]
-async fn reload_takes_the_new_config_and_keeps_the_old_one_when_invalid() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let served = tmp.path().join("served");
+/// The demo feeds served, and a config of the `ft` source alone due every `interval`; returns
+/// the server, the config's `[serve]` table and the source's table, for configs to come.
+async fn reload_setup(tmp: &Path, interval: &str) -> (FeedServer, String, String) {
+    let served = tmp.join("served");
     copy_demo_feeds(&served);
     let server = FeedServer::start(&served).await;
     let base = "[serve]\ntick = \"1h\"\n".to_owned();
     let ft = source(
         "ft",
         &server.url("/feeds/ft-world.atom"),
-        "interval = \"30m\"",
+        &format!("interval = \"{interval}\""),
     );
-    write_config(tmp.path(), &format!("{base}{ft}"));
+    write_config(tmp, &format!("{base}{ft}"));
+    (server, base, ft)
+}
+
+#[tokio::test]
+async fn reload_takes_the_new_config_and_keeps_the_old_one_when_invalid() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (server, base, ft) = reload_setup(tmp.path(), "30m").await;
     let mut daemon = InProcess::start(tmp.path()).await;
     let http = client();
     assert_eq!(daemon.cycle().await, (1, 0, 3));
@@ -581,16 +588,7 @@ async fn sigterm_during_a_busy_fetch_exits_cleanly() {
 #[tokio::test]
 async fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let served = tmp.path().join("served");
-    copy_demo_feeds(&served);
-    let server = FeedServer::start(&served).await;
-    let base = "[serve]\ntick = \"1h\"\n".to_owned();
-    let ft = source(
-        "ft",
-        &server.url("/feeds/ft-world.atom"),
-        "interval = \"1h\"",
-    );
-    write_config(tmp.path(), &format!("{base}{ft}"));
+    let (server, base, ft) = reload_setup(tmp.path(), "1h").await;
     let daemon = Daemon::start(tmp.path()).await;
     let http = client();
     daemon.wait_for_log(&["feed published"], 1).await;
