@@ -1,9 +1,11 @@
 //! Text rules shared by the pipeline: HTML to plain text and to Markdown, the description rule of
 //! the archive format, file-name slugs, and which lines of Markdown are fenced code.
 //!
-//! Feed HTML is untrusted. It is cleaned with ammonia before anything else reads it, so scripts,
-//! event handlers and `javascript:` links never reach the Markdown, and again after Markdown is
-//! rendered back to HTML for the Atom feed.
+//! Feed HTML is untrusted. It is cleaned in the tree it is parsed into before the converter reads
+//! it (the `clean` module), so scripts, event handlers and `javascript:` links never reach the Markdown,
+//! and sanitized with ammonia after Markdown is rendered back to HTML for the feeds.
+
+mod clean;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -182,40 +184,21 @@ pub fn first_words(text: &str, n: usize) -> String {
     }
 }
 
-fn sanitizer(base: Option<&Url>) -> ammonia::Builder<'static> {
+/// The sanitizer of HTML shown to people (the feeds' content): relative links stay as they
+/// are, and the elements whose content is dropped on the way into the archive are dropped here
+/// too. Built once: its tag and attribute sets cost about as much as cleaning a short article.
+static SANITIZER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let mut builder = ammonia::Builder::default();
     builder
         .add_clean_content_tags(DROP_WITH_CONTENT.iter().copied())
         .link_rel(None)
-        .url_relative(match base {
-            Some(base) => ammonia::UrlRelative::RewriteWithBase(base.clone()),
-            None => ammonia::UrlRelative::PassThrough,
-        });
+        .url_relative(ammonia::UrlRelative::PassThrough);
     builder
-}
-
-thread_local! {
-    /// The last sanitizer built on this thread and the base it resolves against: the entries
-    /// of a feed share their base, and building one (its tag and attribute sets) costs about
-    /// as much as cleaning a short article.
-    static SANITIZER: std::cell::RefCell<Option<(Option<Url>, ammonia::Builder<'static>)>> =
-        const { std::cell::RefCell::new(None) };
-}
+});
 
 /// Sanitized HTML: what may be shown to a person or put into the Atom feed.
-pub fn sanitize_html(html: &str, base: Option<&Url>) -> String {
-    let html = flatten_deep_nesting(html);
-    SANITIZER.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        let reusable = cached.as_ref().is_some_and(|(b, _)| b.as_ref() == base);
-        if !reusable {
-            *cached = Some((base.cloned(), sanitizer(base)));
-        }
-        match cached.as_ref() {
-            Some((_, builder)) => builder.clean(&html).to_string(),
-            None => sanitizer(base).clean(&html).to_string(),
-        }
-    })
+pub fn sanitize_html(html: &str) -> String {
+    SANITIZER.clean(&flatten_deep_nesting(html)).to_string()
 }
 
 /// Elements nested deeper than this lose their tags (their text stays). Real articles nest a
@@ -355,50 +338,18 @@ static CONVERTER: LazyLock<htmd::HtmlToMarkdown> = LazyLock::new(|| {
         .build()
 });
 
-/// Markdown of an HTML fragment: sanitized first, links made absolute against `base`, headings
-/// moved one level down so they nest under the section's own `#` heading.
+/// Markdown of an HTML fragment: cleaned first (the `clean` module), links made absolute against
+/// `base`, headings moved one level down so they nest under the section's own `#` heading.
 pub fn html_to_markdown(html: &str, base: Option<&Url>) -> String {
-    let clean = without_tracking_pixels(&sanitize_html(html, base));
-    let markdown = CONVERTER
-        .convert(&clean)
-        .unwrap_or_else(|_| html_to_text(&clean));
-    tidy_markdown(&demote_headings(&markdown))
+    let document = clean::parse_fragment(&flatten_deep_nesting(html));
+    clean::clean_fragment(&document, base);
+    tidy_markdown(&demote_headings(&CONVERTER.tree_to_markdown(&document)))
 }
 
 /// Markdown written by a model, held to the same rules as converted Markdown: headings below the
 /// section's own, no blank-line runs, no stray rules.
 pub fn tidy_generated_markdown(markdown: &str) -> String {
     tidy_markdown(&demote_headings(&markdown.replace("\r\n", "\n")))
-}
-
-/// Drops images that are tracking pixels (a width or height of at most one pixel).
-fn without_tracking_pixels(html: &str) -> String {
-    if !html.contains("<img") {
-        return html.to_owned();
-    }
-    let mut fragment = Html::parse_fragment(html);
-    let Ok(images) = scraper::Selector::parse("img") else {
-        return html.to_owned();
-    };
-    let tiny = |value: Option<&str>| {
-        value
-            .and_then(|v| v.trim().trim_end_matches("px").parse::<u32>().ok())
-            .is_some_and(|px| px <= 1)
-    };
-    let pixels: Vec<_> = fragment
-        .select(&images)
-        .filter(|img| tiny(img.value().attr("width")) || tiny(img.value().attr("height")))
-        .map(|img| img.id())
-        .collect();
-    if pixels.is_empty() {
-        return html.to_owned();
-    }
-    for id in pixels {
-        if let Some(mut node) = fragment.tree.get_mut(id) {
-            node.detach();
-        }
-    }
-    fragment.root_element().inner_html()
 }
 
 /// Plain text (JSON Feed `content_text`, Atom `type="text"`) as Markdown paragraphs, with
@@ -605,7 +556,7 @@ pub fn markdown_to_html(markdown: &str) -> String {
     let parser = pulldown_cmark::Parser::new_ext(markdown, pulldown_cmark::Options::ENABLE_TABLES);
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, parser);
-    sanitize_html(&html, None)
+    sanitize_html(&html)
 }
 
 /// A file-name slug: ASCII, lowercase, hyphens, at most 80 characters. A title without Latin
