@@ -306,9 +306,14 @@ impl Pipeline {
         // The files, all in one trip to the blocking pool; then what state says of them.
         let archive_dir = self.settings().archive_dir.clone();
         let changed = off_thread(&archive_dir, move || files::write_all_deferred(&writes)).await?;
+        let rows: Vec<(&ArticleRecord, bool)> = deferred
+            .iter()
+            .zip(&changed)
+            .map(|((record, ..), changed)| (record, *changed))
+            .collect();
+        Store::write_articles(&mut *tx, &rows).await?;
         for ((record, enrichment, was_stored), changed) in deferred.into_iter().zip(changed) {
             wrote |= changed;
-            Store::write_article(&mut *tx, &record, changed).await?;
             let (source, key, hash) = (&record.source, &record.key, &record.content_hash);
             match enrichment {
                 EnrichmentStep::Off => {}

@@ -226,6 +226,81 @@ fn sections_json(doc: &Document) -> String {
     serde_json::to_string(&doc.sections().collect::<Vec<_>>()).unwrap_or_default()
 }
 
+/// Records per `INSERT`: 26 values each, well under SQLite's limit of 32,766 per statement, and
+/// few enough distinct statement sizes for the statement cache.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// One multi-row upsert of whole records. `file_changed` moves `updated_at` (the feed entry's
+/// `updated`); otherwise the stored one is kept.
+async fn write_rows(
+    conn: &mut SqliteConnection,
+    records: &[&ArticleRecord],
+    file_changed: bool,
+) -> Result<()> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen,
+                              updated_at, language, canonical, bylines, enclosures, description, author,
+                              tags, sections, original, enriched_by, published, updated, entry,
+                              fingerprint, rebuilt, guid) ",
+    );
+    insert.push_values(records, |mut row, record| {
+        // A monolingual file's section is the entry's own text: stored once, in `sections`.
+        // NULL beside LLM sections means unknown.
+        let original = record
+            .original
+            .as_ref()
+            .filter(|s| !(record.doc.translations.is_empty() && **s == record.doc.original))
+            .and_then(|s| serde_json::to_string(s).ok());
+        let language = record
+            .original
+            .as_ref()
+            .map_or(&record.doc.original.language, |s| &s.language);
+        row.push_bind(&record.source)
+            .push_bind(&record.key)
+            .push_bind(&record.path)
+            .push_bind(&record.content_hash)
+            .push_bind(&record.atom_id)
+            .push_bind(record.doc.title())
+            .push_bind(&record.doc.link)
+            .push_bind(to_millis(&record.doc.date))
+            .push_bind(to_millis(&record.first_seen))
+            .push_bind(to_millis(&record.updated_at))
+            .push_bind(language)
+            .push_bind(&record.canonical)
+            .push_bind(json_list(&record.bylines))
+            .push_bind(json_list(&record.enclosures))
+            .push_bind(&record.doc.description)
+            .push_bind(&record.doc.author)
+            .push_bind(serde_json::to_string(&record.doc.tags).unwrap_or_default())
+            .push_bind(sections_json(&record.doc))
+            .push_bind(original)
+            .push_bind(&record.enriched_by)
+            .push_bind(record.published.as_ref().map(to_millis))
+            .push_bind(record.updated.as_ref().map(to_millis))
+            .push_bind(&record.entry)
+            .push_bind(&record.fingerprint)
+            .push_bind(record.rebuilt)
+            .push_bind(&record.guid);
+    });
+    insert.push(
+        " ON CONFLICT (source, key) DO UPDATE SET
+            path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
+            title = excluded.title, link = excluded.link, date = excluded.date,
+            language = excluded.language, canonical = excluded.canonical,
+            bylines = excluded.bylines, enclosures = excluded.enclosures,
+            description = excluded.description, author = excluded.author, tags = excluded.tags,
+            sections = excluded.sections, original = excluded.original,
+            enriched_by = excluded.enriched_by, published = excluded.published,
+            updated = excluded.updated, entry = excluded.entry,
+            fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid",
+    );
+    if file_changed {
+        insert.push(", updated_at = excluded.updated_at");
+    }
+    insert.build().execute(conn).await?;
+    Ok(())
+}
+
 fn limit_of(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -370,65 +445,25 @@ impl Store {
         record: &ArticleRecord,
         file_changed: bool,
     ) -> Result<()> {
-        // A monolingual file's section is the entry's own text: stored once, in `sections`.
-        // NULL beside LLM sections means unknown.
-        let original = record
-            .original
-            .as_ref()
-            .filter(|s| !(record.doc.translations.is_empty() && **s == record.doc.original))
-            .and_then(|s| serde_json::to_string(s).ok());
-        sqlx::query(
-            "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen, updated_at,
-                                  language, canonical, bylines, enclosures, description, author, tags, sections,
-                                  original, enriched_by, published, updated, entry, fingerprint, rebuilt, guid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,
-                     ?22, ?23, ?24, ?25, ?26, ?27)
-             ON CONFLICT (source, key) DO UPDATE SET
-                path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
-                title = excluded.title, link = excluded.link, date = excluded.date,
-                updated_at = CASE WHEN ?11 THEN excluded.updated_at ELSE articles.updated_at END,
-                language = excluded.language, canonical = excluded.canonical,
-                bylines = excluded.bylines, enclosures = excluded.enclosures,
-                description = excluded.description, author = excluded.author, tags = excluded.tags,
-                sections = excluded.sections, original = excluded.original,
-                enriched_by = excluded.enriched_by, published = excluded.published,
-                updated = excluded.updated, entry = excluded.entry,
-                fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid",
-        )
-        .bind(&record.source)
-        .bind(&record.key)
-        .bind(&record.path)
-        .bind(&record.content_hash)
-        .bind(&record.atom_id)
-        .bind(record.doc.title())
-        .bind(&record.doc.link)
-        .bind(to_millis(&record.doc.date))
-        .bind(to_millis(&record.first_seen))
-        .bind(to_millis(&record.updated_at))
-        .bind(file_changed)
-        .bind(
-            record
-                .original
-                .as_ref()
-                .map_or(&record.doc.original.language, |s| &s.language),
-        )
-        .bind(&record.canonical)
-        .bind(json_list(&record.bylines))
-        .bind(json_list(&record.enclosures))
-        .bind(&record.doc.description)
-        .bind(&record.doc.author)
-        .bind(serde_json::to_string(&record.doc.tags).unwrap_or_default())
-        .bind(sections_json(&record.doc))
-        .bind(original)
-        .bind(&record.enriched_by)
-        .bind(record.published.as_ref().map(to_millis))
-        .bind(record.updated.as_ref().map(to_millis))
-        .bind(&record.entry)
-        .bind(&record.fingerprint)
-        .bind(record.rebuilt)
-        .bind(&record.guid)
-        .execute(&mut *conn)
-        .await?;
+        Self::write_articles(conn, &[(record, file_changed)]).await
+    }
+
+    /// [`Store::write_article`] for many records, in a few multi-row statements: a statement is
+    /// a round trip to the database's thread, and a cold run writes tens of thousands of records.
+    pub async fn write_articles(
+        conn: &mut SqliteConnection,
+        records: &[(&ArticleRecord, bool)],
+    ) -> Result<()> {
+        for file_changed in [true, false] {
+            let rows: Vec<&ArticleRecord> = records
+                .iter()
+                .filter(|(_, changed)| *changed == file_changed)
+                .map(|(record, _)| *record)
+                .collect();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                write_rows(conn, chunk, file_changed).await?;
+            }
+        }
         Ok(())
     }
 
