@@ -205,6 +205,25 @@ impl Pipeline {
         let base_names: Vec<String> = bases.iter().map(|b| path_to_store(b)).collect();
         let base_refs: Vec<&str> = base_names.iter().map(String::as_str).collect();
         paths.taken = Store::paths_taken(&mut *tx, &base_refs).await?;
+        // Which of the free ones have no file either, looked up in one trip to the blocking
+        // pool rather than one per article.
+        let unclaimed: Vec<(String, PathBuf)> = base_names
+            .iter()
+            .zip(&bases)
+            .filter(|(name, _)| !paths.taken.contains(*name))
+            .map(|(name, base)| (name.clone(), self.settings().archive_dir.join(base)))
+            .collect();
+        paths.absent = off_thread(&self.settings().archive_dir.clone(), move || {
+            Ok(unclaimed
+                .into_iter()
+                .filter(|(_, full)| {
+                    std::fs::symlink_metadata(full)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                })
+                .map(|(name, _)| name)
+                .collect())
+        })
+        .await?;
         paths.checked = base_names.into_iter().collect();
         let mut wrote = false;
         // Files to write and the records that point at them, in the same order.
@@ -427,9 +446,10 @@ impl Pipeline {
             if taken {
                 continue;
             }
-            if self
-                .free_on_disk(settings.archive_dir.join(&candidate), article)
-                .await?
+            if paths.absent.contains(&stored)
+                || self
+                    .free_on_disk(settings.archive_dir.join(&candidate), article)
+                    .await?
             {
                 paths.checked.insert(stored.clone());
                 paths.taken.insert(stored);
@@ -490,11 +510,13 @@ impl Pipeline {
 }
 
 /// The paths a commit knows about without asking state again: those it checked (`checked`),
-/// and of them the ones an article holds (`taken`), including the ones this commit took.
+/// and of them the ones an article holds (`taken`), including the ones this commit took; and
+/// those known to have no file on disk when the commit began (`absent`).
 #[derive(Debug, Default)]
 struct PathBook {
     checked: std::collections::HashSet<String>,
     taken: std::collections::HashSet<String>,
+    absent: std::collections::HashSet<String>,
 }
 
 /// Paths are stored with `/` whatever the platform, so a state file moves between machines.
