@@ -322,15 +322,22 @@ impl Pipeline {
             writes.push((full, bytes));
             deferred.push((record, enrichment, stored.is_some()));
         }
-        // The files, all in one trip to the blocking pool; then what state says of them.
+        // The files, all in one trip to the blocking pool, written while state takes the new
+        // records (a new record's row does not depend on whether its file's bytes changed);
+        // then the records of files that were there before.
         let archive_dir = self.settings().archive_dir.clone();
-        let changed = off_thread(&archive_dir, move || files::write_all_deferred(&writes)).await?;
-        let rows: Vec<(&ArticleRecord, bool)> = deferred
-            .iter()
-            .zip(&changed)
-            .map(|((record, ..), changed)| (record, *changed))
-            .collect();
-        Store::write_articles(&mut *tx, &rows).await?;
+        let files_written = off_thread(&archive_dir, move || files::write_all_deferred(&writes));
+        let rows = |stored: bool, changed: &[bool]| -> Vec<(&ArticleRecord, bool)> {
+            deferred
+                .iter()
+                .enumerate()
+                .filter(|(_, (.., was_stored))| *was_stored == stored)
+                .map(|(i, (record, ..))| (record, changed.get(i).copied().unwrap_or(true)))
+                .collect()
+        };
+        Store::write_articles(&mut *tx, &rows(false, &[])).await?;
+        let changed = files_written.await?;
+        Store::write_articles(&mut *tx, &rows(true, &changed)).await?;
         for ((record, enrichment, was_stored), changed) in deferred.into_iter().zip(changed) {
             wrote |= changed;
             let (source, key, hash) = (&record.source, &record.key, &record.content_hash);

@@ -509,14 +509,19 @@ impl Pipeline {
 }
 
 /// Runs blocking file work (`work`, about `path`) on tokio's blocking pool, so that the async
-/// threads go on fetching and serving meanwhile.
-async fn off_thread<T: Send + 'static>(
+/// threads go on fetching and serving meanwhile. The work starts at once, not when the result
+/// is first awaited, so the caller may do other work meanwhile.
+fn off_thread<T: Send + 'static>(
     path: &std::path::Path,
     work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::io(path, std::io::Error::other(e)))?
+) -> impl Future<Output = Result<T>> + Send + 'static {
+    let running = tokio::task::spawn_blocking(work);
+    let path = path.to_owned();
+    async move {
+        running
+            .await
+            .map_err(|e| Error::io(&path, std::io::Error::other(e)))?
+    }
 }
 
 /// Identifies a body as processed under this source's configuration: the same bytes under a
