@@ -80,10 +80,8 @@ fn element_text<'a>(body: &'a [u8], name: &[u8]) -> Option<&'a str> {
     pattern.push(b':');
     pattern.extend_from_slice(name);
     pattern.push(b'>');
-    let at = body
-        .windows(pattern.len())
-        .position(|w| w == pattern.as_slice())?
-        + pattern.len();
+    // A vectorized search: the body is the whole feed, read once per fetch.
+    let at = memchr::memmem::find(body, &pattern)? + pattern.len();
     let rest = &body[at..];
     let end = rest.iter().take(64).position(|&b| b == b'<')?;
     std::str::from_utf8(&rest[..end]).ok().map(str::trim)
@@ -173,6 +171,26 @@ mod tests {
     }
 
     const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_syndication_module_hint_is_read_whatever_its_prefix() {
+        let body = |period: &str| {
+            format!(
+                "<rss><channel><syn:updatePeriod> {period} </syn:updatePeriod>\
+                 <syn:updateFrequency>4</syn:updateFrequency><item/></channel></rss>"
+            )
+        };
+        let hints = FeedHints::read(None, body("daily").as_bytes());
+        assert_eq!(hints.sy_update, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(
+            FeedHints::read(None, body("often").as_bytes()).sy_update,
+            None
+        );
+        assert_eq!(
+            FeedHints::read(None, b"<rss><channel/></rss>").sy_update,
+            None
+        );
+    }
 
     #[test]
     fn the_feed_can_only_lengthen_the_interval() {

@@ -144,7 +144,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A commit writes each source in a savepoint of its own; its journal of the pages
+            // it changes stays in memory instead of a temporary file written for every page.
+            .pragma("temp_store", "memory");
         if let Some(dir) = options
             .get_filename()
             .parent()
