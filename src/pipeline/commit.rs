@@ -23,19 +23,20 @@ use tracing::info;
 /// Highest numeric suffix tried when slugs clash.
 const MAX_PATH_SUFFIX: u32 = 1000;
 
-/// What a parsed fetch leaves in state besides its articles, owned so that it can wait in the
-/// commit queue.
+/// What a successful fetch leaves in state besides its articles, owned so that it can wait in
+/// the commit queue (see [`SuccessRecord`] for the fields).
 #[derive(Debug)]
 pub(super) struct Success {
     pub url: String,
     pub at: chrono::DateTime<chrono::Utc>,
+    pub status: &'static str,
     pub http_status: Option<u16>,
     pub validators: Validators,
     pub body_hash: Option<String>,
     pub moved_to: Option<String>,
-    pub meta: FeedMeta,
+    pub meta: Option<FeedMeta>,
     pub next_due_at: chrono::DateTime<chrono::Utc>,
-    pub feed_delay: std::time::Duration,
+    pub feed_delay: Option<std::time::Duration>,
 }
 
 impl Success {
@@ -44,23 +45,24 @@ impl Success {
             source,
             url: &self.url,
             at: self.at,
-            status: "ok",
+            status: self.status,
             http_status: self.http_status,
             validators: &self.validators,
             body_hash: self.body_hash.as_deref(),
             moved_to: self.moved_to.as_deref(),
-            meta: Some(&self.meta),
+            meta: self.meta.as_ref(),
             next_due_at: self.next_due_at,
-            feed_delay: Some(self.feed_delay),
+            feed_delay: self.feed_delay,
         }
     }
 }
 
-/// One source's work waiting for its turn to be written.
+/// One source's work waiting for its turn to be written: its articles, if the feed was parsed
+/// (not for a 304 or an unchanged body), and its success.
 #[derive(Debug)]
 pub(super) struct CommitJob {
     source: Source,
-    prepared: Prepared,
+    prepared: Option<Prepared>,
     success: Success,
     reply: oneshot::Sender<Result<super::Counts>>,
 }
@@ -71,12 +73,13 @@ pub(super) type CommitQueue = std::sync::Mutex<Vec<CommitJob>>;
 impl Pipeline {
     /// Writes a source's work together with whatever other sources queued meanwhile: their
     /// files, one flush to disk for all of them, then one transaction, in which each source
-    /// is its own savepoint (one failing leaves the others whole). A flush and a commit per
-    /// source would cost more than the rest of a cold run.
+    /// with articles is its own savepoint (one failing leaves the others whole). A flush and
+    /// a commit per source would cost more than the rest of a cold run, and a transaction per
+    /// 304 most of a warm one.
     pub(super) async fn commit(
         &self,
         source: &Source,
-        prepared: Prepared,
+        prepared: Option<Prepared>,
         success: Success,
     ) -> Result<super::Counts> {
         let (reply, done) = oneshot::channel();
@@ -123,8 +126,14 @@ impl Pipeline {
                     success,
                     reply,
                 } = job;
-                let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
                 let record = success.record(&source.id);
+                let Some(prepared) = prepared else {
+                    // One statement, all or nothing by itself: no savepoint needed.
+                    let recorded = Store::record_success(&mut tx, &record).await;
+                    replies.push((reply, recorded.map(|()| super::Counts::default())));
+                    continue;
+                };
+                let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
                 match self
                     .commit_source(&mut savepoint, &source, prepared, &record)
                     .await

@@ -34,7 +34,7 @@ use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
 use crate::normalize;
 use crate::publish::{feeds, hooks};
 use crate::schedule::{self, Due, Standing};
-use crate::store::{FailureRecord, SourceState, Store, SuccessRecord};
+use crate::store::{FailureRecord, SourceState, Store};
 
 /// What one source's refresh did with the entries of a body it parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -326,6 +326,7 @@ impl Pipeline {
         let success = commit::Success {
             url: source.location.to_string(),
             at: prepared.now,
+            status: "ok",
             http_status: fetched.meta.status,
             // Held-back articles must come again: no validators, so the next fetch is full.
             validators: if held_back {
@@ -335,44 +336,38 @@ impl Pipeline {
             },
             body_hash: (!held_back).then_some(body_hash),
             moved_to: self.moved_to(&fetched.meta),
-            meta: prepared.meta.clone(),
+            meta: Some(prepared.meta.clone()),
             next_due_at: self.next_due(source, &fetched.meta, feed_delay),
-            feed_delay: feed_delay.unwrap_or_default(),
+            feed_delay: Some(feed_delay.unwrap_or_default()),
         };
-        let counts = self.commit(source, prepared, success).await?;
+        let counts = self.commit(source, Some(prepared), success).await?;
         Ok(Refresh::Archived(counts))
     }
 
-    /// Records a success that parsed nothing (304, or the same body as last time).
+    /// Records a success that parsed nothing (304, or the same body as last time), in the
+    /// commit queue with the other sources' work: one transaction for many sources.
     /// `feed_delay` is what the feed asked for when it was last parsed.
     async fn record_unparsed(
         &self,
         source: &Source,
         meta: &ResponseMeta,
         validators: &Validators,
-        status: &str,
+        status: &'static str,
         feed_delay: Option<Duration>,
     ) -> Result<()> {
-        let url = source.location.to_string();
-        let moved_to = self.moved_to(meta);
-        let record = SuccessRecord {
-            source: &source.id,
-            url: &url,
+        let success = commit::Success {
+            url: source.location.to_string(),
             at: self.clock.now(),
             status,
             http_status: meta.status,
-            validators,
+            validators: validators.clone(),
             body_hash: None,
-            moved_to: moved_to.as_deref(),
+            moved_to: self.moved_to(meta),
             meta: None,
             next_due_at: self.next_due(source, meta, feed_delay),
             feed_delay: None,
         };
-        let _turn = self.write_turn.lock().await;
-        let mut tx = self.store.begin().await?;
-        Store::record_success(&mut tx, &record).await?;
-        tx.commit().await?;
-        Ok(())
+        self.commit(source, None, success).await.map(|_| ())
     }
 
     /// Of every setting that shapes the source's files: its own (rewrites, extraction, tags,
