@@ -159,20 +159,23 @@ impl Pipeline {
         options: RunOptions,
         on_done: impl Fn(&SourceReport),
     ) -> Vec<SourceReport> {
-        // Owned sources: a closure over borrowed ones would make the future lose `Send`
-        // (rustc's higher-ranked lifetime limits), and the daemon is spawned.
-        futures::stream::iter(sources.iter().cloned())
-            .map(|source| async move {
+        // Every source's state in one query, not one each; if it fails, each source asks for
+        // its own (and reports the failure as its own).
+        let mut states = self.store.source_states().await.ok();
+        // Owned sources and states: a closure over borrowed ones would make the future lose
+        // `Send` (rustc's higher-ranked lifetime limits), and the daemon is spawned.
+        let work: Vec<(Source, Option<Option<SourceState>>)> = sources
+            .iter()
+            .map(|s| (s.clone(), states.as_mut().map(|all| all.remove(&s.id))))
+            .collect();
+        futures::stream::iter(work)
+            .map(|(source, known)| async move {
                 let started = std::time::Instant::now();
+                let refresh = self.refresh_source_from(&source, options, known);
                 let outcome = match options.deadline {
-                    None => self.refresh_source(&source, options).await,
+                    None => refresh.await,
                     Some(deadline) => {
-                        match tokio::time::timeout_at(
-                            deadline,
-                            self.refresh_source(&source, options),
-                        )
-                        .await
-                        {
+                        match tokio::time::timeout_at(deadline, refresh).await {
                             Ok(outcome) => outcome,
                             Err(_) => {
                                 let error = Error::Fetch {
@@ -205,10 +208,21 @@ impl Pipeline {
 
     /// Fetches, parses and archives one source if it is due (or `force`), and records how it
     /// went and when it is due next.
-    #[tracing::instrument(skip_all, fields(source = %source.id, url = %source.location))]
     pub async fn refresh_source(&self, source: &Source, options: RunOptions) -> Result<Refresh> {
+        self.refresh_source_from(source, options, None).await
+    }
+
+    /// [`Pipeline::refresh_source`]; `known`: the source's stored state when the caller read it
+    /// already (`Some(None)`: state has none).
+    #[tracing::instrument(skip_all, fields(source = %source.id, url = %source.location))]
+    async fn refresh_source_from(
+        &self,
+        source: &Source,
+        options: RunOptions,
+        known: Option<Option<SourceState>>,
+    ) -> Result<Refresh> {
         let force = options.force;
-        let state = self.state_for(source).await?;
+        let state = self.state_for(source, known).await?;
         if !force {
             let configured = source.location.to_string();
             let not_fetched = match schedule::due(
@@ -287,10 +301,19 @@ impl Pipeline {
         }
     }
 
-    /// The source's stored state, forgotten when its configured URL changed since.
-    async fn state_for(&self, source: &Source) -> Result<Option<SourceState>> {
+    /// The source's stored state (`known`, or read now), forgotten when its configured URL
+    /// changed since.
+    async fn state_for(
+        &self,
+        source: &Source,
+        known: Option<Option<SourceState>>,
+    ) -> Result<Option<SourceState>> {
         let configured = source.location.to_string();
-        match self.store.source_state(&source.id).await? {
+        let stored = match known {
+            Some(known) => known,
+            None => self.store.source_state(&source.id).await?,
+        };
+        match stored {
             Some(state) if state.url != configured => {
                 info!(old = %state.url, new = %configured, "the configured URL changed; starting afresh");
                 let _turn = self.write_turn.lock().await;

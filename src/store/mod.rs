@@ -9,6 +9,7 @@
 //! whose columns need converting (milliseconds, JSON lists, saturated counts) is read into a
 //! private struct beside its query; a public struct whose fields are its columns is read as it is.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -136,6 +137,62 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
+/// What [`Store::source_state`] and [`Store::source_states`] read (a macro, so that both
+/// queries stay static strings).
+macro_rules! state_select {
+    () => {
+        "SELECT id, url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures,
+                disabled_reason, feed_delay_secs, fingerprint
+         FROM sources"
+    };
+}
+
+struct StateRow {
+    id: String,
+    state: SourceState,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for StateRow {
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> std::result::Result<Self, sqlx::Error> {
+        #[derive(sqlx::FromRow)]
+        struct Columns {
+            id: String,
+            url: String,
+            etag: Option<String>,
+            last_modified: Option<String>,
+            body_hash: Option<String>,
+            moved_to: Option<String>,
+            next_due_at: Option<i64>,
+            consecutive_failures: i64,
+            disabled_reason: Option<String>,
+            feed_delay_secs: Option<i64>,
+            fingerprint: Option<String>,
+        }
+        let r = Columns::from_row(row)?;
+        Ok(Self {
+            id: r.id,
+            state: SourceState {
+                url: r.url,
+                validators: Validators {
+                    etag: r.etag,
+                    last_modified: r.last_modified,
+                },
+                body_hash: r.body_hash,
+                moved_to: r.moved_to,
+                next_due_at: r.next_due_at.map(from_millis),
+                consecutive_failures: u32::try_from(r.consecutive_failures).unwrap_or(u32::MAX),
+                disabled_reason: r.disabled_reason,
+                feed_delay: r
+                    .feed_delay_secs
+                    .and_then(|s| u64::try_from(s).ok())
+                    .filter(|s| *s > 0)
+                    .map(Duration::from_secs),
+                fingerprint: r.fingerprint,
+            },
+        })
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at a `sqlite://` URL and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
@@ -185,45 +242,20 @@ impl Store {
 
     /// The state a source's next fetch starts from.
     pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>> {
-        #[derive(sqlx::FromRow)]
-        struct StateRow {
-            url: String,
-            etag: Option<String>,
-            last_modified: Option<String>,
-            body_hash: Option<String>,
-            moved_to: Option<String>,
-            next_due_at: Option<i64>,
-            consecutive_failures: i64,
-            disabled_reason: Option<String>,
-            feed_delay_secs: Option<i64>,
-            fingerprint: Option<String>,
-        }
-        let row = sqlx::query_as::<_, StateRow>(
-            "SELECT url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures, disabled_reason,
-                    feed_delay_secs, fingerprint
-             FROM sources WHERE id = ?",
-        )
-        .bind(source)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| SourceState {
-            url: r.url,
-            validators: Validators {
-                etag: r.etag,
-                last_modified: r.last_modified,
-            },
-            body_hash: r.body_hash,
-            moved_to: r.moved_to,
-            next_due_at: r.next_due_at.map(from_millis),
-            consecutive_failures: u32::try_from(r.consecutive_failures).unwrap_or(u32::MAX),
-            disabled_reason: r.disabled_reason,
-            feed_delay: r
-                .feed_delay_secs
-                .and_then(|s| u64::try_from(s).ok())
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs),
-            fingerprint: r.fingerprint,
-        }))
+        let row = sqlx::query_as::<_, StateRow>(concat!(state_select!(), " WHERE id = ?"))
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.state))
+    }
+
+    /// [`Store::source_state`] of every source state knows, by id, in one query: a run reads
+    /// them all at its start instead of one round trip per source.
+    pub async fn source_states(&self) -> Result<HashMap<String, SourceState>> {
+        let rows = sqlx::query_as::<_, StateRow>(state_select!())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.id, r.state)).collect())
     }
 
     /// Records a successful fetch. Called inside the transaction that stores the fetch's
