@@ -170,7 +170,23 @@ fn parse_since(raw: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, 
         .ok_or_else(|| format!("{raw:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
+/// At most four malloc arenas. glibc gives each thread that allocates its own arena, up to
+/// eight per core, and keeps what each one freed: with a pool of blocking threads parsing feeds
+/// and HTML, that was a third of a cold run's peak memory, for no measurable speed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: `mallopt` only sets a tuning parameter of the allocator; it is called once,
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
