@@ -46,21 +46,37 @@ fn readable() -> std::fs::Permissions {
     std::fs::Permissions::from_mode(0o644)
 }
 
+/// A file for [`write_all_deferred`].
+#[derive(Debug)]
+pub struct PendingFile {
+    pub path: std::path::PathBuf,
+    pub bytes: String,
+    /// The caller knows nothing was at `path` (it looked as its work began, and only it
+    /// writes there): no link to follow, no same bytes to find, no mode to keep.
+    pub new: bool,
+}
+
 /// [`write_atomic_deferred`] for many files: each folder is created once, not once per file
 /// (a cold run writes thousands of files into a few hundred folders). One result per file, in
 /// order: whether it changed.
-pub fn write_all_deferred(files: &[(std::path::PathBuf, String)]) -> Result<Vec<bool>> {
+pub fn write_all_deferred(files: &[PendingFile]) -> Result<Vec<bool>> {
     let mut made = std::collections::HashSet::new();
     files
         .iter()
-        .map(|(path, bytes)| {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        .map(|file| {
+            let dir = file.path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir
                 && !made.contains(dir)
             {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                 made.insert(dir.to_path_buf());
             }
-            write_atomic_with(path, bytes.as_bytes(), false)
+            if file.new {
+                write_through_temp(&file.path, dir, file.bytes.as_bytes(), readable(), false)?;
+                Ok(true)
+            } else {
+                write_atomic_with(&file.path, file.bytes.as_bytes(), false)
+            }
         })
         .collect()
 }
@@ -77,23 +93,37 @@ fn write_atomic_with(path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(path, e)),
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir
+        && !dir.is_dir()
+    {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    // The result keeps the replaced file's mode, else it is an ordinary readable one, so a
+    // web server running as another user can serve it.
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| readable());
+    write_through_temp(path, dir, bytes, mode, flush)?;
+    Ok(true)
+}
+
+/// Writes `bytes` to a temp file in `dir` (the folder of `path`, which exists) with `mode`,
+/// then renames it to `path`.
+fn write_through_temp(
+    path: &Path,
+    dir: Option<&Path>,
+    bytes: &[u8],
+    mode: std::fs::Permissions,
+    flush: bool,
+) -> Result<()> {
+    let dir = dir.unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".gazette-")
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    // Temp files are private; the result keeps the replaced file's mode, else an ordinary
-    // readable one, so a web server running as another user can serve it.
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions())
-        .unwrap_or_else(|_| readable());
+    // Temp files are made private; the result gets `mode`.
     tmp.as_file()
         .set_permissions(mode)
         .map_err(|e| Error::io(tmp.path(), e))?;
@@ -104,7 +134,7 @@ fn write_atomic_with(path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
             .map_err(|e| Error::io(tmp.path(), e))?;
     }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(true)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -133,10 +163,15 @@ mod tests {
         let b = dir.path().join("x/y/b.md");
         let c = dir.path().join("z/c.md");
         write_atomic(&c, b"same").expect("first");
+        let file = |path: &std::path::Path, bytes: &str, new: bool| PendingFile {
+            path: path.to_owned(),
+            bytes: bytes.to_owned(),
+            new,
+        };
         let files = vec![
-            (a.clone(), "a".to_owned()),
-            (b.clone(), "b".to_owned()),
-            (c.clone(), "same".to_owned()),
+            file(&a, "a", true),
+            file(&b, "b", false),
+            file(&c, "same", false),
         ];
         assert_eq!(
             write_all_deferred(&files).expect("written"),
@@ -144,6 +179,16 @@ mod tests {
         );
         assert_eq!(std::fs::read(&a).expect("a"), b"a");
         assert_eq!(std::fs::read(&b).expect("b"), b"b");
+        // A new file is as readable as any other, and leaves no temp file behind.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&a).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("x/y"))
+                .expect("list")
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! included) never claims a file that a crash could lose; each source is a savepoint of its
 //! own, so its changes stay all-or-nothing.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -206,19 +207,21 @@ impl Pipeline {
             Default::default()
         };
         let mut paths = PathBook::default();
-        let bases: Vec<PathBuf> = articles
+        // Where the template puts each new article, computed once for the lookups below and
+        // for its path.
+        let mut bases: HashMap<String, PathBuf> = articles
             .iter()
             .filter(|p| p.adopts.is_none() && !stored_now.contains_key(&p.article.key))
-            .filter_map(|p| self.base_path(&p.article).ok())
+            .filter_map(|p| Some((p.article.key.clone(), self.base_path(&p.article).ok()?)))
             .collect();
-        let base_names: Vec<String> = bases.iter().map(|b| path_to_store(b)).collect();
+        let base_names: Vec<String> = bases.values().map(|b| path_to_store(b)).collect();
         let base_refs: Vec<&str> = base_names.iter().map(String::as_str).collect();
         paths.taken = Store::paths_taken(&mut *tx, &base_refs).await?;
         // Which of the free ones have no file either, looked up in one trip to the blocking
         // pool rather than one per article.
         let unclaimed: Vec<(String, PathBuf)> = base_names
             .iter()
-            .zip(&bases)
+            .zip(bases.values())
             .filter(|(name, _)| !paths.taken.contains(*name))
             .map(|(name, base)| (name.clone(), self.settings().archive_dir.join(base)))
             .collect();
@@ -302,9 +305,16 @@ impl Pipeline {
                     );
                 }
             }
-            let path = match &stored {
-                Some(s) => PathBuf::from(&s.path),
-                None => self.allocate_path(&mut *tx, &article, &mut paths).await?,
+            let (path, new) = match &stored {
+                Some(s) => (PathBuf::from(&s.path), false),
+                None => {
+                    let base = match bases.remove(&article.key) {
+                        Some(base) => base,
+                        None => self.base_path(&article)?,
+                    };
+                    self.allocate_path(&mut *tx, &article, base, &mut paths)
+                        .await?
+                }
             };
             let full = self.settings().archive_dir.join(&path);
             let record = ArticleRecord {
@@ -328,7 +338,11 @@ impl Pipeline {
                 fingerprint: Some(fingerprint.clone()),
                 rebuilt: false,
             };
-            writes.push((full, bytes));
+            writes.push(files::PendingFile {
+                path: full,
+                bytes,
+                new,
+            });
             deferred.push((record, enrichment, stored.is_some()));
         }
         // The files, all in one trip to the blocking pool, written while state takes the new
@@ -435,18 +449,19 @@ impl Pipeline {
             })
     }
 
-    /// A free path for a new article: the template's, or with `-2`, `-3`, ... on clashes. A file
-    /// already on disk is free only if it holds this same article (left by an interrupted run or
-    /// an archive without state). `paths` knows which paths state held when the commit began
-    /// and which this commit took, so most articles need no query.
+    /// A free path for a new article: the template's (`base`), or with `-2`, `-3`, ... on
+    /// clashes, and whether nothing is there. A file already on disk is free only if it holds
+    /// this same article (left by an interrupted run or an archive without state). `paths`
+    /// knows which paths state held when the commit began and which this commit took, so most
+    /// articles need no query.
     async fn allocate_path(
         &self,
         conn: &mut sqlx::SqliteConnection,
         article: &Article,
+        base: PathBuf,
         paths: &mut PathBook,
-    ) -> Result<PathBuf> {
+    ) -> Result<(PathBuf, bool)> {
         let settings = self.settings();
-        let base = self.base_path(article)?;
         for n in 1..=MAX_PATH_SUFFIX {
             let candidate = if n == 1 {
                 base.clone()
@@ -462,14 +477,15 @@ impl Pipeline {
             if taken {
                 continue;
             }
-            if paths.absent.contains(&stored)
+            let absent = paths.absent.contains(&stored);
+            if absent
                 || self
                     .free_on_disk(settings.archive_dir.join(&candidate), article)
                     .await?
             {
                 paths.checked.insert(stored.clone());
                 paths.taken.insert(stored);
-                return Ok(candidate);
+                return Ok((candidate, absent));
             }
         }
         Err(Error::Archive {
