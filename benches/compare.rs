@@ -236,7 +236,7 @@ fn curl_config(bench: &Bench, conditional: bool) -> String {
     config
 }
 
-fn floor(bench: &Bench, repeat: usize) -> [Measured; 3] {
+fn floor(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {
     let dir = workdir(Tool::Floor, repeat);
     let path = dir.path();
     std::fs::create_dir(path.join("etags")).expect("etags folder");
@@ -283,7 +283,7 @@ fn floor(bench: &Bench, repeat: usize) -> [Measured; 3] {
         print_run(repeat, Tool::Floor, run, m, note.trim_end());
         measured.push(m);
     }
-    measured.try_into().expect("three runs")
+    (measured.try_into().expect("three runs"), dir)
 }
 
 /// `'...'` for the shell, for the folder and URLs the bench writes into sfeed's scripts.
@@ -379,7 +379,7 @@ FNR == 1 { source = FILENAME; sub(/^.*\//, "", source) }
 awk 'FNR > 100 { nextfile } { print }' feeds/* | sort -k1,1rn | head -n 100 | sfeed_atom > public/atom.xml
 "#;
 
-fn sfeed(bench: &Bench, repeat: usize) -> [Measured; 3] {
+fn sfeed(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {
     let dir = workdir(Tool::Sfeed, repeat);
     let path = dir.path();
     std::fs::write(path.join("sfeedrc"), sfeedrc(bench, path)).expect("sfeedrc");
@@ -414,7 +414,7 @@ fn sfeed(bench: &Bench, repeat: usize) -> [Measured; 3] {
         );
         measured.push(m);
     }
-    measured.try_into().expect("three runs")
+    (measured.try_into().expect("three runs"), dir)
 }
 
 fn gazette_config(bench: &Bench) -> String {
@@ -434,7 +434,7 @@ fn gazette_config(bench: &Bench) -> String {
     config
 }
 
-fn gazette(bench: &Bench, repeat: usize) -> [Measured; 3] {
+fn gazette(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {
     let dir = workdir(Tool::Gazette, repeat);
     let path = dir.path();
     std::fs::write(path.join("gazette.toml"), gazette_config(bench)).expect("config");
@@ -476,7 +476,7 @@ fn gazette(bench: &Bench, repeat: usize) -> [Measured; 3] {
         );
         measured.push(m);
     }
-    measured.try_into().expect("three runs")
+    (measured.try_into().expect("three runs"), dir)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -591,16 +591,21 @@ fn main() {
         entries,
     };
     let mut results: HashMap<Tool, Vec<[Measured; 3]>> = HashMap::new();
+    // Every tool's folder stays until all runs are done: removing tens of thousands of files
+    // between runs slows the next tool down (on ext4 with online discard, the freed blocks are
+    // trimmed at the following journal commits, which a tool that flushes its files waits for).
+    let mut folders = Vec::new();
     // Interleaved: a burst of load from elsewhere lands on one repetition of every tool rather
     // than on every repetition of one. The server runs on the runtime's threads meanwhile.
     for repeat in 0..repeats {
         for &tool in &tools {
             bench.set_changed(0);
-            let measured = match tool {
+            let (measured, folder) = match tool {
                 Tool::Floor => floor(&bench, repeat),
                 Tool::Sfeed => sfeed(&bench, repeat),
                 Tool::Gazette => gazette(&bench, repeat),
             };
+            folders.push(folder);
             results.entry(tool).or_default().push(measured);
         }
     }
