@@ -91,6 +91,9 @@ pub struct Pipeline {
     write_turn: Arc<Mutex<()>>,
     /// Sources' work waiting for the write turn (see `commit`).
     commit_queue: Arc<commit::CommitQueue>,
+    /// The link labels as [`Pipeline::fingerprint`] hashes them, written out once: every
+    /// source's commit asks for its fingerprint.
+    labels_fingerprint: Arc<str>,
     clock: Clock,
 }
 
@@ -109,6 +112,7 @@ impl Pipeline {
     pub fn new(settings: Arc<Settings>, store: Store, fetcher: Fetcher) -> Result<Self> {
         let enricher = Enricher::new(&settings.enrich)?;
         Ok(Self {
+            labels_fingerprint: format!("{:?}", settings.labels).into(),
             settings,
             store,
             fetcher,
@@ -400,7 +404,7 @@ impl Pipeline {
         let mut hasher = Sha256::new();
         hasher.update(normalize::source_fingerprint(source).as_bytes());
         hasher.update([0]);
-        hasher.update(format!("{:?}", self.settings.labels).as_bytes());
+        hasher.update(self.labels_fingerprint.as_bytes());
         hex::encode(&hasher.finalize()[..16])
     }
 

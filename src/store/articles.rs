@@ -372,27 +372,13 @@ impl Store {
         source: &str,
         keys: &[&str],
     ) -> Result<HashMap<String, StoredArticle>> {
-        #[derive(sqlx::FromRow)]
-        struct KeyedRow {
-            key: String,
-            #[sqlx(flatten)]
-            article: StoredRow,
-        }
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let list = serde_json::to_string(keys).unwrap_or_default();
-        let rows = sqlx::query_as::<_, KeyedRow>(
-            "SELECT key, path, content_hash, first_seen, date, rebuilt FROM articles
-             WHERE source = ?1 AND key IN (SELECT value FROM json_each(?2))",
-        )
-        .bind(source)
-        .bind(list)
-        .fetch_all(conn)
-        .await?;
-        Ok(rows
+        let known = Self::known_many(conn, source, keys).await?;
+        Ok(known
             .into_iter()
-            .map(|r| (r.key, r.article.into()))
+            .filter_map(|(key, known)| match known {
+                Known::Archived(article) => Some((key, article)),
+                Known::Alias { .. } | Known::New => None,
+            })
             .collect())
     }
 

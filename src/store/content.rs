@@ -60,24 +60,8 @@ impl Store {
         Ok(())
     }
 
-    /// An article of another source with this canonical link.
-    pub async fn by_canonical(
-        conn: &mut SqliteConnection,
-        canonical: &str,
-        not_source: &str,
-    ) -> Result<Option<CanonicalMatch>> {
-        let found = sqlx::query_as::<_, CanonicalMatch>(
-            "SELECT source, key, path FROM articles WHERE canonical = ? AND source <> ? ORDER BY first_seen LIMIT 1",
-        )
-        .bind(canonical)
-        .bind(not_source)
-        .fetch_optional(conn)
-        .await?;
-        Ok(found)
-    }
-
-    /// [`Store::by_canonical`] for many canonical links in one query: the first-seen article
-    /// of another source for each link that has one.
+    /// The first-seen article of another source for each of these canonical links that has
+    /// one, in one query.
     pub async fn by_canonicals(
         conn: &mut SqliteConnection,
         canonicals: &[&str],
