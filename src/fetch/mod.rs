@@ -10,6 +10,7 @@
 
 pub mod guard;
 pub mod hints;
+mod tls;
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -84,6 +85,7 @@ pub struct Fetcher {
     content: reqwest::Client,
     policy: Arc<guard::AddressPolicy>,
     limits: Arc<Limits>,
+    roots: Arc<tls::LazyRoots>,
 }
 
 #[derive(Debug)]
@@ -112,8 +114,13 @@ struct Request<'a> {
 impl Fetcher {
     pub fn new(config: &FetchConfig) -> Result<Self> {
         let policy = Arc::new(guard::AddressPolicy::new(&config.allow_private));
+        let roots = tls::LazyRoots::new();
+        let tls = roots
+            .client_config()
+            .map_err(|e| client_error(format!("TLS: {e}")))?;
         let builder = || {
             reqwest::Client::builder()
+                .tls_backend_preconfigured(tls.clone())
                 .user_agent(config.user_agent.clone().unwrap_or_else(default_user_agent))
                 .timeout(config.timeout)
                 .connect_timeout(config.connect_timeout)
@@ -131,6 +138,7 @@ impl Fetcher {
             sources,
             content,
             policy,
+            roots,
             limits: Arc::new(Limits {
                 config: config.clone(),
                 in_flight: Arc::new(Semaphore::new(config.concurrency)),
@@ -249,6 +257,9 @@ impl Fetcher {
             if request.trust == Trust::Content {
                 guard::check_url(&url, &self.policy)
                     .map_err(|refusal| fail(&url, FetchFailure::Refused, refusal.to_string()))?;
+            }
+            if url.scheme() == "https" {
+                self.roots.ready().await;
             }
             let _permits = self.acquire(&url).await;
             let response = self
