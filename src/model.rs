@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// One language's text of an article: a heading and Markdown paragraphs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct Section {
     pub language: String,
     pub title: String,
@@ -16,7 +16,7 @@ pub struct Section {
 }
 
 /// What one archive file holds: front matter, sections and link. Reading a file gives this back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Document {
     /// Absolute link to the article page (RSS `link`, Atom `link rel=alternate`).
     pub link: String,

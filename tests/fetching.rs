@@ -341,6 +341,23 @@ async fn conditional_get_makes_an_unchanged_run_cost_nothing() {
         before,
         "nothing was written"
     );
+    // The 304s and the unchanged body are recorded, together, by the end of the run.
+    let status = gazette(tmp.path(), &["status", "--json"]).await;
+    let status: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status --json prints JSON");
+    let last = |id: &str| {
+        let entry = status["sources"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["id"] == id))
+            .unwrap_or_else(|| panic!("no status for {id}: {status}"));
+        (
+            entry["last_status"].as_str().unwrap_or_default().to_owned(),
+            entry["last_http_status"].as_u64(),
+        )
+    };
+    assert_eq!(last("a"), ("not-modified".to_owned(), Some(304)));
+    assert_eq!(last("b"), ("not-modified".to_owned(), Some(304)));
+    assert_eq!(last("fickle"), ("same-body".to_owned(), Some(200)));
 
     lock(&state)
         .feeds

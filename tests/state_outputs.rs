@@ -472,6 +472,105 @@ async fn filtered_feeds_are_distinct_feeds() {
     }
 }
 
+/// Appends a comment to each of `files` (under `public/`): a feed file that is rendered again
+/// loses it.
+fn mark(public: &Path, files: &[&str]) {
+    for file in files {
+        let path = public.join(file);
+        let mut text = read_text(&path);
+        text.push_str("<!-- left as it was -->");
+        std::fs::write(&path, text).expect("mark a feed file");
+    }
+}
+
+/// The files of `files` (under `public/`) that still carry the mark.
+fn marked(public: &Path, files: &[&str]) -> BTreeSet<String> {
+    files
+        .iter()
+        .filter(|file| read_text(&public.join(file)).ends_with("<!-- left as it was -->"))
+        .map(|file| (*file).to_owned())
+        .collect()
+}
+
+async fn run_ok(dir: &Path, args: &[&str]) {
+    let run = gazette(dir, args).await;
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+}
+
+#[tokio::test]
+async fn a_run_renders_only_the_feeds_whose_inputs_changed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let feeds = two_sources(tmp.path()).await;
+    add_to_feed_table(
+        tmp.path(),
+        "json = true\ntag_feeds = true\nsource_feeds = true\n",
+    );
+    let public = tmp.path().join("public");
+    let all = [
+        "atom.xml",
+        "feed.json",
+        "tags/world.xml",
+        "tags/tech.xml",
+        "tags/analysis.xml",
+        "sources/alpha.xml",
+        "sources/beta.xml",
+    ];
+    run_ok(tmp.path(), &["fetch"]).await;
+    for file in all {
+        assert!(public.join(file).is_file(), "{file} was not written");
+    }
+
+    // Nothing new, nothing due: no feed is rendered, so none loses its mark.
+    mark(&public, &all);
+    run_ok(tmp.path(), &["fetch"]).await;
+    assert_eq!(marked(&public, &all).len(), all.len());
+
+    // A feed file that went missing is written again, and only that one.
+    std::fs::remove_file(public.join("tags/world.xml")).expect("remove a tag feed");
+    run_ok(tmp.path(), &["fetch"]).await;
+    assert!(public.join("tags/world.xml").is_file());
+    assert_eq!(marked(&public, &all).len(), all.len() - 1);
+
+    // A new alpha entry changes the merged feed, alpha's and its tags', not beta's.
+    mark(&public, &["tags/world.xml"]);
+    let alpha = rss(
+        "Alpha Herald",
+        &feeds.url("/alpha"),
+        &[
+            Item {
+                guid: "a4",
+                title: "Lighthouse reopens to visitors",
+                minute: 7,
+                categories: &[],
+            },
+            Item {
+                guid: "a1",
+                title: ALPHA_TITLES[0],
+                minute: 1,
+                categories: &["Analysis"],
+            },
+        ],
+    );
+    std::fs::write(tmp.path().join("served/alpha.xml"), alpha).expect("alpha feed");
+    run_ok(tmp.path(), &["fetch", "--force"]).await;
+    assert_eq!(
+        marked(&public, &all),
+        BTreeSet::from([
+            "tags/tech.xml".to_owned(),
+            "tags/analysis.xml".to_owned(),
+            "sources/beta.xml".to_owned(),
+        ])
+    );
+    assert!(read_text(&public.join("sources/alpha.xml")).contains("Lighthouse reopens"));
+
+    // Changed feed settings render every feed again.
+    mark(&public, &all);
+    add_to_feed_table(tmp.path(), "author = \"The Desk\"\n");
+    run_ok(tmp.path(), &["fetch"]).await;
+    assert_eq!(marked(&public, &all), BTreeSet::new());
+    assert_valid_atom(&public.join("atom.xml"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rewrite rules and labels: files rendered again from state.
 

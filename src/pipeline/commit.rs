@@ -58,12 +58,11 @@ impl Success {
     }
 }
 
-/// One source's work waiting for its turn to be written: its articles, if the feed was parsed
-/// (not for a 304 or an unchanged body), and its success.
+/// One source's work waiting for its turn to be written: its articles and its success.
 #[derive(Debug)]
 pub(super) struct CommitJob {
     source: Source,
-    prepared: Option<Prepared>,
+    prepared: Prepared,
     success: Success,
     reply: oneshot::Sender<Result<super::Counts>>,
 }
@@ -71,35 +70,49 @@ pub(super) struct CommitJob {
 /// Sources whose work waits to be written; whoever takes the write turn writes them all.
 pub(super) type CommitQueue = std::sync::Mutex<Vec<CommitJob>>;
 
+/// Successes that parsed nothing (a 304, the same body as before), by source id. Nobody waits
+/// for them: they are written with the next batch of articles, or when
+/// [`UNPARSED_BATCH`] have gathered, or at the end of the run. Losing them to a crash costs
+/// only a fetch that asks again; writing each in a transaction of its own cost most of a
+/// warm run.
+pub(super) type Unparsed = std::sync::Mutex<Vec<(String, Success)>>;
+
+/// How many unparsed successes make a transaction of their own.
+const UNPARSED_BATCH: usize = 256;
+
+/// Why unparsed successes could not be written, and whose they were.
+#[derive(Debug)]
+pub(super) struct Unrecorded {
+    pub sources: Vec<String>,
+    pub error: Error,
+}
+
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Pipeline {
     /// Writes a source's work together with whatever other sources queued meanwhile: their
     /// files, one flush to disk for all of them, then one transaction, in which each source
-    /// with articles is its own savepoint (one failing leaves the others whole). A flush and
-    /// a commit per source would cost more than the rest of a cold run, and a transaction per
-    /// 304 most of a warm one.
+    /// is its own savepoint (one failing leaves the others whole). A flush and a commit per
+    /// source would cost more than the rest of a cold run.
     pub(super) async fn commit(
         &self,
         source: &Source,
-        prepared: Option<Prepared>,
+        prepared: Prepared,
         success: Success,
     ) -> Result<super::Counts> {
         let (reply, done) = oneshot::channel();
-        self.commit_queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(CommitJob {
-                source: source.clone(),
-                prepared,
-                success,
-                reply,
-            });
+        locked(&self.commit_queue).push(CommitJob {
+            source: source.clone(),
+            prepared,
+            success,
+            reply,
+        });
         let turn = Arc::clone(&self.write_turn).lock_owned().await;
-        let jobs = std::mem::take(
-            &mut *self
-                .commit_queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let jobs = std::mem::take(&mut *locked(&self.commit_queue));
         // Empty when an earlier holder of the turn wrote this job with its own. The batch is
         // written by a task of its own, so that a source given up on (the run's deadline) does
         // not break off the other sources' writes.
@@ -117,8 +130,15 @@ impl Pipeline {
 
     async fn commit_jobs(&self, jobs: Vec<CommitJob>) {
         let mut replies = Vec::with_capacity(jobs.len());
+        // The unparsed successes waiting meanwhile ride along in the same transaction.
+        let unparsed = std::mem::take(&mut *locked(&self.unparsed));
         let written = async {
             let mut tx = self.store().begin().await?;
+            let records: Vec<_> = unparsed
+                .iter()
+                .map(|(source, success)| success.record(source))
+                .collect();
+            Store::record_successes(&mut tx, &records).await?;
             let mut wrote = false;
             for job in jobs {
                 let CommitJob {
@@ -128,12 +148,6 @@ impl Pipeline {
                     reply,
                 } = job;
                 let record = success.record(&source.id);
-                let Some(prepared) = prepared else {
-                    // One statement, all or nothing by itself: no savepoint needed.
-                    let recorded = Store::record_success(&mut tx, &record).await;
-                    replies.push((reply, recorded.map(|()| super::Counts::default())));
-                    continue;
-                };
                 let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
                 match self
                     .commit_source(&mut savepoint, &source, prepared, &record)
@@ -166,12 +180,64 @@ impl Pipeline {
             }
             Err(e) => {
                 // Nothing of the batch is in state; every source in it failed with the cause.
+                // The unparsed successes wait for the next try.
+                locked(&self.unparsed).extend(unparsed);
                 let message = e.to_string();
                 for (reply, result) in replies {
                     let _ = reply.send(result.and(Err(Error::Commit(message.clone()))));
                 }
             }
         }
+    }
+
+    /// Queues a success that parsed nothing, to be written later (see [`Unparsed`]); writes
+    /// the queue when [`UNPARSED_BATCH`] wait. A failed write keeps them queued for the next.
+    pub(super) async fn defer(&self, source: &Source, success: Success) {
+        let full = {
+            let mut unparsed = locked(&self.unparsed);
+            unparsed.push((source.id.clone(), success));
+            unparsed.len() >= UNPARSED_BATCH
+        };
+        if full && let Err(e) = self.write_unparsed(true).await {
+            info!(error = %e.error, sources = e.sources.len(), "fetch records wait for the next write");
+        }
+    }
+
+    /// Writes the queued unparsed successes in one transaction. On failure they are queued
+    /// again when `requeue`, dropped otherwise; either way the error names their sources.
+    pub(super) async fn write_unparsed(
+        &self,
+        requeue: bool,
+    ) -> std::result::Result<(), Unrecorded> {
+        let _turn = self.write_turn.lock().await;
+        let unparsed = std::mem::take(&mut *locked(&self.unparsed));
+        if unparsed.is_empty() {
+            return Ok(());
+        }
+        let written = async {
+            let mut tx = self.store().begin().await?;
+            let records: Vec<_> = unparsed
+                .iter()
+                .map(|(source, success)| success.record(source))
+                .collect();
+            Store::record_successes(&mut tx, &records).await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        written.map_err(|error| {
+            let sources = unparsed.iter().map(|(source, _)| source.clone()).collect();
+            if requeue {
+                locked(&self.unparsed).extend(unparsed);
+            }
+            Unrecorded { sources, error }
+        })
+    }
+
+    /// Forgets a queued success of `source` (its run failed after all). The caller holds the
+    /// write turn, so no write has the success in hand.
+    pub(super) fn forget_unparsed(&self, source: &str) {
+        locked(&self.unparsed).retain(|(id, _)| id != source);
     }
 
     /// Writes one source's articles and its fetch record inside `tx`; returns its counts and

@@ -91,6 +91,8 @@ pub struct Pipeline {
     write_turn: Arc<Mutex<()>>,
     /// Sources' work waiting for the write turn (see `commit`).
     commit_queue: Arc<commit::CommitQueue>,
+    /// Successes that parsed nothing, written later together (see `commit::Unparsed`).
+    unparsed: Arc<commit::Unparsed>,
     /// The link labels as [`Pipeline::fingerprint`] hashes them, written out once: every
     /// source's commit asks for its fingerprint.
     labels_fingerprint: Arc<str>,
@@ -119,6 +121,7 @@ impl Pipeline {
             enricher,
             write_turn: Arc::new(Mutex::new(())),
             commit_queue: Arc::default(),
+            unparsed: Arc::default(),
             clock: Clock::system(),
         })
     }
@@ -172,7 +175,7 @@ impl Pipeline {
             .iter()
             .map(|s| (s.clone(), states.as_mut().map(|all| all.remove(&s.id))))
             .collect();
-        futures::stream::iter(work)
+        let mut reports = futures::stream::iter(work)
             .map(|(source, known)| async move {
                 let started = std::time::Instant::now();
                 let refresh = self.refresh_source_from(&source, options, known);
@@ -206,14 +209,41 @@ impl Pipeline {
             })
             .buffer_unordered(self.settings.fetch.concurrency)
             .inspect(|report| on_done(report))
-            .collect()
-            .await
+            .collect::<Vec<_>>()
+            .await;
+        self.record_unparsed_now(&mut reports).await;
+        reports
+    }
+
+    /// Writes the successes still queued (see `commit::Unparsed`); when that fails, their
+    /// sources' reports become failures that say so.
+    async fn record_unparsed_now(&self, reports: &mut [SourceReport]) {
+        let Err(unrecorded) = self.write_unparsed(false).await else {
+            return;
+        };
+        warn!(error = %unrecorded.error, sources = unrecorded.sources.len(), "fetch records could not be written");
+        let message = unrecorded.error.to_string();
+        for report in reports
+            .iter_mut()
+            .filter(|r| unrecorded.sources.contains(&r.source))
+        {
+            report.outcome = Err(Error::Commit(format!(
+                "fetched, but state could not record it: {message}"
+            )));
+        }
     }
 
     /// Fetches, parses and archives one source if it is due (or `force`), and records how it
     /// went and when it is due next.
     pub async fn refresh_source(&self, source: &Source, options: RunOptions) -> Result<Refresh> {
-        self.refresh_source_from(source, options, None).await
+        let refresh = self.refresh_source_from(source, options, None).await;
+        match self.write_unparsed(false).await {
+            Ok(()) => refresh,
+            Err(unrecorded) => Err(Error::Commit(format!(
+                "fetched, but state could not record it: {}",
+                unrecorded.error
+            ))),
+        }
     }
 
     /// [`Pipeline::refresh_source`]; `known`: the source's stored state when the caller read it
@@ -367,13 +397,13 @@ impl Pipeline {
             next_due_at: self.next_due(source, &fetched.meta, feed_delay),
             feed_delay: Some(feed_delay.unwrap_or_default()),
         };
-        let counts = self.commit(source, Some(prepared), success).await?;
+        let counts = self.commit(source, prepared, success).await?;
         Ok(Refresh::Archived(counts))
     }
 
-    /// Records a success that parsed nothing (304, or the same body as last time), in the
-    /// commit queue with the other sources' work: one transaction for many sources.
-    /// `feed_delay` is what the feed asked for when it was last parsed.
+    /// Records a success that parsed nothing (304, or the same body as last time), queued to
+    /// be written with other sources' (see `commit::Unparsed`). `feed_delay` is what the feed
+    /// asked for when it was last parsed.
     async fn record_unparsed(
         &self,
         source: &Source,
@@ -394,7 +424,8 @@ impl Pipeline {
             next_due_at: self.next_due(source, meta, feed_delay),
             feed_delay: None,
         };
-        self.commit(source, None, success).await.map(|_| ())
+        self.defer(source, success).await;
+        Ok(())
     }
 
     /// Of every setting that shapes the source's files: its own (rewrites, extraction, tags,
@@ -518,6 +549,9 @@ impl Pipeline {
         };
         let recorded = async {
             let _turn = self.write_turn.lock().await;
+            // A success queued before the failure (a 304, then a failed re-render) must not
+            // be written after it.
+            self.forget_unparsed(&source.id);
             let mut tx = self.store.begin().await?;
             Store::record_failure(&mut tx, &record).await?;
             tx.commit().await?;

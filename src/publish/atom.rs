@@ -11,7 +11,7 @@ use crate::model::{Byline, Document, Enclosure};
 use crate::text::markdown_to_html;
 
 /// Where an article came from, for `atom:source`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceInfo {
     /// The source's configured id.
     pub key: String,
@@ -22,7 +22,7 @@ pub struct SourceInfo {
 }
 
 /// One entry of the merged feed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct FeedItem {
     pub atom_id: String,
     /// The archive file, relative to the archive folder.
@@ -38,7 +38,7 @@ pub struct FeedItem {
 
 /// What tells one published feed from another: a feed reader that subscribes to two of them
 /// must see two feeds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Head {
     pub id: String,
     pub title: String,

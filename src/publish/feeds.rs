@@ -2,6 +2,8 @@
 //! id, title and address so that a feed reader subscribed to several sees several feeds. All of
 //! them are built from state alone; the archive files are never read back.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
@@ -165,23 +167,16 @@ pub struct Written {
 /// Writes every configured feed file from state. Refuses, writing nothing, to replace the
 /// merged feed by a much shorter one while the archive holds articles state does not know:
 /// that is a lost or damaged state database, which `gazette rebuild` recovers.
+///
+/// A feed whose inputs (its settings, head and entries, and this build of Gazette) have the
+/// same digest as when its file was last written, and whose file is still there, is not
+/// rendered again: rendering is most of what a run that found nothing new costs.
 pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
     let config = &settings.feed;
-    let merged = items(settings, store, Feed::Merged).await?;
-    guard_against_shrinking(settings, store, merged.len()).await?;
     let folder = settings
         .feed_path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let head = Feed::Merged.head(config, None);
-    let mut files = vec![(
-        settings.feed_path.clone(),
-        atom::render(config, &head, &merged),
-    )];
-    if config.json {
-        files.push((folder.join("feed.json"), render_json(config, &merged)));
-    }
-    drop(merged);
     let tags = match &config.tag_feeds {
         TagFeeds::Every(false) => Vec::new(),
         TagFeeds::Every(true) => store.tags().await?,
@@ -193,33 +188,155 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
     } else {
         Vec::new()
     };
-    let filtered = tags
+    let mut others = Vec::new();
+    for feed in tags
         .iter()
         .map(|t| Feed::Tag(t))
-        .chain(sources.iter().map(|s| Feed::Source(s)));
-    for feed in filtered {
-        let Some(relative) = feed.relative_path(config) else {
-            warn!(
+        .chain(sources.iter().map(|s| Feed::Source(s)))
+    {
+        match feed.relative_path(config) {
+            Some(relative) => others.push((feed, folder.join(relative))),
+            None => warn!(
                 ?feed,
                 "no feed file for this name: it cannot be a file name"
-            );
-            continue;
-        };
-        let (bytes, _) = atom(settings, store, feed).await?;
-        files.push((folder.join(relative), bytes));
+            ),
+        }
     }
-    tokio::task::spawn_blocking(move || write_files(&folder, files))
+    let json_path = config.json.then(|| folder.join("feed.json"));
+    let mut paths: Vec<PathBuf> = vec![settings.feed_path.clone()];
+    paths.extend(json_path.clone());
+    paths.extend(others.iter().map(|(_, path)| path.clone()));
+    let mut plan = Plan::new(store, config, paths).await?;
+
+    let merged = items(settings, store, Feed::Merged).await?;
+    let head = Feed::Merged.head(config, None);
+    let atom_digest = plan.digest("atom", &head, &merged);
+    if plan.stale(&settings.feed_path, &atom_digest) {
+        guard_against_shrinking(settings, store, merged.len()).await?;
+        plan.render(&settings.feed_path, atom_digest, || {
+            atom::render(config, &head, &merged)
+        });
+    }
+    if let Some(path) = json_path {
+        let digest = plan.digest("json", &head, &merged);
+        if plan.stale(&path, &digest) {
+            plan.render(&path, digest, || render_json(config, &merged));
+        }
+    }
+    drop(merged);
+    for (feed, path) in others {
+        let items = items(settings, store, feed).await?;
+        // A source's feed is named after the source feed's own title, whatever its entries are.
+        let source_title = match feed {
+            Feed::Source(id) => store.feed_title(id).await?,
+            _ => None,
+        };
+        let head = feed.head(config, source_title.as_deref());
+        let digest = plan.digest("atom", &head, &items);
+        if plan.stale(&path, &digest) {
+            plan.render(&path, digest, || atom::render(config, &head, &items));
+        }
+    }
+    let Plan {
+        stored,
+        current,
+        files,
+        digests,
+        ..
+    } = plan;
+    let current_keys: HashSet<String> = current.iter().map(|path| key(path)).collect();
+    let gone: Vec<String> = stored
+        .into_keys()
+        .filter(|stored| !current_keys.contains(stored))
+        .collect();
+    let written = tokio::task::spawn_blocking(move || write_files(&folder, &current, files))
         .await
-        .map_err(|e| Error::io(&settings.feed_path, std::io::Error::other(e)))?
+        .map_err(|e| Error::io(&settings.feed_path, std::io::Error::other(e)))??;
+    store.set_feed_digests(&digests, &gone).await?;
+    Ok(written)
+}
+
+/// Which feed files a run renders, and what it renders them from.
+struct Plan {
+    /// Digests as state holds them, by path.
+    stored: HashMap<String, String>,
+    /// Every feed file the settings ask for, rendered now or not.
+    current: HashSet<PathBuf>,
+    /// Those of `current` that are on disk.
+    present: HashSet<PathBuf>,
+    /// Identifies the build and the feed settings, part of every digest.
+    inputs: String,
+    files: Vec<(PathBuf, Vec<u8>)>,
+    digests: Vec<(String, String)>,
+}
+
+impl Plan {
+    async fn new(store: &Store, config: &FeedConfig, paths: Vec<PathBuf>) -> Result<Self> {
+        let stored = store.feed_digests().await?;
+        let (present, build) = tokio::task::spawn_blocking(move || {
+            let present: HashSet<PathBuf> = paths.into_iter().filter(|p| p.is_file()).collect();
+            (present, build_identity())
+        })
+        .await
+        .map_err(|e| Error::io(&config.path, std::io::Error::other(e)))?;
+        Ok(Self {
+            stored,
+            current: HashSet::new(),
+            present,
+            inputs: format!("{build}\n{config:?}"),
+            files: Vec::new(),
+            digests: Vec::new(),
+        })
+    }
+
+    /// What a feed file is rendered from. `DefaultHasher::new()` hashes the same inputs the
+    /// same way in every run of one build; another build renders everything once anyway.
+    fn digest(&self, kind: &str, head: &Head, items: &[FeedItem]) -> String {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.inputs.hash(&mut hasher);
+        kind.hash(&mut hasher);
+        head.hash(&mut hasher);
+        items.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+
+    /// Whether `path` must be rendered: it is missing, or was written from other inputs.
+    fn stale(&mut self, path: &Path, digest: &str) -> bool {
+        self.current.insert(path.to_path_buf());
+        !self.present.contains(path)
+            || self.stored.get(&key(path)).map(String::as_str) != Some(digest)
+    }
+
+    fn render(&mut self, path: &Path, digest: String, bytes: impl FnOnce() -> Vec<u8>) {
+        self.files.push((path.to_path_buf(), bytes()));
+        self.digests.push((key(path), digest));
+    }
+}
+
+/// How state names a feed file.
+fn key(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// This build of Gazette: its version and its executable's size and time, so that a new
+/// build, which may render differently, renders every feed again.
+fn build_identity() -> String {
+    let exe = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|m| format!("{} {:?}", m.len(), m.modified().ok()))
+        .unwrap_or_default();
+    format!("{} {exe}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Writes the feed files, then deletes the tag and source feeds that are no longer written (a
 /// removed source, a tag no live article carries, an option turned off), so no file goes on
 /// showing what left the feeds. `tags/` and `sources/` beside the merged feed are Gazette's.
-fn write_files(folder: &Path, files: Vec<(PathBuf, Vec<u8>)>) -> Result<Written> {
+fn write_files(
+    folder: &Path,
+    current: &HashSet<PathBuf>,
+    files: Vec<(PathBuf, Vec<u8>)>,
+) -> Result<Written> {
     let mut written = Written::default();
-    let current: std::collections::HashSet<PathBuf> =
-        files.iter().map(|(path, _)| path.clone()).collect();
     for (path, bytes) in files {
         if crate::files::write_atomic(&path, &bytes)? {
             written.changed.push(path);

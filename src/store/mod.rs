@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 mod articles;
 mod content;
 mod enrichment;
+mod published;
 mod sources;
 
 pub use articles::{ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Selection, StoredArticle};
@@ -31,6 +32,9 @@ pub use sources::Pruned;
 
 pub use crate::model::FeedMeta;
 use crate::model::Validators;
+
+/// Sources per multi-row statement: 14 parameters each, far below SQLite's limit of 32,766.
+const SOURCES_PER_STATEMENT: usize = 256;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -258,58 +262,76 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.id, r.state)).collect())
     }
 
-    /// Records a successful fetch. Called inside the transaction that stores the fetch's
-    /// articles, so validators never claim more than what was durably archived.
+    /// Records successful fetches (validators, feed metadata, next due time); clears failures.
+    /// Called inside the transaction that stores the fetches' articles, so validators never
+    /// claim more than what was durably archived. Many sources' records go in a few multi-row
+    /// statements: a run of 304s records a
+    /// thousand sources in about as many statements as it records one.
+    pub async fn record_successes(
+        conn: &mut SqliteConnection,
+        records: &[SuccessRecord<'_>],
+    ) -> Result<()> {
+        for chunk in records.chunks(SOURCES_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO sources (id, url, feed_id, feed_title, feed_link, last_fetch_at, last_status,
+                                      last_error, http_status, etag, last_modified, body_hash, moved_to,
+                                      next_due_at, consecutive_failures, disabled_reason, feed_delay_secs) ",
+            );
+            insert.push_values(chunk, |mut row, record| {
+                row.push_bind(record.source)
+                    .push_bind(record.url)
+                    .push_bind(record.meta.map(|m| m.id.as_str()))
+                    .push_bind(record.meta.map(|m| m.title.as_str()))
+                    .push_bind(record.meta.and_then(|m| m.link.as_deref()))
+                    .push_bind(to_millis(&record.at))
+                    .push_bind(record.status)
+                    .push("NULL")
+                    .push_bind(record.http_status.map(i64::from))
+                    .push_bind(record.validators.etag.as_deref())
+                    .push_bind(record.validators.last_modified.as_deref())
+                    .push_bind(record.body_hash)
+                    .push_bind(record.moved_to)
+                    .push_bind(to_millis(&record.next_due_at))
+                    .push("0")
+                    .push("NULL")
+                    .push_bind(
+                        record
+                            .feed_delay
+                            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                    );
+            });
+            insert.push(
+                " ON CONFLICT (id) DO UPDATE SET
+                    url = excluded.url,
+                    feed_id = COALESCE(excluded.feed_id, sources.feed_id),
+                    feed_title = COALESCE(excluded.feed_title, sources.feed_title),
+                    feed_link = COALESCE(excluded.feed_link, sources.feed_link),
+                    last_fetch_at = excluded.last_fetch_at,
+                    last_status = excluded.last_status,
+                    last_error = NULL,
+                    last_error_kind = NULL,
+                    http_status = excluded.http_status,
+                    etag = excluded.etag,
+                    last_modified = excluded.last_modified,
+                    body_hash = COALESCE(excluded.body_hash, sources.body_hash),
+                    moved_to = COALESCE(excluded.moved_to, sources.moved_to),
+                    next_due_at = excluded.next_due_at,
+                    consecutive_failures = 0,
+                    disabled_reason = NULL,
+                    feed_delay_secs = COALESCE(excluded.feed_delay_secs, sources.feed_delay_secs),
+                    removed_at = NULL",
+            );
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::record_successes`] of one source.
     pub async fn record_success(
         conn: &mut SqliteConnection,
         record: &SuccessRecord<'_>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sources (id, url, feed_id, feed_title, feed_link, last_fetch_at, last_status, last_error,
-                                  http_status, etag, last_modified, body_hash, moved_to, next_due_at,
-                                  consecutive_failures, disabled_reason, feed_delay_secs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12, ?13, 0, NULL, ?14)
-             ON CONFLICT (id) DO UPDATE SET
-                url = excluded.url,
-                feed_id = COALESCE(excluded.feed_id, sources.feed_id),
-                feed_title = COALESCE(excluded.feed_title, sources.feed_title),
-                feed_link = COALESCE(excluded.feed_link, sources.feed_link),
-                last_fetch_at = excluded.last_fetch_at,
-                last_status = excluded.last_status,
-                last_error = NULL,
-                last_error_kind = NULL,
-                http_status = excluded.http_status,
-                etag = excluded.etag,
-                last_modified = excluded.last_modified,
-                body_hash = COALESCE(excluded.body_hash, sources.body_hash),
-                moved_to = COALESCE(excluded.moved_to, sources.moved_to),
-                next_due_at = excluded.next_due_at,
-                consecutive_failures = 0,
-                disabled_reason = NULL,
-                feed_delay_secs = COALESCE(excluded.feed_delay_secs, sources.feed_delay_secs),
-                removed_at = NULL",
-        )
-        .bind(record.source)
-        .bind(record.url)
-        .bind(record.meta.map(|m| m.id.as_str()))
-        .bind(record.meta.map(|m| m.title.as_str()))
-        .bind(record.meta.and_then(|m| m.link.as_deref()))
-        .bind(to_millis(&record.at))
-        .bind(record.status)
-        .bind(record.http_status.map(i64::from))
-        .bind(record.validators.etag.as_deref())
-        .bind(record.validators.last_modified.as_deref())
-        .bind(record.body_hash)
-        .bind(record.moved_to)
-        .bind(to_millis(&record.next_due_at))
-        .bind(
-            record
-                .feed_delay
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-        )
-        .execute(conn)
-        .await?;
-        Ok(())
+        Self::record_successes(conn, std::slice::from_ref(record)).await
     }
 
     /// Records a failed fetch; validators and the body hash stay as they were.
