@@ -215,6 +215,20 @@ async fn run_cycle(pipeline: &Pipeline, state: &AppState) -> Event {
     let cycle = pipeline
         .run_cycle(&sources, CycleOptions::default(), |_| {})
         .await;
+    for report in &cycle.sources {
+        if let Err(e) = &report.outcome {
+            warn!(source = %report.source, error = %e, "source failed");
+        }
+    }
+    if let Some(Err(e)) = &cycle.enrichment {
+        warn!(error = %e, "enrichment pass failed");
+    }
+    if let Err(e) = &cycle.pruned {
+        warn!(error = %e, "pruning old state failed");
+    }
+    if let Err(e) = &cycle.feed {
+        warn!(error = %e, "the feed could not be written");
+    }
     let events: Vec<FetchEvent> = cycle.sources.iter().filter_map(fetch_event).collect();
     state.metrics.record(&events);
     let fetched = cycle.fetched();

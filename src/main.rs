@@ -201,11 +201,42 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of the output went away (`gazette status | head`): nothing is wrong.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gazette: {e:#}");
+            eprintln!("gazette: {}", describe(&e));
             ExitCode::from(EXIT_FATAL)
         }
     }
+}
+
+/// An error and its causes, each said once: a message that already quotes its cause (an I/O
+/// error's text after the path, a database's after "state database") does not get it again.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Colour in the log only for a person at a terminal: cron mails, journald and log files get
+/// plain text, and `NO_COLOR` (set and not empty, <https://no-color.org>) turns it off anywhere.
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn init_tracing(verbose: u8, format: LogFormat) {
@@ -218,6 +249,7 @@ fn init_tracing(verbose: u8, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_wanted())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -59,6 +59,7 @@ pub(crate) async fn fetch(
     }
 
     let failed = cycle.failed();
+    let (new, updated) = (cycle.new_articles(), cycle.updated_articles());
     let every_line = interactive || per_source;
     let mut out = std::io::stdout().lock();
     for report in &cycle.sources {
@@ -73,7 +74,12 @@ pub(crate) async fn fetch(
             Ok(Refresh::Disabled(reason)) => {
                 format!("disabled ({reason}); fix its url or fetch with --force")
             }
-            Err(e) => format!("failed: {e}"),
+            // The line starts with the source's id; the message need not say it again.
+            Err(e) => {
+                let message = e.to_string();
+                let own = format!("source {}: ", report.source);
+                format!("failed: {}", message.strip_prefix(&own).unwrap_or(&message))
+            }
         };
         if every_line || report.outcome.is_err() {
             writeln!(out, "{}: {line}", report.source)?;
@@ -87,8 +93,10 @@ pub(crate) async fn fetch(
     let feed_changed = cycle.feed.context("writing the merged feed")?;
     writeln!(
         out,
-        "{} sources, {} failed; feed {} {}",
+        "{} sources, {} new, {} updated, {} failed; feed {} {}",
         cycle.sources.len(),
+        new,
+        updated,
         failed,
         pipeline.settings().feed_path.display(),
         if feed_changed { "written" } else { "unchanged" }

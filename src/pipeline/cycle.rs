@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{EnrichOptions, EnrichReport, Pipeline, Refresh, RunOptions, SourceReport};
 use crate::config::Source;
@@ -32,7 +32,7 @@ impl Default for CycleOptions {
 }
 
 /// What a cycle did. One stage failing does not stop the next: a failed enrichment pass still
-/// lets the feed be published.
+/// lets the feed be published. Failures are the caller's to report, once each.
 #[derive(Debug)]
 pub struct CycleReport {
     /// One per source asked for, sorted by source id.
@@ -60,10 +60,19 @@ impl CycleReport {
 
     /// Articles archived for the first time.
     pub fn new_articles(&self) -> usize {
+        self.sum(|counts| counts.new)
+    }
+
+    /// Archived articles whose files changed.
+    pub fn updated_articles(&self) -> usize {
+        self.sum(|counts| counts.updated)
+    }
+
+    fn sum(&self, count: impl Fn(&super::Counts) -> usize) -> usize {
         self.sources
             .iter()
             .map(|r| match &r.outcome {
-                Ok(Refresh::Archived(counts)) => counts.new,
+                Ok(Refresh::Archived(counts)) => count(counts),
                 _ => 0,
             })
             .sum()
@@ -86,13 +95,10 @@ impl Pipeline {
             deadline: Some(deadline),
             no_enrich: !options.enrich,
         };
+        // Each source's failure is the caller's to tell, once: `fetch` prints it in its
+        // summary, the daemon logs it.
         let mut reports = self.refresh_all_with(sources, run, on_done).await;
         reports.sort_by(|a, b| a.source.cmp(&b.source));
-        for report in &reports {
-            if let Err(e) = &report.outcome {
-                warn!(source = %report.source, error = %e, "source failed");
-            }
-        }
 
         let enrichment = if options.enrich && self.enricher().is_some() {
             // Only the sources asked for: `fetch SOURCE` enriches that source's articles.
@@ -105,24 +111,15 @@ impl Pipeline {
                 },
                 ..EnrichOptions::default()
             };
-            let result = self.enrich_pending(&enrich).await;
-            if let Err(e) = &result {
-                warn!(error = %e, "enrichment pass failed");
-            }
-            Some(result)
+            Some(self.enrich_pending(&enrich).await)
         } else {
             None
         };
 
         let pruned = self.prune().await;
-        if let Err(e) = &pruned {
-            warn!(error = %e, "pruning old state failed");
-        }
         let feed = self.publish_feed().await;
-        match &feed {
-            Ok(true) => info!("feed published"),
-            Ok(false) => {}
-            Err(e) => warn!(error = %e, "the feed could not be written"),
+        if let Ok(true) = &feed {
+            info!("feed published");
         }
         CycleReport {
             sources: reports,

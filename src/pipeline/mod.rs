@@ -517,7 +517,9 @@ impl Pipeline {
         state: Option<&SourceState>,
         error: Error,
     ) -> Result<Refresh> {
-        warn!(error = %error, "refresh failed");
+        // The caller reports the failure (the summary of `fetch`, the daemon's log); this is
+        // the detail for `-v`.
+        info!(error = %error, "refresh failed");
         let failures = state
             .map_or(0, |s| s.consecutive_failures)
             .saturating_add(1);

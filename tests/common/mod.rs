@@ -116,6 +116,7 @@ fn clean_env(command: &mut tokio::process::Command) {
     command
         .env_remove("GAZETTE_CONFIG")
         .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
         // Tests talk to 127.0.0.1 directly; a proxy from the environment must not intercept them.
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy")

@@ -1,0 +1,128 @@
+//! What an operator meets around the work itself: the log under cron and at a terminal, error
+//! messages, output into a closed pipe. Everything runs the real binary.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{gazette, gazette_with_env, source, stderr, write_config};
+
+/// A config whose one source is a missing file: every fetch logs a failure.
+fn failing_config(dir: &Path) {
+    write_config(
+        dir,
+        &source("gone", &dir.join("missing.xml").display().to_string(), ""),
+    );
+}
+
+/// Whether `text` holds an SGR sequence (`ESC [ ... m`): colour or another text style. The
+/// progress bar's line erasing (`ESC [ 2K`) is not colour.
+fn coloured(text: &str) -> bool {
+    text.split("\u{1b}[").skip(1).any(|rest| {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(rest.len());
+        rest[end..].starts_with('m')
+    })
+}
+
+/// Runs `gazette -v fetch --force` under a pseudo-terminal (util-linux `script`), as a person
+/// at a terminal would; returns what the terminal showed.
+fn at_a_terminal(dir: &Path, env: &[(&str, &str)]) -> String {
+    let bin = env!("CARGO_BIN_EXE_gazette");
+    let mut command = Command::new("script");
+    command
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!("{bin} -v fetch --force"),
+            "/dev/null",
+        ])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(e) => {
+            panic!("util-linux `script` is needed for this test (apt-get install bsdutils): {e}")
+        }
+    };
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_log_has_colour_only_at_a_terminal_and_never_with_no_color() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    failing_config(tmp.path());
+
+    // Cron, journald, a log file: stderr is not a terminal. `-v` logs each source's failure.
+    let piped = gazette(tmp.path(), &["-v", "fetch", "--force"]).await;
+    let log = stderr(&piped);
+    assert!(log.contains("missing.xml"), "{log}");
+    assert!(!coloured(&log), "colour codes in a piped log: {log:?}");
+
+    let shown = at_a_terminal(tmp.path(), &[]);
+    assert!(shown.contains("missing.xml"), "{shown}");
+    assert!(coloured(&shown), "no colour at a terminal: {shown:?}");
+
+    let shown = at_a_terminal(tmp.path(), &[("NO_COLOR", "1")]);
+    assert!(shown.contains("missing.xml"), "{shown}");
+    assert!(!coloured(&shown), "colour despite NO_COLOR: {shown:?}");
+}
+
+#[tokio::test]
+async fn a_fatal_error_names_its_cause_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    failing_config(tmp.path());
+    // The feed's folder is a file: writing the feed fails with "Not a directory".
+    std::fs::write(tmp.path().join("public"), "a file, not a folder").expect("block the folder");
+    let run = gazette_with_env(tmp.path(), &["fetch"], &[]).await;
+    assert_eq!(run.status.code(), Some(1));
+    let log = stderr(&run);
+    let last = log.lines().last().unwrap_or_default();
+    assert!(last.starts_with("gazette: "), "{log}");
+    assert!(
+        last.contains("atom.xml"),
+        "the message names no path: {last}"
+    );
+    assert_eq!(
+        last.matches("os error").count(),
+        1,
+        "the cause is said more than once: {last}"
+    );
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Enough sources that the listing outgrows the pipe's buffer (64 KiB): the writer is still
+    // writing when the reader goes away.
+    let sources: String = (0..5000)
+        .map(|n| {
+            source(
+                &format!("s{n}"),
+                &tmp.path().join(format!("f{n}.xml")).display().to_string(),
+                "",
+            )
+        })
+        .collect();
+    write_config(tmp.path(), &sources);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args(["fetch", "--due"])
+        .current_dir(tmp.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gazette");
+    // What `gazette fetch --due | head -0` does: the reader closes before reading.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait for gazette");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {log}", output.status);
+    assert!(!log.contains("Broken pipe"), "{log}");
+}
