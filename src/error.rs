@@ -129,11 +129,11 @@ pub enum Error {
     #[error("{path}: not an archive file: {reason}")]
     Archive { path: PathBuf, reason: String },
 
-    #[error("state database: {0}")]
+    #[error("state database: {}", database_message(.0))]
     State(#[from] sqlx::Error),
 
-    /// A batch of sources' work could not be committed; each source in it reports this.
-    #[error("state database: writing the batch failed: {0}")]
+    /// A batch of sources' work could not be committed; each source in it reports the cause.
+    #[error("{0}")]
     Commit(String),
 
     #[error("state database migration: {0}")]
@@ -147,6 +147,18 @@ pub enum Error {
     /// what to run instead.
     #[error("{0}")]
     Refused(String),
+}
+
+/// SQLite's own words and code ("database or disk is full (code 13)"), without sqlx's
+/// "error returned from database" around them.
+fn database_message(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(e) => match e.code() {
+            Some(code) => format!("{} (code {code})", e.message()),
+            None => e.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
 }
 
 impl Error {

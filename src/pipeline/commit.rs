@@ -87,7 +87,7 @@ pub(super) struct Unrecorded {
     pub error: Error,
 }
 
-fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -124,12 +124,17 @@ impl Pipeline {
             });
         }
         done.await.map_err(|_| {
-            Error::Commit("the batch this source was written with stopped".to_owned())
+            Error::Commit(
+                "state database: the batch this source was written with stopped".to_owned(),
+            )
         })?
     }
 
     async fn commit_jobs(&self, jobs: Vec<CommitJob>) {
         let mut replies = Vec::with_capacity(jobs.len());
+        let mut jobs = jobs.into_iter();
+        // Files the batch created, which no state will point at if it fails.
+        let mut batch_created = Vec::new();
         // The unparsed successes waiting meanwhile ride along in the same transaction.
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
         let written = async {
@@ -140,7 +145,7 @@ impl Pipeline {
                 .collect();
             Store::record_successes(&mut tx, &records).await?;
             let mut wrote = false;
-            for job in jobs {
+            for job in jobs.by_ref() {
                 let CommitJob {
                     source,
                     prepared,
@@ -148,19 +153,43 @@ impl Pipeline {
                     reply,
                 } = job;
                 let record = success.record(&source.id);
-                let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-                match self
-                    .commit_source(&mut savepoint, &source, prepared, &record)
-                    .await
-                {
-                    Ok((counts, changed)) => {
-                        savepoint.commit().await?;
+                let mut created = Vec::new();
+                let outcome = async {
+                    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+                    match self
+                        .commit_source(&mut savepoint, &source, prepared, &record, &mut created)
+                        .await
+                    {
+                        Ok((counts, changed)) => {
+                            savepoint.commit().await?;
+                            Ok(Ok((counts, changed)))
+                        }
+                        Err(e) => match savepoint.rollback().await {
+                            Ok(()) => Ok(Err(e)),
+                            // The whole transaction is gone with it (SQLite rolls it all back
+                            // on a full disk or an I/O error): the batch fails, with this
+                            // source's error as the cause, not the savepoint's.
+                            Err(_) => Err(e),
+                        },
+                    }
+                }
+                .await;
+                match outcome {
+                    Ok(Ok((counts, changed))) => {
                         wrote |= changed;
+                        batch_created.append(&mut created);
                         replies.push((reply, Ok(counts)));
                     }
-                    Err(e) => {
-                        savepoint.rollback().await?;
+                    // This source failed alone; the others go on.
+                    Ok(Err(e)) => {
+                        self.remove_created(created).await;
                         replies.push((reply, Err(e)));
+                    }
+                    Err(e) => {
+                        batch_created.append(&mut created);
+                        let message = e.to_string();
+                        replies.push((reply, Err(e)));
+                        return Err(Error::Commit(message));
                     }
                 }
             }
@@ -172,6 +201,8 @@ impl Pipeline {
             Ok::<(), Error>(())
         }
         .await;
+        // Sources the batch did not reach fail with it.
+        replies.extend(jobs.map(|job| (job.reply, Ok(super::Counts::default()))));
         match written {
             Ok(()) => {
                 for (reply, result) in replies {
@@ -182,11 +213,38 @@ impl Pipeline {
                 // Nothing of the batch is in state; every source in it failed with the cause.
                 // The unparsed successes wait for the next try.
                 locked(&self.unparsed).extend(unparsed);
-                let message = e.to_string();
+                self.remove_created(batch_created).await;
+                let message = match e {
+                    Error::Commit(message) => message,
+                    e => e.to_string(),
+                };
                 for (reply, result) in replies {
                     let _ = reply.send(result.and(Err(Error::Commit(message.clone()))));
                 }
             }
+        }
+    }
+
+    /// Removes archive files that a failed commit created: no record points at them, and
+    /// left behind they would look like a lost state to the next run. Files that were there
+    /// before are never among them.
+    async fn remove_created(&self, created: Vec<PathBuf>) {
+        if created.is_empty() {
+            return;
+        }
+        let dir = self.settings().archive_dir.clone();
+        let removed = off_thread(&dir, move || {
+            for path in created {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = removed.await {
+            tracing::warn!(error = %e, "a file of a failed commit could not be removed");
         }
     }
 
@@ -248,6 +306,7 @@ impl Pipeline {
         source: &Source,
         prepared: Prepared,
         record: &SuccessRecord<'_>,
+        created: &mut Vec<PathBuf>,
     ) -> Result<(super::Counts, bool)> {
         let Prepared {
             mut counts,
@@ -415,6 +474,7 @@ impl Pipeline {
         // records (a new record's row does not depend on whether its file's bytes changed);
         // then the records of files that were there before.
         let archive_dir = self.settings().archive_dir.clone();
+        created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
         let files_written = off_thread(&archive_dir, move || files::write_all_deferred(&writes));
         let rows = |stored: bool, changed: &[bool]| -> Vec<(&ArticleRecord, bool)> {
             deferred

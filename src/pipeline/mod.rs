@@ -16,6 +16,7 @@ pub use cycle::{CycleOptions, CycleReport};
 pub use enrichment::{EnrichOptions, EnrichReport};
 pub use read::{Parsed, parse_fetched, read_feed};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ use crate::normalize;
 use crate::publish::{feeds, hooks};
 use crate::schedule::{self, Due, Standing};
 use crate::store::{FailureRecord, SourceState, Store};
+use commit::locked;
 
 /// What one source's refresh did with the entries of a body it parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,11 +95,17 @@ pub struct Pipeline {
     commit_queue: Arc<commit::CommitQueue>,
     /// Successes that parsed nothing, written later together (see `commit::Unparsed`).
     unparsed: Arc<commit::Unparsed>,
+    /// Failures that state could not record (a full disk, a damaged database): their count
+    /// and next due time, by source id, kept here until state takes a record of the source.
+    unrecorded: Arc<std::sync::Mutex<HashMap<String, Unrecorded>>>,
     /// The link labels as [`Pipeline::fingerprint`] hashes them, written out once: every
     /// source's commit asks for its fingerprint.
     labels_fingerprint: Arc<str>,
     clock: Clock,
 }
+
+/// A failure state could not record: the count it would have stored and the next due time.
+type Unrecorded = (u32, DateTime<Utc>);
 
 impl<'a> From<&'a SourceState> for Standing<'a> {
     fn from(state: &'a SourceState) -> Self {
@@ -122,6 +130,7 @@ impl Pipeline {
             write_turn: Arc::new(Mutex::new(())),
             commit_queue: Arc::default(),
             unparsed: Arc::default(),
+            unrecorded: Arc::default(),
             clock: Clock::system(),
         })
     }
@@ -264,7 +273,10 @@ impl Pipeline {
                 state.as_ref().map(Into::into),
                 self.clock.now(),
             ) {
-                Due::Now => None,
+                // State could not record this source's last failure: the back-off it would
+                // have recorded holds anyway, so a broken database does not make every tick
+                // fetch every source again.
+                Due::Now => self.unrecorded_until(&source.id).map(Refresh::NotDue),
                 Due::At(at) => Some(Refresh::NotDue(at)),
                 Due::Disabled(reason) => Some(Refresh::Disabled(reason)),
             };
@@ -329,6 +341,7 @@ impl Pipeline {
         match result {
             Ok(refresh) => {
                 info!(?refresh, "refreshed");
+                locked(&self.unrecorded).remove(&source.id);
                 Ok(refresh)
             }
             Err(e) => self.fail(source, state.as_ref(), e).await,
@@ -522,6 +535,7 @@ impl Pipeline {
         info!(error = %error, "refresh failed");
         let failures = state
             .map_or(0, |s| s.consecutive_failures)
+            .max(self.unrecorded_failures(&source.id))
             .saturating_add(1);
         let now = self.clock.now();
         let url = source.location.to_string();
@@ -559,10 +573,33 @@ impl Pipeline {
             tx.commit().await?;
             Ok::<(), Error>(())
         };
-        if let Err(record_error) = recorded.await {
-            warn!(error = %record_error, "could not record the failure");
+        let recorded = recorded.await;
+        let mut unrecorded = locked(&self.unrecorded);
+        match recorded {
+            Ok(()) => {
+                unrecorded.remove(&source.id);
+            }
+            Err(record_error) => {
+                warn!(error = %record_error, "could not record the failure");
+                unrecorded.insert(source.id.clone(), (failures, record.next_due_at));
+            }
         }
         Err(error)
+    }
+
+    /// When a source whose failure state could not record is due again, if that is later.
+    fn unrecorded_until(&self, source: &str) -> Option<DateTime<Utc>> {
+        let now = self.clock.now();
+        locked(&self.unrecorded)
+            .get(source)
+            .map(|(_, due)| *due)
+            .filter(|due| *due > now)
+    }
+
+    fn unrecorded_failures(&self, source: &str) -> u32 {
+        locked(&self.unrecorded)
+            .get(source)
+            .map_or(0, |(failures, _)| *failures)
     }
 }
 

@@ -218,6 +218,23 @@ impl Store {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection still in a transaction when it comes back is dropped, not reused.
+            // A full disk or an I/O error makes SQLite roll back the whole transaction by
+            // itself; the ROLLBACK that follows then fails, and the connection would go on
+            // believing a transaction is open: every later BEGIN on it would fail ("non-zero
+            // transaction depth") long after the disk has room again.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection as _;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    // A rollback queued by a dropped transaction is done once a round trip
+                    // comes back.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await?;
         match MIGRATOR.run(&pool).await {

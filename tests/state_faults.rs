@@ -1,0 +1,215 @@
+//! State that cannot be written: a state database on a tmpfs too small for it. Runs as root,
+//! which can mount one (CI does); elsewhere it says why it did not run, and under `CI=true` it
+//! fails instead.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::routing::get;
+use common::daemon::InProcess;
+use common::{gazette, source, stderr, stdout, write_config};
+
+const SOURCES: usize = 4;
+const ENTRIES: usize = 40;
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` when this process cannot mount (not root): the caller returns, having said so.
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root: this test must mount a tmpfs"
+            );
+            eprintln!("state_faults: not run: mounting a tmpfs needs root");
+            return None;
+        }
+        std::fs::create_dir_all(at).expect("mount point");
+        mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"], at);
+        Some(Self(at.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        mount(&["-o", &format!("remount,size={size}")], &self.0);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn mount(args: &[&str], at: &Path) {
+    let status = Command::new("mount")
+        .args(args)
+        .arg(at)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "mount {args:?} {}", at.display());
+}
+
+/// Requests per feed name.
+type Hits = Arc<Mutex<HashMap<String, usize>>>;
+
+fn feed(name: &str) -> String {
+    let paragraph = "The harbour authority published its annual figures, and the council \
+                     discussed them at length before the vote. "
+        .repeat(20);
+    let items: String = (0..ENTRIES)
+        .map(|n| {
+            format!(
+                "<item><guid>{name}-{n}</guid><title>{name} story {n}</title>\
+                 <link>http://127.0.0.1/{name}/{n}</link>\
+                 <pubDate>Mon, 13 May 2024 09:{n:02}:00 GMT</pubDate>\
+                 <description>&lt;p&gt;{paragraph}{n}&lt;/p&gt;</description></item>"
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>{name}</title>\
+         <link>http://127.0.0.1/</link><description>{name}</description>{items}</channel></rss>"
+    )
+}
+
+async fn serve(hits: Hits) -> String {
+    let app = Router::new()
+        .route(
+            "/feeds/{name}",
+            get(
+                |State(hits): State<Hits>, UrlPath(name): UrlPath<String>| async move {
+                    *hits
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(name.clone())
+                        .or_default() += 1;
+                    feed(&name)
+                },
+            ),
+        )
+        .with_state(hits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("feed server") });
+    base
+}
+
+fn counts(hits: &Hits) -> HashMap<String, usize> {
+    hits.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+fn archived(dir: &Path) -> usize {
+    common::files_with_mtimes(&dir.join("archive")).len()
+}
+
+#[tokio::test]
+async fn a_full_state_disk_fails_cleanly_and_the_daemon_recovers_when_it_has_room() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    // Room for the empty schema, not for the articles.
+    let Some(state) = Tmpfs::mount(&dir.join("state"), "400k") else {
+        return;
+    };
+    let hits = Hits::default();
+    let base = serve(hits.clone()).await;
+    let sources: String = (0..SOURCES)
+        .map(|n| {
+            source(
+                &format!("s{n}"),
+                &format!("{base}/feeds/s{n}"),
+                "interval = \"10s\"",
+            )
+        })
+        .collect();
+    write_config(dir, &format!("[fetch]\nhonor_ttl = false\n{sources}"));
+
+    // One-shot: every source fails with the cause, and nothing about transaction depths.
+    let run = gazette(dir, &["fetch"]).await;
+    let (out, log) = (stdout(&run), stderr(&run));
+    assert_eq!(run.status.code(), Some(3), "{out}{log}");
+    for n in 0..SOURCES {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("s{n}: ")))
+            .unwrap_or_else(|| panic!("no line for s{n}: {out}"));
+        assert!(line.contains("disk is full"), "{line}");
+    }
+    assert!(
+        !format!("{out}{log}").contains("transaction depth"),
+        "{out}{log}"
+    );
+
+    // The daemon, on the same full disk, on a clock the test moves.
+    let mut daemon = InProcess::start(dir).await;
+    // (A source whose failure the one-shot run did record is not due yet.)
+    let (fetched, failed, _) = daemon.cycle().await;
+    assert!(
+        fetched > 0 && failed == fetched,
+        "{fetched} fetched, {failed} failed"
+    );
+    let failed_at = daemon.clock.now();
+    let after_failing = counts(&hits);
+    // While state cannot record the failures, their back-off (10 s, less a tenth of jitter)
+    // holds all the same: wake-ups before then fetch nothing.
+    let mut wake = daemon.waiting().await;
+    while wake < failed_at + chrono::Duration::seconds(9) {
+        advance_to(&daemon, wake);
+        let (fetched, _, _) = daemon.cycle().await;
+        assert_eq!(fetched, 0, "fetched within the back-off at {wake}");
+        assert_eq!(counts(&hits), after_failing);
+        wake = daemon.waiting().await;
+    }
+
+    // Room again: no restart, and each source's first fetch once it is due archives all of
+    // its entries (sources come due at different wake-ups, jitter apart).
+    state.resize("64m");
+    advance_to(&daemon, wake);
+    while archived(dir) < SOURCES * ENTRIES {
+        daemon.cycle().await;
+        if archived(dir) < SOURCES * ENTRIES {
+            // Every source is due again by then, whatever its jitter.
+            assert!(
+                daemon.clock.now() < failed_at + chrono::Duration::seconds(60),
+                "{} of {} archived a minute later",
+                archived(dir),
+                SOURCES * ENTRIES
+            );
+            daemon.skip_to_next_wake().await;
+        }
+    }
+    let fetched_once_more: HashMap<String, usize> = after_failing
+        .iter()
+        .map(|(name, n)| (name.clone(), n + 1))
+        .collect();
+    assert_eq!(counts(&hits), fetched_once_more);
+    assert_eq!(archived(dir), SOURCES * ENTRIES, "every entry once");
+    let health = common::daemon::client()
+        .get(daemon.url("/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    daemon.stop().await.expect("the daemon stops cleanly");
+}
+
+/// Moves the daemon's clock to `when`.
+fn advance_to(daemon: &InProcess, when: chrono::DateTime<chrono::Utc>) {
+    let now = daemon.clock.now();
+    daemon
+        .clock
+        .advance((when - now).to_std().unwrap_or_default());
+}
