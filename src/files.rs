@@ -1,22 +1,57 @@
 //! Atomic, durable file writes: a reader (or a crash) never sees half a file. Ground floor: the
 //! archive, the feeds, the config editor and the lock all write through these.
+//!
+//! A tree of files (the archive, the feeds' folder) has its temp files in one folder at its
+//! root, [`TEMP_DIR`]: on the same file system, so the rename into place stays atomic, and in
+//! one place, so the temp files of a run that was killed are swept without walking the tree
+//! ([`sweep_temp`]).
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to `path` through a temp file in the same folder and a rename, so a reader
-/// (or a crash) never sees half a file, and flushes it to disk. Returns `false`, writing
-/// nothing, when the file already holds exactly these bytes.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool> {
-    write_atomic_with(path, bytes, true)
+/// The folder at a tree's root that holds its temp files. Hidden: the archive's listings skip it.
+pub const TEMP_DIR: &str = ".tmp";
+
+/// Writes `bytes` to `path` (inside the tree at `root`) through a temp file and a rename, so a
+/// reader (or a crash) never sees half a file, and flushes it to disk. Returns `false`,
+/// writing nothing, when the file already holds exactly these bytes.
+pub fn write_atomic(root: &Path, path: &Path, bytes: &[u8]) -> Result<bool> {
+    write_atomic_with(Some(root), path, bytes, true)
 }
 
 /// [`write_atomic`] without the flush: for many files at once, followed by one
 /// [`sync_filesystem`]. One flush per file would cost more than the rest of a run.
-pub fn write_atomic_deferred(path: &Path, bytes: &[u8]) -> Result<bool> {
-    write_atomic_with(path, bytes, false)
+pub fn write_atomic_deferred(root: &Path, path: &Path, bytes: &[u8]) -> Result<bool> {
+    write_atomic_with(Some(root), path, bytes, false)
+}
+
+/// [`write_atomic`] for a file of no tree (the config): the temp file goes beside it.
+pub fn write_atomic_beside(path: &Path, bytes: &[u8]) -> Result<bool> {
+    write_atomic_with(None, path, bytes, true)
+}
+
+/// Removes what an interrupted run left in the temp folder of the tree at `root`; returns how
+/// many files. Only a holder of the writer lock may call it: another writer's temp files are
+/// in use.
+pub fn sweep_temp(root: &Path) -> Result<usize> {
+    let dir = root.join(TEMP_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(removed)
 }
 
 /// Flushes everything written to the file system holding `dir` to disk.
@@ -59,7 +94,7 @@ pub struct PendingFile {
 /// [`write_atomic_deferred`] for many files: each folder is created once, not once per file
 /// (a cold run writes thousands of files into a few hundred folders). One result per file, in
 /// order: whether it changed.
-pub fn write_all_deferred(files: &[PendingFile]) -> Result<Vec<bool>> {
+pub fn write_all_deferred(root: &Path, files: &[PendingFile]) -> Result<Vec<bool>> {
     let mut made = std::collections::HashSet::new();
     files
         .iter()
@@ -72,16 +107,30 @@ pub fn write_all_deferred(files: &[PendingFile]) -> Result<Vec<bool>> {
                 made.insert(dir.to_path_buf());
             }
             if file.new {
-                write_through_temp(&file.path, dir, file.bytes.as_bytes(), readable(), false)?;
+                let temp = temp_dir(Some(root), &file.path);
+                write_through_temp(&file.path, &temp, file.bytes.as_bytes(), readable(), false)?;
                 Ok(true)
             } else {
-                write_atomic_with(&file.path, file.bytes.as_bytes(), false)
+                write_atomic_with(Some(root), &file.path, file.bytes.as_bytes(), false)
             }
         })
         .collect()
 }
 
-fn write_atomic_with(path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
+/// Where the temp file for `path` goes: the temp folder of the tree at `root` when `path` is
+/// inside it, else beside `path` (a link's target elsewhere, a file of no tree), since a
+/// rename cannot cross file systems.
+fn temp_dir(root: Option<&Path>, path: &Path) -> PathBuf {
+    match root {
+        Some(root) if path.starts_with(root) => root.join(TEMP_DIR),
+        _ => path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    }
+}
+
+fn write_atomic_with(root: Option<&Path>, path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
     // Writing through a symlink updates its target instead of replacing the link. Only a
     // link needs resolving: one `lstat` instead of a `readlink` per path component.
     let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
@@ -104,25 +153,33 @@ fn write_atomic_with(path: &Path, bytes: &[u8], flush: bool) -> Result<bool> {
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions())
         .unwrap_or_else(|_| readable());
-    write_through_temp(path, dir, bytes, mode, flush)?;
+    write_through_temp(path, &temp_dir(root, path), bytes, mode, flush)?;
     Ok(true)
 }
 
-/// Writes `bytes` to a temp file in `dir` (the folder of `path`, which exists) with `mode`,
-/// then renames it to `path`.
+/// Writes `bytes` to a temp file in `dir` (made when missing) with `mode`, then renames it to
+/// `path`, whose folder exists.
 fn write_through_temp(
     path: &Path,
-    dir: Option<&Path>,
+    dir: &Path,
     bytes: &[u8],
     mode: std::fs::Permissions,
     flush: bool,
 ) -> Result<()> {
-    let dir = dir.unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".gazette-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let temp = || {
+        tempfile::Builder::new()
+            .prefix(".gazette-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+    };
+    let mut tmp = match temp() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            temp()
+        }
+        made => made,
+    }
+    .map_err(|e| Error::io(dir, e))?;
     // Temp files are made private; the result gets `mode`.
     tmp.as_file()
         .set_permissions(mode)
@@ -144,16 +201,41 @@ mod tests {
     #[test]
     fn atomic_write_skips_identical_bytes_and_leaves_no_temp_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("a/b/c.md");
-        assert!(write_atomic(&path, b"one").expect("first write"));
-        assert!(!write_atomic(&path, b"one").expect("same bytes"));
-        assert!(write_atomic(&path, b"two").expect("new bytes"));
+        let root = dir.path();
+        let path = root.join("a/b/c.md");
+        assert!(write_atomic(root, &path, b"one").expect("first write"));
+        assert!(!write_atomic(root, &path, b"one").expect("same bytes"));
+        assert!(write_atomic(root, &path, b"two").expect("new bytes"));
         assert_eq!(std::fs::read(&path).expect("read"), b"two");
         let names: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
             .expect("list")
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("c.md")]);
+        // The temp files went to the root's temp folder, and none is left there.
+        let temps = std::fs::read_dir(root.join(TEMP_DIR))
+            .expect("temp folder")
+            .count();
+        assert_eq!(temps, 0);
+    }
+
+    #[test]
+    fn a_sweep_removes_what_an_interrupted_run_left_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        assert_eq!(sweep_temp(root).expect("nothing to sweep"), 0);
+        let kept = root.join("x/kept.md");
+        write_atomic(root, &kept, b"kept").expect("write");
+        // What a killed writer leaves: a temp file, written but never renamed.
+        std::fs::write(root.join(TEMP_DIR).join(".gazette-abc123.tmp"), b"half").expect("temp");
+        assert_eq!(sweep_temp(root).expect("swept"), 1);
+        assert_eq!(
+            std::fs::read_dir(root.join(TEMP_DIR))
+                .expect("list")
+                .count(),
+            0
+        );
+        assert_eq!(std::fs::read(&kept).expect("kept"), b"kept");
     }
 
     #[test]
@@ -162,7 +244,7 @@ mod tests {
         let a = dir.path().join("x/y/a.md");
         let b = dir.path().join("x/y/b.md");
         let c = dir.path().join("z/c.md");
-        write_atomic(&c, b"same").expect("first");
+        write_atomic(dir.path(), &c, b"same").expect("first");
         let file = |path: &std::path::Path, bytes: &str, new: bool| PendingFile {
             path: path.to_owned(),
             bytes: bytes.to_owned(),
@@ -174,7 +256,7 @@ mod tests {
             file(&c, "same", false),
         ];
         assert_eq!(
-            write_all_deferred(&files).expect("written"),
+            write_all_deferred(dir.path(), &files).expect("written"),
             vec![true, true, false]
         );
         assert_eq!(std::fs::read(&a).expect("a"), b"a");
@@ -196,14 +278,14 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("feed.xml");
-        write_atomic(&file, b"one").expect("write");
+        write_atomic(dir.path(), &file, b"one").expect("write");
         let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
         let real = dir.path().join("real.toml");
         std::fs::write(&real, "a").expect("real");
         let link = dir.path().join("link.toml");
         std::os::unix::fs::symlink(&real, &link).expect("symlink");
-        write_atomic(&link, b"b").expect("through the link");
+        write_atomic_beside(&link, b"b").expect("through the link");
         assert!(
             std::fs::symlink_metadata(&link)
                 .expect("meta")

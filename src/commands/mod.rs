@@ -47,10 +47,39 @@ pub(crate) async fn writer_lock(
 ) -> Result<std::result::Result<WriterLock, ExitCode>> {
     let path = WriterLock::path_for(&settings.state_file);
     match WriterLock::acquire(&path, settings.lock_timeout).await? {
-        Ok(lock) => Ok(Ok(lock)),
+        Ok(lock) => {
+            sweep_temp_files(settings).await;
+            Ok(Ok(lock))
+        }
         Err(busy) => {
             eprintln!("gazette: {busy}");
             Ok(Err(ExitCode::from(EXIT_LOCKED)))
+        }
+    }
+}
+
+/// Removes the temp files a killed run left in the archive's and the feeds' temp folders;
+/// only the holder of the writer lock may, since another writer's are in use.
+async fn sweep_temp_files(settings: &Settings) {
+    let roots = [
+        settings.archive_dir.clone(),
+        settings.feed_path.parent().map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        ),
+    ];
+    let swept = tokio::task::spawn_blocking(move || {
+        roots
+            .iter()
+            .map(|root| gazette::files::sweep_temp(root))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    for result in swept.into_iter().flatten() {
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed temp files an interrupted run left"),
+            Err(e) => tracing::warn!(error = %e, "temp files could not be removed"),
         }
     }
 }

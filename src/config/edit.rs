@@ -89,7 +89,7 @@ pub fn add_sources(path: &Path, feeds: &[FoundFeed]) -> Result<Added> {
     let new_text = doc.to_string();
     Settings::from_toml(&new_text, path)?;
     if !outcome.added.is_empty() {
-        crate::files::write_atomic(path, new_text.as_bytes())?;
+        crate::files::write_atomic_beside(path, new_text.as_bytes())?;
     }
     Ok(outcome)
 }
@@ -118,7 +118,7 @@ pub fn remove_source(path: &Path, id: &str) -> Result<bool> {
     sources.remove(index);
     let new_text = doc.to_string();
     Settings::from_toml(&new_text, path)?;
-    crate::files::write_atomic(path, new_text.as_bytes())?;
+    crate::files::write_atomic_beside(path, new_text.as_bytes())?;
     Ok(true)
 }
 

@@ -475,7 +475,10 @@ impl Pipeline {
         // then the records of files that were there before.
         let archive_dir = self.settings().archive_dir.clone();
         created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
-        let files_written = off_thread(&archive_dir, move || files::write_all_deferred(&writes));
+        let root = archive_dir.clone();
+        let files_written = off_thread(&archive_dir, move || {
+            files::write_all_deferred(&root, &writes)
+        });
         let rows = |stored: bool, changed: &[bool]| -> Vec<(&ArticleRecord, bool)> {
             deferred
                 .iter()
@@ -639,9 +642,10 @@ impl Pipeline {
         }
         doc.tags = merged;
         let bytes = archive::render_article(self.settings(), guid.as_deref(), doc);
-        let path = self.settings().archive_dir.join(&target.path);
+        let root = self.settings().archive_dir.clone();
+        let path = root.join(&target.path);
         let wrote = off_thread(&path.clone(), move || {
-            files::write_atomic_deferred(&path, bytes.as_bytes())
+            files::write_atomic_deferred(&root, &path, bytes.as_bytes())
         })
         .await?;
         Store::update_document(conn, &target.source, &target.key, doc, None, now).await?;

@@ -209,8 +209,9 @@ impl Pipeline {
             tx.commit().await?;
         }
         let written = path.clone();
+        let root = self.settings().archive_dir.clone();
         super::off_thread(&path, move || {
-            files::write_atomic(&written, bytes.as_bytes())
+            files::write_atomic(&root, &written, bytes.as_bytes())
         })
         .await?;
         let mut tx = self.store().begin().await?;

@@ -274,8 +274,8 @@ pub async fn verify(settings: &Settings, store: &Store, repair: bool) -> Result<
                     let full = settings.archive_dir.join(path);
                     let bytes = expected.unwrap_or_default();
                     super::off_thread(&full, {
-                        let full = full.clone();
-                        move || files::write_atomic(&full, bytes.as_bytes())
+                        let (root, full) = (settings.archive_dir.clone(), full.clone());
+                        move || files::write_atomic(&root, &full, bytes.as_bytes())
                     })
                     .await?;
                     report.repaired.push(finding);
@@ -378,7 +378,8 @@ pub async fn complete_records(settings: &Settings, store: &Store) -> Result<usiz
 
 /// Refuses to work on an archive whose state is empty: a fetch would archive every entry again
 /// over the files (bilingual ones would lose their sections), and the feeds would lose what
-/// they published.
+/// they published. Unless this database began the archive (it saw it empty): then the files
+/// are those of its own run, killed before it recorded them.
 pub async fn ensure_state_knows_archive(settings: &Settings, store: &Store) -> Result<()> {
     if store.has_articles().await? {
         return Ok(());
@@ -398,6 +399,11 @@ pub async fn ensure_state_knows_archive(settings: &Settings, store: &Store) -> R
         }
     };
     if files.is_empty() {
+        return store.mark_archive_started(&chrono::Utc::now()).await;
+    }
+    // A run of this database was killed after writing files and before recording them: the
+    // next run takes them up as it archives their entries again.
+    if store.archive_started().await? {
         return Ok(());
     }
     Err(Error::Refused(format!(
@@ -453,6 +459,7 @@ mod tests {
             let path = format!("ex/2024/05/13/{title}.md");
             let file = settings.archive_dir.join(&path);
             crate::files::write_atomic(
+                &settings.archive_dir,
                 &file,
                 archive::render(&doc(title), &settings.labels).as_bytes(),
             )
@@ -532,6 +539,7 @@ mod tests {
         let path = "ex/2024/05/13/kept.md";
         let doc = doc("kept");
         crate::files::write_atomic(
+            &settings.archive_dir,
             &settings.archive_dir.join(path),
             archive::render(&doc, &settings.labels).as_bytes(),
         )

@@ -42,9 +42,19 @@ impl Pipeline {
             changed += self.rerender_records(source, stale).await?;
         }
         let _turn = self.write_turn.lock().await;
-        self.store()
+        let recorded = self
+            .store()
             .set_source_fingerprint(&source.id, &fingerprint)
-            .await?;
+            .await;
+        match recorded {
+            Ok(()) => {}
+            // Nothing was rendered: the fingerprint only saves the next run this look, and
+            // a source that is not even due must not fail because state cannot take it.
+            Err(e) if changed == 0 => {
+                info!(source = %source.id, error = %e, "the settings' fingerprint could not be recorded");
+            }
+            Err(e) => return Err(e),
+        }
         if changed > 0 {
             info!(source = %source.id, files = changed, "settings changed: files rendered again from state");
         }
@@ -92,9 +102,10 @@ impl Pipeline {
                 normalize_tags(record.doc.tags.iter().chain(&brought).map(String::as_str));
             let bytes =
                 archive::render_article(self.settings(), record.guid.as_deref(), &record.doc);
-            let path = self.settings().archive_dir.join(&record.path);
+            let root = self.settings().archive_dir.clone();
+            let path = root.join(&record.path);
             let wrote = off_thread(&path.clone(), move || {
-                files::write_atomic_deferred(&path, bytes.as_bytes())
+                files::write_atomic_deferred(&root, &path, bytes.as_bytes())
             })
             .await?;
             if wrote {

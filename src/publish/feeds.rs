@@ -338,7 +338,7 @@ fn write_files(
 ) -> Result<Written> {
     let mut written = Written::default();
     for (path, bytes) in files {
-        if crate::files::write_atomic(&path, &bytes)? {
+        if crate::files::write_atomic(folder, &path, &bytes)? {
             written.changed.push(path);
         }
     }

@@ -1,4 +1,5 @@
-//! What each feed file was last written from, so that a run with nothing new renders nothing.
+//! What state knows of the files around it: what each feed file was last written from (so
+//! that a run with nothing new renders nothing), and whether it began its archive.
 
 use std::collections::HashMap;
 
@@ -43,6 +44,27 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether this database has seen its archive empty (see [`Store::mark_archive_started`]).
+    pub async fn archive_started(&self) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM state_meta WHERE key = 'archive_started'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records that the archive was empty when this database first wrote to it: its files
+    /// are then this database's, even those of a run killed before it recorded them.
+    pub async fn mark_archive_started(&self, now: &chrono::DateTime<chrono::Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO state_meta (key, value) VALUES ('archive_started', ?)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(now.to_rfc3339())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
