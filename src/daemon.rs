@@ -69,6 +69,9 @@ pub async fn run(
     mut on_event: impl FnMut(Event),
 ) -> Result<()> {
     let store = Store::open(&settings.state_url).await?;
+    // A long-running process checks its pages once at start; cron runs do not (it reads the
+    // whole file).
+    store.check_integrity(false).await?;
     crate::pipeline::recover::complete_records(&settings, &store).await?;
     crate::pipeline::recover::ensure_state_knows_archive(&settings, &store).await?;
     let listen = options

@@ -139,6 +139,10 @@ pub enum Error {
     #[error("state database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
+    /// The state database is damaged; the message names the damage and the ways out.
+    #[error("{0}")]
+    Damaged(String),
+
     /// The database's schema is not one this binary can use.
     #[error("state database {0}")]
     Schema(String),

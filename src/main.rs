@@ -270,7 +270,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             preview(&fetch, &location, &id, base.as_ref()).await
         }
         Command::Run { listen } => run_daemon(load(&cli.config)?, cli.config.clone(), listen).await,
-        Command::Check => check(&load(&cli.config)?),
+        Command::Check => check(&load(&cli.config)?).await,
         Command::Fetch {
             sources,
             force,

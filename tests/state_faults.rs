@@ -217,3 +217,77 @@ fn advance_to(daemon: &InProcess, when: chrono::DateTime<chrono::Utc>) {
         .clock
         .advance((when - now).to_std().unwrap_or_default());
 }
+
+/// Runs the binary and returns (exit code, stderr); a daemon that does not stop within 30 s
+/// fails the test.
+async fn refused(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        common::gazette(dir, args),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("gazette {args:?} did not stop on a damaged state"));
+    (run.status.code(), stderr(&run))
+}
+
+#[tokio::test]
+async fn each_kind_of_damaged_state_is_refused_with_the_way_out() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let served = dir.join("served");
+    common::copy_demo_feeds(&served);
+    let server = common::FeedServer::start(&served).await;
+    write_config(
+        dir,
+        &source(
+            "ft",
+            &server.url("/feeds/ft-world.atom"),
+            "language = \"en\"",
+        ),
+    );
+    let fetch = gazette(dir, &["fetch"]).await;
+    assert!(fetch.status.success(), "{}", stderr(&fetch));
+    let db = dir.join("state/gazette.db");
+    let whole = std::fs::read(&db).expect("the state database");
+    assert!(whole.len() >= 8 * 4096, "{} bytes", whole.len());
+
+    let mut random_page = whole.clone();
+    let middle = (whole.len() / 4096 / 2) * 4096;
+    for byte in &mut random_page[middle..middle + 4096] {
+        *byte = fastrand::u8(..);
+    }
+    let damages: [(&str, Vec<u8>); 4] = [
+        ("truncated", whole[..whole.len() / 2 + 100].to_vec()),
+        ("random bytes on a page", random_page),
+        ("zero bytes", Vec::new()),
+        ("a foreign file", b"date,title\n2024-05-13,hello\n".to_vec()),
+    ];
+    for (kind, bytes) in damages {
+        for sidecar in ["gazette.db-wal", "gazette.db-shm"] {
+            let _ = std::fs::remove_file(dir.join("state").join(sidecar));
+        }
+        std::fs::write(&db, &bytes).expect("damage the state");
+        let mut commands: Vec<&[&str]> = vec![&["check"], &["verify"]];
+        if kind != "random bytes on a page" {
+            // The cheap check at every open sees these; page damage needs SQLite's checks.
+            commands.extend([&["fetch"][..], &["status"][..]]);
+        }
+        commands.push(&["run", "--listen", "127.0.0.1:0"]);
+        for args in commands {
+            let (code, log) = refused(dir, args).await;
+            assert!(
+                code.is_some_and(|c| c != 0),
+                "{kind}: gazette {args:?} exited {code:?}: {log}"
+            );
+            assert_eq!(
+                log.matches("gazette rebuild").count(),
+                1,
+                "{kind}: gazette {args:?} said: {log}"
+            );
+        }
+        assert!(
+            std::fs::read(&db).expect("still there") == bytes,
+            "{kind}: the damaged file was changed"
+        );
+    }
+}

@@ -49,6 +49,8 @@ pub(crate) async fn verify(settings: Settings, repair: bool) -> Result<ExitCode>
         Err(code) => return Ok(code),
     };
     let store = open_store(&settings).await?;
+    // Damaged pages first: comparing records read from them would mislead.
+    store.check_integrity(true).await?;
     let report = recover::verify(&settings, &store, repair)
         .await
         .context("comparing the archive with the state")?;

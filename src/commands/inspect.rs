@@ -12,7 +12,17 @@ use gazette::pipeline::read_feed;
 
 use super::open_store;
 
-pub(crate) fn check(settings: &Settings) -> Result<ExitCode> {
+pub(crate) async fn check(settings: &Settings) -> Result<ExitCode> {
+    // The state's pages, when there is a state: `check` creates none.
+    let state = if settings.state_file.exists() {
+        let store = open_store(settings).await?;
+        let checked = store.check_integrity(false).await;
+        store.close().await;
+        checked?;
+        "ok (quick_check)"
+    } else {
+        "none yet"
+    };
     let mut out = std::io::stdout().lock();
     writeln!(out, "config   {}: ok", settings.config_path.display())?;
     writeln!(out, "archive  {}", settings.archive_dir.display())?;
@@ -22,7 +32,7 @@ pub(crate) fn check(settings: &Settings) -> Result<ExitCode> {
         settings.feed_path.display(),
         settings.feed.max_entries
     )?;
-    writeln!(out, "state    {}", settings.state_url)?;
+    writeln!(out, "state    {}: {state}", settings.state_url)?;
     writeln!(
         out,
         "sources  {} (fetching {} at a time)",

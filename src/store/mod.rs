@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 mod articles;
 mod content;
 mod enrichment;
+pub mod integrity;
 mod published;
 mod sources;
 
@@ -216,6 +217,12 @@ impl Store {
         {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
+        // An empty, foreign or cut-short file is refused before SQLite takes it for a new
+        // database or fails on it later with a bare "malformed".
+        let file = options.get_filename().to_path_buf();
+        tokio::task::spawn_blocking(move || integrity::check_file(&file))
+            .await
+            .map_err(|e| Error::io(options.get_filename(), std::io::Error::other(e)))??;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             // A connection still in a transaction when it comes back is dropped, not reused.
@@ -236,7 +243,13 @@ impl Store {
                 })
             })
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(integrity::damage_or)?;
+        // Reads the first page's schema cookie: a damaged header shows here, once and clearly.
+        sqlx::query_scalar::<_, i64>("PRAGMA schema_version")
+            .fetch_one(&pool)
+            .await
+            .map_err(integrity::damage_or)?;
         match MIGRATOR.run(&pool).await {
             Ok(()) => Ok(Self { pool }),
             // A migration this binary does not know was applied: a newer Gazette wrote it, and
