@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    FetchOptions, add, build, check, enrich, fetch, import, list_due, load, preview, rebuild,
-    remove, run_daemon, status, verify,
+    FetchOptions, add, backup, build, check, enrich, fetch, import, list_due, load, preview,
+    rebuild, remove, run_daemon, status, verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -119,6 +119,12 @@ enum Command {
     },
     /// Recreate the state database from the archive files (after it was lost).
     Rebuild,
+    /// Copy the state database to FILE, consistent, while other runs (the daemon included)
+    /// go on; the copy is checked before the command says it is done.
+    Backup {
+        /// Where the copy goes; must not exist yet.
+        file: PathBuf,
+    },
     /// Compare the archive with the state: missing, orphan, hand-edited and unreadable files.
     /// Exits 0 only when they agree.
     Verify {
@@ -311,6 +317,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build { rerender } => build(load(&cli.config)?, rerender).await,
         Command::Rebuild => rebuild(load(&cli.config)?).await,
         Command::Verify { repair } => verify(load(&cli.config)?, repair).await,
+        Command::Backup { file } => backup(load(&cli.config)?, &file).await,
         Command::Remove { source, purge } => remove(&cli.config, &source, purge).await,
         Command::Import { file } => import(&cli.config, &file),
         Command::Export => {

@@ -291,3 +291,75 @@ async fn each_kind_of_damaged_state_is_refused_with_the_way_out() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_backup_is_taken_while_the_daemon_runs_and_restores_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let served = dir.join("served");
+    common::copy_demo_feeds(&served);
+    let server = common::FeedServer::start(&served).await;
+    let sources = [
+        source(
+            "ft",
+            &server.url("/feeds/ft-world.atom"),
+            "language = \"en\"",
+        ),
+        source("tech", &server.url("/feeds/tech-rss2.xml"), ""),
+    ]
+    .concat();
+    write_config(dir, &sources);
+    let fetch = gazette(dir, &["fetch"]).await;
+    assert!(fetch.status.success(), "{}", stderr(&fetch));
+    let files = archived(dir);
+    assert!(files > 0);
+
+    // The daemon holds the writer lock; a backup needs none.
+    let daemon = common::daemon::Daemon::start(dir).await;
+    let copy = dir.join("backup.db");
+    let backup = gazette(dir, &["backup", copy.to_str().expect("utf-8")]).await;
+    assert!(backup.status.success(), "{}", stderr(&backup));
+    assert!(
+        stdout(&backup).contains("written and checked"),
+        "{}",
+        stdout(&backup)
+    );
+    let again = gazette(dir, &["backup", copy.to_str().expect("utf-8")]).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("never written over"),
+        "{}",
+        stderr(&again)
+    );
+    drop(daemon);
+
+    let url = format!("sqlite://{}?mode=ro", copy.to_str().expect("utf-8"));
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open the copy");
+    let articles: i64 = sqlx::query_scalar("SELECT count(*) FROM articles")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(articles, i64::try_from(files).expect("small"));
+    pool.close().await;
+
+    // Restored in place of a lost state, it agrees with the archive.
+    let state = dir.join("state");
+    std::fs::remove_dir_all(&state).expect("lose the state");
+    std::fs::create_dir_all(&state).expect("state folder");
+    std::fs::copy(&copy, state.join("gazette.db")).expect("restore");
+    let verify = gazette(dir, &["verify"]).await;
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+    let check = gazette(dir, &["check"]).await;
+    assert!(
+        stdout(&check).contains("ok (quick_check)"),
+        "{}",
+        stdout(&check)
+    );
+}

@@ -43,6 +43,16 @@ pub(crate) async fn rebuild(settings: Settings) -> Result<ExitCode> {
     })
 }
 
+pub(crate) async fn backup(settings: Settings, file: &std::path::Path) -> Result<ExitCode> {
+    // No writer lock: the copy is one read transaction, and the daemon goes on meanwhile.
+    let store = open_store(&settings).await?;
+    let copied = store.backup(file).await;
+    store.close().await;
+    copied.with_context(|| format!("backing up {}", settings.state_url))?;
+    println!("{} written and checked", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn verify(settings: Settings, repair: bool) -> Result<ExitCode> {
     let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,

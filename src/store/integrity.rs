@@ -62,6 +62,40 @@ pub fn check_file(path: &Path) -> Result<()> {
 }
 
 impl Store {
+    /// Writes a consistent copy of the database to `to` (`VACUUM INTO`: one read transaction,
+    /// so writers go on meanwhile), then opens the copy and runs `quick_check` on it.
+    pub async fn backup(&self, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Err(Error::io(
+                to,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a backup is never written over an existing file",
+                ),
+            ));
+        }
+        let target = to.to_str().ok_or_else(|| {
+            Error::io(
+                to,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a UTF-8 path"),
+            )
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .map_err(damage_or)?;
+        let copy = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(to)
+            .read_only(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(copy)
+            .await?;
+        let checked = Store { pool }.check_integrity(false).await;
+        checked.map_err(|e| Error::Damaged(format!("{}: the copy is not whole: {e}", to.display())))
+    }
+
     /// `PRAGMA quick_check`, and `integrity_check` too when `full`: `Ok` when SQLite finds the
     /// pages whole, else the damage it found, with the way out.
     pub async fn check_integrity(&self, full: bool) -> Result<()> {
