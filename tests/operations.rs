@@ -126,3 +126,37 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(output.status.success(), "{:?}: {log}", output.status);
     assert!(!log.contains("Broken pipe"), "{log}");
 }
+
+#[tokio::test]
+async fn messages_say_the_way_forward() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+
+    // No config yet: how to make one.
+    let missing = gazette(dir, &["fetch"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    let log = stderr(&missing);
+    assert!(log.contains("no config file at"), "{log}");
+    assert!(
+        log.contains("[[sources]]") && log.contains("--config"),
+        "{log}"
+    );
+
+    // A source that is a web page, not a feed: `gazette add` finds the feed it announces.
+    std::fs::write(
+        dir.join("page.html"),
+        "<!doctype html><html><head><title>News</title></head><body><p>Hello</p></body></html>",
+    )
+    .expect("page");
+    write_config(dir, &source("page", "../page.html", ""));
+    let run = gazette(dir, &["fetch"]).await;
+    let out = common::stdout(&run);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("page: failed:"))
+        .unwrap_or_else(|| panic!("no failure line: {out}"));
+    assert!(
+        line.contains("HTML page") && line.contains("`gazette add URL`"),
+        "{line}"
+    );
+}

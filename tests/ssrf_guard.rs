@@ -64,12 +64,15 @@ async fn loopback_targets_are_refused_by_default() {
         message.contains("non-public address 127.0.0.1"),
         "{message}"
     );
+    // The refusal says how to allow it.
+    assert!(message.contains("`fetch.allow_private`"), "{message}");
     let port = url(&base).port().expect("port");
     let named = guarded
         .fetch_content("article", &url(&format!("http://localhost:{port}/page")))
         .await;
     let message = named.expect_err("refused").to_string();
     assert!(message.contains("non-public"), "{message}");
+    assert!(message.contains("`fetch.allow_private`"), "{message}");
     let scheme = guarded
         .fetch_content("article", &url("file:///etc/hostname"))
         .await;

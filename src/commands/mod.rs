@@ -29,6 +29,15 @@ pub(crate) const EXIT_SOURCES_FAILED: u8 = 3;
 pub(crate) const EXIT_LOCKED: u8 = 4;
 
 pub(crate) fn load(path: &Path) -> Result<Settings> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no config file at {}: name yours with --config or GAZETTE_CONFIG, or create this \
+             one; the smallest is one source:\n\n[[sources]]\nid = \"example\"\n\
+             url = \"https://example.org/feed.xml\"\n\n(`gazette check` then shows what the \
+             defaults make of it; `gazette add URL` and `gazette import FILE.opml` add more)",
+            path.display()
+        );
+    }
     Ok(Settings::load(path)?)
 }
 

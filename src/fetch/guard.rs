@@ -88,6 +88,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first == 0x0064 && ip.segments()[1] == 0xff9b)) // NAT64, may reach private IPv4
 }
 
+/// What a refusal adds: why, and the way to allow it.
+const ALLOW_PRIVATE: &str = "feed content may reach only public addresses; \
+                             `fetch.allow_private` allows ranges of others, in CIDR notation";
+
 /// Why a content-driven URL is not fetched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -95,7 +99,7 @@ pub enum Refusal {
     Scheme(Url),
     #[error("{0}: no host")]
     NoHost(Url),
-    #[error("{url}: refused to connect to non-public address {ip}")]
+    #[error("{url}: refused to connect to non-public address {ip} ({ALLOW_PRIVATE})")]
     NonPublic { url: Url, ip: IpAddr },
 }
 
@@ -146,7 +150,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .collect();
             if permitted.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> = format!(
-                    "refused to connect to {host}: it resolves only to non-public addresses"
+                    "refused to connect to {host}: it resolves only to non-public addresses \
+                     ({ALLOW_PRIVATE})"
                 )
                 .into();
                 return Err(err);
@@ -261,7 +266,9 @@ mod tests {
         );
         assert_eq!(
             refusal.to_string(),
-            "http://10.0.0.1/x: refused to connect to non-public address 10.0.0.1"
+            "http://10.0.0.1/x: refused to connect to non-public address 10.0.0.1 (feed \
+             content may reach only public addresses; `fetch.allow_private` allows ranges of \
+             others, in CIDR notation)"
         );
         assert!(check_url(&url, &allowing(&["10.0.0.0/8"])).is_ok());
     }

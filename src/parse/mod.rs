@@ -68,7 +68,10 @@ pub enum NotAFeed {
     #[error("not a feed: {0}")]
     Xml(#[from] xml::XmlError),
     /// A web page: `add` looks in it for an announced feed.
-    #[error("not a feed: an HTML page (root element <html>)")]
+    #[error(
+        "not a feed: an HTML page (root element <html>); `gazette add URL` finds the feed a \
+         page announces"
+    )]
     HtmlPage,
     #[error("not a feed: the root element is <{0}>")]
     UnknownRoot(String),
