@@ -429,6 +429,9 @@ async fn filtered_feeds_are_distinct_feeds() {
         docs.push(parse_atom(&utf8(&body)));
     }
     let [merged, tag, alpha] = <[AtomDoc; 3]>::try_from(docs).expect("three feeds");
+    // Unknown names are not feeds: a tag no article carries, like a source not configured.
+    get_expecting(&http, &daemon.url("/tags/no-such-tag.xml"), 404).await;
+    get_expecting(&http, &daemon.url("/sources/no-such-source.xml"), 404).await;
 
     let ids: BTreeSet<&str> = [&merged, &tag, &alpha]
         .iter()

@@ -148,6 +148,10 @@ async fn atom_response(state: &AppState, request: &HeaderMap, feed: Feed<'_>) ->
         .cache
         .get_or_render(&state.store, &settings, key, || async {
             let (body, items) = feeds::atom(&settings, &state.store, feed).await?;
+            // A tag no live article carries is unknown, like an unknown source.
+            if matches!(feed, Feed::Tag(_)) && items.is_empty() {
+                return Ok(None);
+            }
             Ok(Some(Rendered::new(ATOM, body, newest(&items))))
         })
         .await;
