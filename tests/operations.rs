@@ -160,3 +160,52 @@ async fn messages_say_the_way_forward() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn a_source_failing_for_long_is_reported_while_it_backs_off() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write_config(
+        dir,
+        &format!(
+            "[fetch]\nalert_after = \"1d\"\n{}",
+            source("dead", &dir.join("gone.xml").display().to_string(), "")
+        ),
+    );
+    let first = gazette(dir, &["fetch"]).await;
+    assert_eq!(first.status.code(), Some(3));
+    // Backing off: not fetched, and not failing for a day yet.
+    let quiet = gazette(dir, &["fetch"]).await;
+    assert_eq!(quiet.status.code(), Some(0), "{}", common::stdout(&quiet));
+    assert!(!common::stdout(&quiet).contains("failing"));
+
+    // Three days of failures, as state would have them.
+    let url = format!(
+        "sqlite://{}",
+        dir.join("state/gazette.db").to_str().expect("utf-8")
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("state");
+    let three_days_ago = chrono::Utc::now().timestamp_millis() - 3 * 24 * 3600 * 1000;
+    sqlx::query("UPDATE sources SET failing_since = ? WHERE id = 'dead'")
+        .bind(three_days_ago)
+        .execute(&pool)
+        .await
+        .expect("age the failure");
+    pool.close().await;
+
+    let alert = gazette(dir, &["fetch"]).await;
+    let out = common::stdout(&alert);
+    assert_eq!(alert.status.code(), Some(3), "{out}");
+    // (The tests print every source's line: `dead: not due until ...` comes first.)
+    let failing: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("dead: failing since "))
+        .collect();
+    assert_eq!(failing.len(), 1, "{out}");
+    assert!(failing[0].contains("gone.xml"), "{out}");
+    let summary = out.lines().last().unwrap_or_default();
+    assert!(
+        summary.contains(", 0 failed, 1 failing for more than 1day;"),
+        "{out}"
+    );
+}

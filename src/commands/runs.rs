@@ -91,9 +91,39 @@ pub(crate) async fn fetch(
     }
     cycle.pruned.context("pruning old state")?;
     let feed_changed = cycle.feed.context("writing the merged feed")?;
+    // Sources failing for long, though backing off and not fetched now: a dead feed must not
+    // go unnoticed because its retries are far apart. Those that failed now are told above.
+    let alert_after = pipeline.settings().fetch.alert_after;
+    let since = Utc::now() - chrono::Duration::from_std(alert_after).unwrap_or_default();
+    let ids: Vec<String> = sources.iter().map(|s| s.id.clone()).collect();
+    let long_failing = pipeline.store().failing_since(&ids, &since).await?;
+    for (id, since, error) in &long_failing {
+        let told = cycle
+            .sources
+            .iter()
+            .any(|r| r.source == *id && r.outcome.is_err());
+        if !told {
+            let own = format!("source {id}: ");
+            writeln!(
+                out,
+                "{id}: failing since {}: {}",
+                format_date(since),
+                error.strip_prefix(&own).unwrap_or(error)
+            )?;
+        }
+    }
+    let long = if long_failing.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", {} failing for more than {}",
+            long_failing.len(),
+            humantime::format_duration(alert_after)
+        )
+    };
     writeln!(
         out,
-        "{} sources, {} new, {} updated, {} failed; feed {} {}",
+        "{} sources, {} new, {} updated, {} failed{long}; feed {} {}",
         cycle.sources.len(),
         new,
         updated,
@@ -102,7 +132,7 @@ pub(crate) async fn fetch(
         if feed_changed { "written" } else { "unchanged" }
     )?;
     pipeline.store().clone().close().await;
-    Ok(if failed > 0 {
+    Ok(if failed > 0 || !long_failing.is_empty() {
         ExitCode::from(EXIT_SOURCES_FAILED)
     } else {
         ExitCode::SUCCESS

@@ -188,6 +188,10 @@ pub struct FetchConfig {
     /// Upper bound for failure back-off and for the delay a feed may ask for.
     #[serde(with = "duration")]
     pub max_backoff: Duration,
+    /// A source failing for longer than this is reported by every `fetch` (and makes it exit
+    /// 3), even when it is backing off and was not fetched.
+    #[serde(with = "duration")]
+    pub alert_after: Duration,
     /// Which of the feed's own requests about polling frequency are honoured.
     pub honor_ttl: bool,
     pub honor_sy_update: bool,
@@ -241,6 +245,7 @@ impl Default for FetchConfig {
             max_redirects: 5,
             interval: Duration::from_secs(30 * 60),
             max_backoff: Duration::from_secs(24 * 60 * 60),
+            alert_after: Duration::from_secs(24 * 60 * 60),
             honor_ttl: true,
             honor_sy_update: true,
             honor_cache_control: true,

@@ -348,6 +348,7 @@ impl Store {
                     next_due_at = excluded.next_due_at,
                     consecutive_failures = 0,
                     disabled_reason = NULL,
+                    failing_since = NULL,
                     feed_delay_secs = COALESCE(excluded.feed_delay_secs, sources.feed_delay_secs),
                     removed_at = NULL",
             );
@@ -371,9 +372,10 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sources (id, url, last_fetch_at, last_status, last_error, http_status, next_due_at,
-                                  consecutive_failures, disabled_reason, last_error_kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9)
+                                  consecutive_failures, disabled_reason, last_error_kind, failing_since)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?3)
              ON CONFLICT (id) DO UPDATE SET
+                failing_since = COALESCE(sources.failing_since, excluded.failing_since),
                 url = excluded.url,
                 last_fetch_at = excluded.last_fetch_at,
                 last_status = excluded.last_status,

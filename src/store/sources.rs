@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, to_millis};
+use super::{Store, from_millis, to_millis};
 use crate::error::Result;
 
 /// What pruning removed.
@@ -35,6 +35,30 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Of `sources`, those failing since before `before`: (id, since, last error), oldest
+    /// first.
+    pub async fn failing_since(
+        &self,
+        sources: &[String],
+        before: &DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, String)>> {
+        let ids = serde_json::to_string(sources).unwrap_or_default();
+        let rows = sqlx::query_as::<_, (String, i64, Option<String>)>(
+            "SELECT s.id, s.failing_since, s.last_error FROM sources s
+             WHERE s.failing_since IS NOT NULL AND s.failing_since < ?
+               AND s.id IN (SELECT value FROM json_each(?))
+             ORDER BY s.failing_since, s.id",
+        )
+        .bind(to_millis(before))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, since, error)| (id, from_millis(since), error.unwrap_or_default()))
+            .collect())
     }
 
     /// The source feed's own title, as its last fetch found it.
