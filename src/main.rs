@@ -161,6 +161,12 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// Every detail of each source (URL, redirects, validators, errors), several lines each.
+        #[arg(long)]
+        long: bool,
+        /// Only sources whose last fetch failed, or that are disabled.
+        #[arg(long)]
+        failed: bool,
     },
 }
 
@@ -329,6 +335,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Add { url, tags } => add(&cli.config, &url, tags).await,
-        Command::Status { json } => status(&load(&cli.config)?, json).await,
+        Command::Status { json, long, failed } => {
+            let view = commands::StatusView { json, long, failed };
+            status(&load(&cli.config)?, view).await
+        }
     }
 }

@@ -516,7 +516,7 @@ async fn a_permanent_redirect_is_recorded_and_used_next_time() {
     let status = status_json(&gazette(tmp.path(), &["status", "--json"]).await);
     assert_eq!(status["perm"]["moved_to"], format!("{base}/feeds/moved"));
     assert_eq!(status["temp"]["moved_to"], serde_json::Value::Null);
-    let text = stdout(&gazette(tmp.path(), &["status"]).await);
+    let text = stdout(&gazette(tmp.path(), &["status", "--long"]).await);
     assert!(
         text.contains(&format!("moved to       {base}/feeds/moved")),
         "{text}"

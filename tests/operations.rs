@@ -209,3 +209,43 @@ async fn a_source_failing_for_long_is_reported_while_it_backs_off() {
         "{out}"
     );
 }
+
+/// `text` with what changes from run to run (times, the temp folder) replaced.
+fn redacted(text: &str, dir: &Path) -> String {
+    let dates = regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z").expect("regex");
+    let text = text.replace(&dir.display().to_string(), "[DIR]");
+    dates.replace_all(&text, "[TIME]").into_owned()
+}
+
+#[tokio::test]
+async fn status_is_one_line_per_configured_source() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    common::copy_demo_feeds(&dir.join("feeds"));
+    let sources = [
+        source("ft", "../feeds/ft-world.atom", "language = \"en\""),
+        source("tech", "../feeds/tech-rss2.xml", ""),
+        source("broken", "../feeds/missing.xml", ""),
+    ]
+    .concat();
+    write_config(dir, &sources);
+    let fetch = gazette(dir, &["fetch"]).await;
+    assert_eq!(fetch.status.code(), Some(3));
+    // A source added since, never fetched, and one taken out of the config by hand.
+    let sources = [
+        source("ft", "../feeds/ft-world.atom", "language = \"en\""),
+        source("broken", "../feeds/missing.xml", ""),
+        source("later", "../feeds/science-rss1.rdf", ""),
+    ]
+    .concat();
+    write_config(dir, &sources);
+
+    let status = gazette(dir, &["status"]).await;
+    assert!(status.status.success(), "{}", stderr(&status));
+    insta::assert_snapshot!("status_one_line", redacted(&common::stdout(&status), dir));
+    let failed = gazette(dir, &["status", "--failed"]).await;
+    insta::assert_snapshot!("status_failed", redacted(&common::stdout(&failed), dir));
+    let long = common::stdout(&gazette(dir, &["status", "--long"]).await);
+    assert!(long.contains("  failures       1 in a row"), "{long}");
+    assert!(!long.contains("tech"), "{long}");
+}

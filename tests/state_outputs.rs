@@ -954,7 +954,7 @@ async fn remove_takes_a_source_out_and_purge_deletes_its_files() {
     assert!(
         stdout(&status)
             .lines()
-            .any(|l| l.starts_with("alpha: removed ") && l.contains("2 files stay known")),
+            .any(|l| l.starts_with("removed, files still known: alpha (2 files)")),
         "{}",
         stdout(&status)
     );

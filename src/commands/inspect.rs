@@ -9,6 +9,7 @@ use gazette::config::{FetchConfig, Location, Settings, Source};
 use gazette::fetch::Fetcher;
 use gazette::format::format_date;
 use gazette::pipeline::read_feed;
+use gazette::store::SourceStatus;
 
 use super::open_store;
 
@@ -53,13 +54,22 @@ pub(crate) async fn check(settings: &Settings) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn status(settings: &Settings, json: bool) -> Result<ExitCode> {
+/// How `status` shows the sources.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StatusView {
+    pub json: bool,
+    pub long: bool,
+    pub failed: bool,
+}
+
+pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<ExitCode> {
     let store = open_store(settings).await?;
-    let rows = store.source_status().await?;
+    let mut rows = store.source_status().await?;
     let enrichment = store.enrichment_totals().await?;
     let enrichment_failures = store.enrichment_failures().await?;
+    store.close().await;
     let mut out = std::io::stdout().lock();
-    if json {
+    if view.json {
         let failures: Vec<_> = enrichment_failures
             .iter()
             .map(|(source, key, error, next)| {
@@ -73,85 +83,149 @@ pub(crate) async fn status(settings: &Settings, json: bool) -> Result<ExitCode> 
         });
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
-    } else {
-        if settings.enrich.provider.is_some() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if settings.enrich.provider.is_some() {
+        writeln!(
+            out,
+            "enrichment: {} enriched, {} pending, {} failed; {} prompt + {} completion tokens",
+            enrichment.enriched,
+            enrichment.pending,
+            enrichment.failed,
+            enrichment.prompt_tokens,
+            enrichment.completion_tokens
+        )?;
+        for (source, key, error, next) in &enrichment_failures {
             writeln!(
                 out,
-                "enrichment: {} enriched, {} pending, {} failed; {} prompt + {} completion tokens",
-                enrichment.enriched,
-                enrichment.pending,
-                enrichment.failed,
-                enrichment.prompt_tokens,
-                enrichment.completion_tokens
+                "  {source} {key}: {error} (next attempt {})",
+                format_date(next)
             )?;
-            for (source, key, error, next) in &enrichment_failures {
-                writeln!(
-                    out,
-                    "  {source} {key}: {error} (next attempt {})",
-                    format_date(next)
-                )?;
-            }
-        }
-        let never = || "never".to_owned();
-        for r in rows {
-            let http = r
-                .last_http_status
-                .map(|s| format!(" (HTTP {s})"))
-                .unwrap_or_default();
-            if let Some(at) = &r.removed_at {
-                writeln!(
-                    out,
-                    "{}: removed {} (in no feed; its {} files stay known; `remove --purge` deletes them)",
-                    r.id,
-                    format_date(at),
-                    r.articles
-                )?;
-                continue;
-            }
-            writeln!(
-                out,
-                "{}: {}{http}",
-                r.id,
-                r.last_status.as_deref().unwrap_or("never fetched")
-            )?;
-            writeln!(out, "  url            {}", r.url)?;
-            if let Some(moved) = &r.moved_to {
-                writeln!(
-                    out,
-                    "  moved to       {moved} (permanent redirect; fetched from here)"
-                )?;
-            }
-            writeln!(
-                out,
-                "  last fetch     {}",
-                r.last_fetch_at.as_ref().map_or_else(never, format_date)
-            )?;
-            writeln!(
-                out,
-                "  next due       {}",
-                r.next_due_at
-                    .as_ref()
-                    .map_or_else(|| "now".to_owned(), format_date)
-            )?;
-            writeln!(
-                out,
-                "  validators     {}",
-                if r.has_validators { "yes" } else { "no" }
-            )?;
-            writeln!(out, "  failures       {} in a row", r.consecutive_failures)?;
-            if let Some(reason) = &r.disabled_reason {
-                writeln!(out, "  disabled       {reason}")?;
-            }
-            if let Some(error) = &r.last_error {
-                match &r.last_error_kind {
-                    Some(kind) => writeln!(out, "  last error     [{kind}] {error}")?,
-                    None => writeln!(out, "  last error     {error}")?,
-                }
-            }
-            writeln!(out, "  articles       {}", r.articles)?;
         }
     }
+    // The configured sources, in config order, those never fetched included; a source only
+    // state knows (taken out of the config) is not one of them.
+    let removed: Vec<SourceStatus> = rows
+        .iter()
+        .filter(|r| r.removed_at.is_some())
+        .cloned()
+        .collect();
+    let configured: Vec<SourceStatus> = settings
+        .sources
+        .iter()
+        .map(|source| {
+            match rows
+                .iter()
+                .position(|r| r.id == source.id && r.removed_at.is_none())
+            {
+                Some(at) => rows.swap_remove(at),
+                None => SourceStatus::never_fetched(&source.id, &source.location.to_string()),
+            }
+        })
+        .filter(|r| !view.failed || r.consecutive_failures > 0 || r.disabled_reason.is_some())
+        .collect();
+    let width = configured.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    for r in &configured {
+        if view.long {
+            write_long(&mut out, r)?;
+        } else {
+            writeln!(out, "{}", one_line(r, width))?;
+        }
+    }
+    if !view.failed && !removed.is_empty() {
+        let listed: Vec<String> = removed
+            .iter()
+            .map(|r| format!("{} ({} files)", r.id, r.articles))
+            .collect();
+        writeln!(
+            out,
+            "removed, files still known: {}; `gazette remove ID --purge` deletes them",
+            listed.join(", ")
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One source in one line: id, how its last fetch went, articles, when it is due, and the
+/// error when it failed.
+fn one_line(r: &SourceStatus, width: usize) -> String {
+    let outcome = match (&r.disabled_reason, r.last_status.as_deref()) {
+        (Some(_), _) => "disabled".to_owned(),
+        (None, None) => "never fetched".to_owned(),
+        (None, Some(_)) if r.consecutive_failures > 0 => {
+            format!("failed {}x", r.consecutive_failures)
+        }
+        (None, Some(status)) => match r.last_http_status {
+            Some(code) => format!("{status} ({code})"),
+            None => status.to_owned(),
+        },
+    };
+    let next = r
+        .next_due_at
+        .as_ref()
+        .map_or_else(|| "now".to_owned(), format_date);
+    let mut line = format!(
+        "{:<width$}  {outcome:<18} {:>6} articles  next {next}",
+        r.id, r.articles
+    );
+    if let Some(reason) = &r.disabled_reason {
+        line.push_str(&format!("  {reason}"));
+    } else if r.consecutive_failures > 0
+        && let Some(error) = &r.last_error
+    {
+        let own = format!("source {}: ", r.id);
+        line.push_str(&format!("  {}", error.strip_prefix(&own).unwrap_or(error)));
+    }
+    line
+}
+
+fn write_long(out: &mut impl std::io::Write, r: &SourceStatus) -> std::io::Result<()> {
+    let never = || "never".to_owned();
+    let http = r
+        .last_http_status
+        .map(|s| format!(" (HTTP {s})"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "{}: {}{http}",
+        r.id,
+        r.last_status.as_deref().unwrap_or("never fetched")
+    )?;
+    writeln!(out, "  url            {}", r.url)?;
+    if let Some(moved) = &r.moved_to {
+        writeln!(
+            out,
+            "  moved to       {moved} (permanent redirect; fetched from here)"
+        )?;
+    }
+    writeln!(
+        out,
+        "  last fetch     {}",
+        r.last_fetch_at.as_ref().map_or_else(never, format_date)
+    )?;
+    writeln!(
+        out,
+        "  next due       {}",
+        r.next_due_at
+            .as_ref()
+            .map_or_else(|| "now".to_owned(), format_date)
+    )?;
+    writeln!(
+        out,
+        "  validators     {}",
+        if r.has_validators { "yes" } else { "no" }
+    )?;
+    writeln!(out, "  failures       {} in a row", r.consecutive_failures)?;
+    if let Some(reason) = &r.disabled_reason {
+        writeln!(out, "  disabled       {reason}")?;
+    }
+    if let Some(error) = &r.last_error {
+        match &r.last_error_kind {
+            Some(kind) => writeln!(out, "  last error     [{kind}] {error}")?,
+            None => writeln!(out, "  last error     {error}")?,
+        }
+    }
+    writeln!(out, "  articles       {}", r.articles)
 }
 
 pub(crate) async fn preview(

@@ -119,6 +119,28 @@ pub struct SourceStatus {
     pub removed_at: Option<DateTime<Utc>>,
 }
 
+impl SourceStatus {
+    /// A configured source state has no row for yet.
+    pub fn never_fetched(id: &str, url: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            moved_to: None,
+            last_fetch_at: None,
+            last_status: None,
+            last_http_status: None,
+            has_validators: false,
+            next_due_at: None,
+            consecutive_failures: 0,
+            last_error: None,
+            last_error_kind: None,
+            disabled_reason: None,
+            articles: 0,
+            removed_at: None,
+        }
+    }
+}
+
 pub fn to_millis(t: &DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
