@@ -249,3 +249,96 @@ async fn status_is_one_line_per_configured_source() {
     assert!(long.contains("  failures       1 in a row"), "{long}");
     assert!(!long.contains("tech"), "{long}");
 }
+
+#[tokio::test]
+async fn every_config_error_names_the_line_and_the_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let one = source("a", "a.xml", "");
+    // (the config's extra text, the text on the line the error must name, the key it names)
+    let cases: [(String, &str, &str); 10] = [
+        (
+            format!("{one}{}", source("a", "b.xml", "")),
+            "id = \"a\"",
+            "sources[1].id",
+        ),
+        (
+            source("Bad Id", "a.xml", ""),
+            "id = \"Bad Id\"",
+            "sources[0].id",
+        ),
+        (
+            source("a", "http://[::1", ""),
+            "http://[::1",
+            "sources[0].url",
+        ),
+        (
+            source(
+                "a",
+                "a.xml",
+                "rewrite = { title = [{ pattern = \"(\", replace = \"\" }] }",
+            ),
+            "rewrite = ",
+            "sources[0].rewrite",
+        ),
+        (
+            "[fetch]\nconcurrency = 0\n".to_owned(),
+            "concurrency",
+            "fetch.concurrency",
+        ),
+        (
+            "[fetch]\ninterval = \"0s\"\n".to_owned(),
+            "interval",
+            "fetch.interval",
+        ),
+        (
+            "[fetch]\ntimeout = \"0s\"\n".to_owned(),
+            "timeout",
+            "fetch.timeout",
+        ),
+        (
+            "[fetch]\ntimeout = \"soon\"\n".to_owned(),
+            "timeout",
+            "fetch.timeout",
+        ),
+        (
+            "[fetch]\nconcurrency = \"8\"\n".to_owned(),
+            "concurrency",
+            "fetch.concurrency",
+        ),
+        (
+            "[serve]\nlisten = \"not-an-address\"\n".to_owned(),
+            "listen",
+            "serve.listen",
+        ),
+    ];
+    for (extra, needle, key) in cases {
+        write_config(dir, &extra);
+        let text = std::fs::read_to_string(dir.join("config/gazette.toml")).expect("config");
+        // The last line holding the needle: a duplicate id is the second source's.
+        let line = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .map(|(n, _)| n + 1)
+            .last()
+            .expect("the needle is in the config");
+        let run = gazette(dir, &["check"]).await;
+        let log = stderr(&run);
+        assert_eq!(run.status.code(), Some(1), "{extra}: {log}");
+        assert!(
+            log.contains("gazette.toml: ")
+                && log.contains(&format!("line {line}: "))
+                && log.contains(key),
+            "{extra}\n-> expected line {line} and {key}: {log}"
+        );
+    }
+    // The state URL, which lies in the part `write_config` writes itself.
+    std::fs::write(
+        dir.join("config/gazette.toml"),
+        "[state]\nurl = \"mysql://db\"\n",
+    )
+    .expect("config");
+    let log = stderr(&gazette(dir, &["check"]).await);
+    assert!(log.contains("line 2: state.url: "), "{log}");
+}

@@ -4,6 +4,7 @@
 //! Relative paths in a config file resolve against the file's folder, not the working directory,
 //! so that the same file works from cron, systemd or an interactive shell.
 
+use locate::Step;
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use units::{byte_size, duration, optional_duration};
 mod content;
 pub mod edit;
 mod enrich;
+mod locate;
 mod serve;
 mod units;
 
@@ -410,48 +412,94 @@ impl Settings {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
-        Self::from_file(file, &base, path).map_err(err)
+        Self::from_file(file, &base, path).map_err(|invalid| {
+            if invalid.steps.is_empty() {
+                return err(invalid.message);
+            }
+            let key = locate::key(&invalid.steps);
+            err(match locate::line_of(text, &invalid.steps) {
+                Some(line) => format!("line {line}: {key}: {}", invalid.message),
+                None => format!("{key}: {}", invalid.message),
+            })
+        })
     }
 
     fn from_file(
         mut file: ConfigFile,
         base: &Path,
         path: &Path,
-    ) -> std::result::Result<Self, String> {
+    ) -> std::result::Result<Self, Invalid> {
         file.enrich.check(base)?;
         let path_template = PathTemplate::parse(&file.archive.path_template)
-            .map_err(|e| format!("archive.path_template: {e}"))?;
-        if file.feed.author.trim().is_empty() || file.feed.title.trim().is_empty() {
-            return Err("feed.title and feed.author must not be empty".to_owned());
+            .map_err(|e| invalid(&["archive", "path_template"], e))?;
+        if file.feed.title.trim().is_empty() {
+            return Err(invalid(&["feed", "title"], "must not be empty"));
+        }
+        if file.feed.author.trim().is_empty() {
+            return Err(invalid(&["feed", "author"], "must not be empty"));
         }
         if file.feed.max_entries == 0 {
-            return Err("feed.max_entries must be at least 1".to_owned());
+            return Err(invalid(&["feed", "max_entries"], "must be at least 1"));
         }
-        if file.fetch.concurrency == 0 || file.fetch.per_host == 0 {
-            return Err("fetch.concurrency and fetch.per_host must be at least 1".to_owned());
+        if file.fetch.concurrency == 0 {
+            return Err(invalid(&["fetch", "concurrency"], "must be at least 1"));
         }
-        Url::parse(&file.feed.id)
-            .map_err(|e| format!("feed.id must be an absolute IRI such as urn:uuid:...: {e}"))?;
-        Url::parse(&file.feed.self_url)
-            .map_err(|e| format!("feed.self_url must be an absolute URL: {e}"))?;
+        if file.fetch.per_host == 0 {
+            return Err(invalid(&["fetch", "per_host"], "must be at least 1"));
+        }
+        for (name, value) in [
+            ("timeout", file.fetch.timeout),
+            ("connect_timeout", file.fetch.connect_timeout),
+            ("read_timeout", file.fetch.read_timeout),
+            ("run_deadline", file.fetch.run_deadline),
+            ("interval", file.fetch.interval),
+            ("max_backoff", file.fetch.max_backoff),
+            ("alert_after", file.fetch.alert_after),
+        ] {
+            check_duration(value).map_err(|e| invalid(&["fetch", name], e))?;
+        }
+        check_listen(&file.serve.listen).map_err(|e| invalid(&["serve", "listen"], e))?;
+        Url::parse(&file.feed.id).map_err(|e| {
+            invalid(
+                &["feed", "id"],
+                format!("must be an absolute IRI such as urn:uuid:...: {e}"),
+            )
+        })?;
+        Url::parse(&file.feed.self_url).map_err(|e| {
+            invalid(
+                &["feed", "self_url"],
+                format!("must be an absolute URL: {e}"),
+            )
+        })?;
         for hub in &file.feed.hubs {
-            Url::parse(hub).map_err(|e| format!("feed.hubs: {hub:?} is not a URL: {e}"))?;
+            Url::parse(hub)
+                .map_err(|e| invalid(&["feed", "hubs"], format!("{hub:?} is not a URL: {e}")))?;
         }
 
         let mut seen = HashSet::new();
         let mut sources = Vec::with_capacity(file.sources.len());
         for (i, raw) in file.sources.into_iter().enumerate() {
-            let at = format!("sources[{i}] (id {:?})", raw.id);
+            let id = raw.id.clone();
+            let bad = |key: &str, message: String| Invalid {
+                steps: vec![
+                    Step::Key("sources".to_owned()),
+                    Step::Index(i),
+                    Step::Key(key.to_owned()),
+                ],
+                message: format!("(source {id:?}) {message}"),
+            };
             if !is_valid_source_id(&raw.id) {
-                return Err(format!("{at}: id must match [a-z0-9_-]+"));
+                return Err(bad("id", "must match [a-z0-9_-]+".to_owned()));
             }
             if !seen.insert(raw.id.clone()) {
-                return Err(format!("{at}: id is used by another source"));
+                return Err(bad("id", "is used by another source".to_owned()));
             }
-            let location =
-                Location::parse(&raw.url, base).map_err(|e| format!("{at}: url: {e}"))?;
+            let location = Location::parse(&raw.url, base).map_err(|e| bad("url", e))?;
             if raw.author.as_deref().is_some_and(|a| a.trim().is_empty()) {
-                return Err(format!("{at}: author must not be empty"));
+                return Err(bad("author", "must not be empty".to_owned()));
+            }
+            if let Some(interval) = raw.interval {
+                check_duration(interval).map_err(|e| bad("interval", e))?;
             }
             sources.push(Source {
                 author: raw.author.unwrap_or_else(|| raw.id.clone()),
@@ -468,15 +516,16 @@ impl Settings {
                     .as_ref()
                     .map(Extract::new)
                     .transpose()
-                    .map_err(|e| format!("{at}: extract: {e}"))?,
+                    .map_err(|e| bad("extract", e.to_string()))?,
                 filters: Filters::new(&file.filters, &raw.filters)
-                    .map_err(|e| format!("{at}: filters: {e}"))?,
-                rewrites: Rewrites::new(&raw.rewrite).map_err(|e| format!("{at}: {e}"))?,
-                headers: check_headers(&raw.headers).map_err(|e| format!("{at}: headers: {e}"))?,
+                    .map_err(|e| bad("filters", e.to_string()))?,
+                rewrites: Rewrites::new(&raw.rewrite).map_err(|e| bad("rewrite", e.to_string()))?,
+                headers: check_headers(&raw.headers).map_err(|e| bad("headers", e))?,
             });
         }
 
-        let (state_url, state_file) = resolve_sqlite_url(&file.state.url, base)?;
+        let (state_url, state_file) =
+            resolve_sqlite_url(&file.state.url, base).map_err(|e| invalid(&["state", "url"], e))?;
         Ok(Settings {
             config_path: path.to_path_buf(),
             archive_dir: base.join(&file.archive.dir),
@@ -519,6 +568,68 @@ impl Settings {
     }
 }
 
+/// A config error found after reading: what is wrong, and at which key when one is to blame.
+#[derive(Debug)]
+struct Invalid {
+    steps: Vec<Step>,
+    message: String,
+}
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Self {
+            steps: Vec::new(),
+            message,
+        }
+    }
+}
+
+fn invalid(key: &[&str], message: impl std::fmt::Display) -> Invalid {
+    Invalid {
+        steps: key.iter().map(|k| Step::Key((*k).to_owned())).collect(),
+        message: message.to_string(),
+    }
+}
+
+/// The longest any configured wait may be: longer is a typo, not a schedule.
+const LONGEST: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+/// A duration must be more than nothing and less than a year.
+fn check_duration(value: Duration) -> std::result::Result<(), String> {
+    if value.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    if value > LONGEST {
+        return Err(format!(
+            "{} is longer than a year",
+            humantime::format_duration(value)
+        ));
+    }
+    Ok(())
+}
+
+/// `serve.listen`: an address and port (`127.0.0.1:8080`, `[::1]:8080`), or a host name and
+/// port (`localhost:8080`).
+fn check_listen(listen: &str) -> std::result::Result<(), String> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    match listen.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty()
+                && port.parse::<u16>().is_ok()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{listen:?} is not an address and port such as 127.0.0.1:8080"
+        )),
+    }
+}
+
 /// Header names and values must be valid HTTP, or every request of the source would fail later.
 fn check_headers(
     headers: &BTreeMap<String, String>,
@@ -552,7 +663,12 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
                 .get(span.clone())
                 .map(|s| s.lines().next().unwrap_or(s).trim())
                 .unwrap_or_default();
-            format!("line {line}: {message} (at `{snippet}`)")
+            // The key whose value is wrong, unless toml's message already names it.
+            let key = locate::key_at(text, &span)
+                .filter(|key| !message.contains(key.rsplit('.').next().unwrap_or(key)))
+                .map(|key| format!("{key}: "))
+                .unwrap_or_default();
+            format!("line {line}: {key}{message} (at `{snippet}`)")
         }
         None => message.to_owned(),
     }
