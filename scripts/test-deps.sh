@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain: jing (validates the Atom feed against
 # RFC 4287's schema), chromium (renders the daemon's front page), newsboat (a real feed reader's
-# OPML export), util-linux's `script` and `mount` (a pseudo-terminal for the log's colours, a
-# small tmpfs for a full state disk) and PyYAML (a YAML 1.1 parser the front matter must
+# OPML export), util-linux's `script`, `mount` and `prlimit` (a pseudo-terminal for the log's
+# colours, a small tmpfs for a full state disk, a low file limit for the server) and PyYAML (a YAML 1.1 parser the front matter must
 # satisfy). Idempotent.
 set -euo pipefail
 
@@ -16,6 +16,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v newsboat >/dev/null 2>&1 || missing+=(newsboat)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v mount >/dev/null 2>&1 || missing+=(mount)
+command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -99,11 +99,14 @@ pub async fn run(
     let server = {
         let stop = stop.clone();
         let app = serve::router(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        })
+        let config = &settings.serve;
+        let limits = serve::connections::Limits {
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+            max_header_bytes: usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX),
+        };
+        tokio::spawn(serve::connections::serve(listener, app, limits, stop))
     };
 
     let clock = options.clock.clone();
@@ -165,7 +168,7 @@ pub async fn run(
         .unwrap_or_else(|| tokio::time::Instant::now() + pipeline.settings().serve.shutdown_grace);
     let abort = server.abort_handle();
     match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(Err(e))) => warn!(error = %e, "the HTTP server stopped with an error"),
+        Ok(Err(e)) => warn!(error = %e, "the HTTP server stopped with an error"),
         Err(_) => {
             warn!("open connections did not finish within the grace period; closing them");
             abort.abort();

@@ -13,6 +13,7 @@ pub(crate) async fn run_daemon(
     config_path: PathBuf,
     listen: Option<String>,
 ) -> Result<ExitCode> {
+    gazette::serve::connections::raise_open_files_limit();
     let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),

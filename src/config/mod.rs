@@ -459,6 +459,23 @@ impl Settings {
             check_duration(value).map_err(|e| invalid(&["fetch", name], e))?;
         }
         check_listen(&file.serve.listen).map_err(|e| invalid(&["serve", "listen"], e))?;
+        for (name, value) in [
+            ("header_timeout", file.serve.header_timeout),
+            ("idle_timeout", file.serve.idle_timeout),
+            ("shutdown_grace", file.serve.shutdown_grace),
+            ("tick", file.serve.tick),
+        ] {
+            check_duration(value).map_err(|e| invalid(&["serve", name], e))?;
+        }
+        if file.serve.max_connections == 0 {
+            return Err(invalid(&["serve", "max_connections"], "must be at least 1"));
+        }
+        if !(1024..=1024 * 1024).contains(&file.serve.max_header_bytes) {
+            return Err(invalid(
+                &["serve", "max_header_bytes"],
+                "must be between 1KiB and 1MiB",
+            ));
+        }
         Url::parse(&file.feed.id).map_err(|e| {
             invalid(
                 &["feed", "id"],

@@ -19,6 +19,18 @@ pub struct ServeConfig {
     /// Longest pause between two looks at which sources are due.
     #[serde(with = "duration")]
     pub tick: Duration,
+    /// A request's headers must arrive within this.
+    #[serde(with = "duration")]
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Open connections at most; fewer when the file limit leaves less room. At the cap the
+    /// connection idle the longest is closed for a new one.
+    pub max_connections: usize,
+    /// The largest request head read (request line and headers); larger ones get 431.
+    #[serde(with = "super::units::byte_size")]
+    pub max_header_bytes: u64,
 }
 
 impl Default for ServeConfig {
@@ -29,6 +41,10 @@ impl Default for ServeConfig {
             // Service managers give about five seconds before they kill.
             shutdown_grace: Duration::from_secs(4),
             tick: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! revalidations cost a 304; compression is negotiated.
 
 mod cache;
+pub mod connections;
 mod pages;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,223 @@
+//! The daemon's HTTP connections, held to limits that `axum::serve` cannot set: a deadline for
+//! a request's headers, a cap on their size, an idle timeout, and a cap on open connections
+//! below the process's file limit. At the cap the connection idle the longest is closed to make
+//! room, so idle clients can never lock out a new one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
+/// What the server holds each connection to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A request's headers must arrive within this.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// Open connections at most (and fewer when the file limit is lower).
+    pub max_connections: usize,
+    /// The largest request head (request line and headers) read; larger ones get 431.
+    pub max_header_bytes: usize,
+}
+
+/// Descriptors kept free of connections: the state database, archive and feed files, the
+/// fetches' sockets.
+const RESERVED_FILES: u64 = 64;
+
+/// The connection cap: the configured one, or what the soft file limit leaves.
+pub fn connection_cap(configured: usize) -> usize {
+    let soft = open_files_limit().unwrap_or(u64::MAX);
+    let room = usize::try_from(soft.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+    configured.min(room).max(1)
+}
+
+/// The soft limit on open files, when the platform says.
+fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    (rc == 0).then_some(limit.rlim_cur)
+}
+
+/// Raises the soft limit on open files to the hard one: the daemon serves many connections,
+/// and the default soft limit (often 1,024) is there for programs that do not expect to.
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit to fill and setrlimit to read.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+        }
+    }
+}
+
+/// One open connection, as the accept loop sees it.
+#[derive(Debug)]
+struct Open {
+    /// When a request last ended (or the connection was accepted).
+    last_active: Mutex<Instant>,
+    in_flight: AtomicUsize,
+    close: Notify,
+}
+
+impl Open {
+    fn idle_since(&self) -> Option<Instant> {
+        (self.in_flight.load(Ordering::Acquire) == 0).then(|| {
+            *self
+                .last_active
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
+    }
+
+    fn touch(&self) {
+        *self
+            .last_active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+}
+
+type Registry = Arc<Mutex<HashMap<u64, Arc<Open>>>>;
+
+/// Serves `app` on `listener` within `limits` until `stop` is cancelled, then until the open
+/// connections have answered their requests in flight and closed.
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits, stop: CancellationToken) {
+    let cap = connection_cap(limits.max_connections);
+    let registry: Registry = Arc::default();
+    let ids = AtomicU64::new(0);
+    // Connections outlive the accept loop by as long as their requests in flight take.
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (EMFILE) or a connection reset before it was taken:
+                // make room and take the next one; never end the server for it.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                close_oldest_idle(&registry);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if lock(&registry).len() >= cap {
+            close_oldest_idle(&registry);
+        }
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let open = Arc::new(Open {
+            last_active: Mutex::new(Instant::now()),
+            in_flight: AtomicUsize::new(0),
+            close: Notify::new(),
+        });
+        lock(&registry).insert(id, Arc::clone(&open));
+        let registry = Arc::clone(&registry);
+        let (app, stop) = (app.clone(), stop.clone());
+        connections.spawn(async move {
+            serve_connection(stream, app, limits, &open, stop).await;
+            lock(&registry).remove(&id);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+fn lock(registry: &Registry) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Open>>> {
+    registry.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Asks the connection idle the longest to close; none when every one has a request in flight.
+fn close_oldest_idle(registry: &Registry) {
+    let oldest = lock(registry)
+        .values()
+        .filter_map(|open| open.idle_since().map(|since| (since, Arc::clone(open))))
+        .min_by_key(|(since, _)| *since);
+    if let Some((_, open)) = oldest {
+        open.close.notify_one();
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    limits: Limits,
+    open: &Arc<Open>,
+    stop: CancellationToken,
+) {
+    let tracked = Arc::clone(open);
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let (app, tracked) = (app.clone(), Arc::clone(&tracked));
+        tracked.in_flight.fetch_add(1, Ordering::AcqRel);
+        async move {
+            let response = app.oneshot(request.map(axum::body::Body::new)).await;
+            tracked.touch();
+            tracked.in_flight.fetch_sub(1, Ordering::AcqRel);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        let idle_until = open.idle_since().map(|since| since + limits.idle_timeout);
+        tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended");
+                }
+                return;
+            }
+            () = open.close.notified(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = stop.cancelled(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = sleep_until(idle_until), if !closing && idle_until.is_some() => {
+                // Idle all along, or a request came and went meanwhile: look again.
+                if open.idle_since().is_some_and(|since| since + limits.idle_timeout <= Instant::now()) {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+            // A request in flight: look again when it may have ended.
+            () = tokio::time::sleep(limits.idle_timeout), if !closing && idle_until.is_none() => {}
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,141 @@
+//! The daemon's HTTP server against hostile clients: idle connections by the hundred under a
+//! low file limit, a connection that never speaks, a huge request head. Runs `gazette run`
+//! under `prlimit` (util-linux).
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{source, write_config};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Child;
+
+/// `gazette run` with at most `files` open files; returns it and its address.
+async fn daemon(dir: &Path, files: u32) -> (Child, String) {
+    let limit = format!("--nofile={files}:{files}");
+    let mut child = tokio::process::Command::new("prlimit")
+        .args([
+            limit.as_str(),
+            env!("CARGO_BIN_EXE_gazette"),
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("prlimit (util-linux) is needed for this test: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the daemon announced its address")
+        .expect("read")
+        .expect("a line");
+    let base = line
+        .strip_prefix("listening on http://")
+        .expect("address line")
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+fn setup(dir: &Path, serve: &str) {
+    common::copy_demo_feeds(&dir.join("feeds"));
+    write_config(
+        dir,
+        &format!(
+            "{}[serve]\n{serve}",
+            source("ft", "../feeds/ft-world.atom", "language = \"en\"")
+        ),
+    );
+}
+
+/// A GET of `path` on a fresh connection; the status code.
+async fn get(addr: &str, path: &str) -> u16 {
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn idle_connections_never_lock_out_a_new_client() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    setup(tmp.path(), "idle_timeout = \"10m\"\n");
+    let (_daemon, addr) = daemon(tmp.path(), 256).await;
+    assert_eq!(get(&addr, "/atom.xml").await, 200);
+
+    // 400 connections that send nothing, more than the daemon has files for (this test's
+    // process needs room for them itself).
+    gazette::serve::connections::raise_open_files_limit();
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        idle.push(TcpStream::connect(&addr).await.expect("connect"));
+    }
+    let started = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(1), get(&addr, "/atom.xml"))
+        .await
+        .expect("the 401st client was answered within a second");
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(idle);
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    setup(
+        tmp.path(),
+        "idle_timeout = \"1s\"\nheader_timeout = \"30s\"\n",
+    );
+    let (_daemon, addr) = daemon(tmp.path(), 1024).await;
+    let mut silent = TcpStream::connect(&addr).await.expect("connect");
+    let opened = Instant::now();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buffer))
+        .await
+        .expect("closed within 20 s");
+    assert_eq!(read.expect("a clean close"), 0, "the server closed it");
+    assert!(opened.elapsed() >= Duration::from_millis(900));
+
+    // Between requests on a kept-alive connection, the same.
+    let mut kept = TcpStream::connect(&addr).await.expect("connect");
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), kept.read_to_end(&mut answer))
+        .await
+        .expect("closed within 20 s");
+    ended.expect("read until closed");
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+}
+
+#[tokio::test]
+async fn a_huge_request_head_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    setup(tmp.path(), "max_header_bytes = \"16KiB\"\n");
+    let (_daemon, addr) = daemon(tmp.path(), 1024).await;
+    let mut client = TcpStream::connect(&addr).await.expect("connect");
+    let huge = "x".repeat(100 * 1024);
+    let request = format!("GET /atom.xml HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n");
+    // The server may stop reading before the whole head is sent.
+    let _ = client.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut answer))
+        .await
+        .expect("answered or closed within 20 s");
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+    // The server goes on serving.
+    assert_eq!(get(&addr, "/atom.xml").await, 200);
+}
