@@ -153,11 +153,22 @@ pub enum Error {
     Refused(String),
 }
 
+/// What every message about a damaged state database ends with: the ways out.
+pub const DAMAGED_STATE_WAY_OUT: &str = "run `gazette rebuild` to recover the state from the \
+                                         archive (after moving the damaged file aside), or \
+                                         restore a backup";
+
 /// SQLite's own words and code ("database or disk is full (code 13)"), without sqlx's
 /// "error returned from database" around them.
 fn database_message(error: &sqlx::Error) -> String {
     match error {
-        sqlx::Error::Database(e) => match e.code() {
+        sqlx::Error::Database(e) => match e.code().as_deref() {
+            // CORRUPT and NOTADB: met while working, not only at open; say the way out.
+            Some(code @ ("11" | "26")) => format!(
+                "{} (code {code}): the file is damaged; {}",
+                e.message(),
+                DAMAGED_STATE_WAY_OUT
+            ),
             Some(code) => format!("{} (code {code})", e.message()),
             None => e.message().to_owned(),
         },

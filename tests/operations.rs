@@ -342,3 +342,29 @@ async fn every_config_error_names_the_line_and_the_key() {
     let log = stderr(&gazette(dir, &["check"]).await);
     assert!(log.contains("line 2: state.url: "), "{log}");
 }
+
+#[tokio::test]
+async fn the_cron_output_is_plain_and_says_each_failure_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    common::copy_demo_feeds(&dir.join("feeds"));
+    let sources = [
+        source("ft", "../feeds/ft-world.atom", "language = \"en\""),
+        source("tech", "../feeds/tech-rss2.xml", ""),
+        source("gone", "../feeds/missing.xml", ""),
+        source("page", "../page.html", ""),
+    ]
+    .concat();
+    std::fs::write(
+        dir.join("page.html"),
+        "<!doctype html><html><head><title>News</title></head><body></body></html>",
+    )
+    .expect("page");
+    write_config(dir, &sources);
+    // As cron runs it: no terminal, no per-source lines asked for.
+    let run = gazette_with_env(dir, &["fetch"], &[("GAZETTE_PER_SOURCE", "false")]).await;
+    assert_eq!(run.status.code(), Some(3));
+    let mailed = format!("{}{}", common::stdout(&run), stderr(&run));
+    assert!(!coloured(&mailed), "{mailed:?}");
+    insta::assert_snapshot!("cron_fetch", redacted(&mailed, dir));
+}

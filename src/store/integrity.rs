@@ -6,11 +6,7 @@
 use std::path::Path;
 
 use super::Store;
-use crate::error::{Error, Result};
-
-/// What every damage message ends with: the ways out.
-pub const WAY_OUT: &str = "run `gazette rebuild` to recover the state from the archive (after \
-                           moving the damaged file aside), or restore a backup";
+use crate::error::{DAMAGED_STATE_WAY_OUT as WAY_OUT, Error, Result};
 
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -130,10 +126,8 @@ pub fn damage_or(error: sqlx::Error) -> Error {
     let damaged = matches!(&error, sqlx::Error::Database(e)
         if matches!(e.code().as_deref(), Some("11" | "26")));
     if damaged {
-        Error::Damaged(format!(
-            "the state database is damaged ({}); {WAY_OUT}",
-            Error::State(error)
-        ))
+        // The message already says the way out (see `Error::State`).
+        Error::Damaged(Error::State(error).to_string())
     } else {
         Error::State(error)
     }
