@@ -18,7 +18,7 @@ mod common;
 
 use std::io::{Read as _, Write as _};
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -47,27 +47,6 @@ fn rng(target: &str) -> fastrand::Rng {
         });
     eprintln!("fuzz {target}: GAZETTE_FUZZ_SEED={seed}");
     fastrand::Rng::with_seed(seed)
-}
-
-/// Every file of `dir` (recursively).
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 fn read_all(paths: &[PathBuf]) -> Vec<Vec<u8>> {
@@ -143,7 +122,7 @@ fn fxhash(bytes: &[u8]) -> u64 {
 /// Replays the regressions, then fuzzes `corpus` for the time budget; returns the cases run.
 fn fuzz(name: &str, corpus: &[Vec<u8>], tokens: &[&[u8]], target: &dyn Fn(&[u8])) -> usize {
     assert!(!corpus.is_empty(), "fuzz {name}: no corpus");
-    for input in read_all(&files(&regressions(name))) {
+    for input in read_all(&common::all_files(&regressions(name))) {
         run_case(name, &input, target);
     }
     for input in corpus {
@@ -208,7 +187,7 @@ const XML_TOKENS: &[&[u8]] = &[
 
 #[test]
 fn fuzz_feed_parsing_and_normalizing() {
-    let corpus = read_all(&files(
+    let corpus = read_all(&common::all_files(
         &common::repo().join("tests/fixtures/conformance/feeds"),
     ));
     let base = Url::parse("http://127.0.0.1/feed.xml").expect("base");
@@ -234,7 +213,7 @@ fn fuzz_feed_parsing_and_normalizing() {
 
 #[test]
 fn fuzz_front_matter_reading() {
-    let corpus = read_all(&files(
+    let corpus = read_all(&common::all_files(
         &common::repo().join("tests/fixtures/archive-format"),
     ));
     let labels = Labels::default();
@@ -276,10 +255,12 @@ fn fuzz_front_matter_reading() {
 
 #[test]
 fn fuzz_config_loading() {
-    let mut paths = files(&common::repo().join("config"));
+    let mut paths = common::all_files(&common::repo().join("config"));
     paths.retain(|p| p.extension().is_some_and(|e| e == "toml"));
     let mut corpus = read_all(&paths);
-    corpus.extend(read_all(&files(&common::repo().join("tests/fuzz/config"))));
+    corpus.extend(read_all(&common::all_files(
+        &common::repo().join("tests/fuzz/config"),
+    )));
     let at = common::repo().join("config/fuzz.toml");
     let tokens: &[&[u8]] = &[
         b"[[sources]]\n",
@@ -358,7 +339,9 @@ fn fuzz_the_http_request_path() {
         .strip_prefix("listening on http://")
         .expect("address")
         .to_owned();
-    let corpus = read_all(&files(&common::repo().join("tests/fuzz/requests")));
+    let corpus = read_all(&common::all_files(
+        &common::repo().join("tests/fuzz/requests"),
+    ));
     let tokens: &[&[u8]] = &[
         b"\r\n",
         b"\r\n\r\n",

@@ -37,30 +37,10 @@ fn feed(name: &str) -> String {
     )
 }
 
-/// Every file under `dir`, hidden ones and temp folders included.
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
 /// Archive files (`.md`, outside hidden folders), counted while a fetch may be writing.
 fn articles(dir: &Path) -> usize {
     let archive = dir.join("archive");
-    all_files(&archive)
+    common::all_files(&archive)
         .iter()
         .filter_map(|p| p.strip_prefix(&archive).ok())
         .filter(|p| {
@@ -148,9 +128,9 @@ async fn a_fetch_killed_at_random_points_loses_and_repeats_nothing() {
         stderr(&finish)
     );
     assert_eq!(articles(dir), total, "every entry, once");
-    let leftovers: Vec<PathBuf> = all_files(&dir.join("archive"))
+    let leftovers: Vec<PathBuf> = common::all_files(&dir.join("archive"))
         .into_iter()
-        .chain(all_files(&dir.join("public")))
+        .chain(common::all_files(&dir.join("public")))
         .filter(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with(".gazette-"))

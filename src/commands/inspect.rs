@@ -11,7 +11,7 @@ use gazette::format::format_date;
 use gazette::pipeline::read_feed;
 use gazette::store::SourceStatus;
 
-use super::open_store;
+use super::{open_store, without_source};
 
 pub(crate) async fn check(settings: &Settings) -> Result<ExitCode> {
     // The state's pages, when there is a state: `check` creates none.
@@ -173,8 +173,7 @@ fn one_line(r: &SourceStatus, width: usize) -> String {
     } else if r.consecutive_failures > 0
         && let Some(error) = &r.last_error
     {
-        let own = format!("source {}: ", r.id);
-        line.push_str(&format!("  {}", error.strip_prefix(&own).unwrap_or(error)));
+        line.push_str(&format!("  {}", without_source(&r.id, error)));
     }
     line
 }

@@ -28,6 +28,16 @@ pub(crate) const EXIT_SOURCES_FAILED: u8 = 3;
 /// Exit code when another process (the daemon, another `fetch`) holds the archive's lock.
 pub(crate) const EXIT_LOCKED: u8 = 4;
 
+/// An error's text without the `source ID: ` it starts with, for a line that begins with the
+/// id already.
+pub(crate) fn without_source<'a>(id: &str, message: &'a str) -> &'a str {
+    message
+        .strip_prefix("source ")
+        .and_then(|rest| rest.strip_prefix(id))
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(message)
+}
+
 pub(crate) fn load(path: &Path) -> Result<Settings> {
     if !path.exists() {
         anyhow::bail!(

@@ -10,7 +10,7 @@ use gazette::format::format_date;
 use gazette::pipeline::{CycleOptions, EnrichOptions, EnrichReport, Refresh, recover};
 use gazette::schedule::{self, Due};
 
-use super::{EXIT_SOURCES_FAILED, open_pipeline, open_store, writer_lock};
+use super::{EXIT_SOURCES_FAILED, open_pipeline, open_store, without_source, writer_lock};
 
 /// How `fetch` runs and reports.
 pub(crate) struct FetchOptions {
@@ -75,11 +75,7 @@ pub(crate) async fn fetch(
                 format!("disabled ({reason}); fix its url or fetch with --force")
             }
             // The line starts with the source's id; the message need not say it again.
-            Err(e) => {
-                let message = e.to_string();
-                let own = format!("source {}: ", report.source);
-                format!("failed: {}", message.strip_prefix(&own).unwrap_or(&message))
-            }
+            Err(e) => format!("failed: {}", without_source(&report.source, &e.to_string())),
         };
         if every_line || report.outcome.is_err() {
             writeln!(out, "{}: {line}", report.source)?;
@@ -103,12 +99,11 @@ pub(crate) async fn fetch(
             .iter()
             .any(|r| r.source == *id && r.outcome.is_err());
         if !told {
-            let own = format!("source {id}: ");
             writeln!(
                 out,
                 "{id}: failing since {}: {}",
                 format_date(since),
-                error.strip_prefix(&own).unwrap_or(error)
+                without_source(id, error)
             )?;
         }
     }

@@ -87,6 +87,18 @@ pub(super) struct Unrecorded {
     pub error: Error,
 }
 
+/// Writes `unparsed` successes inside `tx`.
+async fn record_unparsed(
+    tx: &mut sqlx::SqliteConnection,
+    unparsed: &[(String, Success)],
+) -> Result<()> {
+    let records: Vec<_> = unparsed
+        .iter()
+        .map(|(source, success)| success.record(source))
+        .collect();
+    Store::record_successes(tx, &records).await
+}
+
 pub(super) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -139,11 +151,7 @@ impl Pipeline {
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
         let written = async {
             let mut tx = self.store().begin().await?;
-            let records: Vec<_> = unparsed
-                .iter()
-                .map(|(source, success)| success.record(source))
-                .collect();
-            Store::record_successes(&mut tx, &records).await?;
+            record_unparsed(&mut tx, &unparsed).await?;
             let mut wrote = false;
             for job in jobs.by_ref() {
                 let CommitJob {
@@ -274,11 +282,7 @@ impl Pipeline {
         }
         let written = async {
             let mut tx = self.store().begin().await?;
-            let records: Vec<_> = unparsed
-                .iter()
-                .map(|(source, success)| success.record(source))
-                .collect();
-            Store::record_successes(&mut tx, &records).await?;
+            record_unparsed(&mut tx, &unparsed).await?;
             tx.commit().await?;
             Ok::<(), Error>(())
         }

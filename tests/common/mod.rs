@@ -160,31 +160,40 @@ pub fn assert_valid_atom(path: &Path) {
     );
 }
 
-/// Every file below `dir`, with its modification time.
-pub fn files_with_mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+/// Every file below `dir` (hidden ones included), sorted; folders that vanish or cannot be read
+/// meanwhile are passed over, so a run that is writing may be watched.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
             continue;
         };
-        for entry in entries {
-            let entry = entry.expect("entry");
+        for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
-                stack.push(path);
+                pending.push(path);
             } else {
-                let mtime = entry
-                    .metadata()
-                    .expect("metadata")
-                    .modified()
-                    .expect("mtime");
-                out.push((path, mtime));
+                found.push(path);
             }
         }
     }
-    out.sort();
-    out
+    found.sort();
+    found
+}
+
+/// Every file below `dir`, with its modification time.
+pub fn files_with_mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    all_files(dir)
+        .into_iter()
+        .map(|path| {
+            let mtime = std::fs::metadata(&path)
+                .expect("metadata")
+                .modified()
+                .expect("mtime");
+            (path, mtime)
+        })
+        .collect()
 }
 
 /// Writes `config/gazette.toml` below `dir`: archive, feed and state next to `config/`, then
