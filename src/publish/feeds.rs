@@ -142,14 +142,23 @@ pub async fn atom(
     store: &Store,
     feed: Feed<'_>,
 ) -> Result<(Vec<u8>, Vec<FeedItem>)> {
+    let (head, items) = head_and_items(settings, store, feed).await?;
+    Ok((atom::render(&settings.feed, &head, &items), items))
+}
+
+/// What a feed's Atom document is made of: its head and its items from state.
+async fn head_and_items(
+    settings: &Settings,
+    store: &Store,
+    feed: Feed<'_>,
+) -> Result<(Head, Vec<FeedItem>)> {
     let items = items(settings, store, feed).await?;
     // A source's feed is named after the source feed's own title, whatever its entries are.
     let source_title = match feed {
         Feed::Source(id) => store.feed_title(id).await?,
         _ => None,
     };
-    let head = feed.head(&settings.feed, source_title.as_deref());
-    Ok((atom::render(&settings.feed, &head, &items), items))
+    Ok((feed.head(&settings.feed, source_title.as_deref()), items))
 }
 
 /// The merged feed's entries as a JSON Feed.
@@ -208,8 +217,7 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
     paths.extend(others.iter().map(|(_, path)| path.clone()));
     let mut plan = Plan::new(store, config, paths).await?;
 
-    let merged = items(settings, store, Feed::Merged).await?;
-    let head = Feed::Merged.head(config, None);
+    let (head, merged) = head_and_items(settings, store, Feed::Merged).await?;
     let atom_digest = plan.digest("atom", &head, &merged);
     if plan.stale(&settings.feed_path, &atom_digest) {
         guard_against_shrinking(settings, store, merged.len()).await?;
@@ -225,13 +233,7 @@ pub async fn write_all(settings: &Settings, store: &Store) -> Result<Written> {
     }
     drop(merged);
     for (feed, path) in others {
-        let items = items(settings, store, feed).await?;
-        // A source's feed is named after the source feed's own title, whatever its entries are.
-        let source_title = match feed {
-            Feed::Source(id) => store.feed_title(id).await?,
-            _ => None,
-        };
-        let head = feed.head(config, source_title.as_deref());
+        let (head, items) = head_and_items(settings, store, feed).await?;
         let digest = plan.digest("atom", &head, &items);
         if plan.stale(&path, &digest) {
             plan.render(&path, digest, || atom::render(config, &head, &items));
