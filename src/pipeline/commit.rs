@@ -89,7 +89,7 @@ pub(super) struct Unrecorded {
 
 /// Writes `unparsed` successes inside `tx`.
 async fn record_unparsed(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::store::Conn,
     unparsed: &[(String, Success)],
 ) -> Result<()> {
     let records: Vec<_> = unparsed
@@ -306,7 +306,7 @@ impl Pipeline {
     /// whether any file changed (the caller flushes files to disk before committing).
     async fn commit_source(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut crate::store::Conn,
         source: &Source,
         prepared: Prepared,
         record: &SuccessRecord<'_>,
@@ -527,7 +527,7 @@ impl Pipeline {
     /// included), which is what the record recovered.
     async fn adopt(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut crate::store::Conn,
         prepared: &PreparedArticle,
         rebuilt: &ArticleRecord,
         now: &chrono::DateTime<chrono::Utc>,
@@ -589,7 +589,7 @@ impl Pipeline {
     /// articles need no query.
     async fn allocate_path(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut crate::store::Conn,
         article: &Article,
         base: PathBuf,
         paths: &mut PathBook,
@@ -630,7 +630,7 @@ impl Pipeline {
     /// Adds `tags` to an archived article's file (first source wins, tags are merged).
     async fn merge_tags(
         &self,
-        conn: &mut sqlx::SqliteConnection,
+        conn: &mut crate::store::Conn,
         target: &CanonicalMatch,
         tags: &[String],
         now: &chrono::DateTime<chrono::Utc>,

@@ -418,7 +418,7 @@ pub(super) async fn parse_off_thread(
 /// one with its link (or, without a link, its title), the one with its date first, since
 /// several files may share a link. `adopted` holds the keys already taken in this run.
 async fn rebuilt_record(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Conn,
     source: &Source,
     ctx: &FeedContext,
     entry: &crate::parse::Entry,

@@ -510,7 +510,7 @@ mod tests {
         let settings = settings(dir.path());
         let old = dir.path().join("old-migrations");
         std::fs::create_dir_all(&old).expect("dir");
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
         for entry in std::fs::read_dir(&repo).expect("migrations") {
             let path = entry.expect("entry").path();
             let name = path

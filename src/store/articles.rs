@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
-use super::{Store, from_json_list, from_millis, json_list, to_millis};
+use super::{Backend, Store, from_json_list, from_millis, json_list, numbered_rows, to_millis};
 use crate::error::Result;
 use crate::model::{Byline, Document, Enclosure, Section};
 
@@ -125,7 +125,7 @@ struct RecordRow {
     updated_at: i64,
     canonical: String,
     fingerprint: Option<String>,
-    rebuilt: bool,
+    rebuilt: i64,
     guid: Option<String>,
 }
 
@@ -168,7 +168,7 @@ impl RecordRow {
             canonical: self.canonical,
             entry,
             fingerprint: self.fingerprint,
-            rebuilt: self.rebuilt,
+            rebuilt: self.rebuilt != 0,
             guid: self.guid,
         }
     }
@@ -207,7 +207,7 @@ struct StoredRow {
     content_hash: String,
     first_seen: i64,
     date: i64,
-    rebuilt: bool,
+    rebuilt: i64,
 }
 
 impl From<StoredRow> for StoredArticle {
@@ -217,7 +217,7 @@ impl From<StoredRow> for StoredArticle {
             content_hash: row.content_hash,
             first_seen: from_millis(row.first_seen),
             date: from_millis(row.date),
-            rebuilt: row.rebuilt,
+            rebuilt: row.rebuilt != 0,
         }
     }
 }
@@ -233,17 +233,39 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// One multi-row upsert of whole records. `file_changed` moves `updated_at` (the feed entry's
 /// `updated`); otherwise the stored one is kept.
 async fn write_rows(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     records: &[&ArticleRecord],
     file_changed: bool,
 ) -> Result<()> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+    let sql = format!(
         "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen,
                               updated_at, language, canonical, bylines, enclosures, description, author,
                               tags, sections, original, enriched_by, published, updated, entry,
-                              fingerprint, rebuilt, guid) ",
+                              fingerprint, rebuilt, guid)
+         VALUES {}
+         ON CONFLICT (source, key) DO UPDATE SET
+            path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
+            title = excluded.title, link = excluded.link, date = excluded.date,
+            language = excluded.language, canonical = excluded.canonical,
+            bylines = excluded.bylines, enclosures = excluded.enclosures,
+            description = excluded.description, author = excluded.author, tags = excluded.tags,
+            sections = excluded.sections, original = excluded.original,
+            enriched_by = excluded.enriched_by, published = excluded.published,
+            updated = excluded.updated, entry = excluded.entry,
+            fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid{}",
+        numbered_rows(
+            Backend::of(conn),
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            records.len()
+        ),
+        if file_changed {
+            ", updated_at = excluded.updated_at"
+        } else {
+            ""
+        }
     );
-    insert.push_values(records, |mut row, record| {
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for record in records {
         // A monolingual file's section is the entry's own text: stored once, in `sections`.
         // NULL beside LLM sections means unknown.
         let original = record
@@ -255,49 +277,35 @@ async fn write_rows(
             .original
             .as_ref()
             .map_or(&record.doc.original.language, |s| &s.language);
-        row.push_bind(&record.source)
-            .push_bind(&record.key)
-            .push_bind(&record.path)
-            .push_bind(&record.content_hash)
-            .push_bind(&record.atom_id)
-            .push_bind(record.doc.title())
-            .push_bind(&record.doc.link)
-            .push_bind(to_millis(&record.doc.date))
-            .push_bind(to_millis(&record.first_seen))
-            .push_bind(to_millis(&record.updated_at))
-            .push_bind(language)
-            .push_bind(&record.canonical)
-            .push_bind(json_list(&record.bylines))
-            .push_bind(json_list(&record.enclosures))
-            .push_bind(&record.doc.description)
-            .push_bind(&record.doc.author)
-            .push_bind(serde_json::to_string(&record.doc.tags).unwrap_or_default())
-            .push_bind(sections_json(&record.doc))
-            .push_bind(original)
-            .push_bind(&record.enriched_by)
-            .push_bind(record.published.as_ref().map(to_millis))
-            .push_bind(record.updated.as_ref().map(to_millis))
-            .push_bind(&record.entry)
-            .push_bind(&record.fingerprint)
-            .push_bind(record.rebuilt)
-            .push_bind(&record.guid);
-    });
-    insert.push(
-        " ON CONFLICT (source, key) DO UPDATE SET
-            path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
-            title = excluded.title, link = excluded.link, date = excluded.date,
-            language = excluded.language, canonical = excluded.canonical,
-            bylines = excluded.bylines, enclosures = excluded.enclosures,
-            description = excluded.description, author = excluded.author, tags = excluded.tags,
-            sections = excluded.sections, original = excluded.original,
-            enriched_by = excluded.enriched_by, published = excluded.published,
-            updated = excluded.updated, entry = excluded.entry,
-            fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid",
-    );
-    if file_changed {
-        insert.push(", updated_at = excluded.updated_at");
+        insert = insert
+            .bind(&record.source)
+            .bind(&record.key)
+            .bind(&record.path)
+            .bind(&record.content_hash)
+            .bind(&record.atom_id)
+            .bind(record.doc.title())
+            .bind(&record.doc.link)
+            .bind(to_millis(&record.doc.date))
+            .bind(to_millis(&record.first_seen))
+            .bind(to_millis(&record.updated_at))
+            .bind(language)
+            .bind(&record.canonical)
+            .bind(json_list(&record.bylines))
+            .bind(json_list(&record.enclosures))
+            .bind(&record.doc.description)
+            .bind(&record.doc.author)
+            .bind(serde_json::to_string(&record.doc.tags).unwrap_or_default())
+            .bind(sections_json(&record.doc))
+            .bind(original)
+            .bind(&record.enriched_by)
+            .bind(record.published.as_ref().map(to_millis))
+            .bind(record.updated.as_ref().map(to_millis))
+            .bind(&record.entry)
+            .bind(&record.fingerprint)
+            .bind(i64::from(record.rebuilt))
+            .bind(&record.guid);
     }
-    insert.build().execute(conn).await?;
+    insert.execute(conn).await?;
     Ok(())
 }
 
@@ -307,12 +315,12 @@ fn limit_of(n: usize) -> i64 {
 
 impl Store {
     pub async fn article(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
     ) -> Result<Option<StoredArticle>> {
         let row = sqlx::query_as::<_, StoredRow>(
-            "SELECT path, content_hash, first_seen, date, rebuilt FROM articles WHERE source = ? AND key = ?",
+            "SELECT path, content_hash, first_seen, date, rebuilt FROM articles WHERE source = $1 AND key = $2",
         )
         .bind(source)
         .bind(key)
@@ -326,14 +334,14 @@ impl Store {
     /// query for a whole feed: a round trip to the database per entry costs more than the rest
     /// of an unchanged entry.
     pub async fn known_many(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         keys: &[&str],
     ) -> Result<HashMap<String, Known>> {
         #[derive(sqlx::FromRow)]
         struct KnownRow {
             key: String,
-            is_alias: bool,
+            is_alias: i64,
             #[sqlx(flatten)]
             article: StoredRow,
         }
@@ -343,10 +351,10 @@ impl Store {
         let list = serde_json::to_string(keys).unwrap_or_default();
         let rows = sqlx::query_as::<_, KnownRow>(
             "SELECT key, 0 AS is_alias, path, content_hash, first_seen, date, rebuilt
-             FROM articles WHERE source = ?1 AND key IN (SELECT value FROM json_each(?2))
+             FROM articles WHERE source = $1 AND key IN (SELECT value FROM json_each($2))
              UNION ALL
              SELECT key, 1, '', content_hash, first_seen, first_seen, 0
-             FROM aliases WHERE source = ?1 AND key IN (SELECT value FROM json_each(?2))",
+             FROM aliases WHERE source = $1 AND key IN (SELECT value FROM json_each($2))",
         )
         .bind(source)
         .bind(list)
@@ -354,7 +362,7 @@ impl Store {
         .await?;
         let mut known = HashMap::with_capacity(rows.len());
         for row in rows {
-            if row.is_alias {
+            if row.is_alias != 0 {
                 // An archived article wins over an alias of the same key, as in `known`.
                 known.entry(row.key).or_insert(Known::Alias {
                     content_hash: row.article.content_hash,
@@ -368,7 +376,7 @@ impl Store {
 
     /// [`Store::article`] for many keys of one source in one query; keys not stored are absent.
     pub async fn articles(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         keys: &[&str],
     ) -> Result<HashMap<String, StoredArticle>> {
@@ -383,16 +391,13 @@ impl Store {
     }
 
     /// Which of `paths` an article holds already, in one query.
-    pub async fn paths_taken(
-        conn: &mut SqliteConnection,
-        paths: &[&str],
-    ) -> Result<HashSet<String>> {
+    pub async fn paths_taken(conn: &mut AnyConnection, paths: &[&str]) -> Result<HashSet<String>> {
         if paths.is_empty() {
             return Ok(HashSet::new());
         }
         let list = serde_json::to_string(paths).unwrap_or_default();
         let taken = sqlx::query_scalar::<_, String>(
-            "SELECT path FROM articles WHERE path IN (SELECT value FROM json_each(?))",
+            "SELECT path FROM articles WHERE path IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
         .fetch_all(conn)
@@ -402,12 +407,12 @@ impl Store {
 
     /// The path of an article of `source` with this link, if any.
     pub async fn path_with_link(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         link: &str,
     ) -> Result<Option<String>> {
         let path = sqlx::query_scalar::<_, String>(
-            "SELECT path FROM articles WHERE source = ? AND link = ? LIMIT 1",
+            "SELECT path FROM articles WHERE source = $1 AND link = $2 LIMIT 1",
         )
         .bind(source)
         .bind(link)
@@ -416,8 +421,8 @@ impl Store {
         Ok(path)
     }
 
-    pub async fn path_taken(conn: &mut SqliteConnection, path: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM articles WHERE path = ?")
+    pub async fn path_taken(conn: &mut AnyConnection, path: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM articles WHERE path = $1")
             .bind(path)
             .fetch_optional(conn)
             .await?;
@@ -427,7 +432,7 @@ impl Store {
     /// Writes the whole record. `file_changed` moves `updated_at` (the feed entry's `updated`);
     /// otherwise the stored one is kept.
     pub async fn write_article(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         record: &ArticleRecord,
         file_changed: bool,
     ) -> Result<()> {
@@ -437,7 +442,7 @@ impl Store {
     /// [`Store::write_article`] for many records, in a few multi-row statements: a statement is
     /// a round trip to the database's thread, and a cold run writes tens of thousands of records.
     pub async fn write_articles(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         records: &[(&ArticleRecord, bool)],
     ) -> Result<()> {
         for file_changed in [true, false] {
@@ -455,22 +460,23 @@ impl Store {
 
     /// Replaces what the file holds (tags merged, sections written), as of `now`.
     pub async fn update_document(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
         doc: &Document,
         enriched_by: Option<&str>,
         now: &DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE articles SET title = ?3, description = ?4, tags = ?5, sections = ?6,
-                                 enriched_by = COALESCE(?7, enriched_by), updated_at = ?8,
+        let first = Backend::of(conn).json_first("sections");
+        sqlx::query(constant(format!(
+            "UPDATE articles SET title = $3, description = $4, tags = $5, sections = $6,
+                                 enriched_by = COALESCE($7, enriched_by), updated_at = $8,
                                  -- A monolingual file's one section is the entry's own text,
                                  -- kept only there; LLM sections replacing it must not lose it.
                                  original = COALESCE(original, CASE WHEN json_array_length(sections) = 1
-                                                                    THEN json_extract(sections, '$[0]') END)
-             WHERE source = ?1 AND key = ?2",
-        )
+                                                                    THEN {first} END)
+             WHERE source = $1 AND key = $2"
+        )))
         .bind(source)
         .bind(key)
         .bind(doc.title())
@@ -487,12 +493,12 @@ impl Store {
     /// The record of an article, without the fetched entry (only re-rendering reads that, in
     /// its own listings), so merging tags or enriching does not load it.
     pub async fn record(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
     ) -> Result<Option<ArticleRecord>> {
         let row = sqlx::query_as::<_, RecordRow>(constant(format!(
-            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = ? AND a.key = ?"
+            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = $1 AND a.key = $2"
         )))
         .bind(source)
         .bind(key)
@@ -504,7 +510,7 @@ impl Store {
     /// The record of the article archived at `path`, for its page (without the fetched entry).
     pub async fn record_by_path(&self, path: &str) -> Result<Option<ArticleRecord>> {
         let row = sqlx::query_as::<_, RecordRow>(constant(format!(
-            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.path = ?"
+            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.path = $1"
         )))
         .bind(path)
         .fetch_optional(&self.pool)
@@ -515,7 +521,7 @@ impl Store {
     /// The records recovered from the archive that this entry's link identifies (several files
     /// may share a link).
     pub async fn rebuilt_by_link(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         link: &str,
     ) -> Result<Vec<ArticleRecord>> {
@@ -523,7 +529,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let rows = sqlx::query_as::<_, RecordRow>(constant(format!(
-            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = ? AND a.link = ? AND a.rebuilt = 1
+            "SELECT {RECORD_COLUMNS} FROM articles a WHERE a.source = $1 AND a.link = $2 AND a.rebuilt = 1
              ORDER BY a.date DESC LIMIT 100"
         )))
         .bind(source)
@@ -536,14 +542,15 @@ impl Store {
     /// The link-less records recovered from the archive whose file shows this title (as its
     /// title, or as its last section's).
     pub async fn rebuilt_by_title(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         title: &str,
     ) -> Result<Vec<ArticleRecord>> {
+        let last_title = Backend::of(conn).json_last_field("a.sections", "title");
         let rows = sqlx::query_as::<_, RecordRow>(constant(format!(
             "SELECT {RECORD_COLUMNS} FROM articles a
-             WHERE a.source = ?1 AND a.link = '' AND a.rebuilt = 1
-               AND (a.title = ?2 OR json_extract(a.sections, '$[#-1].title') = ?2)
+             WHERE a.source = $1 AND a.link = '' AND a.rebuilt = 1
+               AND (a.title = $2 OR {last_title} = $2)
              ORDER BY a.date DESC LIMIT 100"
         )))
         .bind(source)
@@ -554,8 +561,8 @@ impl Store {
     }
 
     /// Whether any of the source's records waits to be adopted by a fetch.
-    pub async fn has_rebuilt(conn: &mut SqliteConnection, source: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM articles WHERE source = ? AND rebuilt = 1 LIMIT 1")
+    pub async fn has_rebuilt(conn: &mut AnyConnection, source: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM articles WHERE source = $1 AND rebuilt = 1 LIMIT 1")
             .bind(source)
             .fetch_optional(conn)
             .await?;
@@ -565,11 +572,11 @@ impl Store {
     /// Gives a rebuilt record the identity and fields a fetch found for it; the file's content
     /// (sections, tags, date) stays as recovered, since the file is not rewritten.
     pub async fn adopt(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         rebuilt_key: &str,
         record: &ArticleRecord,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM articles WHERE source = ? AND key = ?")
+        sqlx::query("DELETE FROM articles WHERE source = $1 AND key = $2")
             .bind(&record.source)
             .bind(rebuilt_key)
             .execute(&mut *conn)
@@ -596,19 +603,19 @@ impl Store {
         let live = "(s.removed_at IS NULL)";
         let query = match selection {
             Selection::All => {
-                format!("SELECT {columns} WHERE {live} ORDER BY a.date DESC, a.path LIMIT ?1")
+                format!("SELECT {columns} WHERE {live} ORDER BY a.date DESC, a.path LIMIT $1")
             }
             Selection::Source(_) => format!(
-                "SELECT {columns} WHERE a.source = ?2 AND {live}
-                 ORDER BY a.date DESC, a.path LIMIT ?1"
+                "SELECT {columns} WHERE a.source = $2 AND {live}
+                 ORDER BY a.date DESC, a.path LIMIT $1"
             ),
             Selection::Tag(_) => format!(
                 "SELECT {RECORD_COLUMNS}, {SOURCE_COLUMNS}
                  FROM article_tags t
                  JOIN articles a ON a.source = t.source AND a.key = t.key
                  LEFT JOIN sources s ON s.id = a.source
-                 WHERE t.tag = ?2 AND {live}
-                 ORDER BY t.date DESC, t.path LIMIT ?1"
+                 WHERE t.tag = $2 AND {live}
+                 ORDER BY t.date DESC, t.path LIMIT $1"
             ),
         };
         let argument = match selection {
@@ -643,7 +650,7 @@ impl Store {
         let entry = if with_entry { "a.entry" } else { "NULL" };
         let rows = sqlx::query_as::<_, RecordWithEntry>(constant(format!(
             "SELECT {RECORD_COLUMNS}, {entry} AS entry FROM articles a
-             WHERE a.path > ?1 AND (?3 IS NULL OR a.source = ?3) ORDER BY a.path LIMIT ?2"
+             WHERE a.path > $1 AND ($3 IS NULL OR a.source = $3) ORDER BY a.path LIMIT $2"
         )))
         .bind(after)
         .bind(limit_of(limit))
@@ -663,8 +670,8 @@ impl Store {
     ) -> Result<Vec<ArticleRecord>> {
         let rows = sqlx::query_as::<_, RecordWithEntry>(constant(format!(
             "SELECT {RECORD_COLUMNS}, a.entry FROM articles a
-             WHERE a.source = ?1 AND a.fingerprint IS NOT NULL AND a.fingerprint <> ?2
-             ORDER BY a.date DESC LIMIT ?3"
+             WHERE a.source = $1 AND a.fingerprint IS NOT NULL AND a.fingerprint <> $2
+             ORDER BY a.date DESC LIMIT $3"
         )))
         .bind(source)
         .bind(fingerprint)
@@ -711,7 +718,7 @@ impl Store {
             path: String,
         }
         let rows = sqlx::query_as::<_, IncompleteRow>(
-            "SELECT source, key, path FROM articles WHERE sections IS NULL ORDER BY path LIMIT ?",
+            "SELECT source, key, path FROM articles WHERE sections IS NULL ORDER BY path LIMIT $1",
         )
         .bind(limit_of(limit))
         .fetch_all(&self.pool)
@@ -724,7 +731,7 @@ impl Store {
 
     /// Completes a row written before the record held whole articles from its file.
     pub async fn complete_from_file(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
         doc: &Document,
@@ -732,8 +739,8 @@ impl Store {
         // A monolingual file's section is the entry's own text; beside LLM sections it is not
         // in the file, and stays unknown.
         sqlx::query(
-            "UPDATE articles SET description = ?3, author = ?4, tags = ?5, sections = ?6
-             WHERE source = ?1 AND key = ?2",
+            "UPDATE articles SET description = $3, author = $4, tags = $5, sections = $6
+             WHERE source = $1 AND key = $2",
         )
         .bind(source)
         .bind(key)

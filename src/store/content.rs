@@ -2,7 +2,7 @@
 //! and entries that are another source's article.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{Store, to_millis};
 use crate::error::Result;
@@ -26,7 +26,7 @@ impl Store {
             canonical: Option<String>,
         }
         let row = sqlx::query_as::<_, PageRow>(
-            "SELECT html, canonical FROM pages WHERE url = ? AND rules IS ?",
+            "SELECT html, canonical FROM pages WHERE url = $1 AND rules = $2",
         )
         .bind(url)
         .bind(rules)
@@ -48,7 +48,9 @@ impl Store {
         now: &DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO pages (url, html, canonical, fetched_at, rules) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO pages (url, html, canonical, fetched_at, rules) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (url) DO UPDATE SET html = excluded.html, canonical = excluded.canonical,
+                fetched_at = excluded.fetched_at, rules = excluded.rules",
         )
         .bind(url)
         .bind(extracted.map(|e| e.html.as_str()))
@@ -63,7 +65,7 @@ impl Store {
     /// The first-seen article of another source for each of these canonical links that has
     /// one, in one query.
     pub async fn by_canonicals(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         canonicals: &[&str],
         not_source: &str,
     ) -> Result<std::collections::HashMap<String, CanonicalMatch>> {
@@ -79,7 +81,7 @@ impl Store {
         let list = serde_json::to_string(canonicals).unwrap_or_default();
         let rows = sqlx::query_as::<_, Row>(
             "SELECT canonical, source, key, path FROM articles
-             WHERE canonical IN (SELECT value FROM json_each(?1)) AND source <> ?2
+             WHERE canonical IN (SELECT value FROM json_each($1)) AND source <> $2
              ORDER BY first_seen DESC",
         )
         .bind(list)
@@ -92,7 +94,7 @@ impl Store {
 
     /// Remembers that an entry is another source's article, and the tags it brings.
     pub async fn record_alias(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
         content_hash: &str,
@@ -101,8 +103,11 @@ impl Store {
         now: &DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO aliases (source, key, content_hash, target_source, target_key, tags, first_seen)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO aliases (source, key, content_hash, target_source, target_key, tags, first_seen)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (source, key) DO UPDATE SET content_hash = excluded.content_hash,
+                target_source = excluded.target_source, target_key = excluded.target_key,
+                tags = excluded.tags, first_seen = excluded.first_seen",
         )
         .bind(source)
         .bind(key)
@@ -118,12 +123,12 @@ impl Store {
 
     /// Tags that duplicates from other sources brought to an article, in the order they came.
     pub async fn alias_tags(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
     ) -> Result<Vec<String>> {
         let lists = sqlx::query_scalar::<_, String>(
-            "SELECT tags FROM aliases WHERE target_source = ? AND target_key = ? ORDER BY first_seen",
+            "SELECT tags FROM aliases WHERE target_source = $1 AND target_key = $2 ORDER BY first_seen",
         )
         .bind(source)
         .bind(key)

@@ -2,7 +2,7 @@
 //! answers already paid for.
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::{Store, from_millis, to_millis};
 use crate::error::Result;
@@ -40,7 +40,7 @@ pub struct EnrichmentTotals {
 impl Store {
     /// Marks an article as waiting for enrichment of this content (again, if it changed).
     pub async fn mark_pending(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
         content_hash: &str,
@@ -48,7 +48,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at, updated_at)
-             VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)
+             VALUES ($1, $2, $3, 'pending', 0, $4, $4)
              ON CONFLICT (source, key) DO UPDATE SET
                 content_hash = excluded.content_hash, status = 'pending', attempts = 0,
                 next_attempt_at = excluded.next_attempt_at, last_error = NULL, updated_at = excluded.updated_at
@@ -65,7 +65,7 @@ impl Store {
 
     /// Records a successful enrichment and its cost.
     pub async fn mark_enriched(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         source: &str,
         key: &str,
         content_hash: &str,
@@ -75,7 +75,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at,
                                       prompt_tokens, completion_tokens, updated_at)
-             VALUES (?1, ?2, ?3, 'done', 0, ?4, ?5, ?6, ?4)
+             VALUES ($1, $2, $3, 'done', 0, $4, $5, $6, $4)
              ON CONFLICT (source, key) DO UPDATE SET
                 content_hash = excluded.content_hash, status = 'done', last_error = NULL,
                 prompt_tokens = enrichments.prompt_tokens + excluded.prompt_tokens,
@@ -108,11 +108,11 @@ impl Store {
         sqlx::query(
             "UPDATE enrichments SET
                 attempts = attempts + 1,
-                status = CASE WHEN attempts + 1 >= ?4 THEN 'failed' ELSE 'pending' END,
-                last_error = ?3, next_attempt_at = ?5,
-                prompt_tokens = prompt_tokens + ?6, completion_tokens = completion_tokens + ?7,
-                updated_at = ?8
-             WHERE source = ?1 AND key = ?2",
+                status = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'pending' END,
+                last_error = $3, next_attempt_at = $5,
+                prompt_tokens = prompt_tokens + $6, completion_tokens = completion_tokens + $7,
+                updated_at = $8
+             WHERE source = $1 AND key = $2",
         )
         .bind(source)
         .bind(key)
@@ -150,11 +150,11 @@ impl Store {
         let rows = sqlx::query_as::<_, PendingRow>(
             "SELECT e.source, e.key, e.content_hash, a.path, e.attempts, COALESCE(a.language, 'en') AS language
              FROM enrichments e JOIN articles a ON a.source = e.source AND a.key = e.key
-             WHERE (e.status = 'pending' OR (?3 AND e.status = 'failed'))
-               AND (?2 OR e.next_attempt_at <= ?1)
+             WHERE (e.status = 'pending' OR ($3 AND e.status = 'failed'))
+               AND ($2 OR e.next_attempt_at <= $1)
                AND e.content_hash = a.content_hash
-               AND (?4 = '[]' OR e.source IN (SELECT value FROM json_each(?4)))
-             ORDER BY a.date DESC LIMIT ?5",
+               AND ($4 = '[]' OR e.source IN (SELECT value FROM json_each($4)))
+             ORDER BY a.date DESC LIMIT $5",
         )
         .bind(to_millis(now))
         .bind(include_waiting)
@@ -188,12 +188,12 @@ impl Store {
     ) -> Result<u64> {
         let queued = sqlx::query(
             "INSERT INTO enrichments (source, key, content_hash, status, attempts, next_attempt_at, updated_at)
-             SELECT a.source, a.key, a.content_hash, 'pending', 0, ?3, ?3 FROM articles a
-             WHERE a.source IN (SELECT value FROM json_each(?1))
-               AND a.date >= ?2
+             SELECT a.source, a.key, a.content_hash, 'pending', 0, $3, $3 FROM articles a
+             WHERE a.source IN (SELECT value FROM json_each($1))
+               AND a.date >= $2
                AND (json_array_length(a.sections) = 1
-                    OR (?4 IS NOT NULL AND a.original IS NOT NULL
-                        AND COALESCE(a.enriched_by, '') <> ?4))
+                    OR ($4 IS NOT NULL AND a.original IS NOT NULL
+                        AND COALESCE(a.enriched_by, '') <> $4))
              ON CONFLICT (source, key) DO UPDATE SET
                 content_hash = excluded.content_hash, status = 'pending', attempts = 0,
                 next_attempt_at = excluded.next_attempt_at, last_error = NULL,
@@ -211,7 +211,7 @@ impl Store {
 
     pub async fn cached_answer(&self, cache_key: &str) -> Result<Option<CachedAnswer>> {
         let answer = sqlx::query_as::<_, CachedAnswer>(
-            "SELECT answer, prompt_tokens, completion_tokens FROM enrichment_cache WHERE cache_key = ?",
+            "SELECT answer, prompt_tokens, completion_tokens FROM enrichment_cache WHERE cache_key = $1",
         )
         .bind(cache_key)
         .fetch_optional(&self.pool)
@@ -220,14 +220,17 @@ impl Store {
     }
 
     pub async fn cache_answer(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         cache_key: &str,
         answer: &CachedAnswer,
         now: &DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO enrichment_cache (cache_key, answer, prompt_tokens, completion_tokens, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO enrichment_cache (cache_key, answer, prompt_tokens, completion_tokens, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (cache_key) DO UPDATE SET answer = excluded.answer,
+                prompt_tokens = excluded.prompt_tokens,
+                completion_tokens = excluded.completion_tokens, created_at = excluded.created_at",
         )
         .bind(cache_key)
         .bind(&answer.answer)
@@ -256,11 +259,13 @@ impl Store {
 
     pub async fn enrichment_totals(&self) -> Result<EnrichmentTotals> {
         let totals = sqlx::query_as::<_, EnrichmentTotals>(
-            "SELECT COALESCE(SUM(status = 'pending'), 0) AS pending,
-                    COALESCE(SUM(status = 'failed'), 0) AS failed,
-                    COALESCE(SUM(status = 'done'), 0) AS enriched,
-                    COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
-                    COALESCE(SUM(completion_tokens), 0) AS completion_tokens
+            // Counted with CASE and cast: PostgreSQL neither sums booleans nor sums integers
+            // into integers.
+            "SELECT CAST(COUNT(CASE WHEN status = 'pending' THEN 1 END) AS BIGINT) AS pending,
+                    CAST(COUNT(CASE WHEN status = 'failed' THEN 1 END) AS BIGINT) AS failed,
+                    CAST(COUNT(CASE WHEN status = 'done' THEN 1 END) AS BIGINT) AS enriched,
+                    CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
+                    CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens
              FROM enrichments",
         )
         .fetch_one(&self.pool)

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use super::Store;
+use sqlx::ConnectOptions as _;
+
+use super::{Backend, Store};
 use crate::error::{DAMAGED_STATE_WAY_OUT as WAY_OUT, Error, Result};
 
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -61,6 +63,12 @@ impl Store {
     /// Writes a consistent copy of the database to `to` (`VACUUM INTO`: one read transaction,
     /// so writers go on meanwhile), then opens the copy and runs `quick_check` on it.
     pub async fn backup(&self, to: &Path) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            return Err(Error::Refused(
+                "`gazette backup` copies SQLite state; back up PostgreSQL state with pg_dump"
+                    .to_owned(),
+            ));
+        }
         if to.exists() {
             return Err(Error::io(
                 to,
@@ -76,7 +84,7 @@ impl Store {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a UTF-8 path"),
             )
         })?;
-        sqlx::query("VACUUM INTO ?")
+        sqlx::query("VACUUM INTO $1")
             .bind(target)
             .execute(&self.pool)
             .await
@@ -84,17 +92,29 @@ impl Store {
         let copy = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(to)
             .read_only(true);
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        let pool = sqlx::any::AnyPoolOptions::new()
             .max_connections(1)
-            .connect_with(copy)
+            .connect_with(sqlx::any::AnyConnectOptions::from_url(
+                &copy.to_url_lossy(),
+            )?)
             .await?;
-        let checked = Store { pool }.check_integrity(false).await;
+        let checked = Store {
+            pool,
+            backend: Backend::Sqlite,
+        }
+        .check_integrity(false)
+        .await;
         checked.map_err(|e| Error::Damaged(format!("{}: the copy is not whole: {e}", to.display())))
     }
 
     /// `PRAGMA quick_check`, and `integrity_check` too when `full`: `Ok` when SQLite finds the
-    /// pages whole, else the damage it found, with the way out.
+    /// pages whole, else the damage it found, with the way out. PostgreSQL checks its own pages
+    /// (and is backed up and repaired with its own tools): there, whether it answers.
     pub async fn check_integrity(&self, full: bool) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            return Ok(());
+        }
         let pragmas: &[(&str, &'static str)] = if full {
             &[
                 ("quick_check", "PRAGMA quick_check"),

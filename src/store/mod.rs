@@ -1,5 +1,11 @@
-//! State in SQLite (through sqlx): what each source's last fetch saw, and every archived article
-//! with the hash of what its file was made from, so an unchanged entry costs one lookup.
+//! State in SQLite or PostgreSQL (through sqlx's `Any` driver): what each source's last fetch
+//! saw, and every archived article with the hash of what its file was made from, so an unchanged
+//! entry costs one lookup.
+//!
+//! One SQL text serves both backends wherever they agree (`$1` placeholders, `ON CONFLICT`
+//! upserts, integers for flags and times); each backend has its own migrations, and the few
+//! queries that differ ask [`Backend`] for their text. Nothing above the store knows which
+//! backend runs.
 //!
 //! Times are stored as Unix milliseconds so ordering is numeric and the `date` index serves the
 //! merged feed directly.
@@ -14,12 +20,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::MigrateError;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, AnyPool, ConnectOptions as _};
 
 use crate::error::{Error, Result};
 mod articles;
+mod backend;
 mod content;
 mod enrichment;
 pub mod integrity;
@@ -27,6 +35,8 @@ mod published;
 mod sources;
 
 pub use articles::{ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Selection, StoredArticle};
+pub use backend::Backend;
+use backend::numbered_rows;
 pub use content::CanonicalMatch;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
 pub use sources::Pruned;
@@ -34,15 +44,22 @@ pub use sources::Pruned;
 pub use crate::model::FeedMeta;
 use crate::model::Validators;
 
-/// Sources per multi-row statement: 14 parameters each, far below SQLite's limit of 32,766.
+/// Sources per multi-row statement: 14 parameters each, far below SQLite's limit of 32,766 and
+/// PostgreSQL's of 65,535.
 const SOURCES_PER_STATEMENT: usize = 256;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// A connection to the state database, of either backend; store functions that run inside a
+/// caller's transaction take one.
+pub type Conn = AnyConnection;
+
+/// A write transaction (see [`Store::begin`]).
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A handle on the state database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 /// What a successful fetch leaves behind.
@@ -179,8 +196,8 @@ struct StateRow {
     state: SourceState,
 }
 
-impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for StateRow {
-    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> std::result::Result<Self, sqlx::Error> {
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for StateRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> std::result::Result<Self, sqlx::Error> {
         #[derive(sqlx::FromRow)]
         struct Columns {
             id: String,
@@ -221,17 +238,42 @@ impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for StateRow {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at a `sqlite://` URL and brings its schema up to date.
+    /// Opens (creating if needed) the database at a `sqlite://` or `postgres://` URL and brings
+    /// its schema up to date.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true)
-            // A commit writes each source in a savepoint of its own; its journal of the pages
-            // it changes stays in memory instead of a temporary file written for every page.
-            .pragma("temp_store", "memory");
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or_else(|| {
+            Error::Schema(format!(
+                "{}: not a sqlite:// or postgres:// URL",
+                backend::redacted(url)
+            ))
+        })?;
+        let pool = match backend {
+            Backend::Sqlite => Self::open_sqlite(url).await?,
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(8)
+                .after_release(|conn, _| Box::pin(Self::reusable(conn)))
+                .connect(url)
+                .await
+                .map_err(integrity::damage_or)?,
+        };
+        let migrator = backend.migrator();
+        match migrator.run(&pool).await {
+            Ok(()) => Ok(Self { pool, backend }),
+            // A migration this binary does not know was applied: a newer Gazette wrote it, and
+            // this one would misread (or damage) what it added.
+            Err(MigrateError::VersionMissing(version)) => Err(Error::Schema(format!(
+                "{} was written by a newer Gazette (schema version {version}; \
+                 this one knows up to {}); run that version, or restore an older state",
+                backend::redacted(url),
+                migrator.iter().map(|m| m.version).max().unwrap_or_default()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn open_sqlite(url: &str) -> Result<AnyPool> {
+        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
         if let Some(dir) = options
             .get_filename()
             .parent()
@@ -245,26 +287,30 @@ impl Store {
         tokio::task::spawn_blocking(move || integrity::check_file(&file))
             .await
             .map_err(|e| Error::io(options.get_filename(), std::io::Error::other(e)))??;
-        let pool = SqlitePoolOptions::new()
+        // The `Any` driver opens SQLite from a URL (file name and mode only); the settings
+        // are applied to each new connection instead.
+        let any = AnyConnectOptions::from_url(&options.to_url_lossy())?;
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
-            // A connection still in a transaction when it comes back is dropped, not reused.
-            // A full disk or an I/O error makes SQLite roll back the whole transaction by
-            // itself; the ROLLBACK that follows then fails, and the connection would go on
-            // believing a transaction is open: every later BEGIN on it would fail ("non-zero
-            // transaction depth") long after the disk has room again.
-            .after_release(|conn, _| {
+            .after_connect(|conn, _| {
                 Box::pin(async move {
-                    use sqlx::Connection as _;
-                    if !conn.is_in_transaction() {
-                        return Ok(true);
-                    }
-                    // A rollback queued by a dropped transaction is done once a round trip
-                    // comes back.
-                    conn.ping().await?;
-                    Ok(!conn.is_in_transaction())
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL;
+                         PRAGMA synchronous = NORMAL;
+                         PRAGMA busy_timeout = 30000;
+                         PRAGMA foreign_keys = ON;
+                         -- A commit writes each source in a savepoint of its own; its journal
+                         -- of the pages it changes stays in memory instead of a temporary file
+                         -- written for every page.
+                         PRAGMA temp_store = MEMORY;",
+                    )
+                    .execute(conn)
+                    .await?;
+                    Ok(())
                 })
             })
-            .connect_with(options)
+            .after_release(|conn, _| Box::pin(Self::reusable(conn)))
+            .connect_with(any)
             .await
             .map_err(integrity::damage_or)?;
         // Reads the first page's schema cookie: a damaged header shows here, once and clearly.
@@ -272,33 +318,51 @@ impl Store {
             .fetch_one(&pool)
             .await
             .map_err(integrity::damage_or)?;
-        match MIGRATOR.run(&pool).await {
-            Ok(()) => Ok(Self { pool }),
-            // A migration this binary does not know was applied: a newer Gazette wrote it, and
-            // this one would misread (or damage) what it added.
-            Err(MigrateError::VersionMissing(version)) => Err(Error::Schema(format!(
-                "{url} was written by a newer Gazette (schema version {version}; \
-                 this one knows up to {}); run that version, or restore an older state",
-                MIGRATOR.iter().map(|m| m.version).max().unwrap_or_default()
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        Ok(pool)
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// Whether a connection coming back to the pool may be used again: not while it is still
+    /// in a transaction. A full disk or an I/O error makes SQLite roll back the whole
+    /// transaction by itself; the ROLLBACK that follows then fails, and the connection would
+    /// go on believing a transaction is open: every later BEGIN on it would fail ("non-zero
+    /// transaction depth") long after the disk has room again.
+    async fn reusable(conn: &mut AnyConnection) -> std::result::Result<bool, sqlx::Error> {
+        use sqlx::Connection as _;
+        if !conn.is_in_transaction() {
+            return Ok(true);
+        }
+        // A rollback queued by a dropped transaction is done once a round trip comes back.
+        conn.ping().await?;
+        Ok(!conn.is_in_transaction())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Starts a write transaction. `IMMEDIATE` takes the write lock up front, so a concurrent
-    /// writer (another process included) makes it wait for the busy timeout instead of failing
-    /// later when a read would have to become a write.
-    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction holding the database's one write lock from its start: a
+    /// concurrent writer (another process included) waits for it instead of failing later, or
+    /// deadlocking on rows both touch. SQLite's `BEGIN IMMEDIATE` takes its write lock; on
+    /// PostgreSQL a transaction-scoped advisory lock stands for it.
+    pub async fn begin(&self) -> Result<Tx> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                backend::take_write_lock(&mut tx).await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// The state a source's next fetch starts from.
     pub async fn source_state(&self, source: &str) -> Result<Option<SourceState>> {
-        let row = sqlx::query_as::<_, StateRow>(concat!(state_select!(), " WHERE id = ?"))
+        let row = sqlx::query_as::<_, StateRow>(concat!(state_select!(), " WHERE id = $1"))
             .bind(source)
             .fetch_optional(&self.pool)
             .await?;
@@ -320,40 +384,16 @@ impl Store {
     /// statements: a run of 304s records a
     /// thousand sources in about as many statements as it records one.
     pub async fn record_successes(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         records: &[SuccessRecord<'_>],
     ) -> Result<()> {
         for chunk in records.chunks(SOURCES_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            let sql = format!(
                 "INSERT INTO sources (id, url, feed_id, feed_title, feed_link, last_fetch_at, last_status,
                                       last_error, http_status, etag, last_modified, body_hash, moved_to,
-                                      next_due_at, consecutive_failures, disabled_reason, feed_delay_secs) ",
-            );
-            insert.push_values(chunk, |mut row, record| {
-                row.push_bind(record.source)
-                    .push_bind(record.url)
-                    .push_bind(record.meta.map(|m| m.id.as_str()))
-                    .push_bind(record.meta.map(|m| m.title.as_str()))
-                    .push_bind(record.meta.and_then(|m| m.link.as_deref()))
-                    .push_bind(to_millis(&record.at))
-                    .push_bind(record.status)
-                    .push("NULL")
-                    .push_bind(record.http_status.map(i64::from))
-                    .push_bind(record.validators.etag.as_deref())
-                    .push_bind(record.validators.last_modified.as_deref())
-                    .push_bind(record.body_hash)
-                    .push_bind(record.moved_to)
-                    .push_bind(to_millis(&record.next_due_at))
-                    .push("0")
-                    .push("NULL")
-                    .push_bind(
-                        record
-                            .feed_delay
-                            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-                    );
-            });
-            insert.push(
-                " ON CONFLICT (id) DO UPDATE SET
+                                      next_due_at, consecutive_failures, disabled_reason, feed_delay_secs)
+                 VALUES {}
+                 ON CONFLICT (id) DO UPDATE SET
                     url = excluded.url,
                     feed_id = COALESCE(excluded.feed_id, sources.feed_id),
                     feed_title = COALESCE(excluded.feed_title, sources.feed_title),
@@ -373,15 +413,42 @@ impl Store {
                     failing_since = NULL,
                     feed_delay_secs = COALESCE(excluded.feed_delay_secs, sources.feed_delay_secs),
                     removed_at = NULL",
+                numbered_rows(
+                    Backend::of(conn),
+                    "(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, 0, NULL, ?)",
+                    chunk.len()
+                )
             );
-            insert.build().execute(&mut *conn).await?;
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for record in chunk {
+                insert = insert
+                    .bind(record.source)
+                    .bind(record.url)
+                    .bind(record.meta.map(|m| m.id.as_str()))
+                    .bind(record.meta.map(|m| m.title.as_str()))
+                    .bind(record.meta.and_then(|m| m.link.as_deref()))
+                    .bind(to_millis(&record.at))
+                    .bind(record.status)
+                    .bind(record.http_status.map(i64::from))
+                    .bind(record.validators.etag.as_deref())
+                    .bind(record.validators.last_modified.as_deref())
+                    .bind(record.body_hash)
+                    .bind(record.moved_to)
+                    .bind(to_millis(&record.next_due_at))
+                    .bind(
+                        record
+                            .feed_delay
+                            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                    );
+            }
+            insert.execute(&mut *conn).await?;
         }
         Ok(())
     }
 
     /// [`Store::record_successes`] of one source.
     pub async fn record_success(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         record: &SuccessRecord<'_>,
     ) -> Result<()> {
         Self::record_successes(conn, std::slice::from_ref(record)).await
@@ -389,13 +456,13 @@ impl Store {
 
     /// Records a failed fetch; validators and the body hash stay as they were.
     pub async fn record_failure(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         record: &FailureRecord<'_>,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sources (id, url, last_fetch_at, last_status, last_error, http_status, next_due_at,
                                   consecutive_failures, disabled_reason, last_error_kind, failing_since)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?3)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $3)
              ON CONFLICT (id) DO UPDATE SET
                 failing_since = COALESCE(sources.failing_since, excluded.failing_since),
                 url = excluded.url,
@@ -424,7 +491,7 @@ impl Store {
 
     /// Notes that every record of the source is rendered with these settings.
     pub async fn set_source_fingerprint(&self, source: &str, fingerprint: &str) -> Result<()> {
-        sqlx::query("UPDATE sources SET fingerprint = ? WHERE id = ?")
+        sqlx::query("UPDATE sources SET fingerprint = $1 WHERE id = $2")
             .bind(fingerprint)
             .bind(source)
             .execute(&self.pool)
@@ -436,9 +503,9 @@ impl Store {
     /// source whose configured URL changed.
     pub async fn reset_source(&self, source: &str, url: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE sources SET url = ?2, etag = NULL, last_modified = NULL, body_hash = NULL, moved_to = NULL,
+            "UPDATE sources SET url = $2, etag = NULL, last_modified = NULL, body_hash = NULL, moved_to = NULL,
                                 disabled_reason = NULL, next_due_at = NULL, consecutive_failures = 0
-             WHERE id = ?1",
+             WHERE id = $1",
         )
         .bind(source)
         .bind(url)
@@ -462,7 +529,7 @@ impl Store {
             last_fetch_at: Option<i64>,
             last_status: Option<String>,
             http_status: Option<i64>,
-            has_validators: bool,
+            has_validators: i64,
             next_due_at: Option<i64>,
             consecutive_failures: i64,
             last_error: Option<String>,
@@ -473,7 +540,8 @@ impl Store {
         }
         let rows = sqlx::query_as::<_, StatusRow>(
             "SELECT s.id, s.url, s.moved_to, s.last_fetch_at, s.last_status, s.http_status,
-                    (s.etag IS NOT NULL OR s.last_modified IS NOT NULL) AS has_validators, s.next_due_at,
+                    CASE WHEN s.etag IS NOT NULL OR s.last_modified IS NOT NULL THEN 1 ELSE 0 END
+                        AS has_validators, s.next_due_at,
                     s.consecutive_failures, s.last_error, s.last_error_kind, s.disabled_reason,
                     (SELECT COUNT(*) FROM articles a WHERE a.source = s.id) AS articles, s.removed_at
              FROM sources s ORDER BY s.id",
@@ -489,7 +557,7 @@ impl Store {
                 last_fetch_at: r.last_fetch_at.map(from_millis),
                 last_status: r.last_status,
                 last_http_status: r.http_status,
-                has_validators: r.has_validators,
+                has_validators: r.has_validators != 0,
                 next_due_at: r.next_due_at.map(from_millis),
                 consecutive_failures: r.consecutive_failures,
                 last_error: r.last_error,

@@ -29,7 +29,7 @@ impl Store {
         let mut tx = self.begin().await?;
         for (path, digest) in written {
             sqlx::query(
-                "INSERT INTO published_feeds (path, digest) VALUES (?1, ?2)
+                "INSERT INTO published_feeds (path, digest) VALUES ($1, $2)
                  ON CONFLICT (path) DO UPDATE SET digest = excluded.digest",
             )
             .bind(path)
@@ -38,7 +38,7 @@ impl Store {
             .await?;
         }
         for path in gone {
-            sqlx::query("DELETE FROM published_feeds WHERE path = ?")
+            sqlx::query("DELETE FROM published_feeds WHERE path = $1")
                 .bind(path)
                 .execute(&mut *tx)
                 .await?;
@@ -59,7 +59,7 @@ impl Store {
     /// are then this database's, even those of a run killed before it recorded them.
     pub async fn mark_archive_started(&self, now: &chrono::DateTime<chrono::Utc>) -> Result<()> {
         sqlx::query(
-            "INSERT INTO state_meta (key, value) VALUES ('archive_started', ?)
+            "INSERT INTO state_meta (key, value) VALUES ('archive_started', $1)
              ON CONFLICT (key) DO NOTHING",
         )
         .bind(now.to_rfc3339())

@@ -18,7 +18,7 @@ impl Store {
     /// files are neither orphans nor counted as missing from state.
     pub async fn tombstone_source(&self, source: &str, now: &DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sources (id, url, removed_at) VALUES (?1, '', ?2)
+            "INSERT INTO sources (id, url, removed_at) VALUES ($1, '', $2)
              ON CONFLICT (id) DO UPDATE SET removed_at = excluded.removed_at",
         )
         .bind(source)
@@ -30,10 +30,12 @@ impl Store {
 
     /// A source fetched again (added back to the config) is live again.
     pub async fn revive_source(&self, source: &str) -> Result<()> {
-        sqlx::query("UPDATE sources SET removed_at = NULL WHERE id = ? AND removed_at IS NOT NULL")
-            .bind(source)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE sources SET removed_at = NULL WHERE id = $1 AND removed_at IS NOT NULL",
+        )
+        .bind(source)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -47,8 +49,8 @@ impl Store {
         let ids = serde_json::to_string(sources).unwrap_or_default();
         let rows = sqlx::query_as::<_, (String, i64, Option<String>)>(
             "SELECT s.id, s.failing_since, s.last_error FROM sources s
-             WHERE s.failing_since IS NOT NULL AND s.failing_since < ?
-               AND s.id IN (SELECT value FROM json_each(?))
+             WHERE s.failing_since IS NOT NULL AND s.failing_since < $1
+               AND s.id IN (SELECT value FROM json_each($2))
              ORDER BY s.failing_since, s.id",
         )
         .bind(to_millis(before))
@@ -64,7 +66,7 @@ impl Store {
     /// The source feed's own title, as its last fetch found it.
     pub async fn feed_title(&self, source: &str) -> Result<Option<String>> {
         let title =
-            sqlx::query_scalar::<_, Option<String>>("SELECT feed_title FROM sources WHERE id = ?")
+            sqlx::query_scalar::<_, Option<String>>("SELECT feed_title FROM sources WHERE id = $1")
                 .bind(source)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -84,7 +86,7 @@ impl Store {
     /// The archive paths of a source's articles.
     pub async fn paths_of(&self, source: &str) -> Result<Vec<String>> {
         let paths = sqlx::query_scalar::<_, String>(
-            "SELECT path FROM articles WHERE source = ? ORDER BY path",
+            "SELECT path FROM articles WHERE source = $1 ORDER BY path",
         )
         .bind(source)
         .fetch_all(&self.pool)
@@ -96,10 +98,10 @@ impl Store {
     pub async fn purge_source(&self, source: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         for table in [
-            "DELETE FROM enrichments WHERE source = ?",
-            "DELETE FROM aliases WHERE source = ?",
-            "DELETE FROM articles WHERE source = ?",
-            "DELETE FROM sources WHERE id = ?",
+            "DELETE FROM enrichments WHERE source = $1",
+            "DELETE FROM aliases WHERE source = $1",
+            "DELETE FROM articles WHERE source = $1",
+            "DELETE FROM sources WHERE id = $1",
         ] {
             sqlx::query(table).bind(source).execute(&mut *tx).await?;
         }
@@ -116,14 +118,14 @@ impl Store {
     ) -> Result<Pruned> {
         let mut pruned = Pruned::default();
         if let Some(before) = pages_before {
-            pruned.pages = sqlx::query("DELETE FROM pages WHERE fetched_at < ?")
+            pruned.pages = sqlx::query("DELETE FROM pages WHERE fetched_at < $1")
                 .bind(to_millis(&before))
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
         }
         if let Some(before) = answers_before {
-            pruned.answers = sqlx::query("DELETE FROM enrichment_cache WHERE created_at < ?")
+            pruned.answers = sqlx::query("DELETE FROM enrichment_cache WHERE created_at < $1")
                 .bind(to_millis(&before))
                 .execute(&self.pool)
                 .await?
