@@ -4,9 +4,14 @@
 demo:
 	cargo run --release -- fetch
 
+# The behaviour suites again with state on PostgreSQL (a private server the tests start); all
+# but the SQLite file's own faults.
+POSTGRES_TESTS := $(patsubst %,--test %,$(filter-out state_faults,$(basename $(notdir $(wildcard tests/*.rs)))))
+
 test:
 	bash scripts/test-deps.sh
 	cargo test
+	GAZETTE_TEST_STATE=postgres cargo test $(POSTGRES_TESTS)
 
 lint:
 	cargo fmt --all -- --check

@@ -2,8 +2,9 @@
 # Installs what the tests need beyond the Rust toolchain: jing (validates the Atom feed against
 # RFC 4287's schema), chromium (renders the daemon's front page), newsboat (a real feed reader's
 # OPML export), util-linux's `script`, `mount` and `prlimit` (a pseudo-terminal for the log's
-# colours, a small tmpfs for a full state disk, a low file limit for the server) and PyYAML (a YAML 1.1 parser the front matter must
-# satisfy). Idempotent.
+# colours, a small tmpfs for a full state disk, a low file limit for the server), PostgreSQL (the
+# tests start a private server for the suites run on PostgreSQL state) and PyYAML (a YAML 1.1
+# parser the front matter must satisfy). Idempotent.
 set -euo pipefail
 
 as_root() {
@@ -17,6 +18,9 @@ command -v newsboat >/dev/null 2>&1 || missing+=(newsboat)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v mount >/dev/null 2>&1 || missing+=(mount)
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -18,12 +18,24 @@ pub struct WriterLock {
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "another Gazette process{holder} is writing this archive (lock {path}); gave up after {waited}"
+    "another Gazette process{holder} is writing this archive (lock {lock}); gave up after {waited}"
 )]
 pub struct LockBusy {
-    pub path: PathBuf,
+    /// Which lock: the lock file's path, or the database's.
+    pub lock: String,
     holder: String,
     waited: String,
+}
+
+impl LockBusy {
+    /// Busy after waiting `wait` for `lock`, held by `holder` when known.
+    pub fn new(lock: String, holder: Option<&str>, wait: Duration) -> Self {
+        Self {
+            lock,
+            holder: holder.map(|h| format!(" ({h})")).unwrap_or_default(),
+            waited: humantime::format_duration(wait).to_string(),
+        }
+    }
 }
 
 impl WriterLock {
@@ -70,13 +82,12 @@ impl WriterLock {
                         .ok()
                         .map(|pid| pid.trim().to_owned())
                         .filter(|pid| !pid.is_empty())
-                        .map(|pid| format!(" (pid {pid})"))
-                        .unwrap_or_default();
-                    return Ok(Err(LockBusy {
-                        path: path.to_path_buf(),
-                        holder,
-                        waited: humantime::format_duration(wait).to_string(),
-                    }));
+                        .map(|pid| format!("pid {pid}"));
+                    return Ok(Err(LockBusy::new(
+                        path.display().to_string(),
+                        holder.as_deref(),
+                        wait,
+                    )));
                 }
                 Err(TryLockError::Error(e)) => return Err(Error::io(path, e)),
             }

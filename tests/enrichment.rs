@@ -483,7 +483,7 @@ async fn hold_waits_for_the_sections_before_the_first_write() {
         "--no-enrich does not hold either"
     );
     std::fs::remove_dir_all(tmp.path().join("archive")).expect("clean archive");
-    std::fs::remove_dir_all(tmp.path().join("state")).expect("clean state");
+    common::lose_state(tmp.path());
 
     let held = run(tmp.path(), &["fetch"], &mut log).await;
     assert!(held.status.success(), "{log}");

@@ -180,13 +180,9 @@ async fn a_source_failing_for_long_is_reported_while_it_backs_off() {
     assert!(!common::stdout(&quiet).contains("failing"));
 
     // Three days of failures, as state would have them.
-    let url = format!(
-        "sqlite://{}",
-        dir.join("state/gazette.db").to_str().expect("utf-8")
-    );
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("state");
+    let pool = common::state_pool(dir).await;
     let three_days_ago = chrono::Utc::now().timestamp_millis() - 3 * 24 * 3600 * 1000;
-    sqlx::query("UPDATE sources SET failing_since = ? WHERE id = 'dead'")
+    sqlx::query("UPDATE sources SET failing_since = $1 WHERE id = 'dead'")
         .bind(three_days_ago)
         .execute(&pool)
         .await

@@ -1,4 +1,7 @@
-//! The pipeline through the library API, on real files and a real SQLite database.
+//! The pipeline through the library API, on real files and a real database (SQLite, or
+//! PostgreSQL with `GAZETTE_TEST_STATE=postgres`).
+
+mod common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +12,12 @@ use gazette::pipeline::{Counts, Pipeline, Refresh, RunOptions};
 use gazette::store::Store;
 
 async fn pipeline(dir: &Path, sources: &str) -> Pipeline {
-    let text = format!("[state]\nurl = \"sqlite://state/g.db\"\n{sources}");
+    let url = if common::on_sqlite() {
+        "sqlite://state/g.db".to_owned()
+    } else {
+        common::state_url(dir)
+    };
+    let text = format!("[state]\nurl = \"{url}\"\n{sources}");
     let settings = Settings::from_toml(&text, &dir.join("gazette.toml")).expect("config");
     let store = Store::open(&settings.state_url).await.expect("state");
     let fetcher = Fetcher::new(&settings.fetch).expect("client");
@@ -90,7 +98,7 @@ async fn a_file_left_by_an_interrupted_run_is_taken_over_not_duplicated() {
         .expect("day")
         .count();
     p.store().clone().close().await;
-    std::fs::remove_dir_all(dir.path().join("state")).expect("drop state");
+    common::lose_state(dir.path());
     let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
     assert_eq!(refresh(&p).await.new, 1);
     let files_after = std::fs::read_dir(archive.join("a/2024/05/13"))

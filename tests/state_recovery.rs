@@ -187,7 +187,7 @@ async fn setup(dir: &Path, archive_extra: &str, feed_extra: &str) -> Site {
          [feed]\npath = \"../public/atom.xml\"\ntitle = \"Test\"\n\
          id = \"urn:uuid:5a0c1bde-3f4e-4c1a-9d7e-0a1b2c3d4e5f\"\n\
          self_url = \"http://127.0.0.1/atom.xml\"\non_publish = [\"touch\", {marker_arg}]\n{feed_extra}\n\
-         [state]\nurl = \"sqlite://../state/gazette.db\"\n\
+         [state]\nurl = {state}\n\
          [enrich]\nprovider = \"openai\"\nlanguages = [\"zh\"]\nbase_url = {llm}\n\
          api_key_env = \"{KEY_ENV}\"\nmodel = \"test-model\"\nrequests_per_minute = 60000\n\
          [[sources]]\nid = \"wire\"\nurl = {wire}\nauthor = \"desk\"\ntags = [\"news\"]\nlanguage = \"en\"\n\
@@ -195,6 +195,7 @@ async fn setup(dir: &Path, archive_extra: &str, feed_extra: &str) -> Site {
         llm = toml_string(&llm_url),
         wire = toml_string(&feeds.url("/feeds/wire.xml")),
         notes = toml_string(&feeds.url("/feeds/notes.atom")),
+        state = toml_string(&common::state_url(dir)),
     );
     std::fs::create_dir_all(dir.join("config")).expect("config dir");
     std::fs::write(dir.join("config/gazette.toml"), config).expect("write config");
@@ -413,7 +414,7 @@ async fn a_lost_state_is_rebuilt_and_a_refetch_changes_nothing() {
     assert_eq!(entries_before.len(), ARTICLES, "{feed_before}");
     let requests = site.llm_requests();
 
-    std::fs::remove_dir_all(dir.join("state")).expect("lose the state");
+    common::lose_state(dir);
 
     // An empty state must not replace the published feed with an empty one.
     let build = run(dir, &["build"]).await;
@@ -532,7 +533,7 @@ async fn identity_keys_make_the_rebuild_exact() {
     let archive_before = snapshot(&dir.join("archive"));
     let requests = site.llm_requests();
 
-    std::fs::remove_dir_all(dir.join("state")).expect("lose the state");
+    common::lose_state(dir);
     let rebuild = run(dir, &["rebuild"]).await;
     assert!(rebuild.status.success(), "{}", log(&rebuild));
     assert!(
@@ -711,15 +712,14 @@ async fn a_newer_schema_is_refused() {
     let feed_before = snapshot(&dir.join("public"));
 
     // A migration this build does not know, as a newer Gazette would have recorded it.
-    let db = dir.join("state/gazette.db");
-    let url = format!("sqlite://{}", db.to_str().expect("utf-8 path"));
-    let pool = sqlx::SqlitePool::connect(&url)
-        .await
-        .expect("open the state database");
-    sqlx::query(
+    let pool = common::state_pool(dir).await;
+    sqlx::query(if common::on_sqlite() {
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-         VALUES (99990101000000, 'from the future', 1, x'00', 0)",
-    )
+         VALUES (99990101000000, 'from the future', 1, x'00', 0)"
+    } else {
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', true, '\\x00', 0)"
+    })
     .execute(&pool)
     .await
     .expect("record a future migration");

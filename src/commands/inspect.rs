@@ -15,7 +15,7 @@ use super::{open_store, without_source};
 
 pub(crate) async fn check(settings: &Settings) -> Result<ExitCode> {
     // The state's pages, when there is a state: `check` creates none.
-    let state = if settings.state_file.exists() {
+    let state = if settings.state_file.as_ref().is_none_or(|f| f.exists()) {
         let store = open_store(settings).await?;
         let checked = store.check_integrity(false).await;
         store.close().await;

@@ -19,9 +19,10 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use gazette::config::Settings;
 use gazette::fetch::Fetcher;
-use gazette::lock::WriterLock;
+use gazette::lock::{LockBusy, WriterLock};
 use gazette::pipeline::Pipeline;
 use gazette::store::Store;
+use gazette::store::{ArchiveLock, redacted};
 
 /// Exit code when at least one source failed and the others were processed.
 pub(crate) const EXIT_SOURCES_FAILED: u8 = 3;
@@ -60,12 +61,43 @@ pub(crate) async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
     Ok(Pipeline::new(Arc::new(settings), store, fetcher)?)
 }
 
+/// The archive's one writer, held while it lives: a lock file beside a SQLite state, or the
+/// PostgreSQL state's own advisory lock.
+#[derive(Debug)]
+pub(crate) enum Writer {
+    File(#[allow(dead_code, reason = "held, not read")] WriterLock),
+    Database(#[allow(dead_code, reason = "held, not read")] ArchiveLock),
+}
+
 /// Takes the archive's writer lock, or says who holds it.
 pub(crate) async fn writer_lock(
     settings: &Settings,
-) -> Result<std::result::Result<WriterLock, ExitCode>> {
-    let path = WriterLock::path_for(&settings.state_file);
-    match WriterLock::acquire(&path, settings.lock_timeout).await? {
+) -> Result<std::result::Result<Writer, ExitCode>> {
+    let taken = match &settings.state_file {
+        Some(state_file) => {
+            let path = WriterLock::path_for(state_file);
+            WriterLock::acquire(&path, settings.lock_timeout)
+                .await?
+                .map(Writer::File)
+        }
+        None => ArchiveLock::take(&settings.state_url, settings.lock_timeout)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the state database {}",
+                    redacted(&settings.state_url)
+                )
+            })?
+            .map(Writer::Database)
+            .map_err(|holder| {
+                LockBusy::new(
+                    format!("advisory lock in {}", redacted(&settings.state_url)),
+                    holder.0.as_deref(),
+                    settings.lock_timeout,
+                )
+            }),
+    };
+    match taken {
         Ok(lock) => {
             sweep_temp_files(settings).await;
             Ok(Ok(lock))
@@ -104,7 +136,10 @@ async fn sweep_temp_files(settings: &Settings) {
 }
 
 pub(crate) async fn open_store(settings: &Settings) -> Result<Store> {
-    Store::open(&settings.state_url)
-        .await
-        .with_context(|| format!("opening the state database {}", settings.state_url))
+    Store::open(&settings.state_url).await.with_context(|| {
+        format!(
+            "opening the state database {}",
+            redacted(&settings.state_url)
+        )
+    })
 }

@@ -382,8 +382,9 @@ pub struct Settings {
     pub fetch: FetchConfig,
     pub enrich: EnrichConfig,
     pub serve: ServeConfig,
-    /// The SQLite file `state_url` names, beside which the one writer's lock lives.
-    pub state_file: PathBuf,
+    /// The SQLite file `state_url` names, beside which the one writer's lock lives; `None`
+    /// for PostgreSQL, where the lock is the database's own.
+    pub state_file: Option<PathBuf>,
     pub lock_timeout: Duration,
     /// How long fetched pages and cached answers are kept (zero: forever).
     pub keep_pages: Duration,
@@ -542,7 +543,7 @@ impl Settings {
         }
 
         let (state_url, state_file) =
-            resolve_sqlite_url(&file.state.url, base).map_err(|e| invalid(&["state", "url"], e))?;
+            resolve_state_url(&file.state.url, base).map_err(|e| invalid(&["state", "url"], e))?;
         Ok(Settings {
             config_path: path.to_path_buf(),
             archive_dir: base.join(&file.archive.dir),
@@ -691,14 +692,25 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// `sqlite://relative/path.db` resolves against the config folder; other URLs pass unchanged.
-fn resolve_sqlite_url(url: &str, base: &Path) -> std::result::Result<(String, PathBuf), String> {
+/// `sqlite://relative/path.db` resolves against the config folder (and names the file);
+/// `postgres://` and `postgresql://` URLs pass unchanged.
+fn resolve_state_url(
+    url: &str,
+    base: &Path,
+) -> std::result::Result<(String, Option<PathBuf>), String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let parsed = url::Url::parse(url).map_err(|e| format!("state.url: {e}"))?;
+        if parsed.host_str().is_none_or(str::is_empty) && !url.contains("host=") {
+            return Err("state.url must name the PostgreSQL server's host".to_owned());
+        }
+        return Ok((url.to_owned(), None));
+    }
     let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
         return Err(format!(
-            "state.url {url:?}: only sqlite:// URLs are supported by this build"
+            "state.url {url:?}: not a sqlite:// or postgres:// URL"
         ));
     };
     let (file, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -711,7 +723,7 @@ fn resolve_sqlite_url(url: &str, base: &Path) -> std::result::Result<(String, Pa
         out.push('?');
         out.push_str(query);
     }
-    Ok((out, path))
+    Ok((out, Some(path)))
 }
 
 /// The User-Agent every request sends unless the config names another: a default is config's

@@ -26,6 +26,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, ConnectOptions as _};
 
 use crate::error::{Error, Result};
+mod archive_lock;
 mod articles;
 mod backend;
 mod content;
@@ -34,9 +35,10 @@ pub mod integrity;
 mod published;
 mod sources;
 
+pub use archive_lock::ArchiveLock;
 pub use articles::{ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Selection, StoredArticle};
-pub use backend::Backend;
 use backend::numbered_rows;
+pub use backend::{Backend, redacted};
 pub use content::CanonicalMatch;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
 pub use sources::Pruned;

@@ -27,7 +27,7 @@ pub struct InProcess {
     reloads: mpsc::Sender<()>,
     stop: Option<oneshot::Sender<()>>,
     task: oneshot::Receiver<gazette::Result<()>>,
-    _lock: WriterLock,
+    _lock: (Option<WriterLock>, Option<gazette::store::ArchiveLock>),
 }
 
 impl InProcess {
@@ -35,10 +35,26 @@ impl InProcess {
     pub async fn start(dir: &Path) -> Self {
         let config_path = dir.join("config/gazette.toml");
         let settings = Settings::load(&config_path).expect("valid config");
-        let lock = WriterLock::acquire(&WriterLock::path_for(&settings.state_file), STUCK)
-            .await
-            .expect("lock file")
-            .expect("lock free");
+        let lock = match &settings.state_file {
+            Some(file) => (
+                Some(
+                    WriterLock::acquire(&WriterLock::path_for(file), STUCK)
+                        .await
+                        .expect("lock file")
+                        .expect("lock free"),
+                ),
+                None,
+            ),
+            None => (
+                None,
+                Some(
+                    gazette::store::ArchiveLock::take(&settings.state_url, STUCK)
+                        .await
+                        .expect("state database")
+                        .unwrap_or_else(|_| panic!("lock free")),
+                ),
+            ),
+        };
         // A whole second, as state stores times in milliseconds.
         let clock =
             Clock::manual(DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now"));

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod postgres;
 pub mod reference;
 
 use std::net::SocketAddr;
@@ -202,10 +203,69 @@ pub fn write_config(dir: &Path, rest: &str) {
     let config = format!(
         "[archive]\ndir = \"../archive\"\n[feed]\npath = \"../public/atom.xml\"\ntitle = \"Test\"\n\
          id = \"urn:uuid:5a0c1bde-3f4e-4c1a-9d7e-0a1b2c3d4e5f\"\nself_url = \"http://127.0.0.1/atom.xml\"\n\
-         [state]\nurl = \"sqlite://../state/gazette.db\"\n{rest}"
+         [state]\nurl = \"{}\"\n{rest}",
+        state_url(dir)
     );
     std::fs::create_dir_all(dir.join("config")).expect("config dir");
     std::fs::write(dir.join("config/gazette.toml"), config).expect("write config");
+}
+
+/// The state URL the config below `dir` names: the SQLite file `state/gazette.db` beside
+/// `config/`, or, when the tests run on PostgreSQL (`GAZETTE_TEST_STATE=postgres`), a database
+/// of this folder's own on the test server.
+pub fn state_url(dir: &Path) -> String {
+    if !postgres::selected() {
+        return "sqlite://../state/gazette.db".to_owned();
+    }
+    static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = DATABASES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, url)) = known.iter().find(|(d, _)| d == dir) {
+        return url.clone();
+    }
+    let url = postgres::fresh_database();
+    known.push((dir.to_path_buf(), url.clone()));
+    url
+}
+
+/// [`state_url`] as a process started elsewhere opens it (a SQLite path made absolute).
+pub fn state_url_from(dir: &Path) -> String {
+    if postgres::selected() {
+        state_url(dir)
+    } else {
+        format!(
+            "sqlite://{}",
+            dir.join("state/gazette.db").to_str().expect("utf-8 path")
+        )
+    }
+}
+
+/// A pool on the state the config below `dir` names, for a test to look into or change it.
+pub async fn state_pool(dir: &Path) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&state_url_from(dir))
+        .await
+        .expect("open the state database")
+}
+
+/// Whether the tests keep state in SQLite: checks of SQLite's own (its pages, its file) only
+/// apply there.
+pub fn on_sqlite() -> bool {
+    !postgres::selected()
+}
+
+/// Loses the whole state, as a deleted state folder or a dropped database would: the SQLite
+/// folder, or every table of the PostgreSQL database.
+pub fn lose_state(dir: &Path) {
+    if postgres::selected() {
+        postgres::psql(
+            &state_url(dir),
+            "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+        );
+    } else {
+        std::fs::remove_dir_all(dir.join("state")).expect("lose the state");
+    }
 }
 
 /// A `[[sources]]` table.
