@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    FetchOptions, add, backup, build, check, enrich, fetch, import, list_due, load, preview,
-    rebuild, remove, run_daemon, status, verify,
+    FetchOptions, add, backup, build, check, enrich, fetch, import, list_due, load, migrate_state,
+    preview, rebuild, remove, run_daemon, status, verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -136,6 +136,13 @@ enum Command {
     Backup {
         /// Where the copy goes; must not exist yet.
         file: PathBuf,
+    },
+    /// Copy the whole state into another, empty database: SQLite to PostgreSQL when several
+    /// workers are to share it, or back. The configured state is left as it was.
+    MigrateState {
+        /// The target: `postgres://user@host/db`, or `sqlite://path/to/file.db`.
+        #[arg(long)]
+        to: String,
     },
     /// Compare the archive with the state: missing, orphan, hand-edited and unreadable files.
     /// Exits 0 only when they agree.
@@ -320,6 +327,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rebuild => rebuild(load(&cli.config)?).await,
         Command::Verify { repair } => verify(load(&cli.config)?, repair).await,
         Command::Backup { file } => backup(load(&cli.config)?, &file).await,
+        Command::MigrateState { to } => migrate_state(load(&cli.config)?, &to).await,
         Command::Remove { source, purge } => remove(&cli.config, &source, purge).await,
         Command::Import { file } => import(&cli.config, &file),
         Command::Export => {

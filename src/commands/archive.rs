@@ -1,4 +1,5 @@
-//! Commands between the archive and the state: `rebuild`, `verify`, `remove`.
+//! Commands between the archive and the state: `rebuild`, `verify`, `remove`, `backup`,
+//! `migrate-state`.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -8,6 +9,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use gazette::config::Settings;
 use gazette::pipeline::recover;
+use gazette::store::{Store, redacted};
 
 use super::{open_pipeline, open_store, writer_lock};
 
@@ -50,6 +52,36 @@ pub(crate) async fn backup(settings: Settings, file: &std::path::Path) -> Result
     store.close().await;
     copied.with_context(|| format!("backing up {}", settings.state_url))?;
     println!("{} written and checked", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn migrate_state(settings: Settings, to: &str) -> Result<ExitCode> {
+    // The writer lock: no run changes the state while it is copied.
+    let _lock = match writer_lock(&settings).await? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let shown = redacted(to);
+    if redacted(&settings.state_url) == shown {
+        anyhow::bail!("{shown} is the configured state itself; name another database");
+    }
+    let store = open_store(&settings).await?;
+    let target = Store::open(to)
+        .await
+        .with_context(|| format!("opening the target database {shown}"))?;
+    let copied = store.copy_into(&target).await;
+    store.close().await;
+    target.close().await;
+    let copied = copied.with_context(|| format!("copying the state into {shown}"))?;
+    let mut out = std::io::stdout().lock();
+    for (table, rows) in &copied.tables {
+        writeln!(out, "{table:<18} {rows:>9} rows")?;
+    }
+    writeln!(
+        out,
+        "copied into {shown}; to use it, set [state] url in {}",
+        settings.config_path.display()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,6 +30,7 @@ mod archive_lock;
 mod articles;
 mod backend;
 mod content;
+mod copy;
 mod enrichment;
 pub mod integrity;
 mod published;
@@ -40,6 +41,7 @@ pub use articles::{ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Selection, St
 use backend::numbered_rows;
 pub use backend::{Backend, redacted};
 pub use content::CanonicalMatch;
+pub use copy::Copied;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
 pub use sources::Pruned;
 

@@ -200,11 +200,15 @@ pub fn files_with_mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
 /// Writes `config/gazette.toml` below `dir`: archive, feed and state next to `config/`, then
 /// `rest` (a `[fetch]` table, `[[sources]]`).
 pub fn write_config(dir: &Path, rest: &str) {
+    write_config_with_state(dir, &state_url(dir), rest);
+}
+
+/// [`write_config`] with the state at `state_url`.
+pub fn write_config_with_state(dir: &Path, state_url: &str, rest: &str) {
     let config = format!(
         "[archive]\ndir = \"../archive\"\n[feed]\npath = \"../public/atom.xml\"\ntitle = \"Test\"\n\
          id = \"urn:uuid:5a0c1bde-3f4e-4c1a-9d7e-0a1b2c3d4e5f\"\nself_url = \"http://127.0.0.1/atom.xml\"\n\
-         [state]\nurl = \"{}\"\n{rest}",
-        state_url(dir)
+         [state]\nurl = \"{state_url}\"\n{rest}"
     );
     std::fs::create_dir_all(dir.join("config")).expect("config dir");
     std::fs::write(dir.join("config/gazette.toml"), config).expect("write config");
