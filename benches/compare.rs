@@ -12,7 +12,9 @@
 //! about 3.4 KB with its full text in `content:encoded`, the scale bench's feeds),
 //! `GAZETTE_BENCH_REPEATS` (default 3), `GAZETTE_BENCH_KEEP=1` (keep each tool's folder, to look
 //! at what it wrote), `GAZETTE_BENCH_TOOLS` (default `floor,sfeed,gazette`: the tools to run;
-//! the others' columns say "not run").
+//! the others' columns say "not run"), `GAZETTE_BENCH_STATE` (`sqlite`, the default, or
+//! `postgres`: Gazette's state in a database of its own per repetition on the PostgreSQL server
+//! `GAZETTE_TEST_POSTGRES_URL` names, else on a private one the bench starts, as the tests do).
 //!
 //! Three runs, each in a fresh temporary folder per tool and repetition:
 //!
@@ -66,6 +68,9 @@
 //! (`benches/common/mod.rs`), so their numbers are of the same feeds and measured the same way.
 
 mod common;
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code, reason = "the tests' helper; the bench uses part of it")]
+mod postgres;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -421,8 +426,9 @@ fn gazette_config(bench: &Bench) -> String {
     let mut config = format!(
         "[archive]\ndir = \"archive\"\n\
          [feed]\npath = \"public/atom.xml\"\nmax_entries = {ATOM_ENTRIES}\n\
-         [state]\nurl = \"sqlite://state/gazette.db\"\n\
-         [fetch]\nconcurrency = {JOBS}\nper_host = {JOBS}\n"
+         [state]\nurl = \"{}\"\n\
+         [fetch]\nconcurrency = {JOBS}\nper_host = {JOBS}\n",
+        state_url()
     );
     for s in 0..bench.sources {
         let _ = write!(
@@ -432,6 +438,15 @@ fn gazette_config(bench: &Bench) -> String {
         );
     }
     config
+}
+
+/// Where Gazette keeps state: SQLite beside the archive, or a new PostgreSQL database.
+fn state_url() -> String {
+    match std::env::var("GAZETTE_BENCH_STATE").as_deref() {
+        Ok("postgres") => postgres::fresh_database(),
+        Ok("sqlite") | Err(_) => "sqlite://state/gazette.db".to_owned(),
+        Ok(other) => panic!("GAZETTE_BENCH_STATE: {other:?} is neither sqlite nor postgres"),
+    }
 }
 
 fn gazette(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {

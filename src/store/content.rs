@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{Store, to_millis};
+use super::{Backend, Store, to_millis};
 use crate::error::Result;
 use crate::model::Extracted;
 
@@ -79,15 +79,28 @@ impl Store {
             return Ok(std::collections::HashMap::new());
         }
         let list = serde_json::to_string(canonicals).unwrap_or_default();
-        let rows = sqlx::query_as::<_, Row>(
-            "SELECT canonical, source, key, path FROM articles
-             WHERE canonical IN (SELECT value FROM json_each($1)) AND source <> $2
-             ORDER BY first_seen DESC",
-        )
-        .bind(list)
-        .bind(not_source)
-        .fetch_all(conn)
-        .await?;
+        let sql = match Backend::of(conn) {
+            Backend::Sqlite => {
+                "SELECT canonical, source, key, path FROM articles
+                 WHERE canonical IN (SELECT value FROM json_each($1)) AND source <> $2
+                 ORDER BY first_seen DESC"
+            }
+            // One index lookup per link, whatever the planner believes of the table: a cold
+            // run fills it faster than PostgreSQL's statistics follow, and a table believed
+            // small is scanned whole for every feed.
+            Backend::Postgres => {
+                "SELECT a.canonical, a.source, a.key, a.path
+                 FROM json_each($1) AS l,
+                      LATERAL (SELECT canonical, source, key, path, first_seen FROM articles
+                               WHERE canonical = l.value AND source <> $2) AS a
+                 ORDER BY a.first_seen DESC"
+            }
+        };
+        let rows = sqlx::query_as::<_, Row>(sql)
+            .bind(list)
+            .bind(not_source)
+            .fetch_all(conn)
+            .await?;
         // Newest first, so that the first seen is inserted last and stays.
         Ok(rows.into_iter().map(|r| (r.canonical, r.target)).collect())
     }
