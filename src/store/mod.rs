@@ -33,6 +33,7 @@ mod content;
 mod copy;
 mod enrichment;
 pub mod integrity;
+mod leases;
 mod published;
 mod sources;
 
@@ -43,6 +44,7 @@ pub use backend::{Backend, redacted};
 pub use content::CanonicalMatch;
 pub use copy::Copied;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
+pub use leases::{Claimed, Queue, WorkerRow, heard_at};
 pub use sources::Pruned;
 
 pub use crate::model::FeedMeta;

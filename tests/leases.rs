@@ -1,0 +1,131 @@
+//! Workers sharing the sources through leases, on a real SQLite file and a real PostgreSQL
+//! server: claims never overlap, even made at the same moment; a lease that runs out is
+//! claimable again and lost to its first holder; a released source is claimable at once.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use gazette::store::{Claimed, Store};
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn ids(claimed: &[Claimed]) -> Vec<String> {
+    let mut ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+async fn leases_hold_on(store: Store) {
+    let now: DateTime<Utc> = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+    let sources: Vec<(String, String, String)> = (0..10)
+        .map(|i| {
+            (
+                format!("s{i:02}"),
+                format!("http://127.0.0.1/{i}.xml"),
+                format!("{{\"id\":\"s{i:02}\"}}"),
+            )
+        })
+        .collect();
+    store.sync_sources(&sources).await.expect("sync");
+
+    // Two workers claiming at the same moment share the ten, with no source twice.
+    let (a, b) = tokio::join!(
+        store.claim_due("a", &now, LEASE, 5),
+        store.claim_due("b", &now, LEASE, 5)
+    );
+    let (a, b) = (a.expect("claim a"), b.expect("claim b"));
+    assert_eq!(a.len(), 5);
+    assert_eq!(b.len(), 5);
+    let mut all = [ids(&a), ids(&b)].concat();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 10, "{a:?} {b:?}");
+    assert_eq!(a[0].config, format!("{{\"id\":\"{}\"}}", a[0].id));
+    assert!(
+        store
+            .claim_due("c", &now, LEASE, 10)
+            .await
+            .expect("claim c")
+            .is_empty(),
+        "every source is leased"
+    );
+    let queue = store.queue(&now).await.expect("queue");
+    assert_eq!((queue.due, queue.leased), (0, 10));
+
+    // A renews its leases; B goes silent and its leases run out.
+    let later = now + TimeDelta::seconds(45);
+    let renewed = store
+        .renew_leases("a", &ids(&a), &later, LEASE)
+        .await
+        .expect("renew");
+    assert_eq!(renewed.len(), 5);
+    let expired = now + TimeDelta::seconds(61);
+    let c = store
+        .claim_due("c", &expired, LEASE, 10)
+        .await
+        .expect("claim c");
+    assert_eq!(ids(&c), ids(&b), "only the run-out leases are claimable");
+    assert!(
+        store
+            .renew_leases("b", &ids(&b), &expired, LEASE)
+            .await
+            .expect("renew b")
+            .is_empty(),
+        "a lease taken over is lost to its first holder"
+    );
+    let mut conn = store.pool().acquire().await.expect("connection");
+    assert!(
+        !Store::holds_lease(&mut conn, "b", &b[0].id, &expired)
+            .await
+            .expect("check")
+    );
+    assert!(
+        Store::holds_lease(&mut conn, "c", &b[0].id, &expired)
+            .await
+            .expect("check")
+    );
+    // Released, a source is claimable at once.
+    Store::release_lease(&mut conn, "c", &b[0].id)
+        .await
+        .expect("release");
+    drop(conn);
+    let again = store
+        .claim_due("d", &expired, LEASE, 10)
+        .await
+        .expect("claim d");
+    assert_eq!(ids(&again), vec![b[0].id.clone()]);
+
+    // A source the config no longer lists is claimed no more.
+    store.sync_sources(&sources[..3]).await.expect("sync");
+    let much_later = now + TimeDelta::hours(1);
+    let claimed = store
+        .claim_due("e", &much_later, LEASE, 10)
+        .await
+        .expect("claim e");
+    assert_eq!(ids(&claimed), vec!["s00", "s01", "s02"]);
+
+    // Workers are listed with the leases they hold.
+    store
+        .heartbeat("e", "worker", "host-1", &now, &much_later)
+        .await
+        .expect("beat");
+    let workers = store.workers(&much_later).await.expect("workers");
+    assert_eq!(workers.len(), 1);
+    assert_eq!((workers[0].id.as_str(), workers[0].leases), ("e", 3));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn leases_hold_on_sqlite() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/state.db", tmp.path().display());
+    leases_hold_on(Store::open(&url).await.expect("open")).await;
+}
+
+#[tokio::test]
+async fn leases_hold_on_postgresql() {
+    let url = common::postgres::fresh_database();
+    leases_hold_on(Store::open(&url).await.expect("open")).await;
+}
