@@ -9,7 +9,7 @@ use gazette::config::{FetchConfig, Location, Settings, Source};
 use gazette::fetch::Fetcher;
 use gazette::format::format_date;
 use gazette::pipeline::read_feed;
-use gazette::store::SourceStatus;
+use gazette::store::{SourceStatus, heard_at};
 
 use super::{open_store, without_source};
 
@@ -67,9 +67,19 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
     let mut rows = store.source_status().await?;
     let enrichment = store.enrichment_totals().await?;
     let enrichment_failures = store.enrichment_failures().await?;
+    let now = chrono::Utc::now();
+    let workers = store.workers(&now).await?;
+    let queue = store.queue(&now).await?;
     store.close().await;
     let mut out = std::io::stdout().lock();
     if view.json {
+        let workers: Vec<_> = workers
+            .iter()
+            .map(|w| {
+                serde_json::json!({"id": w.id, "role": w.role, "host": w.host, "pid": w.pid,
+                    "heartbeat_at": heard_at(w), "leases": w.leases})
+            })
+            .collect();
         let failures: Vec<_> = enrichment_failures
             .iter()
             .map(|(source, key, error, next)| {
@@ -80,10 +90,33 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
             "sources": rows,
             "enrichment": enrichment,
             "enrichment_errors": failures,
+            "workers": workers,
+            "queue": {"due": queue.due, "leased": queue.leased,
+                      "pending_enrichments": queue.pending_enrichments},
         });
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    // Processes sharing this state (workers and publishers): only when there are any.
+    if !workers.is_empty() {
+        writeln!(
+            out,
+            "queue: {} due, {} leased, {} enrichments pending",
+            queue.due, queue.leased, queue.pending_enrichments
+        )?;
+        for w in &workers {
+            writeln!(
+                out,
+                "  {} {} on {} (pid {}): {} leases, last heard {}",
+                w.role,
+                w.id,
+                w.host,
+                w.pid,
+                w.leases,
+                format_date(&heard_at(w))
+            )?;
+        }
     }
     if settings.enrich.provider.is_some() {
         writeln!(
