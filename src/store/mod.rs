@@ -258,6 +258,18 @@ impl Store {
             Backend::Sqlite => Self::open_sqlite(url).await?,
             Backend::Postgres => AnyPoolOptions::new()
                 .max_connections(8)
+                // Every statement planned for its own arguments and the tables as they are
+                // now. A plan cached while the archive was small (PostgreSQL keeps a generic
+                // one after five runs, and its statistics lag a cold run) scanned every
+                // article for each feed once there were thousands.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("SET plan_cache_mode = force_custom_plan")
+                            .execute(conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
                 .after_release(|conn, _| Box::pin(Self::reusable(conn)))
                 .connect(url)
                 .await
