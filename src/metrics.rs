@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -70,6 +71,19 @@ struct OutcomeLabel {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
+}
+
+/// What state says of the work shared between processes, read when `/metrics` is asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shared {
+    /// Synced sources due and not leased.
+    pub due: i64,
+    /// Sources leased by a worker now.
+    pub leased: i64,
+    /// Articles waiting for their LLM sections.
+    pub pending_enrichments: i64,
+    /// Processes that sent a heartbeat (workers and publishers).
+    pub processes: i64,
 }
 
 /// Shared by the scheduler, which records, and the server, which renders.
@@ -136,7 +150,7 @@ impl Metrics {
 
     /// The text exposition; enrichment tokens (prompt, completion) come from state, so they
     /// survive restarts, and are passed in rather than counted here.
-    pub fn render(&self, tokens: (i64, i64)) -> String {
+    pub fn render(&self, tokens: (i64, i64), shared: Shared) -> String {
         let _cycle = self
             .cycle
             .lock()
@@ -175,6 +189,32 @@ impl Metrics {
             "Scheduler cycles run",
             self.cycles.clone(),
         );
+        for (name, help, value) in [
+            (
+                "gazette_sources_due",
+                "Sources due and not leased",
+                shared.due,
+            ),
+            (
+                "gazette_sources_leased",
+                "Sources a worker holds a lease on",
+                shared.leased,
+            ),
+            (
+                "gazette_enrichments_pending",
+                "Articles waiting for their LLM sections",
+                shared.pending_enrichments,
+            ),
+            (
+                "gazette_processes",
+                "Processes sharing the state (workers and publishers)",
+                shared.processes,
+            ),
+        ] {
+            let gauge: Gauge = Gauge::default();
+            gauge.set(value);
+            registry.register(name, help, gauge);
+        }
         let mut out = String::with_capacity(2048);
         if let Err(e) = prometheus_text::encode(&mut out, &registry) {
             // Writing to a String does not fail; should encoding ever, a partial page still
@@ -210,7 +250,15 @@ mod tests {
             event(Outcome::NotModified, 200),
             event(Outcome::Disabled, 0),
         ]);
-        let text = metrics.render((10, 5));
+        let text = metrics.render(
+            (10, 5),
+            Shared {
+                due: 3,
+                leased: 2,
+                pending_enrichments: 4,
+                processes: 1,
+            },
+        );
         for (series, value) in [
             ("gazette_fetches_total{outcome=\"archived\"}", "1"),
             ("gazette_fetches_total{outcome=\"not_modified\"}", "1"),
@@ -227,6 +275,10 @@ mod tests {
             ("gazette_enrichment_tokens_total{kind=\"prompt\"}", "10"),
             ("gazette_enrichment_tokens_total{kind=\"completion\"}", "5"),
             ("gazette_cycles_total", "1"),
+            ("gazette_sources_due", "3"),
+            ("gazette_sources_leased", "2"),
+            ("gazette_enrichments_pending", "4"),
+            ("gazette_processes", "1"),
         ] {
             assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
         }
@@ -238,7 +290,7 @@ mod tests {
 
     #[test]
     fn every_family_has_help_and_type_once() {
-        let text = Metrics::default().render((0, 0));
+        let text = Metrics::default().render((0, 0), Shared::default());
         for (name, kind, help) in [
             (
                 "gazette_fetches_total",
@@ -291,7 +343,7 @@ mod tests {
                 event(Outcome::Archived { new: 2, updated: 0 }, 10),
             ]);
         }
-        let text = metrics.render((-1, 7));
+        let text = metrics.render((-1, 7), Shared::default());
         assert_eq!(sample(&text, "gazette_cycles_total"), Some("3"), "{text}");
         assert_eq!(
             sample(&text, "gazette_fetches_total{outcome=\"failed\"}"),

@@ -226,9 +226,18 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let tokens = state.store.token_totals().await.unwrap_or_default();
+    let now = Utc::now();
+    let queue = state.store.queue(&now).await.unwrap_or_default();
+    let processes = state.store.workers(&now).await.map_or(0, |w| w.len());
+    let shared = crate::metrics::Shared {
+        due: queue.due,
+        leased: queue.leased,
+        pending_enrichments: queue.pending_enrichments,
+        processes: i64::try_from(processes).unwrap_or(i64::MAX),
+    };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.metrics.render(tokens),
+        state.metrics.render(tokens, shared),
     )
         .into_response()
 }
