@@ -74,6 +74,7 @@ pub async fn run(
     store.check_integrity(false).await?;
     crate::pipeline::recover::complete_records(&settings, &store).await?;
     crate::pipeline::recover::ensure_state_knows_archive(&settings, &store).await?;
+    sync_sources(&store, &settings).await;
     let listen = options
         .listen
         .clone()
@@ -188,11 +189,21 @@ fn build_pipeline(settings: Arc<Settings>, store: Store, clock: &Clock) -> Resul
 /// A pipeline for the config at `path`; building it checks what loading cannot (the HTTP
 /// client's settings, prompt files), so nothing is swapped unless all of it works. Reading
 /// the file (and prompt files) is blocking work: it runs off the async threads.
+/// Stores the configured sources, as workers sharing this state claim them. A state that
+/// cannot take the write now (a full disk) keeps the sources it had; the daemon goes on and
+/// the next start or reload syncs again.
+async fn sync_sources(store: &Store, settings: &Settings) {
+    if let Err(e) = store.sync_sources(&settings.sources_to_sync()).await {
+        warn!(error = %e, "the sources could not be synced into the state");
+    }
+}
+
 async fn reload(path: &std::path::Path, store: &Store, clock: &Clock) -> Result<Pipeline> {
     let owned = path.to_path_buf();
     let settings = tokio::task::spawn_blocking(move || Settings::load(&owned))
         .await
         .map_err(|e| Error::io(path, std::io::Error::other(e)))??;
+    sync_sources(store, &settings).await;
     build_pipeline(Arc::new(settings), store.clone(), clock)
 }
 

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
     FetchOptions, add, backup, build, check, enrich, fetch, import, list_due, load, migrate_state,
-    preview, rebuild, remove, run_daemon, status, verify,
+    preview, rebuild, remove, run_daemon, status, sync, verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -137,6 +137,9 @@ enum Command {
         /// Where the copy goes; must not exist yet.
         file: PathBuf,
     },
+    /// Store the config's sources in the state, as the daemon does at start and on SIGHUP:
+    /// workers sharing the state claim those, and no others.
+    Sync,
     /// Copy the whole state into another, empty database: SQLite to PostgreSQL when several
     /// workers are to share it, or back. The configured state is left as it was.
     MigrateState {
@@ -328,6 +331,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { repair } => verify(load(&cli.config)?, repair).await,
         Command::Backup { file } => backup(load(&cli.config)?, &file).await,
         Command::MigrateState { to } => migrate_state(load(&cli.config)?, &to).await,
+        Command::Sync => sync(load(&cli.config)?).await,
         Command::Remove { source, purge } => remove(&cli.config, &source, purge).await,
         Command::Import { file } => import(&cli.config, &file),
         Command::Export => {

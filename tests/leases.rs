@@ -129,3 +129,48 @@ async fn leases_hold_on_postgresql() {
     let url = common::postgres::fresh_database();
     leases_hold_on(Store::open(&url).await.expect("open")).await;
 }
+
+/// `gazette sync` puts the config's sources into state as written, and a source taken out of
+/// the config is claimed no more (on the backend the test run selects).
+#[tokio::test]
+async fn sync_makes_the_configured_sources_the_claimable_ones() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let both = format!(
+        "{}{}",
+        common::source("alpha", "http://127.0.0.1:9/a.xml", "tags = [\"x\"]"),
+        common::source("beta", "http://127.0.0.1:9/b.xml", "")
+    );
+    common::write_config(dir, &both);
+    let synced = common::gazette(dir, &["sync"]).await;
+    assert!(synced.status.success(), "{}", common::stderr(&synced));
+    assert!(common::stdout(&synced).starts_with("2 sources synced into "));
+
+    let store = Store::open(&common::state_url_from(dir))
+        .await
+        .expect("open");
+    let now = Utc::now();
+    let claimed = store.claim_due("w", &now, LEASE, 10).await.expect("claim");
+    assert_eq!(ids(&claimed), vec!["alpha", "beta"]);
+    let alpha: toml::Table = claimed[0].config.parse().expect("a TOML table");
+    assert_eq!(alpha["url"].as_str(), Some("http://127.0.0.1:9/a.xml"));
+    assert_eq!(alpha["tags"].as_array().map(Vec::len), Some(1));
+    store.close().await;
+
+    common::write_config(
+        dir,
+        &common::source("alpha", "http://127.0.0.1:9/a.xml", ""),
+    );
+    let synced = common::gazette(dir, &["sync"]).await;
+    assert!(synced.status.success(), "{}", common::stderr(&synced));
+    let store = Store::open(&common::state_url_from(dir))
+        .await
+        .expect("open");
+    let later = now + TimeDelta::hours(1);
+    let claimed = store
+        .claim_due("w", &later, LEASE, 10)
+        .await
+        .expect("claim");
+    assert_eq!(ids(&claimed), vec!["alpha"]);
+    store.close().await;
+}

@@ -85,6 +85,20 @@ pub(crate) async fn migrate_state(settings: Settings, to: &str) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+pub(crate) async fn sync(settings: Settings) -> Result<ExitCode> {
+    let store = open_store(&settings).await?;
+    let sources = settings.sources_to_sync();
+    let synced = store.sync_sources(&sources).await;
+    store.close().await;
+    synced.context("syncing the sources into the state")?;
+    println!(
+        "{} sources synced into {}",
+        sources.len(),
+        redacted(&settings.state_url)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn verify(settings: Settings, repair: bool) -> Result<ExitCode> {
     let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,

@@ -6,7 +6,7 @@ mod inspect;
 mod runs;
 mod sources;
 
-pub(crate) use archive::{backup, migrate_state, rebuild, remove, verify};
+pub(crate) use archive::{backup, migrate_state, rebuild, remove, sync, verify};
 pub(crate) use daemon::run_daemon;
 pub(crate) use inspect::{StatusView, check, preview, status};
 pub(crate) use runs::{FetchOptions, build, enrich, fetch, list_due};

@@ -391,6 +391,9 @@ pub struct Settings {
     pub keep_answers: Duration,
     pub labels: Labels,
     pub sources: Vec<Source>,
+    /// Each source's `[[sources]]` table as written (TOML text), by id, in config order: what
+    /// the publisher syncs into a shared state for workers, which read it with this same code.
+    pub source_tables: Vec<(String, String)>,
 }
 
 impl Settings {
@@ -413,7 +416,7 @@ impl Settings {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
-        Self::from_file(file, &base, path).map_err(|invalid| {
+        let mut settings = Self::from_file(file, &base, path).map_err(|invalid| {
             if invalid.steps.is_empty() {
                 return err(invalid.message);
             }
@@ -422,7 +425,9 @@ impl Settings {
                 Some(line) => format!("line {line}: {key}: {}", invalid.message),
                 None => format!("{key}: {}", invalid.message),
             })
-        })
+        })?;
+        settings.source_tables = source_tables(text);
+        Ok(settings)
     }
 
     fn from_file(
@@ -562,6 +567,7 @@ impl Settings {
             keep_answers: file.state.keep_answers,
             labels: Labels::new(file.labels),
             sources,
+            source_tables: Vec::new(),
         })
     }
 
@@ -690,6 +696,43 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         }
         None => message.to_owned(),
     }
+}
+
+impl Settings {
+    /// Each configured source as a shared state keeps it for workers: id, location, and its
+    /// table as written.
+    pub fn sources_to_sync(&self) -> Vec<(String, String, String)> {
+        self.sources
+            .iter()
+            .map(|source| {
+                let table = self
+                    .source_tables
+                    .iter()
+                    .find(|(id, _)| *id == source.id)
+                    .map(|(_, table)| table.clone())
+                    .unwrap_or_default();
+                (source.id.clone(), source.location.to_string(), table)
+            })
+            .collect()
+    }
+}
+
+/// The `[[sources]]` tables of a config text that [`Settings::from_toml`] accepted, as TOML.
+fn source_tables(text: &str) -> Vec<(String, String)> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let Some(toml::Value::Array(sources)) = table.get("sources") else {
+        return Vec::new();
+    };
+    sources
+        .iter()
+        .filter_map(|source| {
+            let table = source.as_table()?;
+            let id = table.get("id")?.as_str()?.to_owned();
+            Some((id, toml::to_string(table).ok()?))
+        })
+        .collect()
 }
 
 /// `sqlite://relative/path.db` resolves against the config folder (and names the file);
