@@ -800,6 +800,22 @@ mod tests {
     }
 
     #[test]
+    fn a_postgresql_state_has_no_file_and_must_name_its_server() {
+        let s = load("[state]\nurl = \"postgres://gazette@127.0.0.1:5432/archive\"\n")
+            .expect("valid config");
+        assert_eq!(s.state_url, "postgres://gazette@127.0.0.1:5432/archive");
+        assert_eq!(s.state_file, None);
+        let err = load("[state]\nurl = \"postgres:///archive\"\n")
+            .expect_err("no host")
+            .to_string();
+        assert!(err.contains("host"), "{err}");
+        let err = load("[state]\nurl = \"mysql://127.0.0.1/archive\"\n")
+            .expect_err("another database")
+            .to_string();
+        assert!(err.contains("not a sqlite:// or postgres:// URL"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let err = load("[feed]\ntitle = \"x\"\ncolour = \"red\"\n")
             .expect_err("unknown key")
