@@ -9,7 +9,7 @@ use gazette::config::{FetchConfig, Location, Settings, Source};
 use gazette::fetch::Fetcher;
 use gazette::format::format_date;
 use gazette::pipeline::read_feed;
-use gazette::store::{SourceStatus, heard_at};
+use gazette::store::SourceStatus;
 
 use super::{open_store, without_source};
 
@@ -77,7 +77,7 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
             .iter()
             .map(|w| {
                 serde_json::json!({"id": w.id, "role": w.role, "host": w.host, "pid": w.pid,
-                    "heartbeat_at": heard_at(w), "leases": w.leases})
+                    "heartbeat_at": w.heard_at(), "leases": w.leases})
             })
             .collect();
         let failures: Vec<_> = enrichment_failures
@@ -114,7 +114,7 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
                 w.host,
                 w.pid,
                 w.leases,
-                format_date(&heard_at(w))
+                format_date(&w.heard_at())
             )?;
         }
     }

@@ -702,16 +702,20 @@ impl Settings {
     /// Each configured source as a shared state keeps it for workers: id, location, and its
     /// table as written.
     pub fn sources_to_sync(&self) -> Vec<(String, String, String)> {
+        let tables: std::collections::HashMap<&str, &str> = self
+            .source_tables
+            .iter()
+            .map(|(id, table)| (id.as_str(), table.as_str()))
+            .collect();
         self.sources
             .iter()
             .map(|source| {
-                let table = self
-                    .source_tables
-                    .iter()
-                    .find(|(id, _)| *id == source.id)
-                    .map(|(_, table)| table.clone())
-                    .unwrap_or_default();
-                (source.id.clone(), source.location.to_string(), table)
+                let table = tables.get(source.id.as_str()).copied().unwrap_or_default();
+                (
+                    source.id.clone(),
+                    source.location.to_string(),
+                    table.to_owned(),
+                )
             })
             .collect()
     }

@@ -30,12 +30,10 @@ impl ArchiveLock {
         let mut session = AnyConnection::connect(url).await?;
         let host = this_host();
         // What another process shows as the holder while this one holds it.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SET application_name = '{}'",
-            session_name(std::process::id(), &host).replace('\'', "")
-        )))
-        .execute(&mut session)
-        .await?;
+        sqlx::query("SELECT set_config('application_name', $1, false)")
+            .bind(session_name(std::process::id(), &host))
+            .execute(&mut session)
+            .await?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")

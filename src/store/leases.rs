@@ -43,6 +43,13 @@ pub struct Queue {
     pub pending_enrichments: i64,
 }
 
+impl WorkerRow {
+    /// When the process was last heard from.
+    pub fn heard_at(&self) -> DateTime<Utc> {
+        from_millis(self.heartbeat_at)
+    }
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -246,9 +253,4 @@ impl Store {
             pending_enrichments: pending,
         })
     }
-}
-
-/// When a worker was last heard from.
-pub fn heard_at(row: &WorkerRow) -> DateTime<Utc> {
-    from_millis(row.heartbeat_at)
 }

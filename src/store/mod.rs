@@ -44,7 +44,7 @@ pub use backend::{Backend, redacted};
 pub use content::CanonicalMatch;
 pub use copy::Copied;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
-pub use leases::{Claimed, Queue, WorkerRow, heard_at};
+pub use leases::{Claimed, Queue, WorkerRow};
 pub use sources::Pruned;
 
 pub use crate::model::FeedMeta;

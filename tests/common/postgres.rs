@@ -106,17 +106,21 @@ fn bin_dir() -> PathBuf {
     })
 }
 
-/// Runs a PostgreSQL program, as `postgres` when this process is root.
-fn run_as_owner(program: &Path, args: &[&str]) {
-    let root = is_root();
-    let mut command = if root {
+/// A PostgreSQL program to run, as `postgres` when this process is root (PostgreSQL refuses
+/// root).
+fn owner_command(program: &Path) -> Command {
+    if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
         c
     } else {
         Command::new(program)
-    };
-    let out = command
+    }
+}
+
+/// Runs a PostgreSQL program as its owner; panics with its output when it fails.
+fn run_as_owner(program: &Path, args: &[&str]) {
+    let out = owner_command(program)
         .args(args)
         .output()
         .expect("PostgreSQL program runs");
@@ -207,14 +211,7 @@ static STOP: OnceLock<(PathBuf, PathBuf, PathBuf)> = OnceLock::new();
 /// Stops the private server; never panics (it runs while the process exits).
 extern "C" fn stop_at_exit() {
     if let Some((pg_ctl, data, dir)) = STOP.get() {
-        let mut command = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(pg_ctl);
-            c
-        } else {
-            Command::new(pg_ctl)
-        };
-        let _ = command
+        let _ = owner_command(pg_ctl)
             .arg("-D")
             .arg(data)
             .args(["-m", "immediate", "stop"])
