@@ -5,8 +5,8 @@ demo:
 	cargo run --release -- fetch
 
 # The behaviour suites again with state on PostgreSQL (a private server the tests start); all
-# but the SQLite file's own faults.
-POSTGRES_TESTS := $(patsubst %,--test %,$(filter-out state_faults,$(basename $(notdir $(wildcard tests/*.rs)))))
+# but the SQLite file's own faults, and the split roles' suite, which is on PostgreSQL already.
+POSTGRES_TESTS := $(patsubst %,--test %,$(filter-out state_faults scale_out,$(basename $(notdir $(wildcard tests/*.rs)))))
 
 test:
 	bash scripts/test-deps.sh

@@ -41,6 +41,10 @@ impl Clock {
 
     /// Returns once this clock reads `until` or later. The time is fixed by the caller, not
     /// by when this future is first polled, so a manual clock moved in between still wakes it.
+    pub async fn sleep(&self, duration: Duration) {
+        self.sleep_until(self.after(duration)).await;
+    }
+
     pub async fn sleep_until(&self, until: DateTime<Utc>) {
         let Some(time) = &self.manual else {
             let wait = (until - Utc::now()).to_std().unwrap_or_default();

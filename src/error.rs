@@ -151,6 +151,13 @@ pub enum Error {
     /// what to run instead.
     #[error("{0}")]
     Refused(String),
+
+    /// A worker's lease on the source ran out before its results were committed; another
+    /// worker may have the source now, so nothing of this run of it is kept.
+    #[error(
+        "source {source_id}: the lease ran out before the results were committed; another worker takes the source"
+    )]
+    LeaseLost { source_id: String },
 }
 
 /// What every message about a damaged state database ends with: the ways out.

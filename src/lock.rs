@@ -28,6 +28,13 @@ pub struct LockBusy {
 }
 
 impl LockBusy {
+    /// Who holds the lock, when known.
+    pub fn holder(&self) -> Option<&str> {
+        self.holder
+            .strip_prefix(" (")
+            .and_then(|h| h.strip_suffix(')'))
+    }
+
     /// Busy after waiting `wait` for `lock`, held by `holder` when known.
     pub fn new(lock: String, holder: Option<&str>, wait: Duration) -> Self {
         Self {

@@ -28,6 +28,24 @@ static MALLOC_CONF: &[u8] = b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 /// Exit code for errors that stop the whole run (bad config, unusable state).
 const EXIT_FATAL: u8 = 1;
 
+/// `run --role`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    All,
+    Worker,
+    Publisher,
+}
+
+impl From<RoleArg> for gazette::daemon::Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::All => Self::All,
+            RoleArg::Worker => Self::Worker,
+            RoleArg::Publisher => Self::Publisher,
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "gazette",
@@ -69,6 +87,11 @@ enum Command {
         /// Address to listen on; overrides `serve.listen`.
         #[arg(long)]
         listen: Option<String>,
+        /// What this process does when several share a state database: `worker`s fetch and
+        /// write article records (any number, any machine), the `publisher` writes the
+        /// archive and the feeds from them and serves HTTP; `all` does everything.
+        #[arg(long, value_enum, default_value_t = RoleArg::All)]
+        role: RoleArg,
     },
     /// One pass over the sources: archive what is new or changed, then rebuild the feed.
     Fetch {
@@ -287,7 +310,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             preview(&fetch, &location, &id, base.as_ref()).await
         }
-        Command::Run { listen } => run_daemon(load(&cli.config)?, cli.config.clone(), listen).await,
+        Command::Run { listen, role } => {
+            run_daemon(load(&cli.config)?, cli.config.clone(), listen, role.into()).await
+        }
         Command::Check => check(&load(&cli.config)?).await,
         Command::Fetch {
             sources,

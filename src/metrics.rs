@@ -84,6 +84,8 @@ pub struct Shared {
     pub pending_enrichments: i64,
     /// Processes that sent a heartbeat (workers and publishers).
     pub processes: i64,
+    /// Records whose archive file the publisher has yet to write.
+    pub unrendered: i64,
 }
 
 /// Shared by the scheduler, which records, and the server, which renders.
@@ -210,6 +212,11 @@ impl Metrics {
                 "Processes sharing the state (workers and publishers)",
                 shared.processes,
             ),
+            (
+                "gazette_records_unrendered",
+                "Article records whose archive file the publisher has yet to write",
+                shared.unrendered,
+            ),
         ] {
             let gauge: Gauge = Gauge::default();
             gauge.set(value);
@@ -257,9 +264,11 @@ mod tests {
                 leased: 2,
                 pending_enrichments: 4,
                 processes: 1,
+                unrendered: 6,
             },
         );
         for (series, value) in [
+            ("gazette_records_unrendered", "6"),
             ("gazette_fetches_total{outcome=\"archived\"}", "1"),
             ("gazette_fetches_total{outcome=\"not_modified\"}", "1"),
             ("gazette_fetches_total{outcome=\"disabled\"}", "1"),

@@ -42,7 +42,8 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         (
             "daemon",
             &[
-                "config", "schedule", "fetch", "pipeline", "store", "publish", "serve", "metrics",
+                "config", "lock", "schedule", "fetch", "pipeline", "store", "publish", "serve",
+                "metrics",
             ][..],
         ),
     ])

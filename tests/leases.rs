@@ -23,17 +23,18 @@ async fn leases_hold_on(store: Store) {
         .map(|i| {
             (
                 format!("s{i:02}"),
-                format!("http://127.0.0.1/{i}.xml"),
+                // A host (and port) each: a host is leased to one worker at a time.
+                format!("http://127.0.0.1:{}/{i}.xml", 9000 + i),
                 format!("{{\"id\":\"s{i:02}\"}}"),
             )
         })
         .collect();
-    store.sync_sources(&sources).await.expect("sync");
+    store.sync_sources(&sources, "").await.expect("sync");
 
     // Two workers claiming at the same moment share the ten, with no source twice.
     let (a, b) = tokio::join!(
-        store.claim_due("a", &now, LEASE, 5),
-        store.claim_due("b", &now, LEASE, 5)
+        store.claim_due("a", &now, LEASE, 5, 10),
+        store.claim_due("b", &now, LEASE, 5, 10)
     );
     let (a, b) = (a.expect("claim a"), b.expect("claim b"));
     assert_eq!(a.len(), 5);
@@ -45,7 +46,7 @@ async fn leases_hold_on(store: Store) {
     assert_eq!(a[0].config, format!("{{\"id\":\"{}\"}}", a[0].id));
     assert!(
         store
-            .claim_due("c", &now, LEASE, 10)
+            .claim_due("c", &now, LEASE, 10, 10)
             .await
             .expect("claim c")
             .is_empty(),
@@ -63,7 +64,7 @@ async fn leases_hold_on(store: Store) {
     assert_eq!(renewed.len(), 5);
     let expired = now + TimeDelta::seconds(61);
     let c = store
-        .claim_due("c", &expired, LEASE, 10)
+        .claim_due("c", &expired, LEASE, 10, 10)
         .await
         .expect("claim c");
     assert_eq!(ids(&c), ids(&b), "only the run-out leases are claimable");
@@ -92,16 +93,16 @@ async fn leases_hold_on(store: Store) {
         .expect("release");
     drop(conn);
     let again = store
-        .claim_due("d", &expired, LEASE, 10)
+        .claim_due("d", &expired, LEASE, 10, 10)
         .await
         .expect("claim d");
     assert_eq!(ids(&again), vec![b[0].id.clone()]);
 
     // A source the config no longer lists is claimed no more.
-    store.sync_sources(&sources[..3]).await.expect("sync");
+    store.sync_sources(&sources[..3], "").await.expect("sync");
     let much_later = now + TimeDelta::hours(1);
     let claimed = store
-        .claim_due("e", &much_later, LEASE, 10)
+        .claim_due("e", &much_later, LEASE, 10, 10)
         .await
         .expect("claim e");
     assert_eq!(ids(&claimed), vec!["s00", "s01", "s02"]);
@@ -115,6 +116,66 @@ async fn leases_hold_on(store: Store) {
     assert_eq!(workers.len(), 1);
     assert_eq!((workers[0].id.as_str(), workers[0].leases), ("e", 3));
     store.close().await;
+}
+
+/// A host's sources go to one worker at a time, so each worker's per-host limit is the
+/// host's across all of them: while one worker holds a source of a host, another claims
+/// none of that host's, and it takes them once the lease is given back.
+async fn a_host_is_leased_to_one_worker_on(store: Store) {
+    let now: DateTime<Utc> = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+    let sources: Vec<(String, String, String)> = (0..6)
+        .map(|i| {
+            let port = if i < 4 { 9100 } else { 9101 };
+            (
+                format!("h{i}"),
+                format!("http://127.0.0.1:{port}/{i}.xml"),
+                String::new(),
+            )
+        })
+        .collect();
+    store.sync_sources(&sources, "").await.expect("sync");
+    let a = store
+        .claim_due("a", &now, LEASE, 1, 10)
+        .await
+        .expect("claim a");
+    assert_eq!(ids(&a), vec!["h0"]);
+    let b = store
+        .claim_due("b", &now, LEASE, 10, 10)
+        .await
+        .expect("claim b");
+    assert_eq!(ids(&b), vec!["h4", "h5"], "the other host only");
+    let more = store
+        .claim_due("a", &now, LEASE, 10, 10)
+        .await
+        .expect("claim a");
+    assert_eq!(ids(&more), vec!["h1", "h2", "h3"], "its own host's rest");
+    let mut conn = store.pool().acquire().await.expect("connection");
+    for id in ["h0", "h1", "h2", "h3"] {
+        Store::release_lease(&mut conn, "a", id)
+            .await
+            .expect("release");
+    }
+    drop(conn);
+    // Given back, the host is anyone's; a claim takes at most `per_host` of its sources.
+    let c = store
+        .claim_due("c", &now, LEASE, 10, 2)
+        .await
+        .expect("claim c");
+    assert_eq!(ids(&c), vec!["h0", "h1"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_host_is_leased_to_one_worker_on_sqlite() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/state.db", tmp.path().display());
+    a_host_is_leased_to_one_worker_on(Store::open(&url).await.expect("open")).await;
+}
+
+#[tokio::test]
+async fn a_host_is_leased_to_one_worker_on_postgresql() {
+    let url = common::postgres::fresh_database();
+    a_host_is_leased_to_one_worker_on(Store::open(&url).await.expect("open")).await;
 }
 
 #[tokio::test]
@@ -150,7 +211,10 @@ async fn sync_makes_the_configured_sources_the_claimable_ones() {
         .await
         .expect("open");
     let now = Utc::now();
-    let claimed = store.claim_due("w", &now, LEASE, 10).await.expect("claim");
+    let claimed = store
+        .claim_due("w", &now, LEASE, 10, 10)
+        .await
+        .expect("claim");
     assert_eq!(ids(&claimed), vec!["alpha", "beta"]);
     let alpha: toml::Table = claimed[0].config.parse().expect("a TOML table");
     assert_eq!(alpha["url"].as_str(), Some("http://127.0.0.1:9/a.xml"));
@@ -168,7 +232,7 @@ async fn sync_makes_the_configured_sources_the_claimable_ones() {
         .expect("open");
     let later = now + TimeDelta::hours(1);
     let claimed = store
-        .claim_due("w", &later, LEASE, 10)
+        .claim_due("w", &later, LEASE, 10, 10)
         .await
         .expect("claim");
     assert_eq!(ids(&claimed), vec!["alpha"]);

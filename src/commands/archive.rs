@@ -88,7 +88,9 @@ pub(crate) async fn migrate_state(settings: Settings, to: &str) -> Result<ExitCo
 pub(crate) async fn sync(settings: Settings) -> Result<ExitCode> {
     let store = open_store(&settings).await?;
     let sources = settings.sources_to_sync();
-    let synced = store.sync_sources(&sources).await;
+    let synced = store
+        .sync_sources(&sources, &settings.shared_with_workers())
+        .await;
     store.close().await;
     synced.context("syncing the sources into the state")?;
     println!(

@@ -1,10 +1,11 @@
-//! `gazette run`: signals wired to the daemon.
+//! `gazette run`: signals wired to the daemon, in the role asked for.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use gazette::config::Settings;
+use gazette::daemon::{Event, Role};
 
 use super::writer_lock;
 
@@ -12,11 +13,16 @@ pub(crate) async fn run_daemon(
     settings: Settings,
     config_path: PathBuf,
     listen: Option<String>,
+    role: Role,
 ) -> Result<ExitCode> {
     gazette::serve::connections::raise_open_files_limit();
-    let _lock = match writer_lock(&settings).await? {
-        Ok(lock) => lock,
-        Err(code) => return Ok(code),
+    // A publisher waits for the lock as a standby; a worker writes no archive.
+    let _lock = match role {
+        Role::All => match writer_lock(&settings).await? {
+            Ok(lock) => Some(lock),
+            Err(code) => return Ok(code),
+        },
+        Role::Worker | Role::Publisher => None,
     };
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -36,16 +42,32 @@ pub(crate) async fn run_daemon(
             _ = terminate.recv() => {}
         }
     };
+    let clock = gazette::clock::Clock::system();
     let options = gazette::daemon::DaemonOptions {
         config_path,
         listen,
-        clock: gazette::clock::Clock::system(),
+        clock: clock.clone(),
     };
-    gazette::daemon::run(settings, options, shutdown, reload_rx, |event| {
-        if let gazette::daemon::Event::Listening(addr) = event {
-            println!("listening on http://{addr}");
+    match role {
+        Role::All => gazette::daemon::run(settings, options, shutdown, reload_rx, print).await?,
+        Role::Publisher => {
+            gazette::daemon::publisher::run(settings, options, shutdown, reload_rx, print).await?
         }
-    })
-    .await?;
+        Role::Worker => gazette::daemon::worker::run(settings, clock, shutdown, print).await?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What an operator (and a test) reads on stdout as the process goes.
+fn print(event: Event) {
+    match event {
+        Event::Listening(addr) => println!("listening on http://{addr}"),
+        Event::Working { worker } => println!("worker {worker} started"),
+        Event::Publishing => println!("publishing: this process writes the archive"),
+        Event::Standby { holder } => println!(
+            "standby: {} writes the archive",
+            holder.as_deref().unwrap_or("another process")
+        ),
+        _ => {}
+    }
 }

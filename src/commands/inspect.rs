@@ -92,7 +92,8 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
             "enrichment_errors": failures,
             "workers": workers,
             "queue": {"due": queue.due, "leased": queue.leased,
-                      "pending_enrichments": queue.pending_enrichments},
+                      "pending_enrichments": queue.pending_enrichments,
+                      "unrendered": queue.unrendered},
         });
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
@@ -102,8 +103,8 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
     if !workers.is_empty() {
         writeln!(
             out,
-            "queue: {} due, {} leased, {} enrichments pending",
-            queue.due, queue.leased, queue.pending_enrichments
+            "queue: {} due, {} leased, {} enrichments pending, {} files to write",
+            queue.due, queue.leased, queue.pending_enrichments, queue.unrendered
         )?;
         for w in &workers {
             writeln!(

@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use gazette::config::Settings;
+use gazette::daemon::{ArchiveWriter, sweep_temp_files};
 use gazette::fetch::Fetcher;
-use gazette::lock::{LockBusy, WriterLock};
 use gazette::pipeline::Pipeline;
 use gazette::store::Store;
-use gazette::store::{ArchiveLock, redacted};
+use gazette::store::redacted;
 
 /// Exit code when at least one source failed and the others were processed.
 pub(crate) const EXIT_SOURCES_FAILED: u8 = 3;
@@ -61,42 +61,18 @@ pub(crate) async fn open_pipeline(settings: Settings) -> Result<Pipeline> {
     Ok(Pipeline::new(Arc::new(settings), store, fetcher)?)
 }
 
-/// The archive's one writer, held while it lives: a lock file beside a SQLite state, or the
-/// PostgreSQL state's own advisory lock.
-#[derive(Debug)]
-pub(crate) enum Writer {
-    File(#[allow(dead_code, reason = "held, not read")] WriterLock),
-    Database(#[allow(dead_code, reason = "held, not read")] ArchiveLock),
-}
-
 /// Takes the archive's writer lock, or says who holds it.
 pub(crate) async fn writer_lock(
     settings: &Settings,
-) -> Result<std::result::Result<Writer, ExitCode>> {
-    let taken = match &settings.state_file {
-        Some(state_file) => {
-            let path = WriterLock::path_for(state_file);
-            WriterLock::acquire(&path, settings.lock_timeout)
-                .await?
-                .map(Writer::File)
-        }
-        None => ArchiveLock::take(&settings.state_url, settings.lock_timeout)
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the state database {}",
-                    redacted(&settings.state_url)
-                )
-            })?
-            .map(Writer::Database)
-            .map_err(|holder| {
-                LockBusy::new(
-                    format!("advisory lock in {}", redacted(&settings.state_url)),
-                    holder.0.as_deref(),
-                    settings.lock_timeout,
-                )
-            }),
-    };
+) -> Result<std::result::Result<ArchiveWriter, ExitCode>> {
+    let taken = ArchiveWriter::take(settings, settings.lock_timeout)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the state database {}",
+                redacted(&settings.state_url)
+            )
+        })?;
     match taken {
         Ok(lock) => {
             sweep_temp_files(settings).await;
@@ -105,32 +81,6 @@ pub(crate) async fn writer_lock(
         Err(busy) => {
             eprintln!("gazette: {busy}");
             Ok(Err(ExitCode::from(EXIT_LOCKED)))
-        }
-    }
-}
-
-/// Removes the temp files a killed run left in the archive's and the feeds' temp folders;
-/// only the holder of the writer lock may, since another writer's are in use.
-async fn sweep_temp_files(settings: &Settings) {
-    let roots = [
-        settings.archive_dir.clone(),
-        settings.feed_path.parent().map_or_else(
-            || std::path::PathBuf::from("."),
-            std::path::Path::to_path_buf,
-        ),
-    ];
-    let swept = tokio::task::spawn_blocking(move || {
-        roots
-            .iter()
-            .map(|root| gazette::files::sweep_temp(root))
-            .collect::<Vec<_>>()
-    })
-    .await;
-    for result in swept.into_iter().flatten() {
-        match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(files = n, "removed temp files an interrupted run left"),
-            Err(e) => tracing::warn!(error = %e, "temp files could not be removed"),
         }
     }
 }

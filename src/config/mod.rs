@@ -141,6 +141,13 @@ pub struct StateConfig {
     /// keep their sections in their records; the cache only saves a re-fetch from paying again.
     #[serde(with = "duration")]
     pub keep_answers: Duration,
+    /// How long a worker's claim on a source or an enrichment lasts unless renewed: a worker
+    /// that dies costs at most this long, and a standby publisher takes over within it.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// How often an idle worker looks for due work, and a standby publisher for the lock.
+    #[serde(with = "duration")]
+    pub poll: Duration,
 }
 
 impl Default for StateConfig {
@@ -151,6 +158,8 @@ impl Default for StateConfig {
             lock_timeout: Duration::from_secs(60),
             keep_pages: Duration::from_secs(90 * DAY),
             keep_answers: Duration::from_secs(365 * DAY),
+            lease: Duration::from_secs(120),
+            poll: Duration::from_secs(5),
         }
     }
 }
@@ -389,11 +398,16 @@ pub struct Settings {
     /// How long fetched pages and cached answers are kept (zero: forever).
     pub keep_pages: Duration,
     pub keep_answers: Duration,
+    /// See [`StateConfig::lease`] and [`StateConfig::poll`].
+    pub lease: Duration,
+    pub poll: Duration,
     pub labels: Labels,
     pub sources: Vec<Source>,
     /// Each source's `[[sources]]` table as written (TOML text), by id, in config order: what
     /// the publisher syncs into a shared state for workers, which read it with this same code.
     pub source_tables: Vec<(String, String)>,
+    /// The config text without its sources: what a worker reads the sources it claims with.
+    pub base_table: toml::Table,
 }
 
 impl Settings {
@@ -427,7 +441,75 @@ impl Settings {
             })
         })?;
         settings.source_tables = source_tables(text);
+        if let Ok(mut table) = text.parse::<toml::Table>() {
+            table.remove("sources");
+            settings.base_table = table;
+        }
         Ok(settings)
+    }
+
+    /// What a worker works with: the publisher's shared settings (`shared`, as synced into
+    /// state: archive, feed, labels, content), this config's own sections for what is the
+    /// worker's to choose ([`LOCAL_SECTIONS`]: its state URL, fetch limits, LLM, server), and
+    /// the sources it claimed (`claimed`: id and table). A source this worker cannot read
+    /// (a key this version does not know, say) is left out and comes back with why.
+    pub fn for_worker(
+        &self,
+        shared: Option<&str>,
+        claimed: &[(String, String)],
+    ) -> Result<(Settings, Vec<(String, Error)>)> {
+        let err = |message: String| Error::Config {
+            path: self.config_path.clone(),
+            message: format!("the settings synced into state: {message}"),
+        };
+        let mut base: toml::Table = match shared {
+            Some(text) => text.parse().map_err(|e| err(format!("{e}")))?,
+            None => toml::Table::new(),
+        };
+        for section in LOCAL_SECTIONS {
+            match self.base_table.get(*section) {
+                Some(value) => base.insert((*section).to_owned(), value.clone()),
+                None => base.remove(*section),
+            };
+        }
+        let with_sources = |tables: &[&toml::Table]| -> Result<Settings> {
+            let mut whole = base.clone();
+            whole.insert(
+                "sources".to_owned(),
+                toml::Value::Array(
+                    tables
+                        .iter()
+                        .map(|t| toml::Value::Table((*t).clone()))
+                        .collect(),
+                ),
+            );
+            let text = toml::to_string(&whole).map_err(|e| err(e.to_string()))?;
+            Self::from_toml(&text, &self.config_path)
+        };
+        let mut readable = Vec::with_capacity(claimed.len());
+        let mut unreadable = Vec::new();
+        for (id, table) in claimed {
+            let parsed = table
+                .parse::<toml::Table>()
+                .map_err(|e| err(format!("source {id}: {e}")))
+                .and_then(|table| with_sources(&[&table]).map(|_| table));
+            match parsed {
+                Ok(table) => readable.push(table),
+                Err(e) => unreadable.push((id.clone(), e)),
+            }
+        }
+        let tables: Vec<&toml::Table> = readable.iter().collect();
+        Ok((with_sources(&tables)?, unreadable))
+    }
+
+    /// The settings a publisher shares with the workers through state (see
+    /// [`Settings::for_worker`]): every section but the sources and [`LOCAL_SECTIONS`].
+    pub fn shared_with_workers(&self) -> String {
+        let mut shared = self.base_table.clone();
+        for section in LOCAL_SECTIONS {
+            shared.remove(*section);
+        }
+        toml::to_string(&shared).unwrap_or_default()
     }
 
     fn from_file(
@@ -465,6 +547,9 @@ impl Settings {
             check_duration(value).map_err(|e| invalid(&["fetch", name], e))?;
         }
         check_listen(&file.serve.listen).map_err(|e| invalid(&["serve", "listen"], e))?;
+        for (name, value) in [("lease", file.state.lease), ("poll", file.state.poll)] {
+            check_duration(value).map_err(|e| invalid(&["state", name], e))?;
+        }
         for (name, value) in [
             ("header_timeout", file.serve.header_timeout),
             ("idle_timeout", file.serve.idle_timeout),
@@ -565,9 +650,12 @@ impl Settings {
             lock_timeout: file.state.lock_timeout,
             keep_pages: file.state.keep_pages,
             keep_answers: file.state.keep_answers,
+            lease: file.state.lease,
+            poll: file.state.poll,
             labels: Labels::new(file.labels),
             sources,
             source_tables: Vec::new(),
+            base_table: toml::Table::new(),
         })
     }
 
@@ -721,6 +809,10 @@ impl Settings {
     }
 }
 
+/// The sections of a worker's config that are its own to choose; the rest it takes from the
+/// publisher, so that every worker shapes articles as the publisher's config says.
+pub const LOCAL_SECTIONS: &[&str] = &["state", "fetch", "enrich", "serve"];
+
 /// The `[[sources]]` tables of a config text that [`Settings::from_toml`] accepted, as TOML.
 fn source_tables(text: &str) -> Vec<(String, String)> {
     let Ok(table) = text.parse::<toml::Table>() else {
@@ -817,6 +909,53 @@ mod tests {
             .expect_err("another database")
             .to_string();
         assert!(err.contains("not a sqlite:// or postgres:// URL"), "{err}");
+    }
+
+    /// A worker reads its claimed sources with the publisher's shared settings and its own
+    /// limits; a source it cannot read is named, and the others go on.
+    #[test]
+    fn a_worker_takes_the_publishers_settings_and_keeps_its_own_limits() {
+        let publisher = load(
+            "[archive]\npath_template = \"{source}/{slug}.md\"\n[labels]\nfr = \"Lien\"\n\
+             [fetch]\nconcurrency = 3\n\
+             [[sources]]\nid = \"a\"\nurl = \"http://127.0.0.1:9/a.xml\"\ntags = [\"x\"]\n",
+        )
+        .expect("publisher config");
+        let shared = publisher.shared_with_workers();
+        assert!(!shared.contains("concurrency"), "{shared}");
+        let worker =
+            load("[state]\nurl = \"postgres://w@127.0.0.1/g\"\n[fetch]\nconcurrency = 40\n")
+                .expect("worker config");
+        let synced = publisher.sources_to_sync();
+        let claimed = vec![
+            (synced[0].0.clone(), synced[0].2.clone()),
+            (
+                "b".to_owned(),
+                "id = \"b\"\nurl = \"http://127.0.0.1:9/b.xml\"\nnot_a_key = 1\n".to_owned(),
+            ),
+        ];
+        let (settings, unreadable) = worker
+            .for_worker(Some(&shared), &claimed)
+            .expect("worker settings");
+        assert_eq!(settings.fetch.concurrency, 40);
+        assert_eq!(settings.state_url, "postgres://w@127.0.0.1/g");
+        assert_eq!(
+            settings.path_template.render("a", &chrono::Utc::now(), "s"),
+            Some(PathBuf::from("a/s.md"))
+        );
+        assert_eq!(
+            format!("{:?}", settings.labels),
+            format!("{:?}", publisher.labels)
+        );
+        assert_eq!(settings.sources.len(), 1);
+        assert_eq!(settings.sources[0].tags, vec!["x".to_owned()]);
+        assert_eq!(unreadable.len(), 1);
+        assert_eq!(unreadable[0].0, "b");
+        assert!(
+            unreadable[0].1.to_string().contains("not_a_key"),
+            "{}",
+            unreadable[0].1
+        );
     }
 
     #[test]

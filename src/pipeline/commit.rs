@@ -87,15 +87,24 @@ pub(super) struct Unrecorded {
     pub error: Error,
 }
 
-/// Writes `unparsed` successes inside `tx`.
+/// Writes `unparsed` successes inside `tx`; a worker's only for the sources whose lease it
+/// still holds (another worker has the others now).
 async fn record_unparsed(
     tx: &mut crate::store::Conn,
     unparsed: &[(String, Success)],
+    lease_holder: Option<&str>,
+    now: &chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
-    let records: Vec<_> = unparsed
-        .iter()
-        .map(|(source, success)| success.record(source))
-        .collect();
+    let mut records = Vec::with_capacity(unparsed.len());
+    for (source, success) in unparsed {
+        if let Some(worker) = lease_holder
+            && !Store::holds_lease(&mut *tx, worker, source, now).await?
+        {
+            tracing::warn!(source = %source, "the lease ran out before the fetch was recorded");
+            continue;
+        }
+        records.push(success.record(source));
+    }
     Store::record_successes(tx, &records).await
 }
 
@@ -151,7 +160,13 @@ impl Pipeline {
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
         let written = async {
             let mut tx = self.store().begin().await?;
-            record_unparsed(&mut tx, &unparsed).await?;
+            record_unparsed(
+                &mut tx,
+                &unparsed,
+                self.lease_holder.as_deref(),
+                &self.clock().now(),
+            )
+            .await?;
             let mut wrote = false;
             for job in jobs.by_ref() {
                 let CommitJob {
@@ -282,7 +297,13 @@ impl Pipeline {
         }
         let written = async {
             let mut tx = self.store().begin().await?;
-            record_unparsed(&mut tx, &unparsed).await?;
+            record_unparsed(
+                &mut tx,
+                &unparsed,
+                self.lease_holder.as_deref(),
+                &self.clock().now(),
+            )
+            .await?;
             tx.commit().await?;
             Ok::<(), Error>(())
         }
@@ -318,6 +339,13 @@ impl Pipeline {
             now,
             ..
         } = prepared;
+        if let Some(worker) = self.lease_holder.as_deref()
+            && !Store::holds_lease(&mut *tx, worker, &source.id, &self.clock().now()).await?
+        {
+            return Err(Error::LeaseLost {
+                source_id: source.id.clone(),
+            });
+        }
         let fingerprint = self.fingerprint(source);
         // What state holds of these entries, read once for all of them under the write turn
         // (another run may have stored some since `prepare`).
@@ -354,17 +382,22 @@ impl Pipeline {
             .filter(|(name, _)| !paths.taken.contains(*name))
             .map(|(name, base)| (name.clone(), self.settings().archive_dir.join(base)))
             .collect();
-        paths.absent = off_thread(&self.settings().archive_dir.clone(), move || {
-            Ok(unclaimed
-                .into_iter()
-                .filter(|(_, full)| {
-                    std::fs::symlink_metadata(full)
-                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-                })
-                .map(|(name, _)| name)
-                .collect())
-        })
-        .await?;
+        paths.absent = if self.writes_files() {
+            off_thread(&self.settings().archive_dir.clone(), move || {
+                Ok(unclaimed
+                    .into_iter()
+                    .filter(|(_, full)| {
+                        std::fs::symlink_metadata(full)
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    })
+                    .map(|(name, _)| name)
+                    .collect())
+            })
+            .await?
+        } else {
+            // A worker sees no archive: state alone says which paths are taken.
+            unclaimed.into_iter().map(|(name, _)| name).collect()
+        };
         paths.checked = base_names.into_iter().collect();
         let mut wrote = false;
         // Files to write and the records that point at them, in the same order.
@@ -478,11 +511,16 @@ impl Pipeline {
         // records (a new record's row does not depend on whether its file's bytes changed);
         // then the records of files that were there before.
         let archive_dir = self.settings().archive_dir.clone();
-        created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
-        let root = archive_dir.clone();
-        let files_written = off_thread(&archive_dir, move || {
-            files::write_all_deferred(&root, &writes)
-        });
+        let files_written = if self.writes_files() {
+            created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
+            let root = archive_dir.clone();
+            futures::future::Either::Left(off_thread(&archive_dir, move || {
+                files::write_all_deferred(&root, &writes)
+            }))
+        } else {
+            // The publisher writes them; every record is a change for it to render.
+            futures::future::Either::Right(std::future::ready(Ok(vec![true; writes.len()])))
+        };
         let rows = |stored: bool, changed: &[bool]| -> Vec<(&ArticleRecord, bool)> {
             deferred
                 .iter()
@@ -491,11 +529,11 @@ impl Pipeline {
                 .map(|(i, (record, ..))| (record, changed.get(i).copied().unwrap_or(true)))
                 .collect()
         };
-        Store::write_articles(&mut *tx, &rows(false, &[])).await?;
+        Store::write_articles(&mut *tx, &rows(false, &[]), self.rendering).await?;
         let changed = files_written.await?;
-        Store::write_articles(&mut *tx, &rows(true, &changed)).await?;
+        Store::write_articles(&mut *tx, &rows(true, &changed), self.rendering).await?;
         for ((record, enrichment, was_stored), changed) in deferred.into_iter().zip(changed) {
-            wrote |= changed;
+            wrote |= changed && self.writes_files();
             let (source, key, hash) = (&record.source, &record.key, &record.content_hash);
             match enrichment {
                 EnrichmentStep::Off => {}
@@ -612,6 +650,7 @@ impl Pipeline {
             }
             let absent = paths.absent.contains(&stored);
             if absent
+                || !self.writes_files()
                 || self
                     .free_on_disk(settings.archive_dir.join(&candidate), article)
                     .await?
@@ -645,14 +684,27 @@ impl Pipeline {
             return Ok(false);
         }
         doc.tags = merged;
-        let bytes = archive::render_article(self.settings(), guid.as_deref(), doc);
-        let root = self.settings().archive_dir.clone();
-        let path = root.join(&target.path);
-        let wrote = off_thread(&path.clone(), move || {
-            files::write_atomic_deferred(&root, &path, bytes.as_bytes())
-        })
+        let wrote = if self.writes_files() {
+            let bytes = archive::render_article(self.settings(), guid.as_deref(), doc);
+            let root = self.settings().archive_dir.clone();
+            let path = root.join(&target.path);
+            off_thread(&path.clone(), move || {
+                files::write_atomic_deferred(&root, &path, bytes.as_bytes())
+            })
+            .await?
+        } else {
+            false
+        };
+        Store::update_document(
+            conn,
+            &target.source,
+            &target.key,
+            doc,
+            None,
+            now,
+            self.rendering,
+        )
         .await?;
-        Store::update_document(conn, &target.source, &target.key, doc, None, now).await?;
         Ok(wrote)
     }
 

@@ -117,7 +117,13 @@ impl Pipeline {
         };
 
         let pruned = self.prune().await;
-        let feed = self.publish_feed().await;
+        // Records that workers sharing this state wrote get their files first (none when
+        // this process is the only one).
+        let feed = match crate::publish::render::render_pending(self.settings(), self.store()).await
+        {
+            Ok(_) => self.publish_feed().await,
+            Err(e) => Err(e),
+        };
         if let Ok(true) = &feed {
             info!("feed published");
         }

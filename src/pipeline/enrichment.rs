@@ -114,8 +114,37 @@ impl Pipeline {
             }
             return Ok(report);
         }
+        self.attempt_all(enricher, pending, &mut report).await?;
+        Ok(report)
+    }
+
+    /// A worker's enrichment pass: it leases due enrichments of any source for `lease` (see
+    /// [`Store::claim_enrichments`]), so that LLM work spreads over all workers, and asks
+    /// about those.
+    pub async fn enrich_leased(&self, worker: &str, lease: Duration) -> Result<EnrichReport> {
+        let Some(enricher) = self.enricher() else {
+            return Ok(EnrichReport::default());
+        };
+        let now = self.clock().now();
+        let pending = {
+            let _turn = self.write_turn.lock().await;
+            self.store()
+                .claim_enrichments(worker, &now, lease, enricher.config().max_per_run)
+                .await?
+        };
+        let mut report = EnrichReport::default();
+        self.attempt_all(enricher, pending, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn attempt_all(
+        &self,
+        enricher: &Enricher,
+        pending: Vec<PendingEnrichment>,
+        report: &mut EnrichReport,
+    ) -> Result<()> {
         // Owned items keep the future `Send` (see `refresh_all_with`).
-        let attempts: Vec<Result<Attempt>> = futures::stream::iter(pending.iter().cloned())
+        let attempts: Vec<Result<Attempt>> = futures::stream::iter(pending)
             .map(|item| async move { self.enrich_one(enricher, &item).await })
             .buffer_unordered(enricher.config().concurrency)
             .collect()
@@ -126,7 +155,7 @@ impl Pipeline {
                 Attempt::Failed => report.failed += 1,
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// The article's document to enrich (its own text as the original section) and the
@@ -193,7 +222,6 @@ impl Pipeline {
         };
 
         let enriched = enrich::apply(&doc, &answer, enricher.targets());
-        let bytes = archive::render_article(self.settings(), guid.as_deref(), &enriched);
         let path = self.settings().archive_dir.join(&item.path);
         let _turn = self.write_turn.lock().await;
         if paid {
@@ -208,12 +236,15 @@ impl Pipeline {
             Store::cache_answer(&mut tx, &cache_key, &cached, &now).await?;
             tx.commit().await?;
         }
-        let written = path.clone();
-        let root = self.settings().archive_dir.clone();
-        super::off_thread(&path, move || {
-            files::write_atomic(&root, &written, bytes.as_bytes())
-        })
-        .await?;
+        if self.writes_files() {
+            let bytes = archive::render_article(self.settings(), guid.as_deref(), &enriched);
+            let written = path.clone();
+            let root = self.settings().archive_dir.clone();
+            super::off_thread(&path, move || {
+                files::write_atomic(&root, &written, bytes.as_bytes())
+            })
+            .await?;
+        }
         let mut tx = self.store().begin().await?;
         let label = enricher.label();
         Store::update_document(
@@ -223,6 +254,7 @@ impl Pipeline {
             &enriched,
             Some(&label),
             &now,
+            self.rendering,
         )
         .await?;
         let tokens = (usage.prompt_tokens, usage.completion_tokens);

@@ -35,7 +35,7 @@ use crate::fetch::{FetchOutcome, Fetched, Fetcher, ResponseMeta, Validators};
 use crate::normalize;
 use crate::publish::{feeds, hooks};
 use crate::schedule::{self, Due, Standing};
-use crate::store::{FailureRecord, SourceState, Store};
+use crate::store::{FailureRecord, Rendering, SourceState, Store};
 use commit::locked;
 
 /// What one source's refresh did with the entries of a body it parsed.
@@ -101,6 +101,11 @@ pub struct Pipeline {
     /// The link labels as [`Pipeline::fingerprint`] hashes them, written out once: every
     /// source's commit asks for its fingerprint.
     labels_fingerprint: Arc<str>,
+    /// Whether this process writes the files of the records it writes (`--role all`), or
+    /// leaves them to the publisher (a worker).
+    rendering: Rendering,
+    /// The worker whose leases this pipeline's commits must hold (a worker only).
+    lease_holder: Option<Arc<str>>,
     clock: Clock,
 }
 
@@ -131,8 +136,36 @@ impl Pipeline {
             commit_queue: Arc::default(),
             unparsed: Arc::default(),
             unrecorded: Arc::default(),
+            rendering: Rendering::Done,
+            lease_holder: None,
             clock: Clock::system(),
         })
+    }
+
+    /// The same pipeline as a worker's: it writes article records and no file (the publisher
+    /// renders them), and commits a source's results only while `worker` holds its lease.
+    #[must_use]
+    pub fn as_worker(mut self, worker: &str) -> Self {
+        self.rendering = Rendering::Pending;
+        self.lease_holder = Some(worker.into());
+        self
+    }
+
+    /// The same pipeline (sharing its write turn and queues, its fetcher and its LLM client)
+    /// under `settings`: a worker's batch of claimed sources, read with the publisher's shared
+    /// settings (see [`Settings::for_worker`]).
+    #[must_use]
+    pub fn with_settings(&self, settings: Settings) -> Self {
+        Self {
+            labels_fingerprint: format!("{:?}", settings.labels).into(),
+            settings: Arc::new(settings),
+            ..self.clone()
+        }
+    }
+
+    /// Whether this pipeline writes archive files itself.
+    pub fn writes_files(&self) -> bool {
+        self.rendering == Rendering::Done
     }
 
     /// The same pipeline going by `clock` (a manual one in tests).
@@ -569,6 +602,12 @@ impl Pipeline {
             // be written after it.
             self.forget_unparsed(&source.id);
             let mut tx = self.store.begin().await?;
+            // A worker whose lease ran out leaves the source to the worker that has it now.
+            if let Some(worker) = self.lease_holder.as_deref()
+                && !Store::holds_lease(&mut tx, worker, &source.id, &now).await?
+            {
+                return Ok(());
+            }
             Store::record_failure(&mut tx, &record).await?;
             tx.commit().await?;
             Ok::<(), Error>(())

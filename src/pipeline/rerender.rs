@@ -102,19 +102,24 @@ impl Pipeline {
                 normalize_tags(record.doc.tags.iter().chain(&brought).map(String::as_str));
             let bytes =
                 archive::render_article(self.settings(), record.guid.as_deref(), &record.doc);
-            let root = self.settings().archive_dir.clone();
-            let path = root.join(&record.path);
-            let wrote = off_thread(&path.clone(), move || {
-                files::write_atomic_deferred(&root, &path, bytes.as_bytes())
-            })
-            .await?;
+            let wrote = if self.writes_files() {
+                let root = self.settings().archive_dir.clone();
+                let path = root.join(&record.path);
+                off_thread(&path.clone(), move || {
+                    files::write_atomic_deferred(&root, &path, bytes.as_bytes())
+                })
+                .await?
+            } else {
+                // The publisher renders it; whether its bytes change is its to find out.
+                true
+            };
             if wrote {
                 record.updated_at = now;
                 changed += 1;
             }
-            Store::write_article(&mut tx, &record, wrote).await?;
+            Store::write_articles(&mut tx, &[(&record, wrote)], self.rendering).await?;
         }
-        if changed > 0 {
+        if changed > 0 && self.writes_files() {
             let dir = self.settings().archive_dir.clone();
             off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
         }

@@ -5,4 +5,5 @@ pub mod atom;
 pub mod feeds;
 pub mod hooks;
 pub mod json_feed;
+pub mod render;
 pub mod yaml;

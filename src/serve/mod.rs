@@ -234,6 +234,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         leased: queue.leased,
         pending_enrichments: queue.pending_enrichments,
         processes: i64::try_from(processes).unwrap_or(i64::MAX),
+        unrendered: queue.unrendered,
     };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],

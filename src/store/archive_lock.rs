@@ -15,7 +15,7 @@ const ARCHIVE_LOCK: i64 = 0x677a_7461;
 /// Held while it lives.
 #[derive(Debug)]
 pub struct ArchiveLock {
-    _session: AnyConnection,
+    session: AnyConnection,
 }
 
 /// Who holds the lock, as its session names itself: the process id, and the host when it is
@@ -41,7 +41,7 @@ impl ArchiveLock {
                 .fetch_one(&mut session)
                 .await?;
             if taken {
-                return Ok(Ok(Self { _session: session }));
+                return Ok(Ok(Self { session }));
             }
             if tokio::time::Instant::now() >= deadline {
                 let holder = holder(&mut session, &host).await;
@@ -55,7 +55,18 @@ impl ArchiveLock {
     }
 }
 
-fn this_host() -> String {
+impl ArchiveLock {
+    /// Whether the session holding the lock still answers (the lock ends with it).
+    pub async fn alive(&mut self) -> bool {
+        sqlx::query("SELECT 1")
+            .execute(&mut self.session)
+            .await
+            .is_ok()
+    }
+}
+
+/// This machine's name, as processes sharing a state tell each other apart.
+pub fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default()

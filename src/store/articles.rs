@@ -51,6 +51,23 @@ pub struct ArticleRecord {
     pub rebuilt: bool,
 }
 
+/// Whether the process writing a record has written its file too (one process, which writes
+/// files before the state that points at them), or leaves it to the publisher (a worker, which
+/// writes no file). A record whose file waits is "unrendered" until the publisher marks it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Rendering {
+    #[default]
+    Done,
+    Pending,
+}
+
+/// A record whose file does not show its latest revision, as the publisher renders it.
+#[derive(Debug, Clone)]
+pub struct Unrendered {
+    pub record: ArticleRecord,
+    pub revision: i64,
+}
+
 /// What is known of an article already archived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredArticle {
@@ -236,12 +253,18 @@ async fn write_rows(
     conn: &mut AnyConnection,
     records: &[&ArticleRecord],
     file_changed: bool,
+    rendering: Rendering,
 ) -> Result<()> {
+    // Every write is a new revision; the file shows it only when this process wrote the file.
+    let (new_rendered, rendered) = match rendering {
+        Rendering::Done => ("1", "articles.revision + 1"),
+        Rendering::Pending => ("NULL", "articles.rendered"),
+    };
     let sql = format!(
         "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen,
                               updated_at, language, canonical, bylines, enclosures, description, author,
                               tags, sections, original, enriched_by, published, updated, entry,
-                              fingerprint, rebuilt, guid)
+                              fingerprint, rebuilt, guid, revision, rendered)
          VALUES {}
          ON CONFLICT (source, key) DO UPDATE SET
             path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
@@ -252,10 +275,13 @@ async fn write_rows(
             sections = excluded.sections, original = excluded.original,
             enriched_by = excluded.enriched_by, published = excluded.published,
             updated = excluded.updated, entry = excluded.entry,
-            fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid{}",
+            fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid,
+            revision = articles.revision + 1, rendered = {rendered}{}",
         numbered_rows(
             Backend::of(conn),
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            &format!(
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, {new_rendered})"
+            ),
             records.len()
         ),
         if file_changed {
@@ -436,7 +462,7 @@ impl Store {
         record: &ArticleRecord,
         file_changed: bool,
     ) -> Result<()> {
-        Self::write_articles(conn, &[(record, file_changed)]).await
+        Self::write_articles(conn, &[(record, file_changed)], Rendering::Done).await
     }
 
     /// [`Store::write_article`] for many records, in a few multi-row statements: a statement is
@@ -444,6 +470,7 @@ impl Store {
     pub async fn write_articles(
         conn: &mut AnyConnection,
         records: &[(&ArticleRecord, bool)],
+        rendering: Rendering,
     ) -> Result<()> {
         for file_changed in [true, false] {
             let rows: Vec<&ArticleRecord> = records
@@ -452,7 +479,7 @@ impl Store {
                 .map(|(record, _)| *record)
                 .collect();
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                write_rows(conn, chunk, file_changed).await?;
+                write_rows(conn, chunk, file_changed, rendering).await?;
             }
         }
         Ok(())
@@ -466,15 +493,21 @@ impl Store {
         doc: &Document,
         enriched_by: Option<&str>,
         now: &DateTime<Utc>,
+        rendering: Rendering,
     ) -> Result<()> {
         let first = Backend::of(conn).json_first("sections");
+        let rendered = match rendering {
+            Rendering::Done => "revision + 1",
+            Rendering::Pending => "rendered",
+        };
         sqlx::query(constant(format!(
             "UPDATE articles SET title = $3, description = $4, tags = $5, sections = $6,
                                  enriched_by = COALESCE($7, enriched_by), updated_at = $8,
                                  -- A monolingual file's one section is the entry's own text,
                                  -- kept only there; LLM sections replacing it must not lose it.
                                  original = COALESCE(original, CASE WHEN json_array_length(sections) = 1
-                                                                    THEN {first} END)
+                                                                    THEN {first} END),
+                                 revision = revision + 1, rendered = {rendered}
              WHERE source = $1 AND key = $2"
         )))
         .bind(source)
@@ -679,6 +712,62 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(ArticleRecord::from).collect())
+    }
+
+    /// Up to `limit` records whose file does not show their latest revision, in path order
+    /// after `after` (exclusive): the publisher's work when workers write the records.
+    pub async fn unrendered(&self, after: &str, limit: usize) -> Result<Vec<Unrendered>> {
+        #[derive(sqlx::FromRow)]
+        struct WithRevision {
+            #[sqlx(flatten)]
+            record: RecordRow,
+            revision: i64,
+        }
+        let rows = sqlx::query_as::<_, WithRevision>(constant(format!(
+            "SELECT {RECORD_COLUMNS}, a.revision FROM articles a
+             WHERE (a.rendered IS NULL OR a.rendered <> a.revision) AND a.path > $1
+             ORDER BY a.path LIMIT $2"
+        )))
+        .bind(after)
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Unrendered {
+                record: row.record.into(),
+                revision: row.revision,
+            })
+            .collect())
+    }
+
+    /// Records that the files of these records show these revisions; a record changed since
+    /// (a newer revision) stays unrendered.
+    pub async fn mark_rendered(conn: &mut AnyConnection, rendered: &[&Unrendered]) -> Result<()> {
+        for chunk in rendered.chunks(ROWS_PER_STATEMENT * 4) {
+            let sql = format!(
+                "WITH done (path, revision) AS (VALUES {})
+                 UPDATE articles SET rendered = done.revision FROM done
+                 WHERE articles.path = done.path AND articles.revision = done.revision",
+                numbered_rows(Backend::of(conn), "(?, ?)", chunk.len())
+            );
+            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for item in chunk {
+                update = update.bind(&item.record.path).bind(item.revision);
+            }
+            update.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// How many records wait for their files.
+    pub async fn unrendered_count(&self) -> Result<i64> {
+        let n = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM articles WHERE rendered IS NULL OR rendered <> revision",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
     }
 
     /// Every archived path (removed sources' included), for comparing state with the archive.

@@ -37,6 +37,30 @@ pub struct EnrichmentTotals {
     pub completion_tokens: i64,
 }
 
+/// A due enrichment as the queries here select it.
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    source: String,
+    key: String,
+    content_hash: String,
+    path: String,
+    attempts: i64,
+    language: String,
+}
+
+impl From<PendingRow> for PendingEnrichment {
+    fn from(r: PendingRow) -> Self {
+        Self {
+            source: r.source,
+            key: r.key,
+            content_hash: r.content_hash,
+            path: r.path,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            language: r.language,
+        }
+    }
+}
+
 impl Store {
     /// Marks an article as waiting for enrichment of this content (again, if it changed).
     pub async fn mark_pending(
@@ -138,15 +162,6 @@ impl Store {
         include_failed: bool,
         limit: usize,
     ) -> Result<Vec<PendingEnrichment>> {
-        #[derive(sqlx::FromRow)]
-        struct PendingRow {
-            source: String,
-            key: String,
-            content_hash: String,
-            path: String,
-            attempts: i64,
-            language: String,
-        }
         let rows = sqlx::query_as::<_, PendingRow>(
             "SELECT e.source, e.key, e.content_hash, a.path, e.attempts, COALESCE(a.language, 'en') AS language
              FROM enrichments e JOIN articles a ON a.source = e.source AND a.key = e.key
@@ -154,6 +169,8 @@ impl Store {
                AND ($2 OR e.next_attempt_at <= $1)
                AND e.content_hash = a.content_hash
                AND ($4 = '[]' OR e.source IN (SELECT value FROM json_each($4)))
+               -- Leased to a worker (see `claim_enrichments`): that worker's.
+               AND (e.lease_until IS NULL OR e.lease_until <= $1)
              ORDER BY a.date DESC LIMIT $5",
         )
         .bind(to_millis(now))
@@ -163,17 +180,59 @@ impl Store {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PendingEnrichment {
-                source: r.source,
-                key: r.key,
-                content_hash: r.content_hash,
-                path: r.path,
-                attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
-                language: r.language,
-            })
-            .collect())
+        Ok(rows.into_iter().map(PendingEnrichment::from).collect())
+    }
+
+    /// Leases up to `limit` due enrichments, newest first, to `worker` until `now + lease`,
+    /// skipping those another worker holds: each article is asked about by one worker at a
+    /// time, and the work spreads over all of them.
+    pub async fn claim_enrichments(
+        &self,
+        worker: &str,
+        now: &DateTime<Utc>,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<PendingEnrichment>> {
+        let skip_locked = match self.backend {
+            super::Backend::Sqlite => "",
+            super::Backend::Postgres => "FOR UPDATE OF e SKIP LOCKED",
+        };
+        let until =
+            to_millis(now).saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let mut tx = self.begin().await?;
+        let keys: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT e.source, e.key FROM enrichments e
+             JOIN articles a ON a.source = e.source AND a.key = e.key
+             WHERE e.status = 'pending' AND e.next_attempt_at <= $1
+               AND e.content_hash = a.content_hash
+               AND (e.lease_until IS NULL OR e.lease_until <= $1)
+             ORDER BY a.date DESC LIMIT $2 {skip_locked}"
+        )))
+        .bind(to_millis(now))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(keys.len());
+        for (source, key) in keys {
+            let row = sqlx::query_as::<_, PendingRow>(
+                "UPDATE enrichments SET lease_owner = $3, lease_until = $4
+                 WHERE source = $1 AND key = $2
+                 RETURNING source, key, content_hash,
+                   (SELECT a.path FROM articles a WHERE a.source = $1 AND a.key = $2) AS path,
+                   attempts,
+                   (SELECT COALESCE(a.language, 'en') FROM articles a
+                    WHERE a.source = $1 AND a.key = $2) AS language",
+            )
+            .bind(&source)
+            .bind(&key)
+            .bind(worker)
+            .bind(until)
+            .fetch_one(&mut *tx)
+            .await?;
+            claimed.push(PendingEnrichment::from(row));
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Queues the archived articles of `sources` (dated `since` or later) that have no LLM

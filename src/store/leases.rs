@@ -41,6 +41,8 @@ pub struct Queue {
     pub leased: i64,
     /// Articles waiting for their LLM sections.
     pub pending_enrichments: i64,
+    /// Records whose archive file the publisher has yet to write.
+    pub unrendered: i64,
 }
 
 impl WorkerRow {
@@ -57,20 +59,38 @@ fn millis(d: Duration) -> i64 {
 impl Store {
     /// Makes the configured sources the claimable ones: each listed source's settings are
     /// stored (a new source is due at once); a source no longer listed keeps its history but
-    /// is claimed no more. One transaction.
-    pub async fn sync_sources(&self, sources: &[(String, String, String)]) -> Result<()> {
+    /// is claimed no more. `shared`: the rest of the config that workers read their sources
+    /// with (TOML). One transaction.
+    pub async fn sync_sources(
+        &self,
+        sources: &[(String, String, String)],
+        shared: &str,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO state_meta (key, value) VALUES ('shared_config', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(shared)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE sources SET config = NULL WHERE config IS NOT NULL")
             .execute(&mut *tx)
             .await?;
         for (id, url, config) in sources {
+            // As the fetcher counts its per-host limit: host and port.
+            let host = url::Url::parse(url).ok().and_then(|u| {
+                let port = u.port_or_known_default().unwrap_or(0);
+                Some(format!("{}:{port}", u.host_str()?.to_ascii_lowercase()))
+            });
             sqlx::query(
-                "INSERT INTO sources (id, url, config) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET config = excluded.config",
+                "INSERT INTO sources (id, url, config, host) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET config = excluded.config, host = excluded.host",
             )
             .bind(id)
             .bind(url)
             .bind(config)
+            .bind(host)
             .execute(&mut *tx)
             .await?;
         }
@@ -78,27 +98,59 @@ impl Store {
         Ok(())
     }
 
+    /// The config the publisher last synced for the workers (see [`Store::sync_sources`]).
+    pub async fn shared_config(&self) -> Result<Option<String>> {
+        let value = sqlx::query_scalar("SELECT value FROM state_meta WHERE key = 'shared_config'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
     /// Claims up to `limit` synced sources that are due at `now` and not leased by another
-    /// worker, for `lease`. On PostgreSQL, rows another worker is claiming at the same moment
-    /// are skipped, not waited for; SQLite has one writer at a time anyway.
+    /// worker, for `lease`, at most `per_host` of one host. On PostgreSQL, rows another
+    /// transaction holds are skipped, not waited for.
+    ///
+    /// A host is worked on by one worker at a time: no source is claimed whose host another
+    /// worker holds a lease on. So each worker's `fetch.per_host` limit is the host's limit
+    /// across all workers, with no budget shared over the network. A claim takes whole hosts,
+    /// the longest due first, at most `per_host` sources of each (the caller passes a few
+    /// times its limit): enough to keep the worker busy, and the other hosts left to the
+    /// other workers instead of one worker taking one source of every host.
+    /// Claims are writing transactions, which take turns (`Store::begin`), so two workers
+    /// cannot take two sources of one host at the same moment.
     pub async fn claim_due(
         &self,
         worker: &str,
         now: &DateTime<Utc>,
         lease: Duration,
         limit: usize,
+        per_host: usize,
     ) -> Result<Vec<Claimed>> {
         let skip_locked = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
         let sql = format!(
-            "UPDATE sources SET lease_owner = $1, lease_until = $2
+            "WITH ranked AS (
+                SELECT id, COALESCE(host, id) AS host_key,
+                       MIN(COALESCE(next_due_at, 0)) OVER (PARTITION BY COALESCE(host, id))
+                           AS host_due,
+                       ROW_NUMBER() OVER (PARTITION BY COALESCE(host, id)
+                                          ORDER BY COALESCE(next_due_at, 0), id) AS nth
+                FROM sources
+                WHERE config IS NOT NULL AND removed_at IS NULL AND disabled_reason IS NULL
+                  AND COALESCE(next_due_at, 0) <= $3
+                  AND (lease_until IS NULL OR lease_until <= $3)
+                  AND NOT EXISTS (SELECT 1 FROM sources other
+                                  WHERE other.host = sources.host
+                                    AND other.lease_owner IS NOT NULL
+                                    AND other.lease_owner <> $1
+                                    AND other.lease_until > $3))
+             UPDATE sources SET lease_owner = $1, lease_until = $2
              WHERE id IN (SELECT id FROM sources
-                          WHERE config IS NOT NULL AND removed_at IS NULL
-                            AND COALESCE(next_due_at, 0) <= $3
-                            AND (lease_until IS NULL OR lease_until <= $3)
-                          ORDER BY COALESCE(next_due_at, 0), id LIMIT $4 {skip_locked})
+                          WHERE id IN (SELECT id FROM ranked WHERE nth <= $5
+                                       ORDER BY host_due, host_key, nth LIMIT $4)
+                          {skip_locked})
              RETURNING id, config"
         );
         let mut tx = self.begin().await?;
@@ -107,10 +159,11 @@ impl Store {
             .bind(to_millis(now).saturating_add(millis(lease)))
             .bind(to_millis(now))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(per_host.max(1)).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(rows
+        let mut claimed: Vec<Claimed> = rows
             .into_iter()
             .filter_map(|(id, config)| {
                 Some(Claimed {
@@ -118,7 +171,9 @@ impl Store {
                     config: config?,
                 })
             })
-            .collect())
+            .collect();
+        claimed.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(claimed)
     }
 
     /// Extends the worker's leases on these sources to `until`; returns the ones it still
@@ -198,7 +253,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO workers (id, role, host, pid, started_at, heartbeat_at)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, role = excluded.role",
         )
         .bind(worker)
         .bind(role)
@@ -208,6 +263,15 @@ impl Store {
         .bind(to_millis(now))
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Forgets a process that stopped.
+    pub async fn forget_worker(&self, worker: &str) -> Result<()> {
+        sqlx::query("DELETE FROM workers WHERE id = $1")
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -236,13 +300,14 @@ impl Store {
 
     /// The work waiting at `now`.
     pub async fn queue(&self, now: &DateTime<Utc>) -> Result<Queue> {
-        let (due, leased, pending): (i64, i64, i64) = sqlx::query_as(
+        let (due, leased, pending, unrendered): (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT
                 (SELECT COUNT(*) FROM sources WHERE config IS NOT NULL AND removed_at IS NULL
-                   AND COALESCE(next_due_at, 0) <= $1
+                   AND disabled_reason IS NULL AND COALESCE(next_due_at, 0) <= $1
                    AND (lease_until IS NULL OR lease_until <= $1)),
                 (SELECT COUNT(*) FROM sources WHERE lease_until > $1),
-                (SELECT COUNT(*) FROM enrichments WHERE status = 'pending')",
+                (SELECT COUNT(*) FROM enrichments WHERE status = 'pending'),
+                (SELECT COUNT(*) FROM articles WHERE rendered IS NULL OR rendered <> revision)",
         )
         .bind(to_millis(now))
         .fetch_one(&self.pool)
@@ -251,6 +316,7 @@ impl Store {
             due,
             leased,
             pending_enrichments: pending,
+            unrendered,
         })
     }
 }

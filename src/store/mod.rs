@@ -37,8 +37,10 @@ mod leases;
 mod published;
 mod sources;
 
-pub use archive_lock::ArchiveLock;
-pub use articles::{ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Selection, StoredArticle};
+pub use archive_lock::{ArchiveLock, this_host};
+pub use articles::{
+    ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Rendering, Selection, StoredArticle, Unrendered,
+};
 use backend::numbered_rows;
 pub use backend::{Backend, redacted};
 pub use content::CanonicalMatch;

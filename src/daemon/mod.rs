@@ -6,6 +6,16 @@
 //! the cycle in flight gets a grace period to finish, and the server drains. Reloading is a
 //! stream of requests: a new config replaces the old only when it is valid. What happens is
 //! told to the caller as [`Event`]s, so that tests wait for events, not for time.
+//!
+//! That is the whole job in one process (`--role all`). With state on a shared database the
+//! job splits: [`worker`]s fetch and write article records, and a [`publisher`] writes the
+//! archive and the feeds from them and serves HTTP.
+
+pub mod publisher;
+pub mod worker;
+mod writer;
+
+pub use writer::ArchiveWriter;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -57,6 +67,36 @@ pub enum Event {
     Reloaded { sources: usize },
     /// The new configuration was refused; the old one stays. The reason, as text.
     ReloadRefused(String),
+    /// A worker started under this id.
+    Working { worker: String },
+    /// This publisher holds the archive lock and writes the archive.
+    Publishing,
+    /// Another process writes the archive (named when known); this publisher serves only.
+    Standby { holder: Option<String> },
+    /// The publisher wrote the files of records the workers wrote (and the feeds).
+    Rendered { files: usize },
+}
+
+/// What a `gazette run` process does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Everything, in one process.
+    #[default]
+    All,
+    /// Fetch, parse, normalize, extract and enrich the sources it claims; write records only.
+    Worker,
+    /// Write the archive and the feeds from the records, run the hooks, serve HTTP.
+    Publisher,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Worker => "worker",
+            Role::Publisher => "publisher",
+        }
+    }
 }
 
 /// Runs until `shutdown` completes. `reloads` delivers SIGHUP (or a test's request) to re-read
@@ -75,40 +115,12 @@ pub async fn run(
     crate::pipeline::recover::complete_records(&settings, &store).await?;
     crate::pipeline::recover::ensure_state_knows_archive(&settings, &store).await?;
     sync_sources(&store, &settings).await;
-    let listen = options
-        .listen
-        .clone()
-        .unwrap_or_else(|| settings.serve.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| Error::io(PathBuf::from(&listen), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io(PathBuf::from(&listen), e))?;
-    info!(%addr, "serving");
-    on_event(Event::Listening(addr));
-
     let settings = Arc::new(settings);
-    let state = AppState {
-        settings: Arc::new(RwLock::new(Arc::clone(&settings))),
-        store: store.clone(),
-        metrics: Arc::new(Metrics::default()),
-        failed_cycles: Arc::new(AtomicU32::new(0)),
-        cache: Arc::default(),
-    };
-    let stop = CancellationToken::new();
-    let server = {
-        let stop = stop.clone();
-        let app = serve::router(state.clone());
-        let config = &settings.serve;
-        let limits = serve::connections::Limits {
-            header_timeout: config.header_timeout,
-            idle_timeout: config.idle_timeout,
-            max_connections: config.max_connections,
-            max_header_bytes: usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX),
-        };
-        tokio::spawn(serve::connections::serve(listener, app, limits, stop))
-    };
+    let Server {
+        state,
+        stop,
+        handle: server,
+    } = Server::start(&settings, &store, options.listen.as_deref(), &mut on_event).await?;
 
     let clock = options.clock.clone();
     let mut pipeline = build_pipeline(Arc::clone(&settings), store.clone(), &clock)?;
@@ -149,7 +161,7 @@ pub async fn run(
                         let sources = new.settings().sources.len();
                         info!(sources, "configuration reloaded");
                         let settings = Arc::new(new.settings().clone());
-                        *state.settings.write().unwrap_or_else(std::sync::PoisonError::into_inner) = settings;
+                        server_settings(&state, &settings);
                         pipeline = new;
                         on_event(Event::Reloaded { sources });
                     }
@@ -162,23 +174,98 @@ pub async fn run(
             () = &mut shutdown => break,
         }
     }
-    stop.cancel();
-    // Connections get the grace period to finish; a client stuck mid-request does not hold
-    // the process.
     let deadline = stop_by
         .unwrap_or_else(|| tokio::time::Instant::now() + pipeline.settings().serve.shutdown_grace);
-    let abort = server.abort_handle();
-    match tokio::time::timeout_at(deadline, server).await {
-        Ok(Err(e)) => warn!(error = %e, "the HTTP server stopped with an error"),
-        Err(_) => {
-            warn!("open connections did not finish within the grace period; closing them");
-            abort.abort();
-        }
-        _ => {}
+    Server {
+        state,
+        stop,
+        handle: server,
     }
+    .stop(deadline)
+    .await;
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+fn server_settings(state: &AppState, settings: &Arc<Settings>) {
+    *state
+        .settings
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(settings);
+}
+
+/// The HTTP server of a daemon or a publisher, running.
+struct Server {
+    state: AppState,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `listen` (or `serve.listen`) and serves the pages, the feeds and `/metrics`.
+    async fn start(
+        settings: &Arc<Settings>,
+        store: &Store,
+        listen: Option<&str>,
+        on_event: &mut impl FnMut(Event),
+    ) -> Result<Self> {
+        let listen = listen.unwrap_or(&settings.serve.listen).to_owned();
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| Error::io(PathBuf::from(&listen), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io(PathBuf::from(&listen), e))?;
+        info!(%addr, "serving");
+        on_event(Event::Listening(addr));
+        let state = AppState {
+            settings: Arc::new(RwLock::new(Arc::clone(settings))),
+            store: store.clone(),
+            metrics: Arc::new(Metrics::default()),
+            failed_cycles: Arc::new(AtomicU32::new(0)),
+            cache: Arc::default(),
+        };
+        let stop = CancellationToken::new();
+        let config = &settings.serve;
+        let limits = serve::connections::Limits {
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+            max_header_bytes: usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX),
+        };
+        let handle = tokio::spawn(serve::connections::serve(
+            listener,
+            serve::router(state.clone()),
+            limits,
+            stop.clone(),
+        ));
+        Ok(Self {
+            state,
+            stop,
+            handle,
+        })
+    }
+
+    /// Pages and feeds follow a reloaded config.
+    fn replace_settings(&self, settings: &Arc<Settings>) {
+        server_settings(&self.state, settings);
+    }
+
+    /// Stops accepting; open connections get until `deadline` to finish, so a client stuck
+    /// mid-request does not hold the process.
+    async fn stop(self, deadline: tokio::time::Instant) {
+        self.stop.cancel();
+        let abort = self.handle.abort_handle();
+        match tokio::time::timeout_at(deadline, self.handle).await {
+            Ok(Err(e)) => warn!(error = %e, "the HTTP server stopped with an error"),
+            Err(_) => {
+                warn!("open connections did not finish within the grace period; closing them");
+                abort.abort();
+            }
+            _ => {}
+        }
+    }
 }
 
 fn build_pipeline(settings: Arc<Settings>, store: Store, clock: &Clock) -> Result<Pipeline> {
@@ -193,18 +280,52 @@ fn build_pipeline(settings: Arc<Settings>, store: Store, clock: &Clock) -> Resul
 /// cannot take the write now (a full disk) keeps the sources it had; the daemon goes on and
 /// the next start or reload syncs again.
 async fn sync_sources(store: &Store, settings: &Settings) {
-    if let Err(e) = store.sync_sources(&settings.sources_to_sync()).await {
+    let synced = store
+        .sync_sources(&settings.sources_to_sync(), &settings.shared_with_workers())
+        .await;
+    if let Err(e) = synced {
         warn!(error = %e, "the sources could not be synced into the state");
     }
 }
 
 async fn reload(path: &std::path::Path, store: &Store, clock: &Clock) -> Result<Pipeline> {
-    let owned = path.to_path_buf();
-    let settings = tokio::task::spawn_blocking(move || Settings::load(&owned))
-        .await
-        .map_err(|e| Error::io(path, std::io::Error::other(e)))??;
+    let settings = reload_settings(path).await?;
     sync_sources(store, &settings).await;
     build_pipeline(Arc::new(settings), store.clone(), clock)
+}
+
+/// The config at `path`, read off the async threads.
+async fn reload_settings(path: &std::path::Path) -> Result<Settings> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || Settings::load(&owned))
+        .await
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?
+}
+
+/// Removes the temp files a killed run left in the archive's and the feeds' temp folders;
+/// the caller holds the writer lock, so none of them is being written.
+pub async fn sweep_temp_files(settings: &Settings) {
+    let roots = [
+        settings.archive_dir.clone(),
+        settings
+            .feed_path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf),
+    ];
+    let swept = tokio::task::spawn_blocking(move || {
+        roots
+            .iter()
+            .map(|root| crate::files::sweep_temp(root))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    for result in swept.into_iter().flatten() {
+        match result {
+            Ok(0) => {}
+            Ok(n) => info!(files = n, "removed temp files an interrupted run left"),
+            Err(e) => warn!(error = %e, "temp files could not be removed"),
+        }
+    }
 }
 
 /// What `/metrics` counts of a source's refresh; a source that was not due was not fetched.
