@@ -80,10 +80,10 @@ pub async fn run(
         super::sweep_temp_files(&settings).await;
         sync_sources(&store, &settings).await;
         let mut pipeline = publishing_pipeline(&settings, &store)?;
-        let mut published_version = None;
+        let mut published = Published::default();
         loop {
             beat("publisher").await;
-            match publish_pass(&pipeline, &mut published_version).await {
+            match publish_pass(&pipeline, &mut published).await {
                 Ok(0) => {}
                 Ok(files) => on_event(Event::Rendered { files }),
                 Err(e) => warn!(error = %e, "publishing failed; trying again"),
@@ -98,7 +98,7 @@ pub async fn run(
                             settings = Arc::new(new);
                             pipeline = publishing_pipeline(&settings, &store)?;
                             server.replace_settings(&settings);
-                            published_version = None;
+                            published = Published::default();
                             on_event(Event::Reloaded { sources: settings.sources.len() });
                         }
                         Err(e) => {
@@ -132,17 +132,36 @@ fn publishing_pipeline(settings: &Arc<Settings>, store: &Store) -> Result<Pipeli
     Pipeline::new(Arc::clone(settings), store.clone(), fetcher)
 }
 
-/// Renders what the workers wrote; when state changed since the last pass, prunes and writes
-/// the feeds (and runs the hooks when one changed). Returns how many files changed.
-async fn publish_pass(pipeline: &Pipeline, published_version: &mut Option<i64>) -> Result<usize> {
+/// The feeds as last published: of which state, and when.
+#[derive(Default)]
+struct Published {
+    version: Option<i64>,
+    at: Option<tokio::time::Instant>,
+}
+
+/// While records stream in, the feeds are written at most this often: each write builds every
+/// feed from state, and doing it on every pass of a cold run took the workers' CPU.
+const FEEDS_WHILE_BUSY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Renders what the workers wrote; when state changed since the feeds were last written,
+/// prunes and writes them (and runs the hooks when one changed), at once when the workers are
+/// quiet, at most every [`FEEDS_WHILE_BUSY`] while files are being rendered. Returns how many
+/// files changed.
+async fn publish_pass(pipeline: &Pipeline, published: &mut Published) -> Result<usize> {
     let files = render::render_pending(pipeline.settings(), pipeline.store()).await?;
     let version = pipeline.store().state_version().await?;
-    if *published_version != Some(version) {
+    let due = published
+        .at
+        .is_none_or(|at| files == 0 || at.elapsed() >= FEEDS_WHILE_BUSY);
+    if published.version != Some(version) && due {
         pipeline.prune().await?;
         if pipeline.publish_feed().await? {
             info!("feed published");
         }
-        *published_version = Some(version);
+        *published = Published {
+            version: Some(version),
+            at: Some(tokio::time::Instant::now()),
+        };
     }
     Ok(files)
 }

@@ -102,14 +102,16 @@ async fn one_round(pipeline: &Pipeline, worker: &str) -> Result<Option<Event>> {
     let settings = pipeline.settings();
     let store = pipeline.store();
     let lease = settings.lease;
-    let batch = settings.fetch.concurrency.saturating_mul(2).max(1);
+    // Enough to keep the worker busy between claims (a claim and a release are a round trip
+    // each), few enough that other workers find work.
+    let batch = settings.fetch.concurrency.saturating_mul(16).max(1);
     let claimed = store
         .claim_due(
             worker,
             &pipeline.clock().now(),
             lease,
             batch,
-            settings.fetch.per_host.saturating_mul(2),
+            settings.fetch.per_host.saturating_mul(4),
         )
         .await?;
     let mut event = None;

@@ -100,9 +100,9 @@ impl Pipeline {
             let brought = Store::alias_tags(&mut tx, &record.source, &record.key).await?;
             record.doc.tags =
                 normalize_tags(record.doc.tags.iter().chain(&brought).map(String::as_str));
-            let bytes =
-                archive::render_article(self.settings(), record.guid.as_deref(), &record.doc);
             let wrote = if self.writes_files() {
+                let bytes =
+                    archive::render_article(self.settings(), record.guid.as_deref(), &record.doc);
                 let root = self.settings().archive_dir.clone();
                 let path = root.join(&record.path);
                 off_thread(&path.clone(), move || {
