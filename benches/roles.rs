@@ -61,6 +61,7 @@ impl Setup {
             Setup::Postgres => "PostgreSQL, one process".to_owned(),
             Setup::Workers(1) => "PostgreSQL, publisher + 1 worker".to_owned(),
             Setup::Workers(n) => format!("PostgreSQL, publisher + {n} workers"),
+            Setup::RecordsOnly(1) => "PostgreSQL, 1 worker, no publisher (records only)".to_owned(),
             Setup::RecordsOnly(n) => {
                 format!("PostgreSQL, {n} workers, no publisher (records only)")
             }
@@ -262,11 +263,7 @@ fn split(bench: &Bench, workers: usize, with_publisher: bool) -> [Run; 2] {
     );
     let fetched = started.elapsed().as_secs_f64();
     if with_publisher {
-        until(
-            &url,
-            "SELECT COUNT(*) FROM articles WHERE rendered IS NULL OR rendered <> revision",
-            "0",
-        );
+        until(&url, "SELECT COUNT(*) FROM render_queue", "0");
     }
     let cold_seconds = started.elapsed().as_secs_f64();
     println!(

@@ -278,8 +278,7 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
-const UNRENDERED: &str =
-    "SELECT COUNT(*) FROM articles WHERE rendered IS NULL OR rendered <> revision";
+const UNRENDERED: &str = "SELECT COUNT(*) FROM render_queue";
 const ARTICLES: &str = "SELECT COUNT(*) FROM articles";
 const FETCHED: &str = "SELECT COUNT(*) FROM sources WHERE last_status = 'ok'";
 const ENRICHED_DONE: &str = "SELECT COUNT(*) FROM enrichments WHERE status = 'done'";

@@ -121,7 +121,7 @@ async fn a_full_state_disk_fails_cleanly_and_the_daemon_recovers_when_it_has_roo
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     // Room for the empty schema, not for the articles.
-    let Some(state) = Tmpfs::mount(&dir.join("state"), "480k") else {
+    let Some(state) = Tmpfs::mount(&dir.join("state"), "475k") else {
         return;
     };
     let hits = Hits::default();

@@ -460,11 +460,13 @@ impl Pipeline {
                     normalize_tags(article.doc.tags.iter().chain(&brought).map(String::as_str));
                 if merged != article.doc.tags {
                     article.doc.tags = merged;
-                    bytes = archive::render_article(
-                        self.settings(),
-                        article.guid.as_deref(),
-                        &article.doc,
-                    );
+                    if self.writes_files() {
+                        bytes = archive::render_article(
+                            self.settings(),
+                            article.guid.as_deref(),
+                            &article.doc,
+                        );
+                    }
                 }
             }
             let (path, new) = match &stored {

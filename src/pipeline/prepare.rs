@@ -186,12 +186,15 @@ impl Pipeline {
         let source_owned = source.clone();
         let parsed = Arc::new(parsed);
         let shared = Arc::clone(&parsed);
+        // A worker writes no file: the publisher renders the record.
+        let render = self.writes_files();
         let normalized = tokio::task::spawn_blocking(move || {
             changed
                 .into_iter()
                 .zip(full_texts)
                 .map(|(change, full_text)| {
-                    normalize_change(&shared, &source_owned, &settings, change, full_text, now)
+                    let args = (&*shared, &source_owned, &*settings);
+                    normalize_change(args, change, full_text, now, render)
                 })
                 .collect::<Vec<_>>()
         })
@@ -281,11 +284,13 @@ impl Pipeline {
         match answer {
             Some(answer) => {
                 prepared.article.doc = enrich::apply(&prepared.article.doc, &answer, targets);
-                prepared.bytes = archive::render_article(
-                    self.settings(),
-                    prepared.article.guid.as_deref(),
-                    &prepared.article.doc,
-                );
+                if self.writes_files() {
+                    prepared.bytes = archive::render_article(
+                        self.settings(),
+                        prepared.article.guid.as_deref(),
+                        &prepared.article.doc,
+                    );
+                }
                 prepared.enriched_by = Some(enricher.label());
                 prepared.enrichment = EnrichmentStep::Done { paid };
             }
@@ -452,16 +457,15 @@ async fn rebuilt_record(
         .cloned())
 }
 
-/// Normalizes and renders one changed entry; `None` when the source's filters reject it. The
-/// entry of a rebuilt record keeps the record's file and takes only the entry's identity and
-/// fields.
+/// Normalizes and renders one changed entry (renders it only when `render`: `bytes` stays
+/// empty for a worker); `None` when the source's filters reject it. The entry of a rebuilt
+/// record keeps the record's file and takes only the entry's identity and fields.
 fn normalize_change(
-    parsed: &Parsed,
-    source: &Source,
-    settings: &crate::config::Settings,
+    (parsed, source, settings): (&Parsed, &Source, &crate::config::Settings),
     change: Change,
     full_text: Option<Extracted>,
     now: DateTime<Utc>,
+    render: bool,
 ) -> Option<PreparedArticle> {
     let Change {
         index,
@@ -525,7 +529,11 @@ fn normalize_change(
             .and_then(|e| e.canonical)
             .unwrap_or_else(|| article.doc.link.clone()),
     );
-    let bytes = archive::render_article(settings, article.guid.as_deref(), &article.doc);
+    let bytes = if render {
+        archive::render_article(settings, article.guid.as_deref(), &article.doc)
+    } else {
+        String::new()
+    };
     let original = Some(article.doc.original.clone());
     Some(PreparedArticle {
         article,

@@ -55,5 +55,115 @@ pub async fn render_pending(settings: &Settings, store: &Store) -> Result<usize>
     if changed > 0 {
         info!(files = changed, "archive files rendered from the records");
     }
+    // What is left names no article; cheap, since the queue is all but empty now.
+    store.clear_render_queue().await?;
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::model::{Document, Section};
+    use crate::store::{ArticleRecord, Rendering};
+
+    fn record(key: &str, title: &str) -> ArticleRecord {
+        let date: DateTime<Utc> = DateTime::from_timestamp(1_715_590_853, 0).expect("date");
+        ArticleRecord {
+            source: "ex".to_owned(),
+            key: key.to_owned(),
+            path: format!("ex/{key}.md"),
+            atom_id: format!("urn:test:{key}"),
+            guid: None,
+            content_hash: title.to_owned(),
+            doc: Document {
+                link: format!("http://127.0.0.1/{key}"),
+                date,
+                description: "d".to_owned(),
+                tags: vec![],
+                author: "ex".to_owned(),
+                translations: vec![],
+                original: Section {
+                    language: "en".to_owned(),
+                    title: title.to_owned(),
+                    body: "Body.".to_owned(),
+                },
+            },
+            original: None,
+            enriched_by: None,
+            bylines: vec![],
+            enclosures: vec![],
+            published: None,
+            updated: None,
+            first_seen: date,
+            updated_at: date,
+            canonical: String::new(),
+            entry: None,
+            fingerprint: None,
+            rebuilt: false,
+        }
+    }
+
+    async fn queued(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM render_queue")
+            .fetch_one(store.pool())
+            .await
+            .expect("count")
+    }
+
+    /// Records a worker wrote are rendered once; one that changes is rendered again; a queued
+    /// path whose article is gone leaves the queue.
+    #[tokio::test]
+    async fn queued_records_are_rendered_once_and_again_when_they_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gazette.toml");
+        let settings = Settings::from_toml("[[sources]]\nid = \"ex\"\nurl = \"feed.xml\"\n", &path)
+            .expect("settings");
+        let store = Store::open(&settings.state_url).await.expect("state");
+        let (a, b, gone) = (
+            record("a", "First"),
+            record("b", "Second"),
+            record("c", "Third"),
+        );
+        let mut tx = store.begin().await.expect("tx");
+        let rows = [(&a, true), (&b, true), (&gone, true)];
+        Store::write_articles(&mut tx, &rows, Rendering::Pending)
+            .await
+            .expect("records");
+        tx.commit().await.expect("commit");
+        assert_eq!(queued(&store).await, 3);
+        assert!(
+            !settings.archive_dir.join(&a.path).exists(),
+            "no file before the publisher renders"
+        );
+        sqlx::query("DELETE FROM articles WHERE key = 'c'")
+            .execute(store.pool())
+            .await
+            .expect("an article removed meanwhile");
+
+        assert_eq!(render_pending(&settings, &store).await.expect("render"), 2);
+        let file = std::fs::read_to_string(settings.archive_dir.join(&a.path)).expect("file");
+        assert_eq!(file, archive::render_article(&settings, None, &a.doc));
+        assert_eq!(
+            queued(&store).await,
+            0,
+            "rendered and orphaned paths leave the queue"
+        );
+        assert_eq!(render_pending(&settings, &store).await.expect("again"), 0);
+
+        let mut changed = b.doc.clone();
+        changed.original.title = "Second, corrected".to_owned();
+        let mut tx = store.begin().await.expect("tx");
+        let now = Utc::now();
+        Store::update_document(&mut tx, "ex", "b", &changed, None, &now, Rendering::Pending)
+            .await
+            .expect("update");
+        tx.commit().await.expect("commit");
+        assert_eq!(queued(&store).await, 1);
+        assert_eq!(render_pending(&settings, &store).await.expect("render"), 1);
+        let file = std::fs::read_to_string(settings.archive_dir.join(&b.path)).expect("file");
+        assert!(file.contains("Second, corrected"), "{file}");
+        store.close().await;
+    }
 }

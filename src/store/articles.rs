@@ -255,16 +255,11 @@ async fn write_rows(
     file_changed: bool,
     rendering: Rendering,
 ) -> Result<()> {
-    // Every write is a new revision; the file shows it only when this process wrote the file.
-    let (new_rendered, rendered) = match rendering {
-        Rendering::Done => ("1", "articles.revision + 1"),
-        Rendering::Pending => ("NULL", "articles.rendered"),
-    };
     let sql = format!(
         "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen,
                               updated_at, language, canonical, bylines, enclosures, description, author,
                               tags, sections, original, enriched_by, published, updated, entry,
-                              fingerprint, rebuilt, guid, revision, rendered)
+                              fingerprint, rebuilt, guid)
          VALUES {}
          ON CONFLICT (source, key) DO UPDATE SET
             path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
@@ -276,12 +271,10 @@ async fn write_rows(
             enriched_by = excluded.enriched_by, published = excluded.published,
             updated = excluded.updated, entry = excluded.entry,
             fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid,
-            revision = articles.revision + 1, rendered = {rendered}{}",
+            revision = articles.revision + 1{}",
         numbered_rows(
             Backend::of(conn),
-            &format!(
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, {new_rendered})"
-            ),
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             records.len()
         ),
         if file_changed {
@@ -330,6 +323,24 @@ async fn write_rows(
             .bind(&record.fingerprint)
             .bind(i64::from(record.rebuilt))
             .bind(&record.guid);
+    }
+    insert.execute(&mut *conn).await?;
+    if rendering == Rendering::Pending {
+        let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+        queue_for_rendering(conn, &paths).await?;
+    }
+    Ok(())
+}
+
+/// Puts these records' paths in the publisher's queue (see `render_queue`).
+async fn queue_for_rendering(conn: &mut AnyConnection, paths: &[&str]) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO render_queue (path) VALUES {} ON CONFLICT (path) DO NOTHING",
+        numbered_rows(Backend::of(conn), "(?)", paths.len())
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for path in paths {
+        insert = insert.bind(*path);
     }
     insert.execute(conn).await?;
     Ok(())
@@ -496,10 +507,6 @@ impl Store {
         rendering: Rendering,
     ) -> Result<()> {
         let first = Backend::of(conn).json_first("sections");
-        let rendered = match rendering {
-            Rendering::Done => "revision + 1",
-            Rendering::Pending => "rendered",
-        };
         sqlx::query(constant(format!(
             "UPDATE articles SET title = $3, description = $4, tags = $5, sections = $6,
                                  enriched_by = COALESCE($7, enriched_by), updated_at = $8,
@@ -507,7 +514,7 @@ impl Store {
                                  -- kept only there; LLM sections replacing it must not lose it.
                                  original = COALESCE(original, CASE WHEN json_array_length(sections) = 1
                                                                     THEN {first} END),
-                                 revision = revision + 1, rendered = {rendered}
+                                 revision = revision + 1
              WHERE source = $1 AND key = $2"
         )))
         .bind(source)
@@ -520,6 +527,17 @@ impl Store {
         .bind(to_millis(now))
         .execute(&mut *conn)
         .await?;
+        if rendering == Rendering::Pending {
+            sqlx::query(
+                "INSERT INTO render_queue (path)
+                 SELECT path FROM articles WHERE source = $1 AND key = $2
+                 ON CONFLICT (path) DO NOTHING",
+            )
+            .bind(source)
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+        }
         Ok(())
     }
 
@@ -724,9 +742,9 @@ impl Store {
             revision: i64,
         }
         let rows = sqlx::query_as::<_, WithRevision>(constant(format!(
-            "SELECT {RECORD_COLUMNS}, a.revision FROM articles a
-             WHERE (a.rendered IS NULL OR a.rendered <> a.revision) AND a.path > $1
-             ORDER BY a.path LIMIT $2"
+            "SELECT {RECORD_COLUMNS}, a.revision FROM render_queue q
+             JOIN articles a ON a.path = q.path
+             WHERE q.path > $1 ORDER BY q.path LIMIT $2"
         )))
         .bind(after)
         .bind(limit_of(limit))
@@ -741,14 +759,34 @@ impl Store {
             .collect())
     }
 
-    /// Records that the files of these records show these revisions; a record changed since
-    /// (a newer revision) stays unrendered.
+    /// Empties the render queue of paths no article holds any more (a source purged, a
+    /// record adopted under another key); returns how many.
+    pub async fn clear_render_queue(&self) -> Result<u64> {
+        // Read first: an empty queue, the usual case, costs no write.
+        let queued = sqlx::query("SELECT 1 FROM render_queue LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        if queued.is_none() {
+            return Ok(0);
+        }
+        let cleared = sqlx::query(
+            "DELETE FROM render_queue
+             WHERE NOT EXISTS (SELECT 1 FROM articles a WHERE a.path = render_queue.path)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(cleared.rows_affected())
+    }
+
+    /// Records that the files of these records show these revisions: they leave the queue,
+    /// unless the record changed since (a newer revision), which stays for the next pass.
     pub async fn mark_rendered(conn: &mut AnyConnection, rendered: &[&Unrendered]) -> Result<()> {
         for chunk in rendered.chunks(ROWS_PER_STATEMENT * 4) {
             let sql = format!(
                 "WITH done (path, revision) AS (VALUES {})
-                 UPDATE articles SET rendered = done.revision FROM done
-                 WHERE articles.path = done.path AND articles.revision = done.revision",
+                 DELETE FROM render_queue WHERE path IN
+                   (SELECT done.path FROM done JOIN articles a
+                    ON a.path = done.path AND a.revision = done.revision)",
                 numbered_rows(Backend::of(conn), "(?, ?)", chunk.len())
             );
             let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -758,16 +796,6 @@ impl Store {
             update.execute(&mut *conn).await?;
         }
         Ok(())
-    }
-
-    /// How many records wait for their files.
-    pub async fn unrendered_count(&self) -> Result<i64> {
-        let n = sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM articles WHERE rendered IS NULL OR rendered <> revision",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n)
     }
 
     /// Every archived path (removed sources' included), for comparing state with the archive.

@@ -307,7 +307,7 @@ impl Store {
                    AND (lease_until IS NULL OR lease_until <= $1)),
                 (SELECT COUNT(*) FROM sources WHERE lease_until > $1),
                 (SELECT COUNT(*) FROM enrichments WHERE status = 'pending'),
-                (SELECT COUNT(*) FROM articles WHERE rendered IS NULL OR rendered <> revision)",
+                (SELECT COUNT(*) FROM render_queue)",
         )
         .bind(to_millis(now))
         .fetch_one(&self.pool)
