@@ -33,12 +33,12 @@ pub async fn run(
     let mut settings = Arc::new(settings);
     let server = Server::start(&settings, &store, options.listen.as_deref(), &mut on_event).await?;
     let clock = options.clock.clone();
-    let id = format!("{}-{}-publisher", this_host(), std::process::id());
+    let host = this_host();
+    let id = format!("{host}-{}-publisher", std::process::id());
     let started = clock.now();
     let beat = |role: &'static str| {
-        let (store, id, clock) = (store.clone(), id.clone(), clock.clone());
+        let (store, id, host, clock) = (store.clone(), id.clone(), host.clone(), clock.clone());
         async move {
-            let host = this_host();
             if let Err(e) = store
                 .heartbeat(&id, role, &host, &started, &clock.now())
                 .await
