@@ -26,6 +26,8 @@ pub enum FetchFailure {
     File,
     /// The server answered against the protocol (304 to an unconditional request).
     Protocol,
+    /// An anti-bot wall answered: a challenge, a captcha or a block page instead of the feed.
+    BotWall,
     /// Anything else the HTTP client reports.
     Other,
 }
@@ -43,6 +45,7 @@ impl FetchFailure {
             FetchFailure::Deadline => "deadline",
             FetchFailure::File => "file",
             FetchFailure::Protocol => "protocol",
+            FetchFailure::BotWall => "anti-bot",
             FetchFailure::Other => "other",
         }
     }
@@ -106,6 +109,21 @@ pub enum Error {
         status: u16,
         reason: String,
         /// What the server's `Retry-After` asked for (429, 503).
+        retry_after: Option<std::time::Duration>,
+    },
+
+    /// A bot check answered instead of the feed; `wall` names the service and its answer,
+    /// and the message says what may help.
+    #[error(
+        "source {source_id}: {url} answered with an anti-bot wall ({wall}{}), not the feed; {hint}",
+        status.map(|s| format!(", HTTP {s}")).unwrap_or_default()
+    )]
+    BotWall {
+        source_id: String,
+        url: String,
+        wall: String,
+        status: Option<u16>,
+        hint: &'static str,
         retry_after: Option<std::time::Duration>,
     },
 
@@ -187,7 +205,9 @@ impl Error {
     /// The delay the server asked for before the next attempt, if it asked.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            Error::HttpStatus { retry_after, .. } => *retry_after,
+            Error::HttpStatus { retry_after, .. } | Error::BotWall { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -197,6 +217,7 @@ impl Error {
         match self {
             Error::Fetch { kind, .. } => Some(FetchFailureKind::Failure(*kind)),
             Error::HttpStatus { status, .. } => Some(FetchFailureKind::Status(*status)),
+            Error::BotWall { .. } => Some(FetchFailureKind::Failure(FetchFailure::BotWall)),
             _ => None,
         }
     }

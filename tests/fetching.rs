@@ -238,6 +238,37 @@ async fn spawn_resetting_server() -> std::net::SocketAddr {
     addr
 }
 
+/// Anti-bot walls as their services answer: a challenge announced by a header, a captcha
+/// page behind a 403, a challenge page served as 200; and a plain 403 for contrast.
+async fn wall(UrlPath(kind): UrlPath<String>) -> Response {
+    match kind.as_str() {
+        "header" => (
+            StatusCode::FORBIDDEN,
+            [("cf-mitigated", "challenge"), ("retry-after", "600")],
+            "<html><body>Checking your browser</body></html>",
+        )
+            .into_response(),
+        "captcha" => (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><head><script src=\"https://ct.captcha-delivery.com/c.js\"></script></head></html>",
+        )
+            .into_response(),
+        "page" => (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<!DOCTYPE html><html><head><title>Just a moment...</title></head>\
+             <body><script src=\"/cdn-cgi/challenge-platform/h/b/orchestrate/jsch/v1\"></script></body></html>",
+        )
+            .into_response(),
+        "blog" => (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<!DOCTYPE html><html><head><title>A blog</title></head><body>Hello</body></html>",
+        )
+            .into_response(),
+        _ => (StatusCode::FORBIDDEN, "no").into_response(),
+    }
+}
+
 async fn start(state: Shared) -> String {
     std::sync::LazyLock::force(&GZIP_BOMB);
     let app = Router::new()
@@ -252,6 +283,7 @@ async fn start(state: Shared) -> String {
         .route("/trickle", get(trickle))
         .route("/endless", get(endless))
         .route("/bomb", get(gzip_bomb))
+        .route("/wall/{kind}", get(wall))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1000,4 +1032,57 @@ async fn articles_held_back_by_max_per_run_come_in_later_runs_despite_etags() {
         );
     }
     assert_eq!(archive_count(tmp.path()), 3);
+}
+
+/// A feed behind an anti-bot wall is reported as such, with what may help, in the run's line
+/// and in `status`; a plain 403 stays a 403, and an HTML page without a wall stays "not a feed".
+#[tokio::test]
+async fn anti_bot_walls_are_named_with_a_hint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let base = start(Shared::default()).await;
+    let sources: String = ["header", "captcha", "page", "plain", "blog"]
+        .iter()
+        .map(|kind| source(kind, &format!("{base}/wall/{kind}"), ""))
+        .collect();
+    write_config(dir, &sources);
+    let run = gazette(dir, &["fetch"]).await;
+    let out = stdout(&run);
+    assert_eq!(run.status.code(), Some(3), "{out}{}", stderr(&run));
+    for (kind, wall) in [
+        ("header", "Cloudflare challenge, HTTP 403"),
+        ("captcha", "DataDome captcha, HTTP 403"),
+        ("page", "Cloudflare challenge)"),
+    ] {
+        let line = line(&out, kind);
+        assert!(line.contains(&format!("anti-bot wall ({wall}")), "{line}");
+        assert!(line.contains("User-Agent"), "the hint: {line}");
+        assert!(!line.contains("not a feed"), "{line}");
+    }
+    let plain = line(&out, "plain");
+    assert!(
+        plain.contains("HTTP 403") && !plain.contains("anti-bot"),
+        "{plain}"
+    );
+    let blog = line(&out, "blog");
+    assert!(
+        blog.contains("not a feed") && !blog.contains("anti-bot"),
+        "{blog}"
+    );
+
+    let status = gazette(dir, &["status", "--json"]).await;
+    let rows = status_json(&status);
+    for kind in ["header", "captcha", "page"] {
+        assert_eq!(rows[kind]["last_error_kind"], "anti-bot", "{}", rows[kind]);
+        let error = rows[kind]["last_error"].as_str().expect("error");
+        assert!(error.contains("anti-bot wall"), "{error}");
+    }
+    assert_eq!(rows["plain"]["last_error_kind"], "http-403");
+    // The challenge's Retry-After is honoured like a 429's: not due for ten minutes.
+    let due = rows["header"]["next_due_at"].as_str().expect("next due");
+    let due = chrono::DateTime::parse_from_rfc3339(due).expect("a date");
+    assert!(
+        due > chrono::Utc::now() + chrono::Duration::seconds(500),
+        "{due}"
+    );
 }

@@ -11,6 +11,7 @@
 pub mod guard;
 pub mod hints;
 mod tls;
+pub mod walls;
 
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -320,12 +321,31 @@ impl Fetcher {
                 return Ok(FetchOutcome::NotModified(meta));
             }
             if !status.is_success() {
+                let retry_after = hints::retry_after(response.headers(), Utc::now());
+                let wall = match walls::in_headers(response.headers()) {
+                    Some(wall) => Some(wall),
+                    // The statuses walls answer with: their page says whose it is.
+                    None if matches!(status.as_u16(), 403 | 429 | 503) => {
+                        walls::in_page(&page_prefix(response).await)
+                    }
+                    None => None,
+                };
+                if let Some(wall) = wall {
+                    return Err(Error::BotWall {
+                        source_id: request.label.to_owned(),
+                        url: url.to_string(),
+                        wall: wall.to_string(),
+                        status: Some(status.as_u16()),
+                        hint: walls::HINT,
+                        retry_after,
+                    });
+                }
                 return Err(Error::HttpStatus {
                     source_id: request.label.to_owned(),
                     url: url.to_string(),
                     status: status.as_u16(),
                     reason: status_reason(status).to_owned(),
-                    retry_after: hints::retry_after(response.headers(), Utc::now()),
+                    retry_after,
                 });
             }
             let content_type = response
@@ -489,6 +509,19 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// What an HTTP status means for someone running an aggregator.
+/// The first [`walls::PAGE_PREFIX`] bytes of an error response's body (less when it breaks
+/// off: what came is enough to look at).
+async fn page_prefix(mut response: reqwest::Response) -> Vec<u8> {
+    let mut prefix = Vec::new();
+    while prefix.len() < walls::PAGE_PREFIX {
+        match response.chunk().await {
+            Ok(Some(chunk)) => prefix.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    prefix
+}
+
 fn status_reason(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "the server rejected the request as malformed",

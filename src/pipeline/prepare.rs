@@ -394,7 +394,18 @@ pub(super) async fn parse_off_thread(
         let source = source_owned;
         let url = fetched.meta.url.as_ref();
         let parsed = parse_feed(&fetched.body, fetched.content_type.as_deref(), url, &limits)
-            .map_err(|reason| parse_error(&source, reason.to_string()))?;
+            .map_err(|reason| match crate::fetch::walls::in_page(&fetched.body) {
+                // A challenge page instead of the feed: say so, not "not a feed".
+                Some(wall) => Error::BotWall {
+                    source_id: source.id.clone(),
+                    url: source.location.to_string(),
+                    wall: wall.to_string(),
+                    status: None,
+                    hint: crate::fetch::walls::HINT,
+                    retry_after: None,
+                },
+                None => parse_error(&source, reason.to_string()),
+            })?;
         for warning in &parsed.warnings {
             warn!(source = %source.id, "{warning}");
         }
