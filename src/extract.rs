@@ -89,47 +89,7 @@ fn densest_block(document: &Html) -> Option<ElementRef<'_>> {
         .map(|(_, block)| block)
 }
 
-/// Query parameters that track clicks, not content.
-fn is_tracking(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.starts_with("utm_")
-        || matches!(
-            name.as_str(),
-            "fbclid"
-                | "gclid"
-                | "dclid"
-                | "msclkid"
-                | "mc_cid"
-                | "mc_eid"
-                | "igshid"
-                | "yclid"
-                | "_hsenc"
-                | "_hsmi"
-                | "mkt_tok"
-                | "ref_src"
-        )
-}
-
-/// The link that identifies an article across sources: lower-case scheme and host, no
-/// fragment, no tracking parameters, no default port.
-pub fn canonical_link(link: &str) -> String {
-    let Ok(mut url) = Url::parse(link.trim()) else {
-        return link.trim().to_owned();
-    };
-    url.set_fragment(None);
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .filter(|(name, _)| !is_tracking(name))
-        .map(|(n, v)| (n.into_owned(), v.into_owned()))
-        .collect();
-    if kept.is_empty() {
-        url.set_query(None);
-    } else {
-        url.query_pairs_mut().clear().extend_pairs(kept);
-    }
-    // `Url` already lower-cases the scheme and host and drops default ports.
-    url.to_string()
-}
+pub use crate::text::links::canonical_link;
 
 #[cfg(test)]
 mod tests {

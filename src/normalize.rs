@@ -8,7 +8,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::config::{Rewrites, Source};
+use crate::config::{Identity, Rewrites, Source};
 use crate::model::{Article, Byline, Document, Enclosure, FeedMeta, Section};
 use crate::parse::{Entry, Feed, Link, Text};
 use crate::text;
@@ -222,23 +222,42 @@ pub fn identify(entry: &Entry, source: &Source, ctx: &FeedContext) -> Result<Ent
             entry: entry.label(),
         });
     }
-    let key = if !entry.id.trim().is_empty() {
-        entry.id.trim().to_owned()
-    } else if let Some(link) = &link {
-        link.to_string()
-    } else {
+    let guid = Some(entry.id.trim()).filter(|id| !id.is_empty());
+    let text = || {
+        [&entry.summary, &entry.content]
+            .into_iter()
+            .flatten()
+            .map(|t| t.value.as_str())
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
+    };
+    // Known by neither guid nor link: the title and date, and the text when there is no
+    // title to tell it apart.
+    let by_hash = || {
         let date = entry.key_date.map(|d| d.to_rfc3339()).unwrap_or_default();
         if title.trim().is_empty() {
-            // Only text to tell it apart.
-            let text = [&entry.summary, &entry.content]
-                .into_iter()
-                .flatten()
-                .map(|t| t.value.as_str())
-                .collect::<Vec<_>>()
-                .join("\u{1f}");
-            format!("sha256:{}", hash_fields(&[title, &date, &text]))
+            format!("sha256:{}", hash_fields(&[title, &date, &text()]))
         } else {
             format!("sha256:{}", hash_fields(&[title, &date]))
+        }
+    };
+    let key = match source.identity {
+        Identity::Auto => match (guid, &link) {
+            (Some(guid), _) => guid.to_owned(),
+            (None, Some(link)) => link.to_string(),
+            (None, None) => by_hash(),
+        },
+        Identity::Guid => guid.map_or_else(by_hash, str::to_owned),
+        Identity::Link => match (&link, guid) {
+            (Some(link), _) => format!("link:{}", text::links::identity_link(link.as_str())),
+            (None, Some(guid)) => guid.to_owned(),
+            (None, None) => by_hash(),
+        },
+        // The words, not where they are: the title and the text as written, whitespace
+        // folded.
+        Identity::Content => {
+            let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("content:{}", hash_fields(&[&words(title), &words(&text())]))
         }
     };
 

@@ -288,12 +288,45 @@ pub struct SourceConfig {
     pub headers: BTreeMap<String, String>,
     /// `false` keeps this source's articles out of enrichment.
     pub enrich: Option<bool>,
+    /// What identifies an entry of this source across fetches.
+    #[serde(default)]
+    pub identity: Identity,
     /// Fetch each article's page and take its text from there.
     pub extract: Option<ExtractConfig>,
     #[serde(default)]
     pub filters: FiltersConfig,
     #[serde(default)]
     pub rewrite: RewriteConfig,
+}
+
+/// What identifies an entry of a source across fetches, so that one story is archived once
+/// however its feed presents it again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identity {
+    /// The guid (or Atom id), else the link, else a hash of the title and date.
+    #[default]
+    Auto,
+    /// The guid; an entry without one is known by a hash of its title and date, never by a
+    /// link (for feeds whose links change and guids do not).
+    Guid,
+    /// The link, normalised (scheme and host case, default port, tracking parameters such as
+    /// `utm_*`, a trailing slash, the fragment); without one, as `auto` (for feeds that change
+    /// guids, or add tracking parameters).
+    Link,
+    /// The title and text, whatever the guid and link (for feeds that change both).
+    Content,
+}
+
+impl Identity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::Auto => "auto",
+            Identity::Guid => "guid",
+            Identity::Link => "link",
+            Identity::Content => "content",
+        }
+    }
 }
 
 /// Where a source's feed comes from.
@@ -350,6 +383,7 @@ pub struct Source {
     pub headers: Vec<(String, String)>,
     /// Whether this source's articles are enriched (when enrichment is configured).
     pub enrich: bool,
+    pub identity: Identity,
     pub extract: Option<Extract>,
     pub filters: Filters,
     pub rewrites: Rewrites,
@@ -369,6 +403,7 @@ impl Source {
             user_agent: None,
             headers: Vec::new(),
             enrich: true,
+            identity: Identity::Auto,
             extract: None,
             filters: Filters::default(),
             rewrites: Rewrites::default(),
@@ -619,6 +654,7 @@ impl Settings {
                 interval: raw.interval.unwrap_or(file.fetch.interval),
                 user_agent: raw.user_agent,
                 enrich: raw.enrich.unwrap_or(true),
+                identity: raw.identity,
                 extract: raw
                     .extract
                     .as_ref()

@@ -6,6 +6,7 @@
 //! and sanitized with ammonia after Markdown is rendered back to HTML for the feeds.
 
 mod clean;
+pub mod links;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
