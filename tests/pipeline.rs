@@ -240,3 +240,25 @@ async fn identity_policies_keep_reissued_entries_single() {
         (3, 6)
     );
 }
+
+/// A source whose feed moved (its URL changed in the config) keeps its articles: the same
+/// entries at the new address are the ones already archived.
+#[tokio::test]
+async fn a_source_whose_url_moved_keeps_its_articles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let feed = stories(&[
+        ("g1", "http://127.0.0.1/news/one", "One"),
+        ("g2", "http://127.0.0.1/news/two", "Two"),
+        ("g3", "http://127.0.0.1/news/three", "Three"),
+    ]);
+    std::fs::write(dir.path().join("old.xml"), &feed).expect("feed");
+    std::fs::write(dir.path().join("new.xml"), &feed).expect("feed");
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"old.xml\"\n").await;
+    assert_eq!(refresh(&p).await.new, 3);
+    p.store().clone().close().await;
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"new.xml\"\n").await;
+    let counts = refresh(&p).await;
+    assert_eq!((counts.new, counts.unchanged), (0, 3));
+    assert_eq!(archived(dir.path()), 3);
+    p.store().clone().close().await;
+}
