@@ -86,6 +86,12 @@ pub struct Shared {
     pub processes: i64,
     /// Records whose archive file the publisher has yet to write.
     pub unrendered: i64,
+    /// LLM tokens spent (and reserved by requests in flight) today and this month, UTC.
+    pub tokens_today: i64,
+    pub tokens_this_month: i64,
+    /// The configured budgets, when there are.
+    pub daily_budget: Option<u64>,
+    pub monthly_budget: Option<u64>,
 }
 
 /// Shared by the scheduler, which records, and the server, which renders.
@@ -217,7 +223,32 @@ impl Metrics {
                 "Article records whose archive file the publisher has yet to write",
                 shared.unrendered,
             ),
-        ] {
+            (
+                "gazette_tokens_spent_today",
+                "LLM tokens spent or reserved today (UTC)",
+                shared.tokens_today,
+            ),
+            (
+                "gazette_tokens_spent_this_month",
+                "LLM tokens spent or reserved this month (UTC)",
+                shared.tokens_this_month,
+            ),
+        ]
+        .into_iter()
+        .chain(shared.daily_budget.map(|b| {
+            (
+                "gazette_token_budget_daily",
+                "The daily LLM token budget (enrich.daily_token_budget)",
+                i64::try_from(b).unwrap_or(i64::MAX),
+            )
+        }))
+        .chain(shared.monthly_budget.map(|b| {
+            (
+                "gazette_token_budget_monthly",
+                "The monthly LLM token budget (enrich.monthly_token_budget)",
+                i64::try_from(b).unwrap_or(i64::MAX),
+            )
+        })) {
             let gauge: Gauge = Gauge::default();
             gauge.set(value);
             registry.register(name, help, gauge);
@@ -265,9 +296,15 @@ mod tests {
                 pending_enrichments: 4,
                 processes: 1,
                 unrendered: 6,
+                tokens_today: 7,
+                tokens_this_month: 8,
+                daily_budget: Some(100),
+                monthly_budget: None,
             },
         );
         for (series, value) in [
+            ("gazette_tokens_spent_today", "7"),
+            ("gazette_token_budget_daily", "100"),
             ("gazette_records_unrendered", "6"),
             ("gazette_fetches_total{outcome=\"archived\"}", "1"),
             ("gazette_fetches_total{outcome=\"not_modified\"}", "1"),

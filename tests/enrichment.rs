@@ -496,3 +496,100 @@ async fn hold_waits_for_the_sections_before_the_first_write() {
     assert_eq!(totals["enrichment"]["enriched"], 1);
     assert_eq!(totals["enrichment"]["completion_tokens"], 800);
 }
+
+/// A day's work bigger than `daily_token_budget`: what the fake model counts as spent never
+/// passes the budget, whatever runs at once (each request's largest cost is reserved before it
+/// starts); the rest stays pending, and goes on the next UTC day (on a clock the test moves).
+#[tokio::test]
+async fn a_token_budget_is_never_passed_and_the_rest_waits_for_the_next_day() {
+    use gazette::pipeline::{EnrichOptions, Pipeline, RunOptions};
+
+    let (llm_url, llm) = start_llm(Mode::Good).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let items: String = (0..12)
+        .map(|i| {
+            format!(
+                "<item><guid>story-{i}</guid><title>Story {i}</title>\
+                 <link>http://127.0.0.1/story/{i}</link>\
+                 <pubDate>Mon, 13 May 2024 {i:02}:00:00 +0000</pubDate>\
+                 <description>The text of story {i}.</description></item>"
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("feed.xml"),
+        format!("<rss version=\"2.0\"><channel><title>T</title>{items}</channel></rss>"),
+    )
+    .expect("feed");
+    // Each answer reports 2,000 tokens; a request may cost up to about 7,000 (its prompt
+    // twice and three answers of 1,000), so 16,000 a day lets some through, never all.
+    const BUDGET: u64 = 16_000;
+    let config = format!(
+        "{}\n[[sources]]\nid = \"a\"\nurl = \"feed.xml\"\n",
+        openai_enrich(
+            &llm_url,
+            &format!(
+                "requests_per_minute = 100000\nmax_tokens = 1000\ndaily_token_budget = {BUDGET}\n"
+            )
+        )
+    );
+    let settings = gazette::config::Settings::from_toml(&config, &dir.path().join("gazette.toml"))
+        .expect("config");
+    let store = gazette::store::Store::open(&settings.state_url)
+        .await
+        .expect("state");
+    let fetcher = gazette::fetch::Fetcher::new(&settings.fetch).expect("client");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-10T12:00:00Z")
+        .expect("date")
+        .with_timezone(&chrono::Utc);
+    let clock = gazette::clock::Clock::manual(start);
+    let pipeline = Pipeline::new(Arc::new(settings), store.clone(), fetcher)
+        .expect("pipeline")
+        .with_clock(clock.clone());
+    let sources = pipeline.settings().sources.clone();
+    let run = RunOptions {
+        force: true,
+        no_enrich: true,
+        ..RunOptions::default()
+    };
+    pipeline.refresh_all(&sources, run).await;
+    let spent = || lock(&llm).requests.len() as u64 * 2_000;
+
+    let first = pipeline
+        .enrich_pending(&EnrichOptions::default())
+        .await
+        .expect("first day");
+    assert!(first.enriched > 0, "{first:?}");
+    assert!(
+        first.over_budget > 0,
+        "the budget left some pending: {first:?}"
+    );
+    assert!(spent() <= BUDGET, "spent {} of {BUDGET}", spent());
+    // Asked again the same day: nothing more fits.
+    let again = pipeline
+        .enrich_pending(&EnrichOptions::default())
+        .await
+        .expect("same day");
+    assert_eq!(again.enriched, 0, "{again:?}");
+    assert!(spent() <= BUDGET);
+    let day_one = spent();
+    let today = store.token_spend(&clock.now()).await.expect("spend");
+    assert_eq!(u64::try_from(today.today).expect("n"), day_one);
+
+    // The next UTC day, the rest goes on within a new day's budget.
+    clock.advance(Duration::from_secs(24 * 60 * 60));
+    let second = pipeline
+        .enrich_pending(&EnrichOptions::default())
+        .await
+        .expect("second day");
+    assert!(second.enriched > 0, "{second:?}");
+    assert!(spent() - day_one <= BUDGET);
+    let tomorrow = store.token_spend(&clock.now()).await.expect("spend");
+    assert_eq!(u64::try_from(tomorrow.today).expect("n"), spent() - day_one);
+    assert_eq!(
+        u64::try_from(tomorrow.this_month).expect("n"),
+        spent(),
+        "both days are this month"
+    );
+    store.close().await;
+}

@@ -20,3 +20,9 @@ CREATE INDEX sources_by_host ON sources (host) WHERE lease_owner IS NOT NULL;
 -- article is asked about by one worker at a time.
 ALTER TABLE enrichments ADD COLUMN lease_owner TEXT COLLATE "C";
 ALTER TABLE enrichments ADD COLUMN lease_until BIGINT;
+
+-- Tokens spent per UTC day (days since 1970-01-01), for `[enrich]` budgets (SQLite's 0013).
+CREATE TABLE token_spend (
+    day    BIGINT PRIMARY KEY NOT NULL,
+    tokens BIGINT NOT NULL
+);

@@ -21,3 +21,11 @@ CREATE INDEX sources_by_host ON sources (host) WHERE lease_owner IS NOT NULL;
 -- article is asked about by one worker at a time.
 ALTER TABLE enrichments ADD COLUMN lease_owner TEXT;
 ALTER TABLE enrichments ADD COLUMN lease_until INTEGER;
+
+-- Tokens spent per UTC day (days since 1970-01-01), for `[enrich]` budgets: a request's
+-- largest possible cost is added before it starts, in the transaction that checks the budget,
+-- and set right when it ends, so that workers sharing the state never pass the budget together.
+CREATE TABLE token_spend (
+    day    INTEGER PRIMARY KEY NOT NULL,
+    tokens INTEGER NOT NULL
+);

@@ -70,7 +70,12 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
     let now = chrono::Utc::now();
     let workers = store.workers(&now).await?;
     let queue = store.queue(&now).await?;
+    let spend = store.token_spend(&now).await?;
     store.close().await;
+    let (daily, monthly) = (
+        settings.enrich.daily_token_budget,
+        settings.enrich.monthly_token_budget,
+    );
     let mut out = std::io::stdout().lock();
     if view.json {
         let workers: Vec<_> = workers
@@ -91,6 +96,8 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
             "enrichment": enrichment,
             "enrichment_errors": failures,
             "workers": workers,
+            "budget": {"daily": daily, "monthly": monthly,
+                       "spent_today": spend.today, "spent_this_month": spend.this_month},
             "queue": {"due": queue.due, "leased": queue.leased,
                       "pending_enrichments": queue.pending_enrichments,
                       "unrendered": queue.unrendered},
@@ -129,6 +136,18 @@ pub(crate) async fn status(settings: &Settings, view: StatusView) -> Result<Exit
             enrichment.prompt_tokens,
             enrichment.completion_tokens
         )?;
+        let against = |spent: i64, budget: Option<u64>| match budget {
+            Some(budget) => format!("{spent} of {budget}"),
+            None => format!("{spent}, no budget"),
+        };
+        if daily.is_some() || monthly.is_some() {
+            writeln!(
+                out,
+                "  tokens today (UTC): {}; this month: {}",
+                against(spend.today, daily),
+                against(spend.this_month, monthly)
+            )?;
+        }
         for (source, key, error, next) in &enrichment_failures {
             writeln!(
                 out,

@@ -49,6 +49,13 @@ pub struct EnrichConfig {
     /// Prompt templates that replace the built-in ones.
     pub system_prompt_file: Option<PathBuf>,
     pub user_prompt_file: Option<PathBuf>,
+    /// The longest answer asked for (`max_tokens` of the request).
+    pub max_tokens: u64,
+    /// Tokens that may be spent in a UTC day, and in a UTC month; none when unset. No request
+    /// starts that could pass them (see `Pipeline`'s enrichment), so requests in flight never
+    /// overshoot; the articles left wait as pending.
+    pub daily_token_budget: Option<u64>,
+    pub monthly_token_budget: Option<u64>,
 }
 
 impl Default for EnrichConfig {
@@ -70,6 +77,9 @@ impl Default for EnrichConfig {
             backoff: Duration::from_secs(10 * 60),
             system_prompt_file: None,
             user_prompt_file: None,
+            max_tokens: 4096,
+            daily_token_budget: None,
+            monthly_token_budget: None,
         }
     }
 }
@@ -90,9 +100,14 @@ impl EnrichConfig {
             .iter()
             .map(|l| l.trim().to_lowercase())
             .collect();
-        if self.concurrency == 0 || self.requests_per_minute == 0 || self.max_attempts == 0 {
+        if self.concurrency == 0
+            || self.requests_per_minute == 0
+            || self.max_attempts == 0
+            || self.max_tokens == 0
+        {
             return Err(
-                "enrich.concurrency, requests_per_minute and max_attempts must be at least 1"
+                "enrich.concurrency, requests_per_minute, max_attempts and max_tokens must be at \
+                 least 1"
                     .to_owned(),
             );
         }

@@ -18,6 +18,7 @@ fn body_with(enricher: &Enricher, messages: &[Value]) -> Value {
     json!({
         "model": config.model,
         "temperature": config.temperature,
+        "max_tokens": config.max_tokens,
         "response_format": {"type": "json_object"},
         "messages": messages,
     })

@@ -39,6 +39,8 @@ pub struct EnrichOptions {
 pub struct EnrichReport {
     pub enriched: usize,
     pub failed: usize,
+    /// Articles left pending because the token budget had no room for their request.
+    pub over_budget: usize,
     /// Requests a dry run would make.
     pub requests: Vec<serde_json::Value>,
 }
@@ -47,6 +49,8 @@ pub struct EnrichReport {
 enum Attempt {
     Enriched,
     Failed,
+    /// Not asked: the budget had no room; it stays pending.
+    OverBudget,
 }
 
 impl Pipeline {
@@ -153,6 +157,7 @@ impl Pipeline {
             match attempt? {
                 Attempt::Enriched => report.enriched += 1,
                 Attempt::Failed => report.failed += 1,
+                Attempt::OverBudget => report.over_budget += 1,
             }
         }
         Ok(())
@@ -210,10 +215,10 @@ impl Pipeline {
                     false,
                 ),
             },
-            None => {
-                let Outcome { result, usage } = enricher.enrich(&request).await;
-                (result, usage, true)
-            }
+            None => match self.ask_within_budget(enricher, &request).await? {
+                Some(Outcome { result, usage }) => (result, usage, true),
+                None => return Ok(Attempt::OverBudget),
+            },
         };
         let now = self.clock().now();
         let answer = match result {
@@ -274,6 +279,48 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Asks the provider within `enrich.daily_token_budget` and `monthly_token_budget`: the
+    /// request's largest possible cost is reserved in state before it starts, and set right
+    /// when it ends, so that no request starts that could pass a budget, whatever else is in
+    /// flight here or in other workers. `None` when a budget has no room for it.
+    pub(super) async fn ask_within_budget(
+        &self,
+        enricher: &Enricher,
+        request: &Request,
+    ) -> Result<Option<Outcome>> {
+        let config = enricher.config();
+        if config.daily_token_budget.is_none() && config.monthly_token_budget.is_none() {
+            return Ok(Some(enricher.enrich(request).await));
+        }
+        let now = self.clock().now();
+        let reserved = largest_cost(enricher, request);
+        let room = self
+            .store()
+            .reserve_tokens(
+                &now,
+                reserved,
+                config.daily_token_budget,
+                config.monthly_token_budget,
+            )
+            .await?;
+        if !room {
+            return Ok(None);
+        }
+        let outcome = enricher.enrich(request).await;
+        let spent = outcome
+            .usage
+            .prompt_tokens
+            .saturating_add(outcome.usage.completion_tokens);
+        // A failure that reports no cost keeps its reservation: it may have been charged.
+        let cost = if spent == 0 && outcome.result.is_err() {
+            reserved
+        } else {
+            spent
+        };
+        self.store().settle_tokens(&now, cost - reserved).await?;
+        Ok(Some(outcome))
+    }
+
     async fn record_failed_attempt(
         &self,
         enricher: &Enricher,
@@ -298,6 +345,24 @@ impl Pipeline {
             .await?;
         Ok(Attempt::Failed)
     }
+}
+
+/// The most a request can cost: its prompt (a token covers at least one byte of it) and the
+/// longest answer asked for, twice over for the `openai` provider, which sends an invalid
+/// answer back once with the prompt, the answer and what is wrong with it.
+fn largest_cost(enricher: &Enricher, request: &Request) -> i64 {
+    let prompt = i64::try_from(enricher.describe(request).to_string().len()).unwrap_or(i64::MAX);
+    let answer = i64::try_from(enricher.config().max_tokens).unwrap_or(i64::MAX);
+    let (prompts, answers) = match enricher.config().provider {
+        Some(crate::config::Provider::Command) => (1, 1),
+        _ => (2, 3),
+    };
+    // The repair message is a sentence of its own.
+    const REPAIR: i64 = 512;
+    prompt
+        .saturating_mul(prompts)
+        .saturating_add(answer.saturating_mul(answers))
+        .saturating_add(REPAIR)
 }
 
 /// The back-off doubles per attempt from `enrich.backoff`, up to a day, never sooner than the

@@ -260,11 +260,11 @@ impl Pipeline {
                 let request =
                     Request::for_document(&article.source, &article.key, &article.doc, targets);
                 let hold = enricher.config().hold;
-                match tokio::time::timeout(hold, enricher.enrich(&request)).await {
-                    Ok(Outcome {
+                match tokio::time::timeout(hold, self.ask_within_budget(enricher, &request)).await {
+                    Ok(Ok(Some(Outcome {
                         result: Ok(answer),
                         usage,
-                    }) => {
+                    }))) => {
                         let cached = CachedAnswer {
                             answer: serde_json::to_string(&answer).unwrap_or_default(),
                             prompt_tokens: usage.prompt_tokens,
@@ -272,11 +272,13 @@ impl Pipeline {
                         };
                         (Some(answer), Some((cache_key, cached)))
                     }
-                    Ok(Outcome { result: Err(e), .. }) => {
+                    Ok(Ok(Some(Outcome { result: Err(e), .. }))) => {
                         warn!(source = %article.source, key = %article.key, error = %e, "enrichment failed; archived without it for now");
                         (None, None)
                     }
-                    Err(_) => (None, None),
+                    Ok(Err(e)) => return Err(e),
+                    // Over budget, or not answered within `hold`: pending, for a later pass.
+                    Ok(Ok(None)) | Err(_) => (None, None),
                 }
             }
             None => (None, None),

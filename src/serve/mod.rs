@@ -229,7 +229,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let now = Utc::now();
     let queue = state.store.queue(&now).await.unwrap_or_default();
     let processes = state.store.workers(&now).await.map_or(0, |w| w.len());
+    let spend = state.store.token_spend(&now).await.unwrap_or_default();
+    let enrich = &state.settings().enrich;
     let shared = crate::metrics::Shared {
+        tokens_today: spend.today,
+        tokens_this_month: spend.this_month,
+        daily_budget: enrich.daily_token_budget,
+        monthly_budget: enrich.monthly_token_budget,
         due: queue.due,
         leased: queue.leased,
         pending_enrichments: queue.pending_enrichments,

@@ -37,6 +37,19 @@ pub struct EnrichmentTotals {
     pub completion_tokens: i64,
 }
 
+async fn add_spend(conn: &mut AnyConnection, at: &DateTime<Utc>, tokens: i64) -> Result<()> {
+    let (day, _) = day_and_month_start(at);
+    sqlx::query(
+        "INSERT INTO token_spend (day, tokens) VALUES ($1, $2)
+         ON CONFLICT (day) DO UPDATE SET tokens = token_spend.tokens + excluded.tokens",
+    )
+    .bind(day)
+    .bind(tokens)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A due enrichment as the queries here select it.
 #[derive(sqlx::FromRow)]
 struct PendingRow {
@@ -61,7 +74,80 @@ impl From<PendingRow> for PendingEnrichment {
     }
 }
 
+/// Tokens spent (and reserved by requests in flight) today and this month, UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Spend {
+    pub today: i64,
+    pub this_month: i64,
+}
+
+/// A UTC day as `token_spend` keys it, and the first day of its month.
+fn day_and_month_start(now: &DateTime<Utc>) -> (i64, i64) {
+    use chrono::Datelike as _;
+    let day = now.date_naive();
+    let first = day.with_day(1).unwrap_or(day);
+    let since_epoch = |d: chrono::NaiveDate| (d - chrono::NaiveDate::default()).num_days();
+    (since_epoch(day), since_epoch(first))
+}
+
+async fn spend_in(conn: &mut AnyConnection, now: &DateTime<Utc>) -> Result<Spend> {
+    let (day, month_start) = day_and_month_start(now);
+    let (today, this_month): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN day = $1 THEN tokens ELSE 0 END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(tokens), 0) AS BIGINT)
+         FROM token_spend WHERE day >= $2 AND day <= $1",
+    )
+    .bind(day)
+    .bind(month_start)
+    .fetch_one(conn)
+    .await?;
+    Ok(Spend { today, this_month })
+}
+
 impl Store {
+    /// What has been spent today and this month (UTC) at `now`.
+    pub async fn token_spend(&self, now: &DateTime<Utc>) -> Result<Spend> {
+        let mut conn = self.pool.acquire().await?;
+        spend_in(&mut conn, now).await
+    }
+
+    /// Reserves `tokens` for a request starting at `now`, unless what is spent and reserved
+    /// plus them would pass `daily` or `monthly`; whether it was reserved. Writing
+    /// transactions take turns, so processes sharing the state reserve one at a time.
+    pub async fn reserve_tokens(
+        &self,
+        now: &DateTime<Utc>,
+        tokens: i64,
+        daily: Option<u64>,
+        monthly: Option<u64>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let spent = spend_in(&mut tx, now).await?;
+        let fits = |spent: i64, budget: Option<u64>| {
+            budget.is_none_or(|b| {
+                spent.saturating_add(tokens) <= i64::try_from(b).unwrap_or(i64::MAX)
+            })
+        };
+        if !(fits(spent.today, daily) && fits(spent.this_month, monthly)) {
+            return Ok(false);
+        }
+        add_spend(&mut tx, now, tokens).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Corrects a reservation made at `reserved_at` by `delta` tokens, once the request's
+    /// real cost is known (negative: it cost less than reserved).
+    pub async fn settle_tokens(&self, reserved_at: &DateTime<Utc>, delta: i64) -> Result<()> {
+        if delta == 0 {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        add_spend(&mut tx, reserved_at, delta).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Marks an article as waiting for enrichment of this content (again, if it changed).
     pub async fn mark_pending(
         conn: &mut AnyConnection,

@@ -45,7 +45,7 @@ use backend::numbered_rows;
 pub use backend::{Backend, redacted};
 pub use content::CanonicalMatch;
 pub use copy::Copied;
-pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment};
+pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment, Spend};
 pub use leases::{Claimed, Queue, WorkerRow};
 pub use sources::Pruned;
 
