@@ -599,3 +599,37 @@ async fn a_token_budget_is_never_passed_and_the_rest_waits_for_the_next_day() {
     );
     store.close().await;
 }
+
+/// `mode = "title"`: only the title is sent, and each translation section of the file is its
+/// translated heading alone, followed by the original section as the feed gave it.
+#[tokio::test]
+async fn title_mode_sends_titles_and_writes_heading_only_translations() {
+    let (llm_url, llm) = start_llm(Mode::Good).await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let enrich = openai_enrich(&llm_url, "mode = \"title\"");
+    let _feeds = setup(tmp.path(), &enrich).await;
+    let mut log = String::new();
+    let fetch = run(tmp.path(), &["fetch"], &mut log).await;
+    assert!(fetch.status.success(), "{log}");
+    {
+        let llm = lock(&llm);
+        assert_eq!(llm.requests.len(), 1);
+        let user = llm.requests[0].1["messages"][1]["content"]
+            .as_str()
+            .expect("user message")
+            .to_owned();
+        assert!(user.contains("\"titles_only\":true"), "{user}");
+        assert!(user.contains("\"body\":\"\""), "no body is sent: {user}");
+        assert!(user.contains("\"description\":\"\""), "{user}");
+    }
+    let file = read(tmp.path(), REFERENCE_PATH);
+    assert!(
+        file.contains(&format!("# {} \n\n---\n\n# ", reference::ZH_TITLE)),
+        "a heading-only translation, then the original section:\n{file}"
+    );
+    assert!(!file.contains(reference::ZH_BODY), "{file}");
+    // The original section is the feed's own text, not the model's summary.
+    let monolingual = fixture("monolingual-en.md");
+    let original = &monolingual[monolingual.find("\n# ").expect("section")..];
+    assert!(file.ends_with(original), "{file}\n---\n{original}");
+}

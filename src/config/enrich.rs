@@ -56,6 +56,20 @@ pub struct EnrichConfig {
     /// overshoot; the articles left wait as pending.
     pub daily_token_budget: Option<u64>,
     pub monthly_token_budget: Option<u64>,
+    /// What is sent and written: the whole article, or its title alone.
+    pub mode: EnrichMode,
+}
+
+/// What enrichment asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrichMode {
+    /// The article is sent whole; its file gets a translation and a summary.
+    #[default]
+    Full,
+    /// Only the title is sent; each translation section is its translated heading alone,
+    /// followed by the original section as it is. Costs a fraction of `full`.
+    Title,
 }
 
 impl Default for EnrichConfig {
@@ -80,6 +94,7 @@ impl Default for EnrichConfig {
             max_tokens: 4096,
             daily_token_budget: None,
             monthly_token_budget: None,
+            mode: EnrichMode::Full,
         }
     }
 }

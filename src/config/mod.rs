@@ -28,7 +28,7 @@ pub use serve::ServeConfig;
 
 use crate::format::{Labels, PathTemplate};
 pub use content::{Extract, ExtractConfig, Filters, FiltersConfig, RewriteConfig, Rewrites};
-pub use enrich::{EnrichConfig, Provider};
+pub use enrich::{EnrichConfig, EnrichMode, Provider};
 
 /// The config file exactly as written; every field has a default and unknown keys are errors.
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::{EnrichConfig, Provider};
+use crate::config::{EnrichConfig, EnrichMode, Provider};
 use crate::error::Result;
 use crate::model::{Document, Section};
 use crate::text;
@@ -35,6 +35,10 @@ pub struct Request {
     pub description: String,
     pub body: String,
     pub targets: Vec<String>,
+    /// Title mode: only the title is sent (description and body are empty), and the answer
+    /// is one section per target with the translated title and an empty body.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub titles_only: bool,
 }
 
 impl Request {
@@ -48,6 +52,18 @@ impl Request {
             description: doc.description.clone(),
             body: doc.original.body.clone(),
             targets: targets.to_vec(),
+            titles_only: false,
+        }
+    }
+
+    /// The same request with the title alone (see [`Request::titles_only`]).
+    #[must_use]
+    pub fn titles_only(self) -> Self {
+        Self {
+            description: String::new(),
+            body: String::new(),
+            titles_only: true,
+            ..self
         }
     }
 }
@@ -153,6 +169,20 @@ impl Enricher {
         &self.config
     }
 
+    /// The request for an article's document, in the configured mode.
+    pub fn request(&self, source: &str, key: &str, doc: &Document) -> Request {
+        let request = Request::for_document(source, key, doc, self.targets());
+        match self.config.mode {
+            EnrichMode::Full => request,
+            EnrichMode::Title => request.titles_only(),
+        }
+    }
+
+    /// Whether only titles are asked for.
+    pub fn titles_only(&self) -> bool {
+        self.config.mode == EnrichMode::Title
+    }
+
     pub fn targets(&self) -> &[String] {
         &self.config.languages
     }
@@ -165,7 +195,10 @@ impl Enricher {
             Provider::Openai => self.config.model.clone(),
             Provider::Command => self.config.command.join(" "),
         };
-        format!("{model} (prompt {})", self.prompts.version())
+        match self.config.mode {
+            EnrichMode::Full => format!("{model} (prompt {})", self.prompts.version()),
+            EnrichMode::Title => format!("{model} (prompt {}, titles)", self.prompts.version()),
+        }
     }
 
     pub fn cache_key(&self, content_hash: &str) -> String {
@@ -177,11 +210,16 @@ impl Enricher {
             Provider::Command => format!("command\u{1f}{}", self.config.command.join("\u{1e}")),
         };
         let mut hasher = Sha256::new();
+        let mode = match self.config.mode {
+            EnrichMode::Full => "",
+            EnrichMode::Title => "title",
+        };
         for part in [
             content_hash,
             &model,
             self.prompts.version(),
             &self.config.languages.join(","),
+            mode,
         ] {
             hasher.update(part.as_bytes());
             hasher.update([0]);
@@ -205,8 +243,7 @@ impl Enricher {
             Provider::Command => {
                 let (result, usage) = command::enrich(self, request).await;
                 let result = result.and_then(|answer| {
-                    validate(&answer, &request.targets, &request.language)
-                        .map_err(EnrichError::Invalid)?;
+                    validate(&answer, request).map_err(EnrichError::Invalid)?;
                     Ok(answer)
                 });
                 Outcome { result, usage }
@@ -250,16 +287,10 @@ fn same_language(a: &str, b: &str) -> bool {
 
 /// The answer follows the contract: every target and the original language, each with a title
 /// and a body, Markdown without raw HTML.
-pub fn validate(
-    answer: &Answer,
-    targets: &[String],
-    original: &str,
-) -> std::result::Result<(), String> {
-    for language in targets
-        .iter()
-        .map(String::as_str)
-        .chain(std::iter::once(original))
-    {
+pub fn validate(answer: &Answer, request: &Request) -> std::result::Result<(), String> {
+    // In title mode only the targets' titles are asked for.
+    let original = (!request.titles_only).then_some(request.language.as_str());
+    for language in request.targets.iter().map(String::as_str).chain(original) {
         let Some(section) = answer
             .sections
             .iter()
@@ -267,7 +298,9 @@ pub fn validate(
         else {
             return Err(format!("there is no section in language {language:?}"));
         };
-        if section.title.trim().is_empty() || section.body.trim().is_empty() {
+        if section.title.trim().is_empty()
+            || (!request.titles_only && section.body.trim().is_empty())
+        {
             return Err(format!(
                 "the {language:?} section has an empty title or body"
             ));
@@ -282,8 +315,30 @@ pub fn validate(
 }
 
 /// The bilingual document: the answer's translations first, then the original language's
-/// summary under the original title the answer gives.
-pub fn apply(doc: &Document, answer: &Answer, targets: &[String]) -> Document {
+/// summary under the original title the answer gives. In title mode (`titles_only`), each
+/// translation is its heading alone and the original section stays as it is.
+pub fn apply(doc: &Document, answer: &Answer, targets: &[String], titles_only: bool) -> Document {
+    if titles_only {
+        let translations = targets
+            .iter()
+            .map(|language| Section {
+                language: language.clone(),
+                title: answer
+                    .sections
+                    .iter()
+                    .find(|s| same_language(&s.language, language))
+                    .map_or_else(
+                        || doc.original.title.clone(),
+                        |s| text::collapse_whitespace(&s.title),
+                    ),
+                body: String::new(),
+            })
+            .collect();
+        return Document {
+            translations,
+            ..doc.clone()
+        };
+    }
     let section = |language: &str, fallback: &Section| {
         answer
             .sections
@@ -322,32 +377,44 @@ mod tests {
         }
     }
 
+    fn request(language: &str, titles_only: bool) -> Request {
+        Request {
+            source: "s".to_owned(),
+            key: "k".to_owned(),
+            title: "T".to_owned(),
+            link: String::new(),
+            language: language.to_owned(),
+            description: String::new(),
+            body: String::new(),
+            targets: vec!["zh".to_owned()],
+            titles_only,
+        }
+    }
+
     #[test]
     fn validation_names_what_is_wrong() {
-        let zh = ["zh".to_owned()];
+        let en = request("en", false);
         assert_eq!(
             validate(
                 &answer(&[("zh", "标题", "正文"), ("en", "T", "**B**")]),
-                &zh,
-                "en"
+                &en
             ),
             Ok(())
         );
         assert!(
-            validate(&answer(&[("zh", "标题", "正文")]), &zh, "en")
+            validate(&answer(&[("zh", "标题", "正文")]), &en)
                 .expect_err("missing")
                 .contains("\"en\"")
         );
         assert!(
-            validate(&answer(&[("zh", "", "正文"), ("en", "T", "B")]), &zh, "en")
+            validate(&answer(&[("zh", "", "正文"), ("en", "T", "B")]), &en)
                 .expect_err("empty")
                 .contains("empty")
         );
         assert!(
             validate(
                 &answer(&[("zh", "标题", "<p>正文</p>"), ("en", "T", "B")]),
-                &zh,
-                "en"
+                &en
             )
             .expect_err("html")
             .contains("HTML")
@@ -355,11 +422,14 @@ mod tests {
         assert_eq!(
             validate(
                 &answer(&[("zh-CN", "标题", "正文"), ("en", "T", "B")]),
-                &zh,
-                "en-us"
+                &request("en-us", false)
             ),
             Ok(())
         );
+        // Title mode: the targets' titles only; an empty body is the answer asked for.
+        let titles = request("en", true);
+        assert_eq!(validate(&answer(&[("zh", "标题", "")]), &titles), Ok(()));
+        assert!(validate(&answer(&[("zh", "", "")]), &titles).is_err());
     }
 
     #[test]
@@ -381,6 +451,19 @@ mod tests {
             &doc,
             &answer(&[("en", "T", "summary\n\n# Big"), ("zh", "标题", "正文")]),
             &["zh".to_owned()],
+            false,
+        );
+        let titles = apply(
+            &doc,
+            &answer(&[("zh", "标题", "")]),
+            &["zh".to_owned()],
+            true,
+        );
+        assert_eq!(titles.translations[0].title, "标题");
+        assert_eq!(titles.translations[0].body, "");
+        assert_eq!(
+            titles.original, doc.original,
+            "title mode keeps the original section"
         );
         assert_eq!(out.translations[0].title, "标题");
         assert_eq!(out.original.body, "summary\n\n## Big");

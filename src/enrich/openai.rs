@@ -32,8 +32,24 @@ fn first_messages(enricher: &Enricher, request_json: &str, request: &Request) ->
     let prompts = &enricher.prompts;
     vec![
         json!({"role": "system", "content": prompts.system()}),
-        json!({"role": "user", "content": prompts.user(&request.targets, &request.language, request_json)}),
+        json!({"role": "user", "content": user_message(enricher, request_json, request)}),
     ]
+}
+
+/// The user message; in title mode it says that only the titles are asked for.
+fn user_message(enricher: &Enricher, request_json: &str, request: &Request) -> String {
+    let message = enricher
+        .prompts
+        .user(&request.targets, &request.language, request_json);
+    if request.titles_only {
+        format!(
+            "{message}\n\nOnly the title is sent: answer with one section per target language, \
+             its title translated and its body empty, and no section in the article's own \
+             language."
+        )
+    } else {
+        message
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,9 +103,7 @@ pub(super) async fn enrich(enricher: &Enricher, request: &Request) -> Outcome {
         usage = usage.add(cost);
         let checked = serde_json::from_str::<Answer>(&content)
             .map_err(|e| format!("not the answer JSON: {e}"))
-            .and_then(|answer| {
-                validate(&answer, &request.targets, &request.language).map(|()| answer)
-            });
+            .and_then(|answer| validate(&answer, request).map(|()| answer));
         match checked {
             Ok(answer) => {
                 return Outcome {

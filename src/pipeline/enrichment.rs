@@ -190,7 +190,7 @@ impl Pipeline {
             original,
             ..record.doc
         };
-        let request = Request::for_document(&item.source, &item.key, &doc, enricher.targets());
+        let request = enricher.request(&item.source, &item.key, &doc);
         Ok((doc, request, record.guid))
     }
 
@@ -226,7 +226,7 @@ impl Pipeline {
             Err(e) => return self.record_failed_attempt(enricher, item, &e, usage).await,
         };
 
-        let enriched = enrich::apply(&doc, &answer, enricher.targets());
+        let enriched = enrich::apply(&doc, &answer, enricher.targets(), enricher.titles_only());
         let path = self.settings().archive_dir.join(&item.path);
         let _turn = self.write_turn.lock().await;
         if paid {

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::{Counts, Pipeline};
 use crate::config::Source;
-use crate::enrich::{self, Answer, Enricher, Outcome, Request};
+use crate::enrich::{self, Answer, Enricher, Outcome};
 use crate::error::{Error, Result};
 use crate::extract::{self, Extracted, canonical_link};
 use crate::fetch::Fetched;
@@ -257,8 +257,7 @@ impl Pipeline {
         let (answer, paid) = match self.store().cached_answer(&cache_key).await? {
             Some(cached) => (serde_json::from_str::<Answer>(&cached.answer).ok(), None),
             None if may_hold && !enricher.config().hold.is_zero() => {
-                let request =
-                    Request::for_document(&article.source, &article.key, &article.doc, targets);
+                let request = enricher.request(&article.source, &article.key, &article.doc);
                 let hold = enricher.config().hold;
                 match tokio::time::timeout(hold, self.ask_within_budget(enricher, &request)).await {
                     Ok(Ok(Some(Outcome {
@@ -285,7 +284,12 @@ impl Pipeline {
         };
         match answer {
             Some(answer) => {
-                prepared.article.doc = enrich::apply(&prepared.article.doc, &answer, targets);
+                prepared.article.doc = enrich::apply(
+                    &prepared.article.doc,
+                    &answer,
+                    targets,
+                    enricher.titles_only(),
+                );
                 if self.writes_files() {
                     prepared.bytes = archive::render_article(
                         self.settings(),
