@@ -13,10 +13,38 @@ pub use crate::model::Extracted;
 const CHROME: &str = "script, style, noscript, nav, header, footer, aside, form, iframe, \
                       .comments, #comments, .share, .social, .newsletter, .related, .ad, .advert";
 
+/// Which rule found an article's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The source's `content` selector matched.
+    Selector,
+    /// No selector was configured: the most text-dense block.
+    Densest,
+    /// The selector matched nothing (the site's layout changed?): the most text-dense block.
+    SelectorMissed,
+}
+
+impl Rule {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rule::Selector => "the content selector matched",
+            Rule::Densest => "no selector: the most text-dense block of the page",
+            Rule::SelectorMissed => {
+                "the content selector matched nothing; the most text-dense block of the page"
+            }
+        }
+    }
+}
+
 /// The article text of `page`: the `content` selector's element without the `remove` parts;
 /// else (no selector, or it matches nothing) the most text-dense block; `None` when the page has
 /// no text worth taking.
 pub fn extract(page: &str, url: &Url, rules: &Extract) -> Option<Extracted> {
+    extract_with_rule(page, url, rules).map(|(extracted, _)| extracted)
+}
+
+/// [`extract`], and which rule found the text.
+pub fn extract_with_rule(page: &str, url: &Url, rules: &Extract) -> Option<(Extracted, Rule)> {
     let document = Html::parse_document(&crate::text::flatten_deep_nesting(page));
     let canonical = Selector::parse("link[rel=canonical][href]")
         .ok()
@@ -24,19 +52,22 @@ pub fn extract(page: &str, url: &Url, rules: &Extract) -> Option<Extracted> {
         .and_then(|link| link.value().attr("href"))
         .and_then(|href| url.join(href.trim()).ok())
         .map(|u| u.to_string());
-    let chosen = rules
+    let by_selector = rules
         .content
         .as_ref()
-        .and_then(|selector| document.select(selector).next())
-        .or_else(|| densest_block(&document));
-    let element = chosen?;
+        .and_then(|selector| document.select(selector).next());
+    let (element, rule) = match (by_selector, &rules.content) {
+        (Some(element), _) => (element, Rule::Selector),
+        (None, Some(_)) => (densest_block(&document)?, Rule::SelectorMissed),
+        (None, None) => (densest_block(&document)?, Rule::Densest),
+    };
     let html = without(element, &rules.remove);
     // Ten words, or eighty characters for scripts written without spaces.
     let text = crate::text::html_to_text(&html);
     if text.split_whitespace().count() < 10 && text.chars().count() < 80 {
         return None;
     }
-    Some(Extracted { html, canonical })
+    Some((Extracted { html, canonical }, rule))
 }
 
 /// The element's inner HTML minus the elements matching `remove` (and page chrome).

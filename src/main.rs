@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
     FetchOptions, add, backup, build, check, enrich, fetch, import, list_due, load, migrate_state,
-    preview, rebuild, remove, run_daemon, status, sync, verify,
+    preview, preview_extract, rebuild, remove, run_daemon, status, sync, verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -144,6 +144,17 @@ enum Command {
         /// saved from the web).
         #[arg(long)]
         base: Option<url::Url>,
+        /// Treat LOCATION as an article's page: print the Markdown its full text would be
+        /// archived as, and which rule found it.
+        #[arg(long)]
+        extract: bool,
+        /// With `--extract`: a content selector to try (repeatable, tried in order); without
+        /// one, the most text-dense block.
+        #[arg(long = "selector", value_name = "CSS", requires = "extract")]
+        selectors: Vec<String>,
+        /// With `--extract`: parts of the page to leave out (repeatable).
+        #[arg(long = "remove", value_name = "CSS", requires = "extract")]
+        remove: Vec<String>,
     },
     /// Write the feeds from state.
     Build {
@@ -300,7 +311,14 @@ fn init_tracing(verbose: u8, format: LogFormat) {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Preview { location, id, base } => {
+        Command::Preview {
+            location,
+            id,
+            base,
+            extract,
+            selectors,
+            remove,
+        } => {
             // The configured limits and client settings when there is a config; a preview
             // needs none.
             let fetch = if cli.config.exists() {
@@ -308,7 +326,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 gazette::config::FetchConfig::default()
             };
-            preview(&fetch, &location, &id, base.as_ref()).await
+            if extract {
+                preview_extract(&fetch, &location, &selectors, &remove).await
+            } else {
+                preview(&fetch, &location, &id, base.as_ref()).await
+            }
         }
         Command::Run { listen, role } => {
             run_daemon(load(&cli.config)?, cli.config.clone(), listen, role.into()).await

@@ -197,3 +197,135 @@ async fn extracted_pages_are_cached_by_url() {
         );
     }
 }
+
+/// `preview URL --extract` prints the Markdown an article page would be archived as, and which
+/// rule found it: the first `--selector` that matches, else the most text-dense block.
+#[tokio::test]
+async fn preview_extract_shows_the_text_and_the_rule() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).expect("dir");
+    std::fs::write(
+        served.join("page.html"),
+        "<html><head><link rel=\"canonical\" href=\"/story\"></head><body>\
+         <nav><p>Home News Sport Weather and many other menu words here</p></nav>\
+         <div class=\"story\"><p>First paragraph of the real story with enough words in it.</p>\
+         <div class=\"ad\"><p>Buy things now, limited offer, many words of advertising.</p></div>\
+         <p>Second paragraph of the real story, also <b>long</b> enough to count.</p></div>\
+         </body></html>",
+    )
+    .expect("page");
+    let server = common::FeedServer::start(&served).await;
+    let url = server.url("/feeds/page.html");
+
+    let out = common::gazette(
+        tmp.path(),
+        &[
+            "preview",
+            &url,
+            "--extract",
+            "--selector",
+            ".gone",
+            "--selector",
+            ".story",
+            "--remove",
+            ".ad",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.starts_with("rule: selector `.story` matched\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("canonical: {}", server.url("/story"))),
+        "{text}"
+    );
+    assert!(text.contains("First paragraph of the real story"), "{text}");
+    assert!(text.contains("also **long** enough"), "Markdown: {text}");
+    assert!(!text.contains("Buy things now"), "removed: {text}");
+    assert!(!text.contains("menu words"), "{text}");
+
+    let out = common::gazette(
+        tmp.path(),
+        &["preview", &url, "--extract", "--selector", ".gone"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.starts_with("rule: no selector matched: the most text-dense block"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Second paragraph of the real story"),
+        "{text}"
+    );
+}
+
+/// A source whose content selector stops matching (the site changed its layout) says so in
+/// `status`, instead of silently archiving whatever the density rule finds.
+#[tokio::test]
+async fn a_selector_that_stops_matching_shows_in_status() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).expect("dir");
+    let page = |class: &str, n: u32| {
+        format!(
+            "<html><body><div class=\"{class}\"><p>Paragraph one of story {n}, with enough words \
+             to be an article.</p><p>Paragraph two of story {n}, also long enough to count \
+             here.</p></div></body></html>"
+        )
+    };
+    std::fs::write(served.join("one.html"), page("story", 1)).expect("page");
+    std::fs::write(served.join("two.html"), page("post-body", 2)).expect("page");
+    let server = FeedServer::start(&served).await;
+    let item = |n: u32, name: &str| {
+        format!(
+            "<item><title>Story {n}</title><link>{}</link><guid>s{n}</guid>\
+             <pubDate>Mon, 13 May 2024 0{n}:00:00 +0000</pubDate></item>",
+            server.url(&format!("/feeds/{name}.html"))
+        )
+    };
+    let write_feed = |items: &str| {
+        std::fs::write(
+            served.join("feed.xml"),
+            format!("<rss version=\"2.0\"><channel><title>T</title>{items}</channel></rss>"),
+        )
+        .expect("feed")
+    };
+    write_feed(&item(1, "one"));
+    write_config(
+        tmp.path(),
+        &format!(
+            "[fetch]\nallow_private = [\"127.0.0.1/32\"]\n{}",
+            source(
+                "site",
+                &server.url("/feeds/feed.xml"),
+                "extract = { content = \".story\" }"
+            )
+        ),
+    );
+    let stopped = |tmp: std::path::PathBuf| async move {
+        let status = gazette(&tmp, &["status", "--json"]).await;
+        let value: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+        value["sources"][0]["selector_stopped_matching"].clone()
+    };
+    let run = gazette(tmp.path(), &["fetch"]).await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(stopped(tmp.path().to_path_buf()).await, false);
+
+    // The site's new layout: the next article's page has no `.story`.
+    write_feed(&format!("{}{}", item(2, "two"), item(1, "one")));
+    let run = gazette(tmp.path(), &["fetch", "--force"]).await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(stopped(tmp.path().to_path_buf()).await, true);
+    let text = gazette(tmp.path(), &["status"]).await;
+    assert!(
+        stdout(&text).contains("extract selector no longer matches"),
+        "{}",
+        stdout(&text)
+    );
+}

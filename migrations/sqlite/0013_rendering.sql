@@ -29,3 +29,8 @@ CREATE TABLE token_spend (
     day    INTEGER PRIMARY KEY NOT NULL,
     tokens INTEGER NOT NULL
 );
+
+-- When a source's extraction selector last matched an article page, and last matched nothing
+-- (the site changed its layout?): `status` says so when the miss is the newer.
+ALTER TABLE sources ADD COLUMN selector_matched_at INTEGER;
+ALTER TABLE sources ADD COLUMN selector_missed_at INTEGER;

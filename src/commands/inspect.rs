@@ -228,6 +228,9 @@ fn one_line(r: &SourceStatus, width: usize) -> String {
     {
         line.push_str(&format!("  {}", without_source(&r.id, error)));
     }
+    if r.selector_stopped_matching {
+        line.push_str("  extract selector no longer matches (layout changed?)");
+    }
     line
 }
 
@@ -319,5 +322,81 @@ pub(crate) async fn preview(
         });
         writeln!(out, "{line}")?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `preview URL --extract`: the article page's text as it would be archived, by the first of
+/// `selectors` that matches (each without the `remove` parts), else the most text-dense block,
+/// and which rule found it. The page is fetched like a configured source, from anywhere.
+pub(crate) async fn preview_extract(
+    config: &FetchConfig,
+    location: &str,
+    selectors: &[String],
+    remove: &[String],
+) -> Result<ExitCode> {
+    use gazette::config::{Extract, ExtractConfig};
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let location = Location::parse(location, &cwd).map_err(anyhow::Error::msg)?;
+    let source = Source::adhoc("preview", location.clone());
+    let fetcher = Fetcher::new(config)?;
+    let fetched = match fetcher
+        .fetch_source(&source, &location, &gazette::fetch::Validators::default())
+        .await?
+    {
+        gazette::fetch::FetchOutcome::Body(fetched) => fetched,
+        gazette::fetch::FetchOutcome::NotModified(_) => {
+            anyhow::bail!("{location} answered 304 Not Modified to an unconditional request")
+        }
+    };
+    let page =
+        gazette::parse::encoding::html_to_utf8(&fetched.body, fetched.content_type.as_deref());
+    let base = fetched.meta.url.clone().or_else(|| match &location {
+        Location::Http(url) => Some(url.clone()),
+        Location::File(path) => url::Url::from_file_path(path).ok(),
+    });
+    let base = base.context("the page has no URL to resolve its links against")?;
+    let rules = |content: Option<&String>| {
+        Extract::new(&ExtractConfig {
+            content: content.cloned(),
+            remove: remove.to_vec(),
+        })
+        .map_err(anyhow::Error::msg)
+    };
+    // The first selector that matches; the density rule when none does (or none is given).
+    let mut found = None;
+    for selector in selectors {
+        if let Some((extracted, gazette::extract::Rule::Selector)) =
+            gazette::extract::extract_with_rule(&page, &base, &rules(Some(selector))?)
+        {
+            found = Some((extracted, format!("selector `{selector}` matched")));
+            break;
+        }
+    }
+    if found.is_none() {
+        found = gazette::extract::extract_with_rule(&page, &base, &rules(None)?).map(
+            |(extracted, _)| {
+                let rule = if selectors.is_empty() {
+                    "no selector: the most text-dense block of the page".to_owned()
+                } else {
+                    "no selector matched: the most text-dense block of the page".to_owned()
+                };
+                (extracted, rule)
+            },
+        );
+    }
+    let Some((extracted, rule)) = found else {
+        eprintln!(
+            "gazette: {location}: the page has no article text (the feed's content would be archived)"
+        );
+        return Ok(ExitCode::from(1));
+    };
+    let markdown = gazette::text::html_to_markdown(&extracted.html, Some(&base));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "rule: {rule}")?;
+    if let Some(canonical) = &extracted.canonical {
+        writeln!(out, "canonical: {canonical}")?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{markdown}")?;
     Ok(ExitCode::SUCCESS)
 }

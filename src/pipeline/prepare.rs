@@ -358,7 +358,27 @@ impl Pipeline {
                 let html =
                     crate::parse::encoding::html_to_utf8(&page.body, page.content_type.as_deref());
                 let base = page.meta.url.clone().unwrap_or_else(|| link.clone());
-                let extracted = extract::extract(&html, &base, rules);
+                let extracted = extract::extract_with_rule(&html, &base, rules);
+                let matched = match &extracted {
+                    Some((_, extract::Rule::Selector)) => Some(true),
+                    Some((_, extract::Rule::SelectorMissed)) => Some(false),
+                    // A page with no text at all says nothing of the selector.
+                    Some((_, extract::Rule::Densest)) | None => None,
+                };
+                if let Some(matched) = matched {
+                    if !matched {
+                        warn!(source = %source.id, page = %link, "the content selector matched nothing on this page; has the site's layout changed?");
+                    }
+                    // Only for `status`: a failure to note it costs nothing else.
+                    if let Err(e) = self
+                        .store()
+                        .note_selector(&source.id, matched, &self.clock().now())
+                        .await
+                    {
+                        warn!(source = %source.id, error = %e, "whether the selector matched could not be recorded");
+                    }
+                }
+                let extracted = extracted.map(|(extracted, _)| extracted);
                 if extracted.is_none() {
                     warn!(source = %source.id, page = %link, "the page has no article text; the feed's content is used");
                 }

@@ -142,6 +142,8 @@ pub struct SourceStatus {
     pub articles: i64,
     /// When `gazette remove` took the source out (its files stay known).
     pub removed_at: Option<DateTime<Utc>>,
+    /// The extraction selector matched nothing on the last article page it was tried on.
+    pub selector_stopped_matching: bool,
 }
 
 impl SourceStatus {
@@ -162,6 +164,7 @@ impl SourceStatus {
             disabled_reason: None,
             articles: 0,
             removed_at: None,
+            selector_stopped_matching: false,
         }
     }
 }
@@ -567,13 +570,18 @@ impl Store {
             disabled_reason: Option<String>,
             articles: i64,
             removed_at: Option<i64>,
+            selector_missed: i64,
         }
         let rows = sqlx::query_as::<_, StatusRow>(
             "SELECT s.id, s.url, s.moved_to, s.last_fetch_at, s.last_status, s.http_status,
                     CASE WHEN s.etag IS NOT NULL OR s.last_modified IS NOT NULL THEN 1 ELSE 0 END
                         AS has_validators, s.next_due_at,
                     s.consecutive_failures, s.last_error, s.last_error_kind, s.disabled_reason,
-                    (SELECT COUNT(*) FROM articles a WHERE a.source = s.id) AS articles, s.removed_at
+                    (SELECT COUNT(*) FROM articles a WHERE a.source = s.id) AS articles, s.removed_at,
+                    CASE WHEN s.selector_missed_at IS NOT NULL
+                              AND (s.selector_matched_at IS NULL
+                                   OR s.selector_missed_at > s.selector_matched_at)
+                         THEN 1 ELSE 0 END AS selector_missed
              FROM sources s ORDER BY s.id",
         )
         .fetch_all(&self.pool)
@@ -595,8 +603,31 @@ impl Store {
                 disabled_reason: r.disabled_reason,
                 articles: r.articles,
                 removed_at: r.removed_at.map(from_millis),
+                selector_stopped_matching: r.selector_missed != 0,
             })
             .collect())
+    }
+
+    /// Notes whether the source's extraction selector matched an article page at `now`.
+    pub async fn note_selector(
+        &self,
+        source: &str,
+        matched: bool,
+        now: &DateTime<Utc>,
+    ) -> Result<()> {
+        let column = if matched {
+            "selector_matched_at"
+        } else {
+            "selector_missed_at"
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE sources SET {column} = $2 WHERE id = $1"
+        )))
+        .bind(source)
+        .bind(to_millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn close(self) {
