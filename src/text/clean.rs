@@ -244,6 +244,9 @@ fn clean_children(parent: &Handle, base: Option<&Url>, in_link: bool) {
                 clean_children(&child, base, in_link || link);
                 if &*name.ns == HTML_NAMESPACE && KEPT.contains(&tag) && !(link && in_link) {
                     let mut attrs = attrs.borrow_mut();
+                    if tag == "img" {
+                        lazy_source(&mut attrs);
+                    }
                     attrs.retain_mut(|attr| {
                         let attribute = &*attr.name.local;
                         if !allowed_attribute(tag, attribute) {
@@ -285,6 +288,74 @@ fn clean_children(parent: &Handle, base: Option<&Url>, in_link: bool) {
         }
     }
     *parent.children.borrow_mut() = kept;
+}
+
+/// Attributes lazy-loading scripts read the real picture from, in the order tried.
+const LAZY_SOURCES: &[&str] = &["data-src", "data-lazy-src", "data-original", "data-url"];
+
+/// Gives a lazy-loaded picture its real address: when `src` is missing, empty or a `data:`
+/// placeholder, the first of [`LAZY_SOURCES`], else the largest candidate of `srcset` (or
+/// `data-srcset`), becomes `src`. Without it the archive would keep a blank placeholder.
+fn lazy_source(attrs: &mut Vec<html5ever::Attribute>) {
+    let placeholder = |value: &str| {
+        let value = value.trim();
+        value.is_empty() || value.starts_with("data:")
+    };
+    let named = |attrs: &[html5ever::Attribute], name: &str| {
+        attrs
+            .iter()
+            .find(|a| &*a.name.local == name)
+            .map(|a| a.value.to_string())
+    };
+    if named(attrs, "src").is_some_and(|src| !placeholder(&src)) {
+        return;
+    }
+    let real = LAZY_SOURCES
+        .iter()
+        .find_map(|name| named(attrs, name).filter(|v| !placeholder(v)))
+        .or_else(|| {
+            ["srcset", "data-srcset"]
+                .iter()
+                .find_map(|name| named(attrs, name).and_then(|set| largest_candidate(&set)))
+        });
+    let Some(real) = real else {
+        return;
+    };
+    match attrs.iter_mut().find(|a| &*a.name.local == "src") {
+        Some(src) => src.value = real.into(),
+        None => {
+            if let Some(mut src) = attrs.first().cloned() {
+                src.name.local = "src".into();
+                src.value = real.into();
+                attrs.push(src);
+            }
+        }
+    }
+}
+
+/// The candidate of a `srcset` with the largest width (`800w`) or density (`2x`); the last one
+/// when none says.
+fn largest_candidate(srcset: &str) -> Option<String> {
+    srcset
+        .split(',')
+        .filter_map(|candidate| {
+            let mut parts = candidate.split_whitespace();
+            let url = parts.next()?;
+            let size = parts
+                .next()
+                .and_then(|d| d.trim_end_matches(['w', 'x']).parse::<f64>().ok())
+                .unwrap_or(0.0);
+            Some((size, url.to_owned()))
+        })
+        .filter(|(_, url)| !url.starts_with("data:"))
+        .fold(
+            None,
+            |best: Option<(f64, String)>, (size, url)| match best {
+                Some((best_size, _)) if best_size > size => best,
+                _ => Some((size, url)),
+            },
+        )
+        .map(|(_, url)| url)
 }
 
 /// Appends `node` to `kept` as a child of `parent`; text that follows text joins it, as it would
@@ -346,6 +417,26 @@ mod tests {
         assert_eq!(
             html_to_markdown(r#"<a href="rel/x">no base</a>"#, None),
             "[no base](rel/x)"
+        );
+    }
+
+    #[test]
+    fn lazy_loaded_pictures_keep_their_real_address() {
+        assert_eq!(
+            md(r#"<img src="data:image/gif;base64,R0lGOD" data-src="/real.jpg" alt="lazy">"#),
+            "![lazy](https://example.org/real.jpg)"
+        );
+        assert_eq!(
+            md(r#"<img data-lazy-src="/other.jpg" alt="no src">"#),
+            "![no src](https://example.org/other.jpg)"
+        );
+        assert_eq!(
+            md(r#"<img srcset="/s.jpg 300w, /l.jpg 1200w, /m.jpg 800w" alt="set">"#),
+            "![set](https://example.org/l.jpg)"
+        );
+        assert_eq!(
+            md(r#"<img src="/kept.jpg" data-src="/other.jpg" alt="real">"#),
+            "![real](https://example.org/kept.jpg)"
         );
     }
 
