@@ -73,28 +73,43 @@ fn feed_body(source: usize) -> String {
     )
 }
 
-/// A slow feed server (so that kills land mid-run) on `PORTS` ports, counting requests.
-async fn start_feeds(counts: &Counts) -> Vec<SocketAddr> {
-    let app = Router::new()
-        .route(
-            "/f/{name}",
-            get(
-                |State(counts): State<Counts>, UrlPath(name): UrlPath<String>| async move {
-                    count(&counts, name.clone());
-                    // A server that takes its time: a run lasts long enough to be killed in.
-                    tokio::time::sleep(Duration::from_millis(40)).await;
-                    let source: usize = name
-                        .trim_end_matches(".xml")
-                        .parse()
-                        .expect("a feed number");
-                    (
-                        [(header::CONTENT_TYPE, "application/rss+xml")],
-                        feed_body(source),
-                    )
-                },
-            ),
-        )
-        .with_state(Arc::clone(counts));
+/// Something happened that the tests wait on: a request served, a line a process printed. The
+/// waits look at the state again on each, instead of at fixed intervals.
+static HAPPENED: std::sync::LazyLock<watch::Sender<u64>> =
+    std::sync::LazyLock::new(|| watch::channel(0).0);
+
+fn happened() {
+    HAPPENED.send_modify(|n| *n += 1);
+}
+
+/// Permits to answer: a request waits for one, so the test decides how far a run gets before
+/// it kills a process (and a killed worker is sure to hold leases on unanswered sources).
+type Gate = Arc<tokio::sync::Semaphore>;
+
+/// A feed server on `PORTS` ports, counting requests, answering as `gate` lets it.
+async fn start_feeds(counts: &Counts, gate: &Gate) -> Vec<SocketAddr> {
+    let app =
+        Router::new()
+            .route(
+                "/f/{name}",
+                get(
+                    |State((counts, gate)): State<(Counts, Gate)>,
+                     UrlPath(name): UrlPath<String>| async move {
+                        count(&counts, name.clone());
+                        happened();
+                        gate.acquire().await.expect("the gate").forget();
+                        let source: usize = name
+                            .trim_end_matches(".xml")
+                            .parse()
+                            .expect("a feed number");
+                        (
+                            [(header::CONTENT_TYPE, "application/rss+xml")],
+                            feed_body(source),
+                        )
+                    },
+                ),
+            )
+            .with_state((Arc::clone(counts), Arc::clone(gate)));
     let mut addrs = Vec::new();
     for _ in 0..PORTS {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -208,6 +223,7 @@ impl Process {
             let mut reader = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 tx.send_modify(|lines| lines.push(line));
+                happened();
             }
         });
         Self { child, lines }
@@ -250,21 +266,27 @@ impl Process {
     }
 }
 
-/// Polls the database until `query` (one integer) satisfies `done`, as the processes work;
-/// returns the last value.
-async fn until(url: &str, query: &str, done: impl Fn(i64) -> bool) -> i64 {
-    let started = Instant::now();
+/// Looks at the database each time something happens (a request, a process's line: a worker
+/// prints each round after its commit, the publisher each pass) until `query` answers what
+/// `done` wants; returns that answer.
+async fn until_answer(url: &str, query: &str, done: impl Fn(&str) -> bool) -> String {
     loop {
-        let value: i64 = postgres::psql(url, query).parse().expect("a number");
-        if done(value) {
-            return value;
+        // Subscribed before looking, so that nothing happening meanwhile is missed.
+        let mut next = HAPPENED.subscribe();
+        let answer = postgres::psql(url, query);
+        if done(&answer) {
+            return answer;
         }
-        assert!(
-            started.elapsed() < STUCK,
-            "{query} stuck at {value} after {STUCK:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if tokio::time::timeout(STUCK, next.changed()).await.is_err() {
+            panic!("{query} stuck at {answer:?}: nothing happened for {STUCK:?}");
+        }
     }
+}
+
+/// [`until_answer`] for a query of one integer.
+async fn until(url: &str, query: &str, done: impl Fn(i64) -> bool) -> i64 {
+    let answer = until_answer(url, query, |a| a.parse().is_ok_and(&done)).await;
+    answer.parse().expect("a number")
 }
 
 /// Every file below `dir` (temp folders included), by relative path, with its bytes.
@@ -287,7 +309,9 @@ const ENRICHED_DONE: &str = "SELECT COUNT(*) FROM enrichments WHERE status = 'do
 async fn killed_workers_and_publisher_lose_and_repeat_nothing() {
     let feed_counts = Counts::default();
     let llm_counts = Counts::default();
-    let feeds = start_feeds(&feed_counts).await;
+    // Open for the single run's 200 requests; the split run's are let through as the test says.
+    let gate = Gate::new(tokio::sync::Semaphore::new(SOURCES));
+    let feeds = start_feeds(&feed_counts, &gate).await;
     let llm = start_llm(&llm_counts).await;
 
     // What one process on SQLite makes of the same feeds.
@@ -364,25 +388,21 @@ async fn killed_workers_and_publisher_lose_and_repeat_nothing() {
     assert_eq!(roles, ["publisher", "worker", "worker", "worker"]);
     assert!(status["queue"]["due"].is_i64(), "{}", status["queue"]);
 
-    // A worker dies holding leases, a quarter of the way in.
+    // A quarter of the sources answered, the rest held back: a worker holding leases on
+    // sources it is still fetching dies.
+    gate.add_permits(SOURCES / 4);
     until(&url, FETCHED, |n| {
-        n >= i64::try_from(SOURCES / 4).expect("n")
+        n == i64::try_from(SOURCES / 4).expect("n")
     })
     .await;
-    // Workers hold no lease for a moment between batches: the first one seen holding some.
-    let started = Instant::now();
-    let (holder, victim) = loop {
-        let holder = postgres::psql(
-            &url,
-            "SELECT lease_owner FROM sources WHERE lease_owner IS NOT NULL
-             GROUP BY lease_owner ORDER BY COUNT(*) DESC LIMIT 1",
-        );
-        if let Some(victim) = ids.iter().position(|id| *id == holder) {
-            break (holder, victim);
-        }
-        assert!(started.elapsed() < STUCK, "no worker holds a lease");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let holder = until_answer(
+        &url,
+        "SELECT lease_owner FROM sources WHERE lease_owner IS NOT NULL
+         GROUP BY lease_owner ORDER BY COUNT(*) DESC LIMIT 1",
+        |holder| ids.iter().any(|id| id == holder),
+    )
+    .await;
+    let victim = ids.iter().position(|id| *id == holder).expect("a worker");
     workers[victim].kill();
     let killed_at = Instant::now();
     let _ = workers[victim].child.wait().await;
@@ -410,16 +430,25 @@ async fn killed_workers_and_publisher_lose_and_repeat_nothing() {
         })
     };
 
-    // The publisher dies mid-way too, with files to write, and a new one catches up.
-    until(&url, FETCHED, |n| {
-        n >= i64::try_from(SOURCES / 2).expect("n")
-    })
+    // The publisher dies mid-way too, with files to write if it is caught behind (or once
+    // another quarter is recorded), and a new one catches up. The dead worker's requests held
+    // at the gate may take up to its concurrency of these permits.
+    gate.add_permits(SOURCES / 4 + 4);
+    until_answer(
+        &url,
+        &format!(
+            "SELECT ({UNRENDERED}) > 0 OR ({FETCHED}) >= {}",
+            SOURCES / 2
+        ),
+        |caught| caught == "t",
+    )
     .await;
-    until(&url, UNRENDERED, |n| n > 0).await;
     publisher.kill();
     let _ = publisher.child.wait().await;
     let publisher = Process::start(&config, &publisher_config, "publisher");
     publisher.said("publishing").await;
+    // Everything else answered: what is left, and the dead worker's sources again.
+    gate.add_permits(SOURCES * 2);
 
     // All fetched, enriched and rendered.
     until(&url, FETCHED, |n| n == i64::try_from(SOURCES).expect("n")).await;
@@ -491,7 +520,10 @@ async fn killed_workers_and_publisher_lose_and_repeat_nothing() {
 async fn of_two_publishers_one_writes_and_the_other_takes_over() {
     let feed_counts = Counts::default();
     let llm_counts = Counts::default();
-    let feeds = start_feeds(&feed_counts).await;
+    let gate = Gate::new(tokio::sync::Semaphore::new(
+        tokio::sync::Semaphore::MAX_PERMITS,
+    ));
+    let feeds = start_feeds(&feed_counts, &gate).await;
     let llm = start_llm(&llm_counts).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let url = postgres::fresh_database();
@@ -515,13 +547,12 @@ async fn of_two_publishers_one_writes_and_the_other_takes_over() {
             .any(|l| l.starts_with("publishing")),
         "both publish"
     );
-    // The active one publishes: the feed file appears.
-    let feed = dir.path().join("public/atom.xml");
-    let started = Instant::now();
-    while !feed.exists() {
-        assert!(started.elapsed() < STUCK, "no feed written");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The active one publishes: it writes the feeds.
+    active.said("feeds written").await;
+    assert!(
+        dir.path().join("public/atom.xml").exists(),
+        "no feed written"
+    );
 
     active.kill();
     let _ = active.child.wait().await;

@@ -49,17 +49,24 @@ pub(crate) async fn run_daemon(
         clock: clock.clone(),
     };
     match role {
-        Role::All => gazette::daemon::run(settings, options, shutdown, reload_rx, print).await?,
-        Role::Publisher => {
-            gazette::daemon::publisher::run(settings, options, shutdown, reload_rx, print).await?
+        Role::All => {
+            gazette::daemon::run(settings, options, shutdown, reload_rx, |e| print(role, e)).await?
         }
-        Role::Worker => gazette::daemon::worker::run(settings, clock, shutdown, print).await?,
+        Role::Publisher => {
+            gazette::daemon::publisher::run(settings, options, shutdown, reload_rx, |e| {
+                print(role, e)
+            })
+            .await?
+        }
+        Role::Worker => {
+            gazette::daemon::worker::run(settings, clock, shutdown, |e| print(role, e)).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// What an operator (and a test) reads on stdout as the process goes.
-fn print(event: Event) {
+fn print(role: Role, event: Event) {
     match event {
         Event::Listening(addr) => println!("listening on http://{addr}"),
         Event::Working { worker } => println!("worker {worker} started"),
@@ -68,6 +75,18 @@ fn print(event: Event) {
             "standby: {} writes the archive",
             holder.as_deref().unwrap_or("another process")
         ),
+        Event::Rendered { records, files } => {
+            println!("rendered {records} records ({files} files changed)");
+        }
+        Event::FeedsWritten => println!("feeds written"),
+        // A worker's round (the daemon's cycles are in its log).
+        Event::Cycle {
+            fetched,
+            failed,
+            new,
+        } if role == Role::Worker => {
+            println!("round: {fetched} fetched, {failed} failed, {new} new");
+        }
         _ => {}
     }
 }

@@ -73,8 +73,11 @@ pub enum Event {
     Publishing,
     /// Another process writes the archive (named when known); this publisher serves only.
     Standby { holder: Option<String> },
-    /// The publisher wrote the files of records the workers wrote (and the feeds).
-    Rendered { files: usize },
+    /// The publisher took records the workers wrote off the render queue, their files
+    /// current; `files` of them changed.
+    Rendered { records: usize, files: usize },
+    /// The publisher wrote the feeds from state.
+    FeedsWritten,
 }
 
 /// What a `gazette run` process does.

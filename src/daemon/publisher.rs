@@ -84,8 +84,15 @@ pub async fn run(
         loop {
             beat("publisher").await;
             match publish_pass(&pipeline, &mut published).await {
-                Ok(0) => {}
-                Ok(files) => on_event(Event::Rendered { files }),
+                Ok(pass) => {
+                    let render::Rendered { records, files } = pass.rendered;
+                    if records > 0 {
+                        on_event(Event::Rendered { records, files });
+                    }
+                    if pass.feeds {
+                        on_event(Event::FeedsWritten);
+                    }
+                }
                 Err(e) => warn!(error = %e, "publishing failed; trying again"),
             }
             let until = clock.after(settings.poll);
@@ -147,8 +154,9 @@ const FEEDS_WHILE_BUSY: std::time::Duration = std::time::Duration::from_secs(5);
 /// prunes and writes them (and runs the hooks when one changed), at once when the workers are
 /// quiet, at most every [`FEEDS_WHILE_BUSY`] while files are being rendered. Returns how many
 /// files changed.
-async fn publish_pass(pipeline: &Pipeline, published: &mut Published) -> Result<usize> {
-    let files = render::render_pending(pipeline.settings(), pipeline.store()).await?;
+async fn publish_pass(pipeline: &Pipeline, published: &mut Published) -> Result<Pass> {
+    let rendered = render::render_queue(pipeline.settings(), pipeline.store()).await?;
+    let files = rendered.files;
     let version = pipeline.store().state_version().await?;
     let due = published
         .at
@@ -162,6 +170,20 @@ async fn publish_pass(pipeline: &Pipeline, published: &mut Published) -> Result<
             version: Some(version),
             at: Some(tokio::time::Instant::now()),
         };
+        return Ok(Pass {
+            rendered,
+            feeds: true,
+        });
     }
-    Ok(files)
+    Ok(Pass {
+        rendered,
+        feeds: false,
+    })
+}
+
+/// What one publishing pass did.
+struct Pass {
+    rendered: render::Rendered,
+    /// The feeds were written from state (changed or not).
+    feeds: bool,
 }

@@ -16,7 +16,22 @@ const BATCH: usize = 500;
 
 /// Writes the files of all unrendered records; returns how many files changed.
 pub async fn render_pending(settings: &Settings, store: &Store) -> Result<usize> {
+    Ok(render_queue(settings, store).await?.files)
+}
+
+/// What a pass over the render queue did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// Records taken off the queue (their files current).
+    pub records: usize,
+    /// Files whose bytes changed.
+    pub files: usize,
+}
+
+/// [`render_pending`], telling also how many records it took off the queue.
+pub async fn render_queue(settings: &Settings, store: &Store) -> Result<Rendered> {
     let mut changed = 0;
+    let mut records = 0;
     let mut after = String::new();
     loop {
         let batch = store.unrendered(&after, BATCH).await?;
@@ -47,6 +62,7 @@ pub async fn render_pending(settings: &Settings, store: &Store) -> Result<usize>
         .await
         .map_err(|e| Error::io(&settings.archive_dir, std::io::Error::other(e)))??;
         changed += written.iter().filter(|c| **c).count();
+        records += batch.len();
         let mut tx = store.begin().await?;
         let marked: Vec<&Unrendered> = batch.iter().collect();
         Store::mark_rendered(&mut tx, &marked).await?;
@@ -57,7 +73,10 @@ pub async fn render_pending(settings: &Settings, store: &Store) -> Result<usize>
     }
     // What is left names no article; cheap, since the queue is all but empty now.
     store.clear_render_queue().await?;
-    Ok(changed)
+    Ok(Rendered {
+        records,
+        files: changed,
+    })
 }
 
 #[cfg(test)]
