@@ -87,27 +87,6 @@ pub(super) struct Unrecorded {
     pub error: Error,
 }
 
-/// Writes `unparsed` successes inside `tx`; a worker's only for the sources whose lease it
-/// still holds (another worker has the others now).
-async fn record_unparsed(
-    tx: &mut crate::store::Conn,
-    unparsed: &[(String, Success)],
-    lease_holder: Option<&str>,
-    now: &chrono::DateTime<chrono::Utc>,
-) -> Result<()> {
-    let mut records = Vec::with_capacity(unparsed.len());
-    for (source, success) in unparsed {
-        if let Some(worker) = lease_holder
-            && !Store::holds_lease(&mut *tx, worker, source, now).await?
-        {
-            tracing::warn!(source = %source, "the lease ran out before the fetch was recorded");
-            continue;
-        }
-        records.push(success.record(source));
-    }
-    Store::record_successes(tx, &records).await
-}
-
 pub(super) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -160,13 +139,7 @@ impl Pipeline {
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
         let written = async {
             let mut tx = self.store().begin().await?;
-            record_unparsed(
-                &mut tx,
-                &unparsed,
-                self.lease_holder.as_deref(),
-                &self.clock().now(),
-            )
-            .await?;
+            self.write_unparsed_in(&mut tx, &unparsed).await?;
             let mut wrote = false;
             for job in jobs.by_ref() {
                 let CommitJob {
@@ -248,6 +221,24 @@ impl Pipeline {
         }
     }
 
+    /// Writes `unparsed` successes inside `tx`; a worker's only for the sources whose lease it
+    /// still holds (another worker has the others now).
+    async fn write_unparsed_in(
+        &self,
+        tx: &mut crate::store::Conn,
+        unparsed: &[(String, Success)],
+    ) -> Result<()> {
+        let mut records = Vec::with_capacity(unparsed.len());
+        for (source, success) in unparsed {
+            if self.lost_lease(&mut *tx, source).await? {
+                tracing::warn!(source = %source, "the lease ran out before the fetch was recorded");
+                continue;
+            }
+            records.push(success.record(source));
+        }
+        Store::record_successes(tx, &records).await
+    }
+
     /// Removes archive files that a failed commit created: no record points at them, and
     /// left behind they would look like a lost state to the next run. Files that were there
     /// before are never among them.
@@ -297,13 +288,7 @@ impl Pipeline {
         }
         let written = async {
             let mut tx = self.store().begin().await?;
-            record_unparsed(
-                &mut tx,
-                &unparsed,
-                self.lease_holder.as_deref(),
-                &self.clock().now(),
-            )
-            .await?;
+            self.write_unparsed_in(&mut tx, &unparsed).await?;
             tx.commit().await?;
             Ok::<(), Error>(())
         }
@@ -339,9 +324,7 @@ impl Pipeline {
             now,
             ..
         } = prepared;
-        if let Some(worker) = self.lease_holder.as_deref()
-            && !Store::holds_lease(&mut *tx, worker, &source.id, &self.clock().now()).await?
-        {
+        if self.lost_lease(&mut *tx, &source.id).await? {
             return Err(Error::LeaseLost {
                 source_id: source.id.clone(),
             });

@@ -163,6 +163,20 @@ impl Pipeline {
         }
     }
 
+    /// Whether this pipeline is a worker's whose lease on `source` ran out, checked (and on
+    /// PostgreSQL the source's row locked) inside the transaction that would commit for it.
+    /// Never for one process, which holds no leases.
+    pub(super) async fn lost_lease(
+        &self,
+        conn: &mut crate::store::Conn,
+        source: &str,
+    ) -> Result<bool> {
+        match self.lease_holder.as_deref() {
+            Some(worker) => Ok(!Store::holds_lease(conn, worker, source, &self.clock.now()).await?),
+            None => Ok(false),
+        }
+    }
+
     /// Whether this pipeline writes archive files itself.
     pub fn writes_files(&self) -> bool {
         self.rendering == Rendering::Done
@@ -603,9 +617,7 @@ impl Pipeline {
             self.forget_unparsed(&source.id);
             let mut tx = self.store.begin().await?;
             // A worker whose lease ran out leaves the source to the worker that has it now.
-            if let Some(worker) = self.lease_holder.as_deref()
-                && !Store::holds_lease(&mut tx, worker, &source.id, &now).await?
-            {
+            if self.lost_lease(&mut tx, &source.id).await? {
                 return Ok(());
             }
             Store::record_failure(&mut tx, &record).await?;
