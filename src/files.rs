@@ -54,6 +54,36 @@ pub fn sweep_temp(root: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// Deletes the files at `paths` (relative to the tree at `root`), and the folders they leave
+/// empty up to `root`; returns how many files were there to delete.
+pub fn remove_all(root: &Path, paths: &[String]) -> Result<usize> {
+    let mut deleted = 0;
+    for path in paths {
+        let full = root.join(path);
+        match std::fs::remove_file(&full) {
+            Ok(()) => {
+                deleted += 1;
+                remove_empty_folders(root, &full);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&full, e)),
+        }
+    }
+    Ok(deleted)
+}
+
+/// Removes the folders above a deleted file that it left empty, up to `root`.
+fn remove_empty_folders(root: &Path, file: &Path) {
+    let mut dir = file.parent();
+    while let Some(current) = dir.filter(|d| d.starts_with(root) && *d != root) {
+        // Fails (and stops) at the first folder that still holds something.
+        if std::fs::remove_dir(current).is_err() {
+            break;
+        }
+        dir = current.parent();
+    }
+}
+
 /// Flushes everything written to the file system holding `dir` to disk.
 #[cfg(target_os = "linux")]
 pub fn sync_filesystem(dir: &Path) -> Result<()> {

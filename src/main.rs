@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    FetchOptions, add, backup, build, check, enrich, fetch, import, list_due, load, migrate_state,
-    preview, preview_extract, rebuild, remove, run_daemon, status, sync, verify,
+    FetchOptions, add, backfill, backup, build, check, enrich, fetch, import, list_due, load,
+    migrate_state, preview, preview_extract, rebuild, remove, run_daemon, status, sync, verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -111,6 +111,16 @@ enum Command {
         /// failures and the summary are printed).
         #[arg(long, env = "GAZETTE_PER_SOURCE", value_parser = clap::builder::BoolishValueParser::new())]
         per_source: bool,
+    },
+    /// Archive a source's older entries by walking its feed's history (RFC 5005: archived
+    /// feeds' `prev-archive` links, paged feeds' `next`); pages walked before are asked for
+    /// conditionally, and a complete feed (`fh:complete`) removes what it no longer lists.
+    Backfill {
+        /// The source's id.
+        source: String,
+        /// At most this many documents, the feed itself included.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        max_pages: u32,
     },
     /// Give pending articles their LLM sections and rewrite their files in place.
     Enrich {
@@ -354,6 +364,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 fetch(settings, &sources, options).await
             }
+        }
+        Command::Backfill { source, max_pages } => {
+            backfill(load(&cli.config)?, &source, max_pages).await
         }
         Command::Enrich {
             sources,

@@ -157,19 +157,8 @@ pub(crate) async fn remove(config: &Path, source: &str, purge: bool) -> Result<E
     }
     let mut deleted = 0;
     if purge {
-        for path in &paths {
-            let full = settings.archive_dir.join(path);
-            match std::fs::remove_file(&full) {
-                Ok(()) => {
-                    deleted += 1;
-                    remove_empty_folders(&settings.archive_dir, &full);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("deleting {}", full.display()));
-                }
-            }
-        }
+        deleted = gazette::files::remove_all(&settings.archive_dir, &paths)
+            .context("deleting the source's files")?;
         store.purge_source(source).await?;
     }
     store.close().await;
@@ -188,16 +177,4 @@ pub(crate) async fn remove(config: &Path, source: &str, purge: bool) -> Result<E
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Removes the folders above a deleted file that it left empty, up to the archive folder.
-fn remove_empty_folders(archive: &Path, file: &Path) {
-    let mut dir = file.parent();
-    while let Some(current) = dir.filter(|d| d.starts_with(archive) && *d != archive) {
-        // Fails (and stops) at the first folder that still holds something.
-        if std::fs::remove_dir(current).is_err() {
-            break;
-        }
-        dir = current.parent();
-    }
 }

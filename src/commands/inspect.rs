@@ -280,7 +280,20 @@ fn write_long(out: &mut impl std::io::Write, r: &SourceStatus) -> std::io::Resul
             None => writeln!(out, "  last error     {error}")?,
         }
     }
-    writeln!(out, "  articles       {}", r.articles)
+    writeln!(out, "  articles       {}", r.articles)?;
+    if let Some(oldest) = &r.oldest_article {
+        writeln!(out, "  reaches back   {}", format_date(oldest))?;
+    }
+    if let Some(b) = &r.backfill {
+        writeln!(
+            out,
+            "  backfill       {}: {} pages; {}",
+            format_date(&b.finished_at),
+            b.pages,
+            b.ended
+        )?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn preview(

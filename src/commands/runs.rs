@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use chrono::Utc;
 use gazette::config::Settings;
 use gazette::format::format_date;
-use gazette::pipeline::{CycleOptions, EnrichOptions, EnrichReport, Refresh, recover};
+use gazette::pipeline::{CycleOptions, Ended, EnrichOptions, EnrichReport, Refresh, recover};
 use gazette::schedule::{self, Due};
 
 use super::{EXIT_SOURCES_FAILED, open_pipeline, open_store, without_source, writer_lock};
@@ -139,6 +139,63 @@ pub(crate) fn enrich_summary(report: &EnrichReport) -> String {
         "enrichment: {} enriched, {} failed (retried on a later run)",
         report.enriched, report.failed
     )
+}
+
+pub(crate) async fn backfill(settings: Settings, id: &str, max_pages: u32) -> Result<ExitCode> {
+    let sources = settings
+        .select_sources(&[id.to_owned()])
+        .map_err(anyhow::Error::msg)?;
+    let Some(source) = sources.first() else {
+        anyhow::bail!("there is no source {id:?} in the config");
+    };
+    let _lock = match writer_lock(&settings).await? {
+        Ok(lock) => lock,
+        Err(code) => return Ok(code),
+    };
+    let pipeline = open_pipeline(settings.clone()).await?;
+    recover::ensure_state_knows_archive(pipeline.settings(), pipeline.store()).await?;
+    let report = pipeline
+        .backfill(source, max_pages)
+        .await
+        .with_context(|| format!("{id}: backfilling"))?;
+    let feed_changed = pipeline
+        .publish_feed()
+        .await
+        .context("writing the merged feed")?;
+    let c = &report.counts;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{id}: {} pages walked ({} read, {} unchanged); {} new, {} updated, {} unchanged, {} skipped",
+        report.pages,
+        report.read,
+        report.pages - report.read,
+        c.new,
+        c.updated,
+        c.unchanged,
+        c.skipped
+    )?;
+    if report.removed > 0 {
+        writeln!(
+            out,
+            "{id}: {} articles removed: the complete feed no longer lists them",
+            report.removed
+        )?;
+    }
+    let oldest = report
+        .oldest
+        .as_ref()
+        .map_or_else(|| "no articles".to_owned(), format_date);
+    let ended = report.ended.describe();
+    let ended = without_source(id, &ended);
+    writeln!(out, "{id}: {ended}; oldest article {oldest}")?;
+    if feed_changed {
+        writeln!(out, "feeds written")?;
+    }
+    Ok(match report.ended {
+        Ended::Failed(_) => ExitCode::from(EXIT_SOURCES_FAILED),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 pub(crate) async fn enrich(settings: Settings, options: EnrichOptions) -> Result<ExitCode> {

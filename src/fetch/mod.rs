@@ -198,6 +198,45 @@ impl Fetcher {
         }
     }
 
+    /// Fetches a page of a source's history (RFC 5005) that its feed links to, conditionally
+    /// when `validators` are known. On the feed's own origin it goes as the feed does (the
+    /// source's headers, the operator's trust); elsewhere as content: through the address
+    /// guard and without the source's headers, which may carry credentials. A feed read from
+    /// a file may link to files; one on the web may not.
+    pub async fn fetch_linked(
+        &self,
+        source: &Source,
+        feed: &Location,
+        page: &Location,
+        validators: &Validators,
+    ) -> Result<FetchOutcome> {
+        match (feed, page) {
+            (Location::File(_), Location::File(_)) => {
+                self.fetch_source(source, page, validators).await
+            }
+            (Location::Http(feed), Location::Http(url)) if feed.origin() == url.origin() => {
+                self.fetch_source(source, page, validators).await
+            }
+            (_, Location::Http(url)) => {
+                self.fetch_http(Request {
+                    label: &source.id,
+                    url,
+                    trust: Trust::Content,
+                    validators,
+                    user_agent: source.user_agent.as_deref(),
+                    headers: &[],
+                })
+                .await
+            }
+            (Location::Http(_), Location::File(path)) => Err(Error::Fetch {
+                source_id: source.id.clone(),
+                url: path.display().to_string(),
+                kind: FetchFailure::Refused,
+                reason: "a feed on the web links to a local file; not read".to_owned(),
+            }),
+        }
+    }
+
     /// Fetches a URL that feed content points at (an article page, an image): only http(s),
     /// only public addresses unless `fetch.allow_private` opens a range, checked on every hop.
     pub async fn fetch_content(&self, label: &str, url: &Url) -> Result<Fetched> {

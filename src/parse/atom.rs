@@ -35,6 +35,7 @@ pub(super) fn read_feed(root: &Element, notes: &mut Notes) -> Feed {
                 feed.title = text_construct(child, "title", 0, notes);
             }
             (Ns::None | Ns::Atom | Ns::Atom03, "link") => feed.links.extend(read_link(child)),
+            (Ns::History, _) => read_history(child, &mut feed),
             // Copied into every entry that names none: a handful is plenty.
             (Ns::None | Ns::Atom | Ns::Atom03, "author")
                 if authors.len() < super::MAX_FEED_AUTHORS =>
@@ -139,6 +140,15 @@ fn read_entry(
         };
     }
     entry
+}
+
+/// `fh:complete` and `fh:archive` (RFC 5005), in Atom feeds and RSS channels alike.
+pub(super) fn read_history(element: &Element, feed: &mut Feed) {
+    match element.name.as_str() {
+        "complete" => feed.history.complete = true,
+        "archive" => feed.history.archive = true,
+        _ => {}
+    }
 }
 
 /// `<link>`: its `href` (Atom 1.0, Atom 0.3) made absolute against `xml:base`.

@@ -39,6 +39,13 @@ pub(super) fn read_feed(doc: &[u8], notes: &mut Notes) -> Result<Feed, NotAFeed>
             ..Link::new(home)
         });
     }
+    // JSON Feed's paging: the next page holds older items, as a paged Atom feed's `next` does.
+    if let Some(next) = str_field(&root, "next_url", 0, notes) {
+        feed.links.push(Link {
+            rel: Some("next".to_owned()),
+            ..Link::new(next)
+        });
+    }
     feed.language = str_field(&root, "language", 0, notes);
     let mut feed_authors = authors(&root, 0, notes);
     // Copied into every item that names none: a handful is plenty.

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::config::FetchConfig;
-pub use model::{Entry, Feed, Format, Link, Text, TextKind};
+pub use model::{Entry, Feed, Format, History, Link, Text, TextKind};
 
 /// Caps on what one fetch may put into memory and into the archive.
 #[derive(Debug, Clone, Copy)]
@@ -409,6 +409,41 @@ mod tests {
 
     fn parse(body: &[u8]) -> Result<ParsedFeed, NotAFeed> {
         parse_feed(body, None, None, &ParseLimits::default())
+    }
+
+    #[test]
+    fn history_links_and_markers_are_read_in_every_format() {
+        let rss = br#"<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"
+              xmlns:fh="http://purl.org/syndication/history/1.0"><channel><title>t</title>
+            <atom:link rel="prev-archive" href="https://example.org/2019.xml"/><fh:archive/>
+            </channel></rss>"#;
+        let feed = parse(rss).expect("RSS").feed;
+        assert_eq!(
+            feed.link("prev-archive"),
+            Some("https://example.org/2019.xml")
+        );
+        assert_eq!(
+            feed.history,
+            History {
+                complete: false,
+                archive: true
+            }
+        );
+        let atom = br#"<feed xmlns="http://www.w3.org/2005/Atom" xmlns:fh="http://purl.org/syndication/history/1.0">
+            <fh:complete/><link rel="http://www.iana.org/assignments/relation/next" href="https://example.org/p2"/></feed>"#;
+        let feed = parse(atom).expect("Atom").feed;
+        assert!(feed.history.complete && !feed.history.archive);
+        assert_eq!(feed.link("next"), Some("https://example.org/p2"));
+        // Without the namespace, `complete` is some other vocabulary's element.
+        let foreign = br#"<feed xmlns="http://www.w3.org/2005/Atom" xmlns:x="urn:other"><x:complete/></feed>"#;
+        assert!(!parse(foreign).expect("Atom").feed.history.complete);
+        let json = br#"{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": [],
+            "next_url": "https://example.org/feed.json?page=2"}"#;
+        let feed = parse(json).expect("JSON Feed").feed;
+        assert_eq!(
+            feed.link("next"),
+            Some("https://example.org/feed.json?page=2")
+        );
     }
 
     #[test]

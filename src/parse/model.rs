@@ -174,7 +174,17 @@ pub struct Feed {
     pub language: Option<String>,
     /// RSS `<ttl>`, in minutes.
     pub ttl: Option<u32>,
+    /// What the document says of its place in the feed's history (RFC 5005).
+    pub history: History,
     pub entries: Vec<Entry>,
+}
+
+/// RFC 5005's markers: a complete feed lists every entry there is (what it leaves out is gone);
+/// an archive document is one page of the feed's past, which should not change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct History {
+    pub complete: bool,
+    pub archive: bool,
 }
 
 impl Feed {
@@ -186,7 +196,16 @@ impl Feed {
             links: Vec::new(),
             language: None,
             ttl: None,
+            history: History::default(),
             entries: Vec::new(),
         }
+    }
+
+    /// The first link with relation `rel`.
+    pub fn link(&self, rel: &str) -> Option<&str> {
+        self.links
+            .iter()
+            .find(|l| l.rel.as_deref() == Some(rel))
+            .map(|l| l.href.as_str())
     }
 }

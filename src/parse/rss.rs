@@ -89,6 +89,7 @@ fn read_channel(channel: &Element, feed: &mut Feed) {
                     feed.links.push(link);
                 }
             }
+            (Ns::History, _) => super::atom::read_history(child, feed),
             (Ns::None | Ns::Rss | Ns::Rss090, "language") | (Ns::Dc, "language") => {
                 feed.language = feed.language.take().or_else(|| child.text_trimmed());
             }

@@ -36,6 +36,8 @@ pub enum Ns {
     Media,
     Itunes,
     Xhtml,
+    /// Feed paging and archiving (RFC 5005): `fh:complete`, `fh:archive`.
+    History,
     Other,
 }
 
@@ -60,6 +62,7 @@ impl Ns {
             "http://www.itunes.com/dtds/podcast-1.0.dtd"
             | "http://www.itunes.com/DTDs/Podcast-1.0.dtd" => Self::Itunes,
             "http://www.w3.org/1999/xhtml" => Self::Xhtml,
+            "http://purl.org/syndication/history/1.0" => Self::History,
             // Feeds name RSS's namespace after whatever page documents it
             // (`https://cyber.harvard.edu/rss/rss.html`); modules have their own prefixes.
             _ if uri.to_ascii_lowercase().contains("rss")

@@ -16,7 +16,7 @@ use crate::files;
 use crate::model::{Article, FeedMeta, Validators};
 use crate::normalize::normalize_tags;
 use crate::publish::archive;
-use crate::store::{ArticleRecord, CanonicalMatch, Store, SuccessRecord};
+use crate::store::{ArticleRecord, CanonicalMatch, HistoryPage, Store, SuccessRecord};
 use crate::text;
 use tokio::sync::oneshot;
 use tracing::info;
@@ -58,12 +58,32 @@ impl Success {
     }
 }
 
-/// One source's work waiting for its turn to be written: its articles and its success.
+/// What the fetch behind a source's articles learnt, written with them.
+#[derive(Debug)]
+pub(super) enum Learnt {
+    /// The source's feed: validators, next due time, the feed's own fields.
+    Feed(Success),
+    /// A page of the feed's history, walked by `backfill`; the source's own fetch state stays
+    /// as it is.
+    History(HistoryPage),
+}
+
+impl Learnt {
+    async fn write(&self, tx: &mut crate::store::Conn, source: &str) -> Result<()> {
+        match self {
+            Self::Feed(success) => Store::record_success(tx, &success.record(source)).await,
+            Self::History(page) => Store::record_history_page(tx, source, page).await,
+        }
+    }
+}
+
+/// One source's work waiting for its turn to be written: its articles and what its fetch
+/// learnt.
 #[derive(Debug)]
 pub(super) struct CommitJob {
     source: Source,
     prepared: Prepared,
-    success: Success,
+    learnt: Learnt,
     reply: oneshot::Sender<Result<super::Counts>>,
 }
 
@@ -102,13 +122,13 @@ impl Pipeline {
         &self,
         source: &Source,
         prepared: Prepared,
-        success: Success,
+        learnt: Learnt,
     ) -> Result<super::Counts> {
         let (reply, done) = oneshot::channel();
         locked(&self.commit_queue).push(CommitJob {
             source: source.clone(),
             prepared,
-            success,
+            learnt,
             reply,
         });
         let turn = Arc::clone(&self.write_turn).lock_owned().await;
@@ -145,15 +165,14 @@ impl Pipeline {
                 let CommitJob {
                     source,
                     prepared,
-                    success,
+                    learnt,
                     reply,
                 } = job;
-                let record = success.record(&source.id);
                 let mut created = Vec::new();
                 let outcome = async {
                     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
                     match self
-                        .commit_source(&mut savepoint, &source, prepared, &record, &mut created)
+                        .commit_source(&mut savepoint, &source, prepared, &learnt, &mut created)
                         .await
                     {
                         Ok((counts, changed)) => {
@@ -315,7 +334,7 @@ impl Pipeline {
         tx: &mut crate::store::Conn,
         source: &Source,
         prepared: Prepared,
-        record: &SuccessRecord<'_>,
+        learnt: &Learnt,
         created: &mut Vec<PathBuf>,
     ) -> Result<(super::Counts, bool)> {
         let Prepared {
@@ -541,7 +560,7 @@ impl Pipeline {
                 (true, false) => counts.unchanged += 1,
             }
         }
-        Store::record_success(&mut *tx, record).await?;
+        learnt.write(&mut *tx, &source.id).await?;
         Ok((counts, wrote))
     }
 

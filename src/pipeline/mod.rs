@@ -4,6 +4,7 @@
 //! Sources are fetched and parsed concurrently, but their writes take turns: SQLite has one
 //! writer, and one transaction per source keeps each source's changes all-or-nothing.
 
+mod backfill;
 mod commit;
 mod cycle;
 mod enrichment;
@@ -12,6 +13,7 @@ mod read;
 pub mod recover;
 mod rerender;
 
+pub use backfill::{BackfillReport, Ended};
 pub use cycle::{CycleOptions, CycleReport};
 pub use enrichment::{EnrichOptions, EnrichReport};
 pub use read::{Parsed, parse_fetched, read_feed};
@@ -457,7 +459,9 @@ impl Pipeline {
             next_due_at: self.next_due(source, &fetched.meta, feed_delay),
             feed_delay: Some(feed_delay.unwrap_or_default()),
         };
-        let counts = self.commit(source, prepared, success).await?;
+        let counts = self
+            .commit(source, prepared, commit::Learnt::Feed(success))
+            .await?;
         Ok(Refresh::Archived(counts))
     }
 

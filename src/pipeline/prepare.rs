@@ -40,6 +40,21 @@ pub(super) struct Prepared {
     pub now: DateTime<Utc>,
     /// New articles were held back by `max_per_run`: the same body must be read again.
     pub held_back: bool,
+    /// Where the document stands in the feed's history.
+    pub paging: Paging,
+}
+
+/// What a document says of the feed's history (RFC 5005), for `backfill`.
+#[derive(Debug, Default)]
+pub(super) struct Paging {
+    /// The document lists every entry of the feed (`fh:complete`).
+    pub complete: bool,
+    /// The older page it links to (`prev-archive`, else a paged feed's `next`), as written.
+    pub older: Option<String>,
+    /// How many entries it lists.
+    pub entries: usize,
+    /// The keys of the entries it lists.
+    pub listed: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -112,6 +127,15 @@ impl Pipeline {
             .iter()
             .filter_map(|identity| identity.as_ref().ok().map(|i| i.key.as_str()))
             .collect();
+        let paging = Paging {
+            complete: parsed.feed.history.complete,
+            older: ["prev-archive", "next"]
+                .into_iter()
+                .find_map(|rel| parsed.feed.link(rel))
+                .map(str::to_owned),
+            entries: parsed.feed.entries.len(),
+            listed: keys.iter().map(|k| (*k).to_owned()).collect(),
+        };
         let mut known_keys = Store::known_many(&mut conn, &source.id, &keys).await?;
         let mut adopted = HashSet::new();
         for (index, identity) in parsed.identities.iter().enumerate() {
@@ -238,6 +262,7 @@ impl Pipeline {
             hints: parsed.hints,
             now,
             held_back,
+            paging,
         })
     }
 }

@@ -32,6 +32,7 @@ mod backend;
 mod content;
 mod copy;
 mod enrichment;
+mod history;
 pub mod integrity;
 mod leases;
 mod published;
@@ -46,6 +47,7 @@ pub use backend::{Backend, redacted};
 pub use content::CanonicalMatch;
 pub use copy::Copied;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment, Spend};
+pub use history::{Backfilled, HistoryPage};
 pub use leases::{Claimed, Queue, WorkerRow};
 pub use sources::Pruned;
 
@@ -144,6 +146,10 @@ pub struct SourceStatus {
     pub removed_at: Option<DateTime<Utc>>,
     /// The extraction selector matched nothing on the last article page it was tried on.
     pub selector_stopped_matching: bool,
+    /// The date of its oldest article: how far back its archive reaches.
+    pub oldest_article: Option<DateTime<Utc>>,
+    /// How its last `backfill` ended, when it had one.
+    pub backfill: Option<Backfilled>,
 }
 
 impl SourceStatus {
@@ -165,6 +171,8 @@ impl SourceStatus {
             articles: 0,
             removed_at: None,
             selector_stopped_matching: false,
+            oldest_article: None,
+            backfill: None,
         }
     }
 }
@@ -248,6 +256,15 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for StateRow {
     }
 }
 
+/// Each SQLite connection's settings.
+const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL;
+     PRAGMA synchronous = NORMAL;
+     PRAGMA busy_timeout = 30000;
+     PRAGMA foreign_keys = ON;
+     -- A commit writes each source in a savepoint of its own; its journal of the pages it
+     -- changes stays in memory instead of a temporary file written for every page.
+     PRAGMA temp_store = MEMORY;";
+
 impl Store {
     /// Opens (creating if needed) the database at a `sqlite://` or `postgres://` URL and brings
     /// its schema up to date.
@@ -323,22 +340,24 @@ impl Store {
         // The `Any` driver opens SQLite from a URL (file name and mode only); the settings
         // are applied to each new connection instead.
         let any = AnyConnectOptions::from_url(&options.to_url_lossy())?;
+        // One connection first, by hand: the pool retries a connection whose settings fail
+        // until its acquire timeout (30 s), while a damaged schema page fails them at once.
+        {
+            use sqlx::Connection as _;
+            let mut first = AnyConnection::connect_with(&any)
+                .await
+                .map_err(integrity::damage_or)?;
+            sqlx::raw_sql(SQLITE_SETTINGS)
+                .execute(&mut first)
+                .await
+                .map_err(integrity::damage_or)?;
+            first.close().await.map_err(integrity::damage_or)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::raw_sql(
-                        "PRAGMA journal_mode = WAL;
-                         PRAGMA synchronous = NORMAL;
-                         PRAGMA busy_timeout = 30000;
-                         PRAGMA foreign_keys = ON;
-                         -- A commit writes each source in a savepoint of its own; its journal
-                         -- of the pages it changes stays in memory instead of a temporary file
-                         -- written for every page.
-                         PRAGMA temp_store = MEMORY;",
-                    )
-                    .execute(conn)
-                    .await?;
+                    sqlx::raw_sql(SQLITE_SETTINGS).execute(conn).await?;
                     Ok(())
                 })
             })
@@ -571,6 +590,7 @@ impl Store {
             articles: i64,
             removed_at: Option<i64>,
             selector_missed: i64,
+            oldest: Option<i64>,
         }
         let rows = sqlx::query_as::<_, StatusRow>(
             "SELECT s.id, s.url, s.moved_to, s.last_fetch_at, s.last_status, s.http_status,
@@ -581,14 +601,18 @@ impl Store {
                     CASE WHEN s.selector_missed_at IS NOT NULL
                               AND (s.selector_matched_at IS NULL
                                    OR s.selector_missed_at > s.selector_matched_at)
-                         THEN 1 ELSE 0 END AS selector_missed
+                         THEN 1 ELSE 0 END AS selector_missed,
+                    (SELECT MIN(a.date) FROM articles a WHERE a.source = s.id) AS oldest
              FROM sources s ORDER BY s.id",
         )
         .fetch_all(&self.pool)
         .await?;
+        let mut backfills = self.backfills().await?;
         Ok(rows
             .into_iter()
             .map(|r| SourceStatus {
+                backfill: backfills.remove(&r.id),
+                oldest_article: r.oldest.map(from_millis),
                 id: r.id,
                 url: r.url,
                 moved_to: r.moved_to,

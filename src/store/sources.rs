@@ -101,6 +101,8 @@ impl Store {
             "DELETE FROM enrichments WHERE source = $1",
             "DELETE FROM aliases WHERE source = $1",
             "DELETE FROM articles WHERE source = $1",
+            "DELETE FROM history_pages WHERE source = $1",
+            "DELETE FROM backfills WHERE source = $1",
             "DELETE FROM sources WHERE id = $1",
         ] {
             sqlx::query(table).bind(source).execute(&mut *tx).await?;
