@@ -241,6 +241,86 @@ async fn identity_policies_keep_reissued_entries_single() {
     );
 }
 
+/// A source archived under one identity policy and switched to another has its articles
+/// re-keyed from the entries state keeps: the feed's reissued entries update the files they
+/// were archived as, in place, instead of being archived again; and switching back is as safe.
+#[tokio::test]
+async fn a_changed_identity_policy_rekeys_what_was_archived() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let feed = dir.path().join("a.xml");
+    std::fs::write(
+        &feed,
+        stories(&[
+            ("g1", "http://127.0.0.1/news/one", "One"),
+            ("g2", "http://127.0.0.1/news/two", "Two"),
+            ("g3", "http://127.0.0.1/news/three", "Three"),
+        ]),
+    )
+    .expect("feed");
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
+    assert_eq!(refresh(&p).await.new, 3);
+    p.store().clone().close().await;
+    let paths = common::all_files(&dir.path().join("archive"));
+    assert_eq!(paths.len(), 3);
+
+    // The feed reissues every guid and tracks its links; the source now goes by link, and one
+    // story's text was corrected meanwhile.
+    std::fs::write(
+        &feed,
+        stories(&[
+            ("x1", "http://127.0.0.1/news/one?utm_source=rss", "One"),
+            ("x2", "http://127.0.0.1/news/two#comments", "Two"),
+            ("x3", "http://127.0.0.1/news/three", "Three"),
+        ])
+        .replace("The whole story of Three.", "The corrected story of Three."),
+    )
+    .expect("feed");
+    let by_link = "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\nidentity = \"link\"\n";
+    let p = pipeline(dir.path(), by_link).await;
+    let counts = refresh(&p).await;
+    // Each file is updated where it is: two links and one text changed.
+    assert_eq!((counts.new, counts.updated), (0, 3), "{counts:?}");
+    assert_eq!(common::all_files(&dir.path().join("archive")), paths);
+    let three = paths
+        .iter()
+        .find(|p| p.to_string_lossy().contains("three"))
+        .expect("the third story's file");
+    let text = std::fs::read_to_string(three).expect("read");
+    assert!(text.contains("The corrected story of Three."), "{text}");
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM articles WHERE source = 'a' ORDER BY key")
+            .fetch_all(p.store().pool())
+            .await
+            .expect("keys");
+    assert_eq!(
+        keys,
+        [
+            "link:http://127.0.0.1/news/one",
+            "link:http://127.0.0.1/news/three",
+            "link:http://127.0.0.1/news/two"
+        ]
+    );
+    // A second run under the same policy moves nothing: the same body is not even read.
+    let sources = p.settings().sources.clone();
+    let force = RunOptions {
+        force: true,
+        ..RunOptions::default()
+    };
+    let again = p.refresh_all(&sources, force).await;
+    assert!(
+        matches!(again[0].outcome, Ok(Refresh::SameBody)),
+        "{again:?}"
+    );
+    p.store().clone().close().await;
+
+    // Back to `auto`: the keys become the guids the feed has now.
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
+    let counts = refresh(&p).await;
+    assert_eq!(counts.new, 0, "{counts:?}");
+    assert_eq!(common::all_files(&dir.path().join("archive")), paths);
+    p.store().clone().close().await;
+}
+
 /// A source whose feed moved (its URL changed in the config) keeps its articles: the same
 /// entries at the new address are the ones already archived.
 #[tokio::test]

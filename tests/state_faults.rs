@@ -138,6 +138,13 @@ async fn a_full_state_disk_fails_cleanly_and_the_daemon_recovers_when_it_has_roo
     // and record some failures, not enough for one source's articles (12 to 40 KiB worked).
     let sync = gazette(dir, &["sync"]).await;
     assert!(sync.status.success(), "{}", stderr(&sync));
+    // All of it in the database file, none left in its log.
+    let pool = common::state_pool(dir).await;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .expect("checkpoint");
+    pool.close().await;
     let schema = std::fs::read(dir.join("state/gazette.db")).expect("the empty state");
     std::fs::remove_dir_all(dir.join("state")).expect("move the state aside");
     let room = schema.len() / 1024 + 32 + 24;
@@ -149,7 +156,13 @@ async fn a_full_state_disk_fails_cleanly_and_the_daemon_recovers_when_it_has_roo
     // One-shot: every source fails with the cause, and nothing about transaction depths.
     let run = gazette(dir, &["fetch"]).await;
     let (out, log) = (stdout(&run), stderr(&run));
-    assert_eq!(run.status.code(), Some(3), "{out}{log}");
+    // 3: sources failed; 1: the merged feed's record found no room either, which depends on
+    // how many failures were recorded before the disk filled.
+    assert!(
+        matches!(run.status.code(), Some(1 | 3)),
+        "{:?}: {out}{log}",
+        run.status.code()
+    );
     for n in 0..SOURCES {
         let line = out
             .lines()

@@ -11,6 +11,7 @@ mod enrichment;
 mod prepare;
 mod read;
 pub mod recover;
+mod rekey;
 mod rerender;
 
 pub use backfill::{BackfillReport, Ended};
@@ -337,6 +338,7 @@ impl Pipeline {
                 return Ok(refresh);
             }
         }
+        let state = self.rekey_if_identity_changed(source, state).await?;
         let location = state
             .as_ref()
             .and_then(|s| s.moved_to.as_deref())

@@ -33,6 +33,7 @@ mod content;
 mod copy;
 mod enrichment;
 mod history;
+mod identity;
 pub mod integrity;
 mod leases;
 mod published;
@@ -122,6 +123,8 @@ pub struct SourceState {
     pub feed_delay: Option<Duration>,
     /// The settings fingerprint all the source's records were last rendered with.
     pub fingerprint: Option<String>,
+    /// The identity policy its articles' keys were made under; `None` for `auto`.
+    pub identity: Option<String>,
 }
 
 /// One line of `status`.
@@ -205,7 +208,7 @@ pub fn from_millis(ms: i64) -> DateTime<Utc> {
 macro_rules! state_select {
     () => {
         "SELECT id, url, etag, last_modified, body_hash, moved_to, next_due_at, consecutive_failures,
-                disabled_reason, feed_delay_secs, fingerprint
+                disabled_reason, feed_delay_secs, fingerprint, identity
          FROM sources"
     };
 }
@@ -230,6 +233,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for StateRow {
             disabled_reason: Option<String>,
             feed_delay_secs: Option<i64>,
             fingerprint: Option<String>,
+            identity: Option<String>,
         }
         let r = Columns::from_row(row)?;
         Ok(Self {
@@ -251,6 +255,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for StateRow {
                     .filter(|s| *s > 0)
                     .map(Duration::from_secs),
                 fingerprint: r.fingerprint,
+                identity: r.identity,
             },
         })
     }

@@ -25,3 +25,8 @@ CREATE TABLE backfills (
     ended       TEXT COLLATE "C" NOT NULL,
     complete    BIGINT NOT NULL
 );
+
+-- The identity policy (`identity` in the config) the source's article keys were made under;
+-- NULL for `auto`, the rule before there was a choice. When the config names another, the
+-- keys are made again from the entries state keeps, so that no article is archived twice.
+ALTER TABLE sources ADD COLUMN identity TEXT COLLATE "C";
