@@ -2,7 +2,7 @@
 //! with its text taken by the source's CSS selector, else by the largest text-dense block; and
 //! the canonical form of article links that de-duplication compares.
 
-use scraper::{ElementRef, Html, Selector};
+use scraper::{ElementRef, Html, HtmlTreeSink, Selector};
 use url::Url;
 
 use crate::config::Extract;
@@ -10,7 +10,7 @@ use crate::config::Extract;
 pub use crate::model::Extracted;
 
 /// Elements that are never the article, wherever they sit.
-const CHROME: &str = "script, style, noscript, nav, header, footer, aside, form, iframe, \
+const CHROME: &str = "script, style, nav, header, footer, aside, form, iframe, \
                       .comments, #comments, .share, .social, .newsletter, .related, .ad, .advert";
 
 /// Which rule found an article's text.
@@ -45,7 +45,7 @@ pub fn extract(page: &str, url: &Url, rules: &Extract) -> Option<Extracted> {
 
 /// [`extract`], and which rule found the text.
 pub fn extract_with_rule(page: &str, url: &Url, rules: &Extract) -> Option<(Extracted, Rule)> {
-    let document = Html::parse_document(&crate::text::flatten_deep_nesting(page));
+    let document = parse_page(&crate::text::flatten_deep_nesting(page));
     let canonical = Selector::parse("link[rel=canonical][href]")
         .ok()
         .and_then(|s| document.select(&s).next())
@@ -70,9 +70,43 @@ pub fn extract_with_rule(page: &str, url: &Url, rules: &Extract) -> Option<(Extr
     Some((Extracted { html, canonical }, rule))
 }
 
+/// Parse options of a browser without scripts, which is how the archive reads a page: a
+/// `<noscript>`'s content is elements (lazy-loading pages keep their real pictures there), not
+/// text that a round trip through the serializer would escape twice.
+fn without_scripts() -> scraper_html5ever::ParseOpts {
+    scraper_html5ever::ParseOpts {
+        tree_builder: scraper_html5ever::tree_builder::TreeBuilderOpts {
+            scripting_enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn parse_page(html: &str) -> Html {
+    use scraper_html5ever::tendril::TendrilSink as _;
+    scraper_html5ever::parse_document(HtmlTreeSink::new(Html::new_document()), without_scripts())
+        .one(html)
+}
+
+/// `html` as the content of a `<body>`.
+fn parse_part(html: &str) -> Html {
+    use scraper_html5ever::tendril::TendrilSink as _;
+    use scraper_html5ever::{QualName, local_name, ns};
+    let context = QualName::new(None, ns!(html), local_name!("body"));
+    scraper_html5ever::parse_fragment(
+        HtmlTreeSink::new(Html::new_fragment()),
+        without_scripts(),
+        context,
+        Vec::new(),
+        false,
+    )
+    .one(html)
+}
+
 /// The element's inner HTML minus the elements matching `remove` (and page chrome).
 fn without(element: ElementRef<'_>, remove: &[Selector]) -> String {
-    let fragment = Html::parse_fragment(&element.inner_html());
+    let fragment = parse_part(&element.inner_html());
     let chrome = Selector::parse(CHROME).ok();
     let mut drop: Vec<ego_tree::NodeId> = Vec::new();
     for selector in remove.iter().chain(chrome.iter()) {

@@ -211,7 +211,11 @@ async fn preview_extract_shows_the_text_and_the_rule() {
          <nav><p>Home News Sport Weather and many other menu words here</p></nav>\
          <div class=\"story\"><p>First paragraph of the real story with enough words in it.</p>\
          <div class=\"ad\"><p>Buy things now, limited offer, many words of advertising.</p></div>\
-         <p>Second paragraph of the real story, also <b>long</b> enough to count.</p></div>\
+         <p>Second paragraph of the real story, also <b>long</b> enough to count.</p>\
+         <img src=\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\" data-src=\"/img/lazy.jpg\" alt=\"Lazy\">\
+         <img src=\"\" srcset=\"/img/small.jpg 480w, /img/large.jpg 1200w\" alt=\"Sized\">\
+         <img class=\"lazyload\" src=\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\" alt=\"\">\
+         <noscript><img src=\"/img/fallback.jpg\" alt=\"Fallback\"></noscript></div>\
          </body></html>",
     )
     .expect("page");
@@ -247,6 +251,18 @@ async fn preview_extract_shows_the_text_and_the_rule() {
     assert!(text.contains("also **long** enough"), "Markdown: {text}");
     assert!(!text.contains("Buy things now"), "removed: {text}");
     assert!(!text.contains("menu words"), "{text}");
+    // Lazy-loaded pictures keep their real address: data-src, the largest srcset candidate,
+    // and a noscript fallback in place of its placeholder.
+    for (alt, path) in [
+        ("Lazy", "/img/lazy.jpg"),
+        ("Sized", "/img/large.jpg"),
+        ("Fallback", "/img/fallback.jpg"),
+    ] {
+        let picture = format!("![{alt}]({})", server.url(path));
+        assert!(text.contains(&picture), "{picture} in {text}");
+    }
+    assert!(!text.contains("data:"), "{text}");
+    assert_eq!(text.matches("![").count(), 3, "{text}");
 
     let out = common::gazette(
         tmp.path(),

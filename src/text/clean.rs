@@ -237,6 +237,10 @@ fn clean_children(parent: &Handle, base: Option<&Url>, in_link: bool) {
             NodeData::Text { .. } => push_node(&mut kept, child, parent),
             NodeData::Element { name, attrs, .. } => {
                 let tag = &*name.local;
+                if tag == "noscript" {
+                    noscript_pictures(&child, &mut kept, parent, base);
+                    continue;
+                }
                 if DROP_WITH_CONTENT.contains(&tag) || DROP_ALSO.contains(&tag) {
                     continue;
                 }
@@ -288,6 +292,89 @@ fn clean_children(parent: &Handle, base: Option<&Url>, in_link: bool) {
         }
     }
     *parent.children.borrow_mut() = kept;
+}
+
+/// Keeps the pictures of a `<noscript>` fallback, which lazy-loading pages give readers without
+/// scripts (the archive is one): its `<img>`s, cleaned like any, replace the placeholder
+/// picture just before it (one left without an address), or stand where it was. Anything else
+/// in it ("enable JavaScript") goes. Parsed as a browser with scripts parses it, its content is
+/// text, read here as HTML.
+fn noscript_pictures(
+    noscript: &Handle,
+    kept: &mut Vec<Handle>,
+    parent: &Handle,
+    base: Option<&Url>,
+) {
+    let markup: String = noscript
+        .children
+        .borrow()
+        .iter()
+        .filter_map(|child| match &child.data {
+            NodeData::Text { contents } => Some(contents.borrow().to_string()),
+            _ => None,
+        })
+        .collect();
+    // Parsed without scripts (scraper's pages), the pictures are elements already. The parsed
+    // document lives to the end: dropping an rcdom node empties every node below it.
+    let parsed;
+    let holders: Vec<Handle> = if markup.contains("<img") || markup.contains("<IMG") {
+        parsed = parse_fragment(&markup);
+        parsed.children.borrow().clone()
+    } else {
+        vec![noscript.clone()]
+    };
+    let mut pictures = Vec::new();
+    for holder in &holders {
+        clean_children(holder, base, false);
+        collect_images(holder, &mut pictures);
+    }
+    if pictures.is_empty() {
+        return;
+    }
+    // The placeholder: the last picture kept, whitespace aside, when it has no address.
+    let last = kept.iter().rposition(|node| match &node.data {
+        NodeData::Text { contents } => !contents.borrow().trim().is_empty(),
+        _ => true,
+    });
+    if let Some(at) = last {
+        match image_source(&kept[at]) {
+            Some(None) => {
+                kept.remove(at);
+            }
+            // The picture loaded without scripts too: not twice.
+            Some(Some(loaded)) => {
+                pictures.retain(|p| image_source(p) != Some(Some(loaded.clone())))
+            }
+            None => {}
+        }
+    }
+    for picture in pictures {
+        push_node(kept, picture, parent);
+    }
+}
+
+/// The `<img>` elements at or below `node`, in document order.
+fn collect_images(node: &Handle, into: &mut Vec<Handle>) {
+    for child in node.children.borrow().iter() {
+        match &child.data {
+            NodeData::Element { name, .. } if &*name.local == "img" => into.push(child.clone()),
+            _ => collect_images(child, into),
+        }
+    }
+}
+
+/// `Some(src)` for an `<img>` (`None` inside when it has no address), `None` for anything else.
+fn image_source(node: &Handle) -> Option<Option<String>> {
+    match &node.data {
+        NodeData::Element { name, attrs, .. } if &*name.local == "img" => Some(
+            attrs
+                .borrow()
+                .iter()
+                .find(|a| &*a.name.local == "src")
+                .map(|a| a.value.to_string()),
+        ),
+        _ => None,
+    }
 }
 
 /// Attributes lazy-loading scripts read the real picture from, in the order tried.
@@ -381,6 +468,32 @@ mod tests {
     fn md(html: &str) -> String {
         let base = Url::parse("https://example.org/posts/one.html").ok();
         html_to_markdown(html, base.as_ref())
+    }
+
+    #[test]
+    fn noscript_fallbacks_give_lazy_pictures_their_address() {
+        // The placeholder before it is replaced by the picture inside.
+        assert_eq!(
+            md(
+                r#"<p>Before.</p><img src="data:image/gif;base64,R0lGOD" alt="">
+                <noscript><img src="/full.jpg" alt="The harbour"></noscript><p>After.</p>"#
+            ),
+            "Before.\n\n![The harbour](https://example.org/full.jpg)\n\nAfter."
+        );
+        // Alone, it stands where it was; its words for readers without scripts go.
+        assert_eq!(
+            md(
+                r#"<figure><noscript>Enable JavaScript. <img src="a.png" alt="A"></noscript></figure>"#
+            ),
+            "![A](https://example.org/posts/a.png)"
+        );
+        // A picture that loaded is not replaced, and a noscript without one says nothing.
+        assert_eq!(
+            md(
+                r#"<img src="/real.jpg" alt="R"><noscript><img src="/real.jpg" alt="R"></noscript><noscript>Turn scripts on.</noscript>"#
+            ),
+            "![R](https://example.org/real.jpg)"
+        );
     }
 
     #[test]
