@@ -1,6 +1,7 @@
 //! Full text: the article's own page, fetched through the same client, limits and politeness,
-//! with its text taken by the source's CSS selector, else by the largest text-dense block; and
-//! the canonical form of article links that de-duplication compares.
+//! with its text taken by the source's CSS selector, else by Mozilla's Readability (as
+//! `dom_smoothie` ports it); and the canonical form of article links that de-duplication
+//! compares.
 
 use scraper::{ElementRef, Html, HtmlTreeSink, Selector};
 use url::Url;
@@ -18,9 +19,9 @@ const CHROME: &str = "script, style, nav, header, footer, aside, form, iframe, \
 pub enum Rule {
     /// The source's `content` selector matched.
     Selector,
-    /// No selector was configured: the most text-dense block.
-    Densest,
-    /// The selector matched nothing (the site's layout changed?): the most text-dense block.
+    /// No selector was configured: the [`FALLBACK`]'s pick.
+    Fallback,
+    /// The selector matched nothing (the site's layout changed?): the [`FALLBACK`]'s pick.
     SelectorMissed,
 }
 
@@ -28,17 +29,17 @@ impl Rule {
     pub fn describe(self) -> &'static str {
         match self {
             Rule::Selector => "the content selector matched",
-            Rule::Densest => "no selector: the most text-dense block of the page",
+            Rule::Fallback => "no selector: Readability's pick of the page",
             Rule::SelectorMissed => {
-                "the content selector matched nothing; the most text-dense block of the page"
+                "the content selector matched nothing; Readability's pick of the page"
             }
         }
     }
 }
 
 /// The article text of `page`: the `content` selector's element without the `remove` parts;
-/// else (no selector, or it matches nothing) the most text-dense block; `None` when the page has
-/// no text worth taking.
+/// else (no selector, or it matches nothing) the [`FALLBACK`]'s pick, without them too; `None`
+/// when the page has no text worth taking.
 pub fn extract(page: &str, url: &Url, rules: &Extract) -> Option<Extracted> {
     extract_with_rule(page, url, rules).map(|(extracted, _)| extracted)
 }
@@ -56,12 +57,18 @@ pub fn extract_with_rule(page: &str, url: &Url, rules: &Extract) -> Option<(Extr
         .content
         .as_ref()
         .and_then(|selector| document.select(selector).next());
-    let (element, rule) = match (by_selector, &rules.content) {
-        (Some(element), _) => (element, Rule::Selector),
-        (None, Some(_)) => (densest_block(&document)?, Rule::SelectorMissed),
-        (None, None) => (densest_block(&document)?, Rule::Densest),
+    let (html, rule) = match (by_selector, &rules.content) {
+        (Some(element), _) => (without(element, &rules.remove), Rule::Selector),
+        (None, selector) => {
+            let found = fallback_html(page, url, FALLBACK)?;
+            let part = parse_part(&found);
+            let rule = match selector {
+                Some(_) => Rule::SelectorMissed,
+                None => Rule::Fallback,
+            };
+            (without(part.root_element(), &rules.remove), rule)
+        }
     };
-    let html = without(element, &rules.remove);
     // Ten words, or eighty characters for scripts written without spaces.
     let text = crate::text::html_to_text(&html);
     if text.split_whitespace().count() < 10 && text.chars().count() < 80 {
@@ -102,6 +109,41 @@ fn parse_part(html: &str) -> Html {
         false,
     )
     .one(html)
+}
+
+/// The ways to find a page's article text when no selector finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Mozilla's Readability, as `dom_smoothie` ports it.
+    Readability,
+    /// The block whose direct paragraphs hold the most text, links aside.
+    Density,
+}
+
+/// The fallback `extract` uses: the better of the two on the project's golden pages (see the
+/// comparison in `tests/extraction.rs`).
+pub const FALLBACK: Fallback = Fallback::Readability;
+
+/// The article HTML `fallback` finds in `page` (fetched from `url`), before cleaning; `None`
+/// when it finds none.
+pub fn fallback_html(page: &str, url: &Url, fallback: Fallback) -> Option<String> {
+    match fallback {
+        Fallback::Readability => {
+            let config = dom_smoothie::Config {
+                // Pages of tens of thousands of elements are refused, not parsed for seconds.
+                max_elements_to_parse: 50_000,
+                ..Default::default()
+            };
+            let mut readability =
+                dom_smoothie::Readability::new(page, Some(url.as_str()), Some(config)).ok()?;
+            let article = readability.parse().ok()?;
+            Some(article.content.to_string())
+        }
+        Fallback::Density => {
+            let document = parse_page(&crate::text::flatten_deep_nesting(page));
+            densest_block(&document).map(|block| without(block, &[]))
+        }
+    }
 }
 
 /// The element's inner HTML minus the elements matching `remove` (and page chrome).

@@ -159,7 +159,7 @@ enum Command {
         #[arg(long)]
         extract: bool,
         /// With `--extract`: a content selector to try (repeatable, tried in order); without
-        /// one, the most text-dense block.
+        /// one, Readability's pick of the page.
         #[arg(long = "selector", value_name = "CSS", requires = "extract")]
         selectors: Vec<String>,
         /// With `--extract`: parts of the page to leave out (repeatable).

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::{FeedServer, assert_valid_atom, gazette, source, stderr, stdout, write_config};
@@ -199,7 +200,7 @@ async fn extracted_pages_are_cached_by_url() {
 }
 
 /// `preview URL --extract` prints the Markdown an article page would be archived as, and which
-/// rule found it: the first `--selector` that matches, else the most text-dense block.
+/// rule found it: the first `--selector` that matches, else Readability's pick.
 #[tokio::test]
 async fn preview_extract_shows_the_text_and_the_rule() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -272,7 +273,7 @@ async fn preview_extract_shows_the_text_and_the_rule() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     let text = common::stdout(&out);
     assert!(
-        text.starts_with("rule: no selector matched: the most text-dense block"),
+        text.starts_with("rule: no selector matched: Readability's pick of the page"),
         "{text}"
     );
     assert!(
@@ -343,5 +344,96 @@ async fn a_selector_that_stops_matching_shows_in_status() {
         stdout(&text).contains("extract selector no longer matches"),
         "{}",
         stdout(&text)
+    );
+}
+
+/// The words (CJK characters one by one) of a text, lowercased, for comparing extractions.
+fn words(text: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, counts: &mut HashMap<String, usize>| {
+        if !word.is_empty() {
+            *counts.entry(std::mem::take(word)).or_insert(0) += 1;
+        }
+    };
+    for c in text.chars() {
+        let cjk = matches!(c, '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{9fff}' | '\u{ac00}'..='\u{d7af}');
+        if cjk {
+            flush(&mut word, &mut counts);
+            *counts.entry(c.to_string()).or_insert(0) += 1;
+        } else if c.is_alphanumeric() {
+            word.extend(c.to_lowercase());
+        } else {
+            flush(&mut word, &mut counts);
+        }
+    }
+    flush(&mut word, &mut counts);
+    counts
+}
+
+/// Precision, recall and F1 of `found` against `expected`, by words.
+fn overlap(found: &HashMap<String, usize>, expected: &HashMap<String, usize>) -> (f64, f64, f64) {
+    let total = |m: &HashMap<String, usize>| m.values().sum::<usize>() as f64;
+    let shared: usize = found
+        .iter()
+        .map(|(w, n)| (*n).min(expected.get(w).copied().unwrap_or(0)))
+        .sum();
+    let (p, r) = (
+        shared as f64 / total(found).max(1.0),
+        shared as f64 / total(expected).max(1.0),
+    );
+    let f1 = if p + r > 0.0 {
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    };
+    (p, r, f1)
+}
+
+/// Which fallback finds the article text of a page no selector matches: Mozilla's Readability
+/// (`dom_smoothie`) or the paragraph-density rule, scored by word overlap with the golden
+/// pages' expected text. The one `extract` uses must score at least as well as the other.
+#[test]
+fn the_fallback_in_use_is_the_better_one_on_the_golden_pages() {
+    use gazette::extract::{Fallback, fallback_html};
+    let mut sums = [0.0_f64; 2];
+    let methods = [Fallback::Readability, Fallback::Density];
+    eprintln!("page                   readability P/R/F1       density P/R/F1");
+    for (name, _, _) in PAGES {
+        let page = std::fs::read_to_string(fixtures().join(format!("{name}.html"))).expect("page");
+        let expected_file =
+            std::fs::read_to_string(fixtures().join("expected").join(format!("{name}.md")))
+                .expect("expected");
+        // The article's text: after its heading, without the source link.
+        let body: String = expected_file
+            .lines()
+            .skip_while(|l| !l.starts_with("# "))
+            .skip(1)
+            .filter(|l| !l.starts_with("[Source Link]"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let expected = words(&body);
+        let url = url::Url::parse(&format!("http://pages.test/feeds/{name}.html")).expect("url");
+        let mut line = format!("{name:<22}");
+        for (i, method) in methods.iter().enumerate() {
+            let html = fallback_html(&page, &url, *method).unwrap_or_default();
+            let text = gazette::text::html_to_markdown(&html, Some(&url));
+            let (p, r, f1) = overlap(&words(&text), &expected);
+            sums[i] += f1;
+            line.push_str(&format!("  {p:.2}/{r:.2}/{f1:.2}           "));
+        }
+        eprintln!("{line}");
+    }
+    let pages = PAGES.len() as f64;
+    let (readability, density) = (sums[0] / pages, sums[1] / pages);
+    eprintln!("mean F1: readability {readability:.3}, density {density:.3}");
+    let in_use = gazette::extract::FALLBACK;
+    let (ours, other) = match in_use {
+        Fallback::Readability => (readability, density),
+        Fallback::Density => (density, readability),
+    };
+    assert!(
+        ours >= other,
+        "{in_use:?} scores {ours:.3}, the other {other:.3}: switch extract::FALLBACK"
     );
 }

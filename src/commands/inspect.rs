@@ -339,7 +339,7 @@ pub(crate) async fn preview(
 }
 
 /// `preview URL --extract`: the article page's text as it would be archived, by the first of
-/// `selectors` that matches (each without the `remove` parts), else the most text-dense block,
+/// `selectors` that matches (each without the `remove` parts), else Readability's pick,
 /// and which rule found it. The page is fetched like a configured source, from anywhere.
 pub(crate) async fn preview_extract(
     config: &FetchConfig,
@@ -389,9 +389,9 @@ pub(crate) async fn preview_extract(
         found = gazette::extract::extract_with_rule(&page, &base, &rules(None)?).map(
             |(extracted, _)| {
                 let rule = if selectors.is_empty() {
-                    "no selector: the most text-dense block of the page".to_owned()
+                    "no selector: Readability's pick of the page".to_owned()
                 } else {
-                    "no selector matched: the most text-dense block of the page".to_owned()
+                    "no selector matched: Readability's pick of the page".to_owned()
                 };
                 (extracted, rule)
             },

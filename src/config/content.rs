@@ -32,7 +32,7 @@ pub struct FiltersConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExtractConfig {
-    /// CSS selector of the article text; without it, the largest text-dense block is taken.
+    /// CSS selector of the article text; without it, Readability's pick of the page is taken.
     pub content: Option<String>,
     /// CSS selectors of parts to drop from it.
     pub remove: Vec<String>,

@@ -388,7 +388,7 @@ impl Pipeline {
                     Some((_, extract::Rule::Selector)) => Some(true),
                     Some((_, extract::Rule::SelectorMissed)) => Some(false),
                     // A page with no text at all says nothing of the selector.
-                    Some((_, extract::Rule::Densest)) | None => None,
+                    Some((_, extract::Rule::Fallback)) | None => None,
                 };
                 if let Some(matched) = matched {
                     if !matched {
