@@ -578,6 +578,19 @@ async fn a_token_budget_is_never_passed_and_the_rest_waits_for_the_next_day() {
             break;
         }
     }
+    // Newest first: what the day's budget let through is the latest news.
+    let mut stories: Vec<u32> = lock(&llm)
+        .requests
+        .iter()
+        .filter_map(|(_, body)| {
+            let prompt = body["messages"][1]["content"].as_str()?;
+            let at = prompt.find("\"title\":\"Story ")? + "\"title\":\"Story ".len();
+            prompt[at..].split('"').next()?.parse().ok()
+        })
+        .collect();
+    stories.sort_unstable();
+    let newest: Vec<u32> = (12 - stories.len() as u32..12).collect();
+    assert_eq!(stories, newest, "newest first");
     let day_one = spent();
     let today = store.token_spend(&clock.now()).await.expect("spend");
     assert_eq!(u64::try_from(today.today).expect("n"), day_one);

@@ -148,8 +148,13 @@ impl Pipeline {
         report: &mut EnrichReport,
     ) -> Result<()> {
         // Owned items keep the future `Send` (see `refresh_all_with`).
-        let attempts: Vec<Result<Attempt>> = futures::stream::iter(pending)
-            .map(|item| async move { self.enrich_one(enricher, &item).await })
+        let order = InOrder::default();
+        let order = &order;
+        let attempts: Vec<Result<Attempt>> = futures::stream::iter(pending.into_iter().enumerate())
+            .map(|(place, item)| async move {
+                let turn = order.turn(place).await;
+                self.enrich_one(enricher, &item, turn).await
+            })
             .buffer_unordered(enricher.config().concurrency)
             .collect()
             .await;
@@ -194,7 +199,13 @@ impl Pipeline {
         Ok((doc, request, record.guid))
     }
 
-    async fn enrich_one(&self, enricher: &Enricher, item: &PendingEnrichment) -> Result<Attempt> {
+    /// `turn`: this item's place in the pass, held until its budget is reserved.
+    async fn enrich_one(
+        &self,
+        enricher: &Enricher,
+        item: &PendingEnrichment,
+        turn: Turn<'_>,
+    ) -> Result<Attempt> {
         let cache_key = enricher.cache_key(&item.content_hash);
         let (doc, request, guid) = match self.request_for(enricher, item).await {
             Ok(found) => found,
@@ -215,7 +226,10 @@ impl Pipeline {
                     false,
                 ),
             },
-            None => match self.ask_within_budget(enricher, &request).await? {
+            None => match self
+                .ask_within_budget(enricher, &request, Some(turn))
+                .await?
+            {
                 Some(Outcome { result, usage }) => (result, usage, true),
                 None => return Ok(Attempt::OverBudget),
             },
@@ -287,10 +301,16 @@ impl Pipeline {
         &self,
         enricher: &Enricher,
         request: &Request,
+        turn: Option<Turn<'_>>,
     ) -> Result<Option<Outcome>> {
         let config = enricher.config();
         if config.daily_token_budget.is_none() && config.monthly_token_budget.is_none() {
+            drop(turn);
             return Ok(Some(enricher.enrich(request).await));
+        }
+        // A newer article of this pass found no room: this older one waits with it.
+        if turn.as_ref().is_some_and(Turn::budget_spent) {
+            return Ok(None);
         }
         let now = self.clock().now();
         let reserved = largest_cost(enricher, request);
@@ -304,8 +324,13 @@ impl Pipeline {
             )
             .await?;
         if !room {
+            if let Some(turn) = &turn {
+                turn.spend_budget();
+            }
             return Ok(None);
         }
+        // The next article may reserve now; the answer is awaited side by side.
+        drop(turn);
         let outcome = enricher.enrich(request).await;
         let spent = outcome
             .usage
@@ -381,4 +406,56 @@ fn next_attempt(
         .min(DAY)
         .max(retry_after.unwrap_or_default());
     now + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The order of a pass's budget reservations: its articles come newest first, and each takes
+/// its turn to reserve in that order; once one finds no room, the older ones after it wait too,
+/// so that an older article never takes room that answers coming back free while a newer one
+/// waits (the requests themselves run side by side).
+#[derive(Debug)]
+struct InOrder {
+    next: tokio::sync::watch::Sender<usize>,
+    spent: std::sync::atomic::AtomicBool,
+}
+
+impl Default for InOrder {
+    fn default() -> Self {
+        Self {
+            next: tokio::sync::watch::Sender::new(0),
+            spent: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl InOrder {
+    /// Waits until every article before `place` has had its turn.
+    async fn turn(&self, place: usize) -> Turn<'_> {
+        let mut next = self.next.subscribe();
+        // The sender lives as long as `self`: the wait ends when the turn comes.
+        let _ = next.wait_for(|next| *next >= place).await;
+        Turn(self)
+    }
+}
+
+/// One article's turn; the next article's comes when it is dropped, however the article's
+/// attempt went on or ended.
+#[derive(Debug)]
+pub(super) struct Turn<'a>(&'a InOrder);
+
+impl Turn<'_> {
+    fn budget_spent(&self) -> bool {
+        self.0.spent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn spend_budget(&self) {
+        self.0
+            .spent
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.next.send_modify(|next| *next += 1);
+    }
 }

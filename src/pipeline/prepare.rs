@@ -284,7 +284,9 @@ impl Pipeline {
             None if may_hold && !enricher.config().hold.is_zero() => {
                 let request = enricher.request(&article.source, &article.key, &article.doc);
                 let hold = enricher.config().hold;
-                match tokio::time::timeout(hold, self.ask_within_budget(enricher, &request)).await {
+                match tokio::time::timeout(hold, self.ask_within_budget(enricher, &request, None))
+                    .await
+                {
                     Ok(Ok(Some(Outcome {
                         result: Ok(answer),
                         usage,
