@@ -26,6 +26,8 @@ struct Server {
     not_modified: HashMap<String, usize>,
     /// Requests per name that carried a header a source configured (`X-Token`).
     with_token: HashMap<String, usize>,
+    /// Every request, whatever it was answered.
+    requests: usize,
 }
 
 type Shared = Arc<Mutex<Server>>;
@@ -49,6 +51,7 @@ async fn page(
     headers: HeaderMap,
 ) -> Response {
     let mut server = lock(&state);
+    server.requests += 1;
     if headers.contains_key("x-token") {
         *server.with_token.entry(name.clone()).or_default() += 1;
     }
@@ -472,4 +475,32 @@ async fn history_links_that_loop_or_leave_the_feeds_origin_are_not_followed_blin
     assert!(stdout(&out).contains("2 pages walked"), "{}", stdout(&out));
     assert_eq!(lock(&state).bodies.get("far.xml"), Some(&1));
     assert!(!lock(&state).with_token.contains_key("far.xml"));
+}
+
+/// The source's schedule holds for its history: a source backing off after failures is not
+/// walked (its server not asked at all) before it is due again.
+#[tokio::test]
+async fn a_source_backing_off_is_not_walked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let state = Shared::default();
+    let base = serve(Arc::clone(&state)).await;
+    // No such page yet: the fetch fails and the source backs off.
+    write_config(dir, &source("resting", &format!("{base}/h/feed.xml"), ""));
+    let out = gazette(dir, &["fetch"]).await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    lock(&state)
+        .pages
+        .insert("feed.xml".into(), atom(&[1], &[], &[]));
+    let asked = lock(&state).requests;
+
+    let out = gazette(dir, &["backfill", "resting"]).await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("0 pages walked"), "{text}");
+    assert!(
+        text.contains("backing off after 1 failures; its server is not asked again before"),
+        "{text}"
+    );
+    assert_eq!(lock(&state).requests, asked, "the server was asked");
 }

@@ -109,50 +109,73 @@ impl Pipeline {
         let mut page = feed.clone();
         let mut seen = HashSet::new();
         let mut complete = false;
-        report.ended = loop {
-            if report.pages >= max_pages {
-                break Ended::PageLimit;
+        // The source's schedule holds for its history too: a server that failed (or asked to
+        // be left alone) is not asked for pages before the source is due again.
+        let now = self.clock().now();
+        let resting = state.as_ref().and_then(|s| {
+            if let Some(reason) = &s.disabled_reason {
+                return Some(format!(
+                    "the source is disabled ({reason}); fix its url or fetch it with --force"
+                ));
             }
-            let url = page.to_string();
-            if !seen.insert(url.clone()) {
-                break Ended::Loop(url);
-            }
-            let step = match self
-                .walk_page(&source, &feed, &page, report.pages, walked.get(&url))
-                .await
-            {
-                Ok(step) => step,
-                // The page's fault: the walk ends there, and says why.
-                Err(
-                    e @ (Error::Fetch { .. }
-                    | Error::HttpStatus { .. }
-                    | Error::BotWall { .. }
-                    | Error::Parse { .. }),
-                ) => break Ended::Failed(e.to_string()),
-                // State's or the archive's: nothing more can be archived.
-                Err(e) => return Err(e),
-            };
-            report.pages += 1;
-            report.read += u32::from(step.read);
-            add(&mut report.counts, step.counts);
-            if report.pages == 1 {
-                // An unchanged feed is as complete as it was when it was read.
-                complete = if step.read {
-                    step.complete
-                } else {
-                    was_complete
-                };
-                if complete {
-                    if let Some(listed) = step.listed {
-                        report.removed = self.remove_unlisted(&source, &listed).await?;
-                    }
-                    break Ended::Complete;
+            s.next_due_at
+                .filter(|due| s.consecutive_failures > 0 && *due > now)
+                .map(|due| {
+                    format!(
+                        "the source is backing off after {} failures; its server is not asked \
+                         again before {}",
+                        s.consecutive_failures,
+                        crate::format::format_date(&due)
+                    )
+                })
+        });
+        report.ended = match resting {
+            Some(resting) => Ended::Failed(resting),
+            None => loop {
+                if report.pages >= max_pages {
+                    break Ended::PageLimit;
                 }
-            }
-            match step.older {
-                Some(older) => page = older,
-                None => break Ended::StartOfHistory,
-            }
+                let url = page.to_string();
+                if !seen.insert(url.clone()) {
+                    break Ended::Loop(url);
+                }
+                let step = match self
+                    .walk_page(&source, &feed, &page, report.pages, walked.get(&url))
+                    .await
+                {
+                    Ok(step) => step,
+                    // The page's fault: the walk ends there, and says why.
+                    Err(
+                        e @ (Error::Fetch { .. }
+                        | Error::HttpStatus { .. }
+                        | Error::BotWall { .. }
+                        | Error::Parse { .. }),
+                    ) => break Ended::Failed(e.to_string()),
+                    // State's or the archive's: nothing more can be archived.
+                    Err(e) => return Err(e),
+                };
+                report.pages += 1;
+                report.read += u32::from(step.read);
+                add(&mut report.counts, step.counts);
+                if report.pages == 1 {
+                    // An unchanged feed is as complete as it was when it was read.
+                    complete = if step.read {
+                        step.complete
+                    } else {
+                        was_complete
+                    };
+                    if complete {
+                        if let Some(listed) = step.listed {
+                            report.removed = self.remove_unlisted(&source, &listed).await?;
+                        }
+                        break Ended::Complete;
+                    }
+                }
+                match step.older {
+                    Some(older) => page = older,
+                    None => break Ended::StartOfHistory,
+                }
+            },
         };
         if let Ended::Failed(error) = &report.ended {
             warn!(source = %source.id, %error, "backfill stopped");
