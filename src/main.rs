@@ -9,7 +9,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
     FetchOptions, add, backfill, backup, build, check, enrich, fetch, import, list_due, load,
-    migrate_state, preview, preview_extract, rebuild, remove, run_daemon, status, sync, verify,
+    migrate_state, preview, preview_extract, rebuild, remove, run_daemon, search, status, sync,
+    verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -172,6 +173,22 @@ enum Command {
         /// extraction, labels).
         #[arg(long)]
         rerender: bool,
+        /// Also write the reader pages into DIR as plain files (relative links, for any static
+        /// host or none), with the stylesheet and the feeds; unchanged files are not rewritten.
+        #[arg(long, value_name = "DIR")]
+        site: Option<PathBuf>,
+    },
+    /// Search the archive: titles, descriptions and every section, in any language; best
+    /// matches first.
+    Search {
+        /// The words to find (all of them); Chinese and Japanese words too.
+        query: Vec<String>,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+        /// At most this many results.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// Recreate the state database from the archive files (after it was lost).
     Rebuild,
@@ -386,7 +403,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             enrich(load(&cli.config)?, options).await
         }
-        Command::Build { rerender } => build(load(&cli.config)?, rerender).await,
+        Command::Build { rerender, site } => build(load(&cli.config)?, rerender, site).await,
+        Command::Search { query, json, limit } => {
+            search(&load(&cli.config)?, &query.join(" "), json, limit).await
+        }
         Command::Rebuild => rebuild(load(&cli.config)?).await,
         Command::Verify { repair } => verify(load(&cli.config)?, repair).await,
         Command::Backup { file } => backup(load(&cli.config)?, &file).await,

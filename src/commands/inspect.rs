@@ -296,6 +296,56 @@ fn write_long(out: &mut impl std::io::Write, r: &SourceStatus) -> std::io::Resul
     Ok(())
 }
 
+/// `gazette search QUERY`: the archived articles that hold every word, best first, as lines
+/// (date, title, file, the passage around the first hit) or as JSON.
+pub(crate) async fn search(
+    settings: &Settings,
+    query: &str,
+    json: bool,
+    limit: usize,
+) -> Result<ExitCode> {
+    let store = open_store(settings).await?;
+    let found = store.search(query, limit, 0).await?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let hits: Vec<_> = found
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "path": r.path,
+                    "title": r.doc.title(),
+                    "date": format_date(&r.doc.date),
+                    "source": r.source,
+                    "link": r.doc.link,
+                    "snippet": gazette::publish::site::plain_snippet(r, query),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &hits)?;
+        writeln!(out)?;
+    } else {
+        for r in &found {
+            writeln!(
+                out,
+                "{}  {}\n  {}\n  {}",
+                format_date(&r.doc.date),
+                r.doc.title(),
+                settings.archive_dir.join(&r.path).display(),
+                gazette::publish::site::plain_snippet(r, query)
+            )?;
+        }
+        if found.is_empty() {
+            writeln!(out, "nothing archived matches {query:?}")?;
+        }
+    }
+    Ok(if found.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 pub(crate) async fn preview(
     config: &FetchConfig,
     location: &str,

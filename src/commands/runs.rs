@@ -259,7 +259,11 @@ pub(crate) async fn list_due(settings: Settings, ids: &[String]) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn build(settings: Settings, rerender: bool) -> Result<ExitCode> {
+pub(crate) async fn build(
+    settings: Settings,
+    rerender: bool,
+    site: Option<std::path::PathBuf>,
+) -> Result<ExitCode> {
     let _lock = match writer_lock(&settings).await? {
         Ok(lock) => lock,
         Err(code) => return Ok(code),
@@ -282,5 +286,17 @@ pub(crate) async fn build(settings: Settings, rerender: bool) -> Result<ExitCode
         pipeline.settings().feed_path.display(),
         if changed { "written" } else { "unchanged" }
     );
+    if let Some(dir) = site {
+        let built =
+            gazette::publish::site::build::write_site(pipeline.settings(), pipeline.store(), &dir)
+                .await
+                .with_context(|| format!("writing the site into {}", dir.display()))?;
+        println!(
+            "site {}: {} files, {} written",
+            dir.display(),
+            built.files,
+            built.written
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -681,7 +681,10 @@ impl Settings {
             state_url,
             fetch: file.fetch,
             enrich: file.enrich,
-            serve: file.serve,
+            serve: ServeConfig {
+                templates: file.serve.templates.as_ref().map(|dir| base.join(dir)),
+                ..file.serve
+            },
             state_file,
             lock_timeout: file.state.lock_timeout,
             keep_pages: file.state.keep_pages,

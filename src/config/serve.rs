@@ -31,6 +31,10 @@ pub struct ServeConfig {
     /// The largest request head read (request line and headers); larger ones get 431.
     #[serde(with = "super::units::byte_size")]
     pub max_header_bytes: u64,
+    /// A folder of templates that replace the built-in ones of the same name (`base.html`,
+    /// `list.html`, `article.html`, `search.html`, `error.html`, `style.css`, …), relative to
+    /// the config file's folder.
+    pub templates: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +49,7 @@ impl Default for ServeConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             max_header_bytes: 16 * 1024,
+            templates: None,
         }
     }
 }

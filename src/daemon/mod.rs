@@ -228,6 +228,7 @@ impl Server {
             metrics: Arc::new(Metrics::default()),
             failed_cycles: Arc::new(AtomicU32::new(0)),
             cache: Arc::default(),
+            site: Arc::default(),
         };
         let stop = CancellationToken::new();
         let config = &settings.serve;

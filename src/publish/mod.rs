@@ -6,4 +6,5 @@ pub mod feeds;
 pub mod hooks;
 pub mod json_feed;
 pub mod render;
+pub mod site;
 pub mod yaml;

@@ -28,6 +28,9 @@ use crate::store::Store;
 pub use cache::RenderCache;
 use cache::Rendered;
 
+/// The reader pages' templates, and the address of the settings they were loaded for.
+pub type LoadedSite = (usize, Arc<crate::publish::site::Site>);
+
 /// What the handlers share with the scheduler.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -38,6 +41,8 @@ pub struct AppState {
     /// Scheduler cycles in a row in which every source fetched failed.
     pub failed_cycles: Arc<AtomicU32>,
     pub cache: Arc<RenderCache>,
+    /// The reader pages' templates, and the settings (by address) they were loaded for.
+    pub site: Arc<std::sync::Mutex<Option<LoadedSite>>>,
 }
 
 impl AppState {
@@ -54,13 +59,26 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::index))
+        .route("/page/{n}/", get(pages::index_page))
+        .route("/style.css", get(pages::style))
+        .route("/search", get(pages::search))
         .route("/atom.xml", get(atom_feed))
         .route("/feed.json", get(json_feed))
+        .route("/tags/", get(pages::tags))
         .route("/tags/{tag}", get(tag_feed))
+        .route("/tags/{tag}/", get(pages::tag))
+        .route("/tags/{tag}/page/{n}/", get(pages::tag_page))
+        .route("/sources/", get(pages::sources))
         .route("/sources/{id}", get(source_feed))
+        .route("/sources/{id}/", get(pages::source))
+        .route("/sources/{id}/page/{n}/", get(pages::source_page))
+        .route("/archive/", get(pages::months))
+        .route("/archive/{year}/{month}/", get(pages::month))
+        .route("/archive/{year}/{month}/page/{n}/", get(pages::month_page))
         .route("/articles/{*path}", get(pages::article))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .fallback(pages::not_found)
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
@@ -117,18 +135,17 @@ fn cacheable(request: &HeaderMap, rendered: &Rendered) -> Response {
     (headers, rendered.body.clone()).into_response()
 }
 
-/// A cached or rendered response; 404 when there is nothing to render.
-fn respond(request: &HeaderMap, rendered: crate::error::Result<Option<Arc<Rendered>>>) -> Response {
+/// A cached or rendered response; the 404 page when there is nothing to render.
+fn respond(
+    state: &AppState,
+    request: &HeaderMap,
+    rendered: crate::error::Result<Option<Arc<Rendered>>>,
+) -> Response {
     match rendered {
         Ok(Some(rendered)) => cacheable(request, &rendered),
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => internal(e),
+        Ok(None) => pages::error_page(state, StatusCode::NOT_FOUND, None),
+        Err(e) => pages::error_page(state, StatusCode::INTERNAL_SERVER_ERROR, Some(&e)),
     }
-}
-
-fn internal(e: impl std::fmt::Display) -> Response {
-    tracing::warn!(error = %e, "request failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
 }
 
 fn newest(items: &[atom::FeedItem]) -> DateTime<Utc> {
@@ -156,7 +173,7 @@ async fn atom_response(state: &AppState, request: &HeaderMap, feed: Feed<'_>) ->
             Ok(Some(Rendered::new(ATOM, body, newest(&items))))
         })
         .await;
-    respond(request, rendered)
+    respond(state, request, rendered)
 }
 
 async fn atom_feed(State(state): State<AppState>, request: HeaderMap) -> Response {
@@ -175,7 +192,7 @@ async fn tag_feed(
 ) -> Response {
     match feed_name(&file) {
         Some(tag) => atom_response(&state, &request, Feed::Tag(tag)).await,
-        None => StatusCode::NOT_FOUND.into_response(),
+        None => pages::error_page(&state, StatusCode::NOT_FOUND, None),
     }
 }
 
@@ -187,7 +204,7 @@ async fn source_feed(
     let settings = state.settings();
     match feed_name(&file).filter(|id| settings.sources.iter().any(|s| s.id == *id)) {
         Some(id) => atom_response(&state, &request, Feed::Source(id)).await,
-        None => StatusCode::NOT_FOUND.into_response(),
+        None => pages::error_page(&state, StatusCode::NOT_FOUND, None),
     }
 }
 
@@ -205,7 +222,7 @@ async fn json_feed(State(state): State<AppState>, request: HeaderMap) -> Respons
             )))
         })
         .await;
-    respond(&request, rendered)
+    respond(&state, &request, rendered)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -1,125 +1,191 @@
-//! HTML for people: the newest articles, and each archived article as a page (or as its
-//! Markdown file), all from state. No JavaScript; the feeds are announced with
-//! `<link rel="alternate">`.
+//! HTML for people: the reader pages of [`crate::publish::site`] (index, tags, sources, months,
+//! articles, search), each article's Markdown file, the stylesheet, and error pages with a body
+//! and a way back. Rendered from state, cached until a commit changes what they show.
 
-use std::fmt::Write as _;
 use std::path::{Component, Path};
+use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 
 use super::cache::Rendered;
-use super::{AppState, respond};
-use crate::config::Settings;
-use crate::format::format_date;
+use super::{AppState, cacheable};
+use crate::error::Result;
 use crate::publish::archive;
-use crate::publish::atom::content_html;
-use crate::publish::feeds::{self, Feed};
+use crate::publish::site::{Links, Page, Site};
 
 const HTML: &str = "text/html; charset=utf-8";
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The templates of the settings in force, loaded again when SIGHUP replaced them.
+fn site(state: &AppState) -> Result<Arc<Site>> {
+    let settings = state.settings();
+    let mut loaded = state
+        .site
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let current = Arc::as_ptr(&settings) as usize;
+    if let Some((for_settings, site)) = loaded.as_ref()
+        && *for_settings == current
+    {
+        return Ok(Arc::clone(site));
+    }
+    let site = Arc::new(Site::load(&settings)?);
+    *loaded = Some((current, Arc::clone(&site)));
+    Ok(site)
+}
+
+/// A reader page, from the cache or rendered; the 404 page when there is no such page.
+async fn page(state: &AppState, request: &HeaderMap, page: Page) -> Response {
+    let settings = state.settings();
+    let site = match site(state) {
+        Ok(site) => site,
+        Err(e) => return error_page(state, StatusCode::INTERNAL_SERVER_ERROR, Some(&e)),
+    };
+    let key = format!("page:{page:?}");
+    let rendered = state
+        .cache
+        .get_or_render(&state.store, &settings, key, || async {
+            let html = site
+                .render(&settings, &state.store, &page, &Links::server())
+                .await?;
+            // What a page shows changes with every commit; it is as new as the state.
+            Ok(html.map(|html| Rendered::new(HTML, html.into_bytes(), Utc::now())))
+        })
+        .await;
+    match rendered {
+        Ok(Some(rendered)) => cacheable(request, &rendered),
+        Ok(None) => error_page(state, StatusCode::NOT_FOUND, None),
+        Err(e) => error_page(state, StatusCode::INTERNAL_SERVER_ERROR, Some(&e)),
+    }
+}
+
+/// The error page for `status`, with its body; plain text when even that cannot be made.
+pub(super) fn error_page(
+    state: &AppState,
+    status: StatusCode,
+    cause: Option<&dyn std::fmt::Display>,
+) -> Response {
+    if let Some(cause) = cause {
+        tracing::warn!(error = %cause, "request failed");
+    }
+    let settings = state.settings();
+    match site(state).and_then(|site| site.error(&settings, &Links::server(), status.as_u16())) {
+        Ok(html) => (status, [(header::CONTENT_TYPE, HTML)], html).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the error page could not be made");
+            (status, "error\n").into_response()
         }
     }
-    out
 }
 
-fn page(settings: &Settings, title: &str, main: &str) -> Vec<u8> {
-    let mut html = String::with_capacity(main.len() + 1024);
-    let _ = write!(
-        html,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n\
-         <link rel=\"alternate\" type=\"application/atom+xml\" title=\"{feed} (Atom)\" href=\"/atom.xml\">\n\
-         <link rel=\"alternate\" type=\"application/feed+json\" title=\"{feed} (JSON Feed)\" href=\"/feed.json\">\n\
-         <style>body{{max-width:46rem;margin:2rem auto;padding:0 1rem;font-family:system-ui,sans-serif;line-height:1.5}}\
-         article{{margin-bottom:1.5rem}}.meta{{color:#555;font-size:.9rem}}.tag{{margin-right:.4rem}}</style>\n\
-         </head>\n<body>\n<header><a href=\"/\">{feed}</a> · <a href=\"/atom.xml\">Atom</a> · <a href=\"/feed.json\">JSON Feed</a></header>\n\
-         <main>\n{main}</main>\n</body>\n</html>\n",
-        escape(title),
-        feed = escape(&settings.feed.title),
-    );
-    html.into_bytes()
-}
-
-/// The archive file's page address: `ft/2024/05/13/slug.md` -> `/articles/ft/2024/05/13/slug.html`.
-fn page_url(path: &str) -> String {
-    let stem = path.strip_suffix(".md").unwrap_or(path);
-    let encoded: Vec<String> = stem
-        .split('/')
-        .map(|part| {
-            url::form_urlencoded::byte_serialize(part.as_bytes())
-                .collect::<String>()
-                .replace('+', "%20")
-        })
-        .collect();
-    format!("/articles/{}.html", encoded.join("/"))
+/// Any address no route answers.
+pub(super) async fn not_found(State(state): State<AppState>) -> Response {
+    error_page(&state, StatusCode::NOT_FOUND, None)
 }
 
 pub(super) async fn index(State(state): State<AppState>, request: HeaderMap) -> Response {
-    let settings = state.settings();
-    let rendered = state
-        .cache
-        .get_or_render(&state.store, &settings, "index".to_owned(), || async {
-            let items = feeds::items(&settings, &state.store, Feed::Merged).await?;
-            Ok(Some(Rendered::new(
-                HTML,
-                index_html(&settings, &items),
-                super::newest(&items),
-            )))
-        })
-        .await;
-    respond(&request, rendered)
+    page(&state, &request, Page::Index(1)).await
 }
 
-fn index_html(settings: &Settings, items: &[crate::publish::atom::FeedItem]) -> Vec<u8> {
-    let mut main = format!("<h1>{}</h1>\n", escape(&settings.feed.title));
-    if items.is_empty() {
-        main.push_str("<p>Nothing archived yet.</p>\n");
-    }
-    for item in items {
-        let doc = &item.doc;
-        let tags: String = doc
-            .tags
-            .iter()
-            .map(|t| {
-                format!(
-                    "<a class=\"tag\" href=\"/tags/{}.xml\">#{}</a>",
-                    escape(&urlencode(t)),
-                    escape(t)
-                )
-            })
-            .collect();
-        let _ = write!(
-            main,
-            "<article>\n<h2><a href=\"{href}\">{title}</a></h2>\n\
-             <p class=\"meta\"><a href=\"/sources/{source_key}.xml\">{source}</a> · <time datetime=\"{date}\">{date}</time> {tags}</p>\n\
-             <p>{description}</p>\n</article>\n",
-            href = escape(&page_url(&item.path)),
-            title = escape(doc.title()),
-            source_key = escape(&item.source.key),
-            source = escape(&item.source.title),
-            date = format_date(&doc.date),
-            description = escape(&doc.description),
-        );
-    }
-    page(settings, &settings.feed.title, &main)
+pub(super) async fn index_page(
+    State(state): State<AppState>,
+    UrlPath(n): UrlPath<usize>,
+    request: HeaderMap,
+) -> Response {
+    page(&state, &request, Page::Index(n)).await
 }
 
-fn urlencode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
+pub(super) async fn tags(State(state): State<AppState>, request: HeaderMap) -> Response {
+    page(&state, &request, Page::Tags).await
+}
+
+pub(super) async fn tag(
+    State(state): State<AppState>,
+    UrlPath(tag): UrlPath<String>,
+    request: HeaderMap,
+) -> Response {
+    page(&state, &request, Page::Tag(tag, 1)).await
+}
+
+pub(super) async fn tag_page(
+    State(state): State<AppState>,
+    UrlPath((tag, n)): UrlPath<(String, usize)>,
+    request: HeaderMap,
+) -> Response {
+    page(&state, &request, Page::Tag(tag, n)).await
+}
+
+pub(super) async fn sources(State(state): State<AppState>, request: HeaderMap) -> Response {
+    page(&state, &request, Page::Sources).await
+}
+
+pub(super) async fn source(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+    request: HeaderMap,
+) -> Response {
+    page(&state, &request, Page::Source(id, 1)).await
+}
+
+pub(super) async fn source_page(
+    State(state): State<AppState>,
+    UrlPath((id, n)): UrlPath<(String, usize)>,
+    request: HeaderMap,
+) -> Response {
+    page(&state, &request, Page::Source(id, n)).await
+}
+
+pub(super) async fn months(State(state): State<AppState>, request: HeaderMap) -> Response {
+    page(&state, &request, Page::Months).await
+}
+
+pub(super) async fn month(
+    State(state): State<AppState>,
+    UrlPath((year, month)): UrlPath<(i32, u32)>,
+    request: HeaderMap,
+) -> Response {
+    page(&state, &request, Page::Month(year, month, 1)).await
+}
+
+pub(super) async fn month_page(
+    State(state): State<AppState>,
+    UrlPath((year, month, n)): UrlPath<(i32, u32, usize)>,
+    request: HeaderMap,
+) -> Response {
+    page(&state, &request, Page::Month(year, month, n)).await
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+pub(super) async fn search(
+    State(state): State<AppState>,
+    Query(query): Query<SearchQuery>,
+    request: HeaderMap,
+) -> Response {
+    let asked = Page::Search(query.q, query.page.unwrap_or(1).max(1));
+    page(&state, &request, asked).await
+}
+
+pub(super) async fn style(State(state): State<AppState>) -> Response {
+    match site(&state) {
+        Ok(site) => (
+            [
+                (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            site.style().to_owned(),
+        )
+            .into_response(),
+        Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, Some(&e)),
+    }
 }
 
 /// Whether a request path can name an archived article: relative, no `..`, nothing hidden.
@@ -131,21 +197,25 @@ fn plain_relative(requested: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(n) if !n.to_string_lossy().starts_with('.')))
 }
 
+/// `/articles/PATH.html`, the article's page; `/articles/PATH.md`, its file as archived.
 pub(super) async fn article(
     State(state): State<AppState>,
     UrlPath(path): UrlPath<String>,
     request: HeaderMap,
 ) -> Response {
-    let settings = state.settings();
     let (markdown_path, raw) = match (path.strip_suffix(".html"), path.ends_with(".md")) {
         (Some(stem), _) => (format!("{stem}.md"), false),
         (None, true) => (path.clone(), true),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return error_page(&state, StatusCode::NOT_FOUND, None),
     };
     if !plain_relative(&markdown_path) {
-        return StatusCode::NOT_FOUND.into_response();
+        return error_page(&state, StatusCode::NOT_FOUND, None);
     }
-    let key = format!("{}:{markdown_path}", if raw { "md" } else { "page" });
+    if !raw {
+        return page(&state, &request, Page::Article(markdown_path)).await;
+    }
+    let settings = state.settings();
+    let key = format!("md:{markdown_path}");
     let rendered = state
         .cache
         .get_or_render(&state.store, &settings, key, || async {
@@ -153,81 +223,19 @@ pub(super) async fn article(
                 return Ok(None);
             };
             let modified = record.updated_at.max(record.doc.date);
-            let rendered = if raw {
-                let text = archive::render_article(&settings, record.guid.as_deref(), &record.doc);
-                Rendered::new("text/markdown; charset=utf-8", text.into_bytes(), modified)
-            } else {
-                Rendered::new(
-                    HTML,
-                    article_html(&settings, &record, &markdown_path),
-                    modified,
-                )
-            };
-            Ok(Some(rendered))
+            let text = archive::render_article(&settings, record.guid.as_deref(), &record.doc);
+            Ok(Some(Rendered::new(
+                "text/markdown; charset=utf-8",
+                text.into_bytes(),
+                modified,
+            )))
         })
         .await;
-    respond(&request, rendered)
-}
-
-fn article_html(
-    settings: &Settings,
-    record: &crate::store::ArticleRecord,
-    markdown_path: &str,
-) -> Vec<u8> {
-    let doc = &record.doc;
-    let (bylines, enclosures) = (&record.bylines, &record.enclosures);
-    let author = if bylines.is_empty() {
-        escape(&doc.author)
-    } else {
-        bylines
-            .iter()
-            .map(|b| match &b.uri {
-                Some(uri) => format!(
-                    "<a rel=\"author\" href=\"{}\">{}</a>",
-                    escape(uri),
-                    escape(&b.name)
-                ),
-                None => escape(&b.name),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut main = String::new();
-    let _ = write!(
-        main,
-        "<article>\n<h1>{title}</h1>\n<p class=\"meta\"><time datetime=\"{date}\">{date}</time> · <span class=\"byline\">{author}</span> · \
-         <a href=\"{link}\">original</a> · <a href=\"/articles/{raw}\">Markdown</a></p>\n",
-        title = escape(doc.title()),
-        date = format_date(&doc.date),
-        link = escape(&doc.link),
-        raw = escape(markdown_path),
-    );
-    main.push_str(&content_html(doc));
-    if !enclosures.is_empty() {
-        main.push_str("<ul class=\"enclosures\">\n");
-        for e in enclosures {
-            let _ = writeln!(
-                main,
-                "<li><a href=\"{url}\">{name}</a>{kind}</li>",
-                url = escape(&e.url),
-                name = escape(
-                    e.url
-                        .rsplit('/')
-                        .next()
-                        .filter(|file| !file.is_empty())
-                        .unwrap_or(&e.url)
-                ),
-                kind = e
-                    .media_type
-                    .as_deref()
-                    .map(|t| format!(" ({})", escape(t)))
-                    .unwrap_or_default(),
-            );
-        }
-        main.push_str("</ul>\n");
+    match rendered {
+        Ok(Some(rendered)) => cacheable(&request, &rendered),
+        Ok(None) => error_page(&state, StatusCode::NOT_FOUND, None),
+        Err(e) => error_page(&state, StatusCode::INTERNAL_SERVER_ERROR, Some(&e)),
     }
-    main.push_str("</article>\n");
-    page(settings, doc.title(), &main)
 }
 
 #[cfg(test)]
@@ -242,6 +250,5 @@ mod tests {
         assert!(!plain_relative("ft/../../secret.md"));
         assert!(!plain_relative("ft/.hidden.md"));
         assert!(!plain_relative(""));
-        assert_eq!(page_url("ft/2024/a b.md"), "/articles/ft/2024/a%20b.html");
     }
 }

@@ -98,6 +98,11 @@ pub enum Selection<'a> {
     All,
     Source(&'a str),
     Tag(&'a str),
+    /// Dated from `from` up to `until` (Unix milliseconds, `until` excluded): a month.
+    Dated {
+        from: i64,
+        until: i64,
+    },
 }
 
 /// An article of a feed, with its source feed's own metadata.
@@ -325,6 +330,8 @@ async fn write_rows(
             .bind(&record.guid);
     }
     insert.execute(&mut *conn).await?;
+    let docs: Vec<(&str, &Document)> = records.iter().map(|r| (r.path.as_str(), &r.doc)).collect();
+    Store::index_documents(conn, &docs).await?;
     if rendering == Rendering::Pending {
         let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
         queue_for_rendering(conn, &paths).await?;
@@ -527,6 +534,15 @@ impl Store {
         .bind(to_millis(now))
         .execute(&mut *conn)
         .await?;
+        let path: Option<String> =
+            sqlx::query_scalar("SELECT path FROM articles WHERE source = $1 AND key = $2")
+                .bind(source)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(path) = &path {
+            Store::index_documents(conn, &[(path.as_str(), doc)]).await?;
+        }
         if rendering == Rendering::Pending {
             sqlx::query(
                 "INSERT INTO render_queue (path)
@@ -637,6 +653,16 @@ impl Store {
 
     /// The newest `limit` articles of a selection, newest first, skipping removed sources.
     pub async fn feed_rows(&self, selection: Selection<'_>, limit: usize) -> Result<Vec<FeedRow>> {
+        self.page_rows(selection, limit, 0).await
+    }
+
+    /// [`Store::feed_rows`] from the `offset`th on: a page of a listing.
+    pub async fn page_rows(
+        &self,
+        selection: Selection<'_>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<FeedRow>> {
         #[derive(sqlx::FromRow)]
         struct WithSource {
             #[sqlx(flatten)]
@@ -653,31 +679,35 @@ impl Store {
         );
         let live = "(s.removed_at IS NULL)";
         let query = match selection {
-            Selection::All => {
-                format!("SELECT {columns} WHERE {live} ORDER BY a.date DESC, a.path LIMIT $1")
-            }
+            Selection::All => format!(
+                "SELECT {columns} WHERE {live} ORDER BY a.date DESC, a.path LIMIT $1 OFFSET $2"
+            ),
             Selection::Source(_) => format!(
-                "SELECT {columns} WHERE a.source = $2 AND {live}
-                 ORDER BY a.date DESC, a.path LIMIT $1"
+                "SELECT {columns} WHERE a.source = $3 AND {live}
+                 ORDER BY a.date DESC, a.path LIMIT $1 OFFSET $2"
             ),
             Selection::Tag(_) => format!(
                 "SELECT {RECORD_COLUMNS}, {SOURCE_COLUMNS}
                  FROM article_tags t
                  JOIN articles a ON a.source = t.source AND a.key = t.key
                  LEFT JOIN sources s ON s.id = a.source
-                 WHERE t.tag = $2 AND {live}
-                 ORDER BY t.date DESC, t.path LIMIT $1"
+                 WHERE t.tag = $3 AND {live}
+                 ORDER BY t.date DESC, t.path LIMIT $1 OFFSET $2"
+            ),
+            Selection::Dated { .. } => format!(
+                "SELECT {columns} WHERE a.date >= $3 AND a.date < $4 AND {live}
+                 ORDER BY a.date DESC, a.path LIMIT $1 OFFSET $2"
             ),
         };
-        let argument = match selection {
-            Selection::All => None,
-            Selection::Source(id) | Selection::Tag(id) => Some(id),
-        };
-        let rows = sqlx::query_as::<_, WithSource>(constant(query))
+        let mut rows = sqlx::query_as::<_, WithSource>(constant(query))
             .bind(limit_of(limit))
-            .bind(argument)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(limit_of(offset));
+        rows = match selection {
+            Selection::All => rows,
+            Selection::Source(id) | Selection::Tag(id) => rows.bind(id),
+            Selection::Dated { from, until } => rows.bind(from).bind(until),
+        };
+        let rows = rows.fetch_all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .map(|r| FeedRow {

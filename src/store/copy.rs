@@ -55,12 +55,21 @@ impl Store {
                     .to_owned(),
             ));
         }
+        // Opening the empty target marked its (empty) search index made; the source's rows
+        // come instead, and the mark goes again below.
+        sqlx::query("DELETE FROM state_meta WHERE key = 'search_indexed'")
+            .execute(&mut *tx)
+            .await?;
         let mut copied = Copied::default();
         for table in tables(&mut tx, target.backend).await? {
             let columns = columns(&mut tx, target.backend, &table).await?;
             let rows = self.copy_table(&mut tx, &table, &columns).await?;
             copied.tables.push((table, rows));
         }
+        // The target's search index is made from the articles when it is next opened.
+        sqlx::query("DELETE FROM state_meta WHERE key = 'search_indexed'")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(copied)
     }
@@ -156,7 +165,8 @@ async fn tables(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<String
     let names: Vec<String> = sqlx::query_scalar(sql).fetch_all(conn).await?;
     Ok(names
         .into_iter()
-        .filter(|n| !NOT_COPIED.contains(&n.as_str()))
+        // The search index is made again from the articles when the target is next opened.
+        .filter(|n| !NOT_COPIED.contains(&n.as_str()) && !n.starts_with("search"))
         .collect())
 }
 

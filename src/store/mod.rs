@@ -36,7 +36,9 @@ mod history;
 mod identity;
 pub mod integrity;
 mod leases;
+mod listing;
 mod published;
+mod search;
 mod sources;
 
 pub use archive_lock::{ArchiveLock, this_host};
@@ -50,6 +52,8 @@ pub use copy::Copied;
 pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment, Spend};
 pub use history::{Backfilled, HistoryPage};
 pub use leases::{Claimed, Queue, WorkerRow};
+pub use listing::{Counted, Neighbour};
+pub use search::document_tokens;
 pub use sources::Pruned;
 
 pub use crate::model::FeedMeta;
@@ -314,7 +318,11 @@ impl Store {
         };
         let migrator = backend.migrator();
         match migrator.run(&pool).await {
-            Ok(()) => Ok(Self { pool, backend }),
+            Ok(()) => {
+                let store = Self { pool, backend };
+                store.ensure_searchable().await?;
+                Ok(store)
+            }
             // A migration this binary does not know was applied: a newer Gazette wrote it, and
             // this one would misread (or damage) what it added.
             Err(MigrateError::VersionMissing(version)) => Err(Error::Schema(format!(

@@ -7,6 +7,7 @@
 
 mod clean;
 pub mod links;
+pub mod search;
 
 use std::borrow::Cow;
 use std::collections::HashSet;

@@ -1,0 +1,189 @@
+//! Full-text search over the archive (see the `search` migrations): the words of each article
+//! kept beside it, written with it, and the query that ranks them.
+
+use sqlx::AnyConnection;
+
+use super::{ArticleRecord, Backend, Store, numbered_rows};
+use crate::error::Result;
+use crate::model::Document;
+use crate::text::search::{index_tokens, query_tokens};
+
+/// Rows per statement when indexing: two values each.
+const DOCS_PER_STATEMENT: usize = 500;
+
+/// What the index holds of an article: its title, description and every section, Markdown link
+/// targets left out (an address's pieces are not the article's words).
+pub fn document_tokens(doc: &Document) -> String {
+    let mut text = String::with_capacity(doc.original.body.len() * 2);
+    text.push_str(doc.title());
+    text.push('\n');
+    text.push_str(&doc.description);
+    for section in doc.sections() {
+        text.push('\n');
+        text.push_str(&section.title);
+        text.push('\n');
+        text.push_str(&without_link_targets(&section.body));
+    }
+    index_tokens(&text)
+}
+
+/// Markdown without the `(address)` of its links and pictures.
+fn without_link_targets(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut rest = markdown;
+    while let Some(at) = rest.find("](") {
+        out.push_str(&rest[..=at]);
+        let after = &rest[at + 2..];
+        match after.find(')') {
+            Some(end) => rest = &after[end + 1..],
+            None => {
+                rest = after;
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Store {
+    /// Writes (or replaces) the search words of `docs` (archive path, document), in `conn`'s
+    /// transaction.
+    pub(super) async fn index_documents(
+        conn: &mut AnyConnection,
+        docs: &[(&str, &Document)],
+    ) -> Result<()> {
+        for chunk in docs.chunks(DOCS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO search_docs (path, tokens) VALUES {}
+                 ON CONFLICT (path) DO UPDATE SET tokens = excluded.tokens",
+                numbered_rows(Backend::of(conn), "(?, ?)", chunk.len())
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (path, doc) in chunk {
+                insert = insert.bind(*path).bind(document_tokens(doc));
+            }
+            insert.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Indexes, once, the articles written before search existed (or copied in by
+    /// `migrate-state`, which leaves the index to the target): a mark in `state_meta` says it
+    /// was done, so that opening a state costs no look over every article.
+    pub(super) async fn ensure_searchable(&self) -> Result<()> {
+        let done = sqlx::query("SELECT 1 FROM state_meta WHERE key = 'search_indexed'")
+            .fetch_optional(&self.pool)
+            .await?;
+        if done.is_some() {
+            return Ok(());
+        }
+        let indexed = self.index_unsearched(1000).await?;
+        if indexed > 0 {
+            tracing::info!(articles = indexed, "articles indexed for search");
+        }
+        sqlx::query(
+            "INSERT INTO state_meta (key, value) VALUES ('search_indexed', '1')
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Indexes the articles the search index does not hold yet (all of them, the first time a
+    /// state written before search is opened), `batch` at a time; returns how many.
+    pub async fn index_unsearched(&self, batch: usize) -> Result<usize> {
+        let mut indexed = 0;
+        loop {
+            let paths: Vec<String> = sqlx::query_scalar(
+                "SELECT a.path FROM articles a
+                 WHERE NOT EXISTS (SELECT 1 FROM search_docs d WHERE d.path = a.path)
+                 ORDER BY a.path LIMIT $1",
+            )
+            .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+            if paths.is_empty() {
+                return Ok(indexed);
+            }
+            let mut records = Vec::with_capacity(paths.len());
+            for path in &paths {
+                records.extend(self.record_by_path(path).await?);
+            }
+            let docs: Vec<(&str, &Document)> =
+                records.iter().map(|r| (r.path.as_str(), &r.doc)).collect();
+            let mut tx = self.begin().await?;
+            Self::index_documents(&mut tx, &docs).await?;
+            tx.commit().await?;
+            indexed += records.len();
+            // A path no record answers for (it left meanwhile) would be asked again forever.
+            if records.is_empty() {
+                return Ok(indexed);
+            }
+        }
+    }
+
+    /// The archived articles that hold every word of `query`, best first (then newest), leaving
+    /// out removed sources; `limit` from `offset`. Empty for a query without words.
+    pub async fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<ArticleRecord>> {
+        let tokens = query_tokens(query);
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, asked) = match self.backend {
+            Backend::Sqlite => (
+                "SELECT d.path FROM search
+                 JOIN search_docs d ON d.id = search.rowid
+                 JOIN articles a ON a.path = d.path
+                 LEFT JOIN sources s ON s.id = a.source
+                 WHERE search MATCH $1 AND s.removed_at IS NULL
+                 ORDER BY bm25(search), a.date DESC LIMIT $2 OFFSET $3",
+                // Each word quoted: a word is never read as FTS5's syntax (`AND`, `NEAR`).
+                tokens
+                    .iter()
+                    .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            Backend::Postgres => (
+                "SELECT d.path FROM search_docs d
+                 JOIN articles a ON a.path = d.path
+                 LEFT JOIN sources s ON s.id = a.source,
+                 plainto_tsquery('simple', $1) q
+                 WHERE d.vector @@ q AND s.removed_at IS NULL
+                 ORDER BY ts_rank(d.vector, q) DESC, a.date DESC LIMIT $2 OFFSET $3",
+                tokens.join(" "),
+            ),
+        };
+        let paths: Vec<String> = sqlx::query_scalar(sql)
+            .bind(asked)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut records = Vec::with_capacity(paths.len());
+        for path in &paths {
+            records.extend(self.record_by_path(path).await?);
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_targets_are_not_words() {
+        assert_eq!(
+            without_link_targets("See [the report](https://example.org/x) and ![map](/m.png)."),
+            "See [the report] and ![map]."
+        );
+    }
+}
