@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    FetchOptions, add, backfill, backup, build, check, enrich, fetch, import, list_due, load,
-    migrate_state, preview, preview_extract, rebuild, remove, run_daemon, search, status, sync,
-    verify,
+    FetchOptions, add, backfill, backup, build, check, enrich, export, fetch, import, list_due,
+    load, migrate_state, preview, preview_extract, rebuild, remove, run_daemon, search, status,
+    sync, verify,
 };
 use gazette::pipeline::EnrichOptions;
 
@@ -414,14 +414,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync => sync(load(&cli.config)?).await,
         Command::Remove { source, purge } => remove(&cli.config, &source, purge).await,
         Command::Import { file } => import(&cli.config, &file),
-        Command::Export => {
-            let settings = load(&cli.config)?;
-            print!(
-                "{}",
-                gazette::opml::export(&settings.feed.title, &settings.sources)
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Export => export(&load(&cli.config)?).await,
         Command::Add { url, tags } => add(&cli.config, &url, tags).await,
         Command::Status { json, long, failed } => {
             let view = commands::StatusView { json, long, failed };

@@ -53,6 +53,7 @@ fn collect(node: roxmltree::Node<'_, '_>, folders: &mut Vec<String>, out: &mut V
                     title: text,
                     url: url.to_owned(),
                     tags: crate::normalize::normalize_tags(tags.iter().map(String::as_str)),
+                    id: outline.attribute("gazetteId").map(str::to_owned),
                 });
             }
             None => {
@@ -72,7 +73,21 @@ fn escape(text: &str) -> String {
 }
 
 /// OPML 2.0 of the sources; tags go into the `category` attribute.
-pub fn export(title: &str, sources: &[Source]) -> String {
+/// What state knows of a source's feed, for the export: its own title and its site's address.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub title: Option<String>,
+    pub site: Option<String>,
+}
+
+/// OPML 2.0 of `sources`, each named by its feed's own title (its id when state has none) and
+/// linked to its site, so that another reader shows names; `gazetteId` keeps the id for a
+/// round trip.
+pub fn export(
+    title: &str,
+    sources: &[Source],
+    known: &std::collections::HashMap<String, Known>,
+) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<opml version=\"2.0\">\n  <head>\n",
     );
@@ -85,12 +100,22 @@ pub fn export(title: &str, sources: &[Source]) -> String {
                 .map_or_else(|()| path.display().to_string(), |u| u.to_string()),
         };
         let category: Vec<String> = source.tags.iter().map(|t| format!("/{t}")).collect();
+        let feed = known.get(&source.id);
+        let name = feed
+            .and_then(|k| k.title.as_deref())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(&source.id);
         let _ = write!(
             out,
-            "    <outline type=\"rss\" text=\"{id}\" title=\"{id}\" xmlUrl=\"{url}\"",
-            id = escape(&source.id),
+            "    <outline type=\"rss\" text=\"{name}\" title=\"{name}\" xmlUrl=\"{url}\"",
+            name = escape(name),
             url = escape(&url),
         );
+        if let Some(site) = feed.and_then(|k| k.site.as_deref()) {
+            let _ = write!(out, " htmlUrl=\"{}\"", escape(site));
+        }
+        let _ = write!(out, " gazetteId=\"{}\"", escape(&source.id));
         if !category.is_empty() {
             let _ = write!(out, " category=\"{}\"", escape(&category.join(",")));
         }
@@ -137,6 +162,7 @@ pub fn discover(html: &str, page: &Url) -> Vec<FoundFeed> {
                 title: element.attr("title").unwrap_or_default().trim().to_owned(),
                 url: url.to_string(),
                 tags: Vec::new(),
+                id: None,
             })
         })
         .collect()

@@ -204,3 +204,35 @@ async fn add_reads_a_page_in_its_own_encoding() {
         "{added:?}"
     );
 }
+
+/// The export names each source by its feed's own title and links its site, as state learnt
+/// them from the feed, so that another reader shows names; an import of it keeps the ids.
+#[tokio::test]
+async fn the_export_names_and_links_each_feed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    copy_demo_feeds(&served);
+    let server = FeedServer::start(&served).await;
+    let original = tmp.path().join("original");
+    write_config(
+        &original,
+        &source("tech", &server.url("/feeds/tech-rss2.xml"), ""),
+    );
+    let fetch = gazette(&original, &["fetch"]).await;
+    assert!(fetch.status.success(), "{}", stderr(&fetch));
+    let export = gazette(&original, &["export"]).await;
+    assert!(export.status.success(), "{}", stderr(&export));
+    let text = stdout(&export);
+    assert!(
+        text.contains("text=\"Tech Ledger\" title=\"Tech Ledger\""),
+        "{text}"
+    );
+    assert!(text.contains("htmlUrl=\"https://tech.example.org/\""), "{text}");
+    let opml = tmp.path().join("export.opml");
+    std::fs::write(&opml, &export.stdout).expect("opml");
+    let copy = tmp.path().join("copy");
+    write_config(&copy, "");
+    let import = gazette(&copy, &["import", opml.to_str().expect("utf-8")]).await;
+    assert!(import.status.success(), "{}", stderr(&import));
+    assert_eq!(sources(&copy), sources(&original));
+}

@@ -10,7 +10,7 @@ pub(crate) use archive::{backup, migrate_state, rebuild, remove, sync, verify};
 pub(crate) use daemon::run_daemon;
 pub(crate) use inspect::{StatusView, check, preview, preview_extract, search, status};
 pub(crate) use runs::{FetchOptions, backfill, build, enrich, fetch, list_due};
-pub(crate) use sources::{add, import};
+pub(crate) use sources::{add, export, import};
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -10,6 +10,29 @@ use gazette::pipeline::{parse_fetched, read_feed};
 
 use super::load;
 
+/// `gazette export`: the sources as OPML, named and linked as their feeds say (from state, when
+/// there is one).
+pub(crate) async fn export(settings: &gazette::config::Settings) -> Result<ExitCode> {
+    let known = match settings.state_file.as_deref() {
+        // A state file that does not exist yet knows nothing; opening it would create it.
+        Some(file) if !file.exists() => Default::default(),
+        _ => {
+            let store = super::open_store(settings).await?;
+            let known = store.source_meta().await?;
+            store.close().await;
+            known
+                .into_iter()
+                .map(|(id, (title, site))| (id, gazette::opml::Known { title, site }))
+                .collect()
+        }
+    };
+    print!(
+        "{}",
+        gazette::opml::export(&settings.feed.title, &settings.sources, &known)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn import(config: &Path, file: &Path) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -82,6 +105,7 @@ pub(crate) async fn add(config: &Path, url: &str, tags: Vec<String>) -> Result<E
         title,
         url: feed_url,
         tags: gazette::normalize::normalize_tags(tags.iter().map(String::as_str)),
+        id: None,
     };
     let outcome = gazette::config::edit::add_sources(config, &[found])?;
     match outcome.added.first() {

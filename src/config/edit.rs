@@ -16,6 +16,8 @@ pub struct FoundFeed {
     pub url: String,
     /// Folders the outline sits in, and its `category` attribute.
     pub tags: Vec<String>,
+    /// The source id a Gazette export gave it (`gazetteId`), kept when imported again.
+    pub id: Option<String>,
 }
 
 /// What adding feeds did.
@@ -124,6 +126,14 @@ pub fn remove_source(path: &Path, id: &str) -> Result<bool> {
 
 /// A source id for a feed: from its title, else its URL; `[a-z0-9_-]+`, at most 40 characters.
 pub fn suggest_id(feed: &FoundFeed) -> String {
+    if let Some(id) = feed
+        .id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+    {
+        return id.to_owned();
+    }
     let from_title = crate::text::slug(&feed.title);
     let base = if feed.title.trim().is_empty() || from_title.len() == 12 && !feed.title.is_ascii() {
         let url = url::Url::parse(&feed.url).ok();
@@ -162,6 +172,7 @@ mod tests {
             title: title.to_owned(),
             url: url.to_owned(),
             tags: vec![],
+            id: None,
         };
         assert_eq!(
             suggest_id(&feed("Tech Ledger", "https://x.org/a")),
@@ -184,11 +195,13 @@ mod tests {
                 title: "A again".to_owned(),
                 url: "https://example.org/a.xml".to_owned(),
                 tags: vec![],
+                id: None,
             },
             FoundFeed {
                 title: "A".to_owned(),
                 url: "https://example.org/other.xml".to_owned(),
                 tags: vec!["x".to_owned()],
+                id: None,
             },
         ];
         let added = add_sources(&path, &feeds).expect("add");

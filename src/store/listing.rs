@@ -144,4 +144,19 @@ impl Store {
             .filter_map(|(id, title)| Some((id, title?)))
             .collect())
     }
+
+    /// Each source's feed title and site address as its last fetch found them, by source id.
+    pub async fn source_meta(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (Option<String>, Option<String>)>> {
+        let rows = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+            "SELECT id, feed_title, feed_link FROM sources",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, title, link)| (id, (title, link)))
+            .collect())
+    }
 }

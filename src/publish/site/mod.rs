@@ -300,6 +300,10 @@ impl Site {
         number: usize,
     ) -> Result<Option<String>> {
         let total = store.count(list.selection).await?;
+        // A tag no article carries, a month without articles: no such page.
+        if total == 0 && matches!(list.selection, Selection::Tag(_) | Selection::Dated { .. }) {
+            return Ok(None);
+        }
         let count = usize::try_from(total)
             .unwrap_or(usize::MAX)
             .div_ceil(PER_PAGE)
@@ -412,9 +416,9 @@ impl Site {
                 common: &common,
                 title: Some(doc.title().to_owned()),
                 lang: if lang.is_empty() { "en".to_owned() } else { lang },
-                body: serde_json::json!({"source": Named {
+                body: serde_json::json!({"source": SourceView {
                         href: links.source(&record.source),
-                        name: source_title(titles, &record.source),
+                        title: source_title(titles, &record.source),
                     }, "datetime": format_date(&doc.date), "date": readable_date(&doc.date), "byline": byline_html(&record), "tags": tag_links(&doc.tags, links), "sections": sections, "enclosures": enclosures, "link": doc.link, "markdown": links.markdown(&record.path), "older": neighbour(older), "newer": neighbour(newer)}),
             },
         )
