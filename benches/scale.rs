@@ -157,7 +157,74 @@ fn sequence(bench: &Bench, archive: usize) -> Vec<Option<Measured>> {
         .unwrap_or_else(|e| panic!("the cold run left no {}: {e}", atom.display()));
     measured.push(Some(run(path, "build", &["build"], None)));
     measured.push(Some(run(path, "rebuild", &["build"], None)));
+    search(path, sources * per_source.max(1), sources);
     measured
+}
+
+/// Search on the archive, in-process through the store as `/search` and `gazette search` ask
+/// it: a word found in one article, two words found in one, a phrase in every article (the
+/// whole archive ranked), and a word in none; the median and the slowest of each kind.
+fn search(dir: &Path, articles: usize, sources: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let settings =
+            gazette::config::Settings::load(&dir.join("gazette.toml")).expect("the bench config");
+        let store = gazette::store::Store::open(&settings.state_url)
+            .await
+            .expect("the state");
+        // Stories are numbered per source and titled "Story I from source S": two numbers
+        // find one or two articles, one number about one per source.
+        let per_source = (articles / sources.max(1)).max(1);
+        let kinds: [(&str, Vec<String>); 4] = [
+            (
+                "story and source (1-2)",
+                (0..25)
+                    .map(|n| {
+                        format!(
+                            "story {} source {}",
+                            n * 37 % per_source,
+                            n * 7919 % sources.max(1)
+                        )
+                    })
+                    .collect(),
+            ),
+            (
+                "one number (1 a source)",
+                (0..25)
+                    .map(|n| format!("{}", 8 + n * 13 % per_source))
+                    .collect(),
+            ),
+            ("in every article", vec!["ordinary words".to_owned(); 9]),
+            ("in none", vec!["zyzzyva".to_owned(); 9]),
+        ];
+        let mut all = Vec::new();
+        println!("search over {} archived articles:", articles);
+        for (kind, queries) in kinds {
+            let mut times = Vec::with_capacity(queries.len());
+            for query in &queries {
+                let started = std::time::Instant::now();
+                let found = store.search(query, 21, 0).await.expect("search");
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+                std::hint::black_box(found);
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let worst = times.last().copied().unwrap_or_default();
+            println!("  {kind:<24} median {median:>7.2} ms  slowest {worst:>7.2} ms");
+            all.extend(times);
+        }
+        all.sort_by(f64::total_cmp);
+        let median = all[all.len() / 2];
+        println!(
+            "  all {} queries: median {median:.2} ms ({:.2}x the 50 ms goal)",
+            all.len(),
+            median / 50.0
+        );
+        store.close().await;
+    });
 }
 
 fn print_comparison(bench: &Bench, sizes: &[usize], results: &[Vec<Option<Measured>>]) {

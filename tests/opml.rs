@@ -227,7 +227,10 @@ async fn the_export_names_and_links_each_feed() {
         text.contains("text=\"Tech Ledger\" title=\"Tech Ledger\""),
         "{text}"
     );
-    assert!(text.contains("htmlUrl=\"https://tech.example.org/\""), "{text}");
+    assert!(
+        text.contains("htmlUrl=\"https://tech.example.org/\""),
+        "{text}"
+    );
     let opml = tmp.path().join("export.opml");
     std::fs::write(&opml, &export.stdout).expect("opml");
     let copy = tmp.path().join("copy");

@@ -477,3 +477,33 @@ async fn the_pages_validate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `[serve] templates` replaces a built-in template by a file of the same name; the others stay.
+#[tokio::test]
+async fn a_template_folder_replaces_built_in_templates() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let templates = dir.join("config/templates");
+    std::fs::create_dir_all(&templates).expect("dir");
+    std::fs::write(
+        templates.join("error.html"),
+        "{% extends \"base.html\" %}{% block main %}<h1>Lost at sea: {{ heading }}</h1>{% endblock %}",
+    )
+    .expect("template");
+    std::fs::write(templates.join("style.css"), "body { color: teal; }").expect("style");
+    write_config(dir, "[serve]\ntemplates = \"templates\"\n");
+    let daemon = Daemon::start(dir).await;
+    let http = client();
+    let missing = http.get(daemon.url("/nowhere")).send().await.expect("GET");
+    assert_eq!(missing.status().as_u16(), 404);
+    let body = missing.text().await.expect("body");
+    assert!(body.contains("<h1>Lost at sea: Not found</h1>"), "{body}");
+    assert!(
+        body.contains("href=\"/style.css\""),
+        "the built-in base: {body}"
+    );
+    assert_eq!(
+        get_text(&http, &daemon.url("/style.css")).await,
+        "body { color: teal; }"
+    );
+}
