@@ -292,10 +292,11 @@ pub(crate) async fn build(
                 .await
                 .with_context(|| format!("writing the site into {}", dir.display()))?;
         println!(
-            "site {}: {} files, {} written",
+            "site {}: {} files, {} written, {} removed",
             dir.display(),
             built.files,
-            built.written
+            built.written,
+            built.removed
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -22,18 +22,28 @@ pub struct Built {
     pub files: usize,
     /// Of those, the ones written (new or changed).
     pub written: usize,
+    /// Pages of an earlier build that this one no longer makes, deleted.
+    pub removed: usize,
 }
+
+/// The folders of the site that are Gazette's: a page in them that a build no longer writes
+/// (an article removed, a tag gone, fewer pages) is deleted.
+const OWNED: &[&str] = &["articles", "tags", "sources", "archive", "page"];
 
 /// Files on their way to the disk, written a batch at a time off the async threads.
 struct Writer {
     dir: PathBuf,
     pending: Vec<(PathBuf, Vec<u8>)>,
     built: Built,
+    /// Every file this build wrote or found current.
+    made: std::collections::HashSet<PathBuf>,
 }
 
 impl Writer {
     async fn add(&mut self, relative: &str, bytes: Vec<u8>) -> Result<()> {
-        self.pending.push((self.dir.join(relative), bytes));
+        let path = self.dir.join(relative);
+        self.made.insert(path.clone());
+        self.pending.push((path, bytes));
         self.built.files += 1;
         if self.pending.len() >= BATCH {
             self.flush().await?;
@@ -70,6 +80,7 @@ pub async fn write_site(settings: &Settings, store: &Store, dir: &Path) -> Resul
         dir: dir.to_path_buf(),
         pending: Vec::new(),
         built: Built::default(),
+        made: std::collections::HashSet::new(),
     };
     out.add("style.css", site.style().as_bytes().to_vec())
         .await?;
@@ -200,7 +211,12 @@ pub async fn write_site(settings: &Settings, store: &Store, dir: &Path) -> Resul
         }
     }
     out.flush().await?;
-    if out.built.written > 0 {
+    let made = std::mem::take(&mut out.made);
+    let root = dir.to_path_buf();
+    out.built.removed = tokio::task::spawn_blocking(move || remove_stale(&root, &made))
+        .await
+        .map_err(|e| Error::io(dir, std::io::Error::other(e)))??;
+    if out.built.written > 0 || out.built.removed > 0 {
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || files::sync_filesystem(&dir))
             .await
@@ -264,4 +280,34 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Deletes the pages (`.html`) and feeds (`.xml`) in the site's own folders that this build did
+/// not make, and the folders they leave empty; returns how many files.
+fn remove_stale(root: &Path, made: &std::collections::HashSet<PathBuf>) -> Result<usize> {
+    fn walk(dir: &Path, made: &std::collections::HashSet<PathBuf>, gone: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, made, gone);
+            } else if path.extension().is_some_and(|e| e == "html" || e == "xml")
+                && !made.contains(&path)
+            {
+                gone.push(path);
+            }
+        }
+    }
+    let mut gone = Vec::new();
+    for folder in OWNED {
+        walk(&root.join(folder), made, &mut gone);
+    }
+    let relative: Vec<String> = gone
+        .iter()
+        .filter_map(|p| p.strip_prefix(root).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files::remove_all(root, &relative)
 }
