@@ -503,6 +503,12 @@ async fn a_template_folder_replaces_built_in_templates() {
     )
     .expect("template");
     std::fs::write(templates.join("style.css"), "body { color: teal; }").expect("style");
+    // A template that fails as it renders: its page answers 500, with a body and a way back.
+    std::fs::write(
+        templates.join("directory.html"),
+        "{% extends \"base.html\" %}{% block main %}{{ entries|no_such_filter }}{% endblock %}",
+    )
+    .expect("template");
     write_config(dir, "[serve]\ntemplates = \"templates\"\n");
     let daemon = Daemon::start(dir).await;
     let http = client();
@@ -517,5 +523,12 @@ async fn a_template_folder_replaces_built_in_templates() {
     assert_eq!(
         get_text(&http, &daemon.url("/style.css")).await,
         "body { color: teal; }"
+    );
+    let failed = http.get(daemon.url("/tags/")).send().await.expect("GET");
+    assert_eq!(failed.status().as_u16(), 500);
+    let body = failed.text().await.expect("body");
+    assert!(
+        body.contains("Something went wrong") && body.contains("href=\"/\""),
+        "{body}"
     );
 }
