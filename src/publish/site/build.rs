@@ -258,11 +258,7 @@ fn file_safe(name: &str) -> bool {
 }
 
 /// A page's address as the file it is: percent-encoding undone.
-fn decoded(address: &str) -> String {
-    percent_decode(address)
-}
-
-fn percent_decode(text: &str) -> String {
+fn decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -9,7 +9,7 @@ mod snippet;
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use minijinja::Environment;
 use serde::Serialize;
 
@@ -143,7 +143,7 @@ impl Site {
                     feed: None,
                     title: None,
                 };
-                self.list(settings, store, &titles, &common, list, *n).await
+                self.list(store, &titles, &common, list, *n).await
             }
             Page::Tag(tag, n) => {
                 let list = List {
@@ -156,7 +156,7 @@ impl Site {
                         .flatten(),
                     title: Some(format!("#{tag}")),
                 };
-                self.list(settings, store, &titles, &common, list, *n).await
+                self.list(store, &titles, &common, list, *n).await
             }
             Page::Source(id, n) => {
                 let Some(configured) = settings.sources.iter().find(|s| s.id == *id) else {
@@ -175,7 +175,7 @@ impl Site {
                         .flatten(),
                     title: Some(title),
                 };
-                self.list(settings, store, &titles, &common, list, *n).await
+                self.list(store, &titles, &common, list, *n).await
             }
             Page::Month(year, month, n) => {
                 let Some((from, until)) = month_span(*year, *month) else {
@@ -193,7 +193,7 @@ impl Site {
                     feed: None,
                     title: Some(name),
                 };
-                self.list(settings, store, &titles, &common, list, *n).await
+                self.list(store, &titles, &common, list, *n).await
             }
             Page::Tags => {
                 let entries = store
@@ -289,10 +289,8 @@ impl Site {
             .map_err(|e| template_error(name, &e))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        settings: &Settings,
         store: &Store,
         titles: &HashMap<String, String>,
         common: &Common,
@@ -335,7 +333,6 @@ impl Site {
             (Some(title), n) => Some(format!("{title}, page {n}")),
             (None, n) => Some(format!("Page {n}")),
         };
-        let _ = settings;
         self.html(
             "list.html",
             &Context {
@@ -811,9 +808,4 @@ async fn source_titles(settings: &Settings, store: &Store) -> Result<HashMap<Str
 /// The passage around the first hit of `query` in `record`, as plain text.
 pub fn plain_snippet(record: &ArticleRecord, query: &str) -> String {
     crate::text::html_to_text(&snippet::of(record, query))
-}
-
-/// The month (year, month) a date falls in.
-pub fn month_of(date: &DateTime<Utc>) -> (i32, u32) {
-    (date.year(), date.month())
 }
