@@ -56,17 +56,57 @@ impl Store {
         conn: &mut AnyConnection,
         docs: &[(&str, &Document)],
     ) -> Result<()> {
+        let backend = Backend::of(conn);
         for chunk in docs.chunks(DOCS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO search_docs (path, tokens) VALUES {}
-                 ON CONFLICT (path) DO UPDATE SET tokens = excluded.tokens",
-                numbered_rows(Backend::of(conn), "(?, ?)", chunk.len())
-            );
-            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (path, doc) in chunk {
-                insert = insert.bind(*path).bind(document_tokens(doc));
+            let tokens: Vec<String> = chunk.iter().map(|(_, doc)| document_tokens(doc)).collect();
+            match backend {
+                Backend::Postgres => {
+                    let sql = format!(
+                        "INSERT INTO search_docs (path, tokens) VALUES {}
+                         ON CONFLICT (path) DO UPDATE SET tokens = excluded.tokens",
+                        numbered_rows(backend, "(?, ?)", chunk.len())
+                    );
+                    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for ((path, _), tokens) in chunk.iter().zip(&tokens) {
+                        insert = insert.bind(*path).bind(tokens);
+                    }
+                    insert.execute(&mut *conn).await?;
+                }
+                // The index is contentless: each file's number first, then its old words out
+                // and its new ones in, under that number.
+                Backend::Sqlite => {
+                    let paths = serde_json::to_string(
+                        &chunk.iter().map(|(path, _)| *path).collect::<Vec<_>>(),
+                    )
+                    .unwrap_or_default();
+                    sqlx::query(
+                        // `WHERE true`: SQLite reads an upsert after a SELECT only so.
+                        "INSERT INTO search_docs (path) SELECT value FROM json_each($1) WHERE true
+                         ON CONFLICT (path) DO NOTHING",
+                    )
+                    .bind(&paths)
+                    .execute(&mut *conn)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM search WHERE rowid IN
+                            (SELECT id FROM search_docs WHERE path IN (SELECT value FROM json_each($1)))",
+                    )
+                    .bind(&paths)
+                    .execute(&mut *conn)
+                    .await?;
+                    let sql = format!(
+                        "WITH v (path, tokens) AS (VALUES {})
+                         INSERT INTO search (rowid, tokens)
+                         SELECT d.id, v.tokens FROM v JOIN search_docs d ON d.path = v.path",
+                        numbered_rows(backend, "(?, ?)", chunk.len())
+                    );
+                    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for ((path, _), tokens) in chunk.iter().zip(&tokens) {
+                        insert = insert.bind(*path).bind(tokens);
+                    }
+                    insert.execute(&mut *conn).await?;
+                }
             }
-            insert.execute(&mut *conn).await?;
         }
         Ok(())
     }

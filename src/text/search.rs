@@ -54,23 +54,53 @@ fn split(text: &str) -> Vec<Piece> {
 }
 
 /// What the index holds of `text`: its words, and of CJK runs every character and every pair,
-/// separated by spaces.
+/// separated by spaces. One pass straight into one string, ASCII taken byte-wise: it runs over
+/// every article's text, and a word per allocation cost a cold run a tenth of its time.
 pub fn index_tokens(text: &str) -> String {
-    let mut tokens: Vec<String> = Vec::new();
-    for piece in split(text) {
-        match piece {
-            Piece::Word(word) => tokens.push(word),
-            Piece::Cjk(run) => {
-                for (i, c) in run.iter().enumerate() {
-                    tokens.push(c.to_string());
-                    if let Some(next) = run.get(i + 1) {
-                        tokens.push(format!("{c}{next}"));
-                    }
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut in_word = false;
+    let mut previous_cjk: Option<char> = None;
+    let separate = |out: &mut String| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+    };
+    for c in text.chars() {
+        if c.is_ascii() {
+            previous_cjk = None;
+            if c.is_ascii_alphanumeric() {
+                if !in_word {
+                    separate(&mut out);
+                    in_word = true;
                 }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                in_word = false;
+            }
+        } else if is_cjk(c) {
+            in_word = false;
+            separate(&mut out);
+            out.push(c);
+            if let Some(before) = previous_cjk {
+                out.push(' ');
+                out.push(before);
+                out.push(c);
+            }
+            previous_cjk = Some(c);
+        } else {
+            previous_cjk = None;
+            if c.is_alphanumeric() {
+                if !in_word {
+                    separate(&mut out);
+                    in_word = true;
+                }
+                out.extend(c.to_lowercase());
+            } else {
+                in_word = false;
             }
         }
     }
-    tokens.join(" ")
+    out
 }
 
 /// What a query asks for: its words, and of CJK runs the pairs (a lone character by itself),
@@ -97,7 +127,7 @@ mod tests {
     fn words_and_cjk_pairs() {
         assert_eq!(
             index_tokens("Metro Line 3 opens: 地铁三号线, café!"),
-            "metro line 3 opens 地 地铁 铁 铁三 三 三号 号 号线 线 café"
+            "metro line 3 opens 地 铁 地铁 三 铁三 号 三号 线 号线 café"
         );
         assert_eq!(query_tokens("地铁"), ["地铁"]);
         assert_eq!(query_tokens("三号线 Opens"), ["三号", "号线", "opens"]);
