@@ -463,40 +463,13 @@ async fn failing_sources_back_off_and_so_does_one_that_runs_out_of_time() {
 
 #[tokio::test]
 async fn the_front_page_renders_in_a_real_browser() {
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| which(b))
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium must be installed in CI (.ci/run installs it)"
-        );
-        eprintln!("chromium is not installed; the browser test is skipped");
-        return;
-    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let _server = demo_setup(tmp.path(), "").await;
     let mut daemon = InProcess::start(tmp.path()).await;
     assert_eq!(daemon.cycle().await, (3, 0, 10));
-    let profile = tempfile::tempdir().expect("profile");
-    let output = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(daemon.url("/"))
-        .output()
-        .await
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&output.stdout);
+    let Some(dom) = common::browser_dom(&daemon.url("/")).await else {
+        return;
+    };
     assert!(
         dom.contains("US and China to hold first talks to reduce risk of AI"),
         "{dom}"
@@ -510,11 +483,6 @@ async fn the_front_page_renders_in_a_real_browser() {
         dom.contains("rel=\"alternate\" type=\"application/atom+xml\""),
         "{dom}"
     );
-}
-
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 #[tokio::test]

@@ -97,42 +97,7 @@ async fn archive(dir: &Path) {
 
 /// The page at `url` as headless Chromium leaves its DOM.
 async fn rendered(url: &str) -> Option<String> {
-    let chromium = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|b| on_path(b));
-    let Some(chromium) = chromium else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium must be installed in CI (scripts/test-deps.sh installs it)"
-        );
-        eprintln!("chromium is not installed; the browser checks are skipped");
-        return None;
-    };
-    let profile = tempfile::tempdir().expect("profile");
-    let output = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .output()
-        .await
-        .expect("run chromium");
-    assert!(output.status.success(), "chromium: {output:?}");
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    common::browser_dom(url).await
 }
 
 /// The values of `attribute` in `html`, in order.

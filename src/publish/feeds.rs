@@ -77,14 +77,14 @@ impl<'a> Feed<'a> {
 
 /// A tag or source id as a file name: no separators, nothing hidden, nothing a file system
 /// refuses.
-fn file_safe(name: &str) -> bool {
+pub(crate) fn file_safe(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('.')
         && !name.contains(['/', '\\', '\0'])
 }
 
-fn url_segment(name: &str) -> String {
+pub(crate) fn url_segment(name: &str) -> String {
     url::form_urlencoded::byte_serialize(name.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

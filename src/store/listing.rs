@@ -132,19 +132,6 @@ impl Store {
         Ok((neighbour(older), neighbour(newer)))
     }
 
-    /// Each source's feed title as its last fetch found it, by source id.
-    pub async fn source_titles(&self) -> Result<std::collections::HashMap<String, String>> {
-        let rows = sqlx::query_as::<_, (String, Option<String>)>(
-            "SELECT id, feed_title FROM sources WHERE feed_title IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, title)| Some((id, title?)))
-            .collect())
-    }
-
     /// Each source's feed title and site address as its last fetch found them, by source id.
     pub async fn source_meta(
         &self,

@@ -276,3 +276,45 @@ pub fn lose_state(dir: &Path) {
 pub fn source(id: &str, url: &str, extra: &str) -> String {
     format!("[[sources]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n")
 }
+
+/// Whether `program` is an executable on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The page at `url` as headless Chromium leaves its DOM; `None` (said on stderr) when Chromium
+/// is missing, which fails the test under `CI`.
+pub async fn browser_dom(url: &str) -> Option<String> {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| on_path(b))
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium must be installed in CI (scripts/test-deps.sh installs it)"
+        );
+        eprintln!("chromium is not installed; the browser checks are skipped");
+        return None;
+    };
+    let profile = tempfile::tempdir().expect("profile");
+    let output = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .await
+        .expect("run chromium");
+    assert!(output.status.success(), "chromium: {output:?}");
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}

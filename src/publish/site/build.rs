@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::links::{article_file, segment};
+use super::links::article_file;
 use super::{Links, PER_PAGE, Page, Site};
 use crate::config::{Settings, TagFeeds};
 use crate::error::{Error, Result};
 use crate::files;
-use crate::publish::feeds::{self, Feed};
+use crate::publish::feeds::{self, Feed, file_safe};
 use crate::store::{Selection, Store};
 
 /// Files written per trip to the blocking pool.
@@ -246,15 +246,6 @@ async fn write_listing_page(
         out.add(&file, html.into_bytes()).await?;
     }
     Ok(())
-}
-
-/// A tag as a folder name: no separators, nothing hidden.
-fn file_safe(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && segment(name) == segment(name).trim()
 }
 
 /// A page's address as the file it is: percent-encoding undone.

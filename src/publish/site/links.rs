@@ -14,12 +14,7 @@ pub struct Links {
     server: bool,
 }
 
-/// A name (tag, source id, path part) as one segment of an address.
-pub fn segment(name: &str) -> String {
-    url::form_urlencoded::byte_serialize(name.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
+use crate::publish::feeds::url_segment as segment;
 
 impl Links {
     /// A page served by the daemon.

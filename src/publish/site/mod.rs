@@ -19,7 +19,7 @@ use crate::format::format_date;
 use crate::model::Section;
 use crate::publish::feeds::Feed;
 use crate::store::{ArticleRecord, Counted, FeedRow, Selection, Store};
-use crate::text::markdown_to_html;
+use crate::text::{escape_html, markdown_to_html};
 pub use links::Links;
 
 /// Articles on a page of a listing.
@@ -150,7 +150,7 @@ impl Site {
                     heading: format!("#{tag}"),
                     description: Some(format!("Articles tagged {tag}.")),
                     selection: Selection::Tag(tag),
-                    base: format!("tags/{}/", links::segment(tag)),
+                    base: format!("tags/{}/", crate::publish::feeds::url_segment(tag)),
                     feed: tag_feed(settings, tag)
                         .then(|| FeedLink::atom(settings, links, Feed::Tag(tag)))
                         .flatten(),
@@ -167,7 +167,7 @@ impl Site {
                     description: Some(format!("From {}", configured.location)),
                     heading: title.clone(),
                     selection: Selection::Source(id),
-                    base: format!("sources/{}/", links::segment(id)),
+                    base: format!("sources/{}/", crate::publish::feeds::url_segment(id)),
                     feed: settings
                         .feed
                         .source_feeds
@@ -473,22 +473,6 @@ impl Site {
     }
 }
 
-/// `text` with `&`, `<`, `>`, `"` and `'` escaped.
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn template_error(name: &str, error: &minijinja::Error) -> Error {
     Error::Config {
         path: std::path::PathBuf::from(name),
@@ -790,7 +774,12 @@ fn month_span(year: i32, month: u32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
 
 /// Each configured source's title: its feed's own, as state has it, else its id.
 async fn source_titles(settings: &Settings, store: &Store) -> Result<HashMap<String, String>> {
-    let known = store.source_titles().await?;
+    let known: HashMap<String, String> = store
+        .source_meta()
+        .await?
+        .into_iter()
+        .filter_map(|(id, (title, _))| Some((id, title?)))
+        .collect();
     Ok(settings
         .sources
         .iter()

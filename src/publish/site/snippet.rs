@@ -54,11 +54,11 @@ pub fn of(record: &ArticleRecord, query: &str) -> String {
         match hit {
             Some(len) => {
                 let word: String = chars[i..(i + len).min(chars.len())].iter().collect();
-                out.push_str(&format!("<mark>{}</mark>", super::escape_html(&word)));
+                out.push_str(&format!("<mark>{}</mark>", crate::text::escape_html(&word)));
                 i += len;
             }
             None => {
-                out.push_str(&super::escape_html(&chars[i].to_string()));
+                out.push_str(&crate::text::escape_html(&chars[i].to_string()));
                 i += 1;
             }
         }
