@@ -16,7 +16,7 @@ use crate::files;
 use crate::model::{Article, FeedMeta, Validators};
 use crate::normalize::normalize_tags;
 use crate::publish::archive;
-use crate::store::{ArticleRecord, CanonicalMatch, HistoryPage, Store, SuccessRecord};
+use crate::store::{ArticleRecord, CanonicalMatch, HistoryPage, RecordWrite, Store, SuccessRecord};
 use crate::text;
 use tokio::sync::oneshot;
 use tracing::info;
@@ -85,6 +85,15 @@ pub(super) struct CommitJob {
     prepared: Prepared,
     learnt: Learnt,
     reply: oneshot::Sender<Result<super::Counts>>,
+}
+
+/// What writing one source's work did.
+struct SourceWritten {
+    counts: super::Counts,
+    /// Some file changed.
+    wrote: bool,
+    /// The search words of its records, by archive path, to index.
+    words: Vec<(String, String)>,
 }
 
 /// Sources whose work waits to be written; whoever takes the write turn writes them all.
@@ -161,6 +170,10 @@ impl Pipeline {
             let mut tx = self.store().begin().await?;
             self.write_unparsed_in(&mut tx, &unparsed).await?;
             let mut wrote = false;
+            // The search words of the sources written, indexed after the last savepoint: FTS5
+            // writes what it holds to disk at every savepoint, which cost a segment (and its
+            // merging) per source.
+            let mut words = Vec::new();
             for job in jobs.by_ref() {
                 let CommitJob {
                     source,
@@ -175,9 +188,9 @@ impl Pipeline {
                         .commit_source(&mut savepoint, &source, prepared, &learnt, &mut created)
                         .await
                     {
-                        Ok((counts, changed)) => {
+                        Ok(written) => {
                             savepoint.commit().await?;
-                            Ok(Ok((counts, changed)))
+                            Ok(Ok(written))
                         }
                         Err(e) => match savepoint.rollback().await {
                             Ok(()) => Ok(Err(e)),
@@ -190,10 +203,11 @@ impl Pipeline {
                 }
                 .await;
                 match outcome {
-                    Ok(Ok((counts, changed))) => {
-                        wrote |= changed;
+                    Ok(Ok(written)) => {
+                        wrote |= written.wrote;
+                        words.extend(written.words);
                         batch_created.append(&mut created);
-                        replies.push((reply, Ok(counts)));
+                        replies.push((reply, Ok(written.counts)));
                     }
                     // This source failed alone; the others go on.
                     Ok(Err(e)) => {
@@ -208,6 +222,11 @@ impl Pipeline {
                     }
                 }
             }
+            let words: Vec<(&str, &str)> = words
+                .iter()
+                .map(|(path, words)| (path.as_str(), words.as_str()))
+                .collect();
+            Store::index_words(&mut tx, &words).await?;
             if wrote {
                 let dir = self.settings().archive_dir.clone();
                 off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
@@ -327,8 +346,9 @@ impl Pipeline {
         locked(&self.unparsed).retain(|(id, _)| id != source);
     }
 
-    /// Writes one source's articles and its fetch record inside `tx`; returns its counts and
-    /// whether any file changed (the caller flushes files to disk before committing).
+    /// Writes one source's articles and its fetch record inside `tx`; returns its counts,
+    /// whether any file changed (the caller flushes files to disk before committing) and the
+    /// search words of its records, which the caller indexes in the same transaction.
     async fn commit_source(
         &self,
         tx: &mut crate::store::Conn,
@@ -336,7 +356,7 @@ impl Pipeline {
         prepared: Prepared,
         learnt: &Learnt,
         created: &mut Vec<PathBuf>,
-    ) -> Result<(super::Counts, bool)> {
+    ) -> Result<SourceWritten> {
         let Prepared {
             mut counts,
             articles,
@@ -414,6 +434,7 @@ impl Pipeline {
             let PreparedArticle {
                 mut article,
                 mut bytes,
+                words,
                 first_seen,
                 canonical,
                 enrichment,
@@ -509,7 +530,7 @@ impl Pipeline {
                 bytes,
                 new,
             });
-            deferred.push((record, enrichment, stored.is_some()));
+            deferred.push((record, words, enrichment, stored.is_some()));
         }
         // The files, all in one trip to the blocking pool, written while state takes the new
         // records (a new record's row does not depend on whether its file's bytes changed);
@@ -525,18 +546,25 @@ impl Pipeline {
             // The publisher writes them; every record is a change for it to render.
             futures::future::Either::Right(std::future::ready(Ok(vec![true; writes.len()])))
         };
-        let rows = |stored: bool, changed: &[bool]| -> Vec<(&ArticleRecord, bool)> {
+        let rows = |stored: bool, changed: &[bool]| -> Vec<RecordWrite> {
             deferred
                 .iter()
                 .enumerate()
                 .filter(|(_, (.., was_stored))| *was_stored == stored)
-                .map(|(i, (record, ..))| (record, changed.get(i).copied().unwrap_or(true)))
+                .map(|(i, (record, ..))| RecordWrite {
+                    record,
+                    file_changed: changed.get(i).copied().unwrap_or(true),
+                    indexed: false,
+                })
                 .collect()
         };
         Store::write_articles(&mut *tx, &rows(false, &[]), self.rendering).await?;
         let changed = files_written.await?;
         Store::write_articles(&mut *tx, &rows(true, &changed), self.rendering).await?;
-        for ((record, enrichment, was_stored), changed) in deferred.into_iter().zip(changed) {
+        let mut words = Vec::with_capacity(deferred.len());
+        for ((record, record_words, enrichment, was_stored), changed) in
+            deferred.into_iter().zip(changed)
+        {
             wrote |= changed && self.writes_files();
             let (source, key, hash) = (&record.source, &record.key, &record.content_hash);
             match enrichment {
@@ -559,9 +587,14 @@ impl Pipeline {
                 // A new hash for the same bytes (say, only the feed's `updated` moved).
                 (true, false) => counts.unchanged += 1,
             }
+            words.push((record.path, record_words));
         }
         learnt.write(&mut *tx, &source.id).await?;
-        Ok((counts, wrote))
+        Ok(SourceWritten {
+            counts,
+            wrote,
+            words,
+        })
     }
 
     /// Gives a record rebuilt from the archive the identity and fields of the entry a fetch

@@ -18,7 +18,9 @@ use crate::normalize::{self, EntryIdentity, FeedContext, FetchedEntryRef, Skip};
 use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
-use crate::store::{ArticleRecord, CachedAnswer, FeedMeta, Known, Store, StoredArticle};
+use crate::store::{
+    ArticleRecord, CachedAnswer, FeedMeta, Known, Store, StoredArticle, document_tokens,
+};
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
@@ -61,6 +63,9 @@ pub(super) struct Paging {
 pub(super) struct PreparedArticle {
     pub article: Article,
     pub bytes: String,
+    /// The search words of `article.doc`, made here on a parsing thread rather than by the one
+    /// writer (empty for an adoption, which keeps the record's document and words).
+    pub words: String,
     pub first_seen: DateTime<Utc>,
     /// Not archived before (its key is new to the source).
     pub is_new: bool,
@@ -324,6 +329,7 @@ impl Pipeline {
                         &prepared.article.doc,
                     );
                 }
+                prepared.words = document_tokens(&prepared.article.doc);
                 prepared.enriched_by = Some(enricher.label());
                 prepared.enrichment = EnrichmentStep::Done { paid };
             }
@@ -562,6 +568,7 @@ fn normalize_change(
         return Some(PreparedArticle {
             article,
             bytes: String::new(),
+            words: String::new(),
             first_seen,
             is_new: false,
             canonical: record.canonical.clone(),
@@ -599,9 +606,11 @@ fn normalize_change(
         String::new()
     };
     let original = Some(article.doc.original.clone());
+    let words = document_tokens(&article.doc);
     Some(PreparedArticle {
         article,
         bytes,
+        words,
         first_seen,
         is_new: stored.is_none(),
         canonical,

@@ -12,7 +12,7 @@ use crate::files;
 use crate::model::Document;
 use crate::normalize::{self, EntryIdentity, FetchedEntry, normalize_tags};
 use crate::publish::archive;
-use crate::store::{ArticleRecord, Store};
+use crate::store::{ArticleRecord, RecordWrite, Store};
 
 /// Records rendered per transaction.
 const BATCH: usize = 200;
@@ -117,7 +117,8 @@ impl Pipeline {
                 record.updated_at = now;
                 changed += 1;
             }
-            Store::write_articles(&mut tx, &[(&record, wrote)], self.rendering).await?;
+            Store::write_articles(&mut tx, &[RecordWrite::new(&record, wrote)], self.rendering)
+                .await?;
         }
         if changed > 0 && self.writes_files() {
             let dir = self.settings().archive_dir.clone();

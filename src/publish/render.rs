@@ -85,7 +85,7 @@ mod tests {
 
     use super::*;
     use crate::model::{Document, Section};
-    use crate::store::{ArticleRecord, Rendering};
+    use crate::store::{ArticleRecord, RecordWrite, Rendering};
 
     fn record(key: &str, title: &str) -> ArticleRecord {
         let date: DateTime<Utc> = DateTime::from_timestamp(1_715_590_853, 0).expect("date");
@@ -146,7 +146,7 @@ mod tests {
             record("c", "Third"),
         );
         let mut tx = store.begin().await.expect("tx");
-        let rows = [(&a, true), (&b, true), (&gone, true)];
+        let rows = [&a, &b, &gone].map(|record| RecordWrite::new(record, true));
         Store::write_articles(&mut tx, &rows, Rendering::Pending)
             .await
             .expect("records");

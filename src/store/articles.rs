@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
+use super::search::document_tokens;
 use super::{Backend, Store, from_json_list, from_millis, json_list, numbered_rows, to_millis};
 use crate::error::Result;
 use crate::model::{Byline, Document, Enclosure, Section};
@@ -49,6 +50,29 @@ pub struct ArticleRecord {
     pub fingerprint: Option<String>,
     /// Recovered from the archive; a fetch that sees the entry adopts it.
     pub rebuilt: bool,
+}
+
+/// A record to write, and what its writer knows of it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordWrite<'a> {
+    pub record: &'a ArticleRecord,
+    /// The file's bytes changed: `updated_at` moves (the feed entry's `updated`); otherwise the
+    /// stored one is kept.
+    pub file_changed: bool,
+    /// Its search words are written with it; when not, its writer indexes it with
+    /// [`Store::index_words`] later in the same transaction.
+    pub indexed: bool,
+}
+
+impl<'a> RecordWrite<'a> {
+    /// A write that indexes the record's words too.
+    pub fn new(record: &'a ArticleRecord, file_changed: bool) -> Self {
+        Self {
+            record,
+            file_changed,
+            indexed: true,
+        }
+    }
 }
 
 /// Whether the process writing a record has written its file too (one process, which writes
@@ -256,10 +280,11 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// `updated`); otherwise the stored one is kept.
 async fn write_rows(
     conn: &mut AnyConnection,
-    records: &[&ArticleRecord],
+    writes: &[&RecordWrite<'_>],
     file_changed: bool,
     rendering: Rendering,
 ) -> Result<()> {
+    let records: Vec<&ArticleRecord> = writes.iter().map(|write| write.record).collect();
     let sql = format!(
         "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen,
                               updated_at, language, canonical, bylines, enclosures, description, author,
@@ -289,7 +314,7 @@ async fn write_rows(
         }
     );
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for record in records {
+    for record in &records {
         // A monolingual file's section is the entry's own text: stored once, in `sections`.
         // NULL beside LLM sections means unknown.
         let original = record
@@ -330,8 +355,17 @@ async fn write_rows(
             .bind(&record.guid);
     }
     insert.execute(&mut *conn).await?;
-    let docs: Vec<(&str, &Document)> = records.iter().map(|r| (r.path.as_str(), &r.doc)).collect();
-    Store::index_documents(conn, &docs).await?;
+    let docs: Vec<(&str, String)> = writes
+        .iter()
+        .filter(|write| write.indexed)
+        .map(|write| {
+            (
+                write.record.path.as_str(),
+                document_tokens(&write.record.doc),
+            )
+        })
+        .collect();
+    Store::index_words(conn, &docs).await?;
     if rendering == Rendering::Pending {
         let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
         queue_for_rendering(conn, &paths).await?;
@@ -480,21 +514,25 @@ impl Store {
         record: &ArticleRecord,
         file_changed: bool,
     ) -> Result<()> {
-        Self::write_articles(conn, &[(record, file_changed)], Rendering::Done).await
+        Self::write_articles(
+            conn,
+            &[RecordWrite::new(record, file_changed)],
+            Rendering::Done,
+        )
+        .await
     }
 
     /// [`Store::write_article`] for many records, in a few multi-row statements: a statement is
     /// a round trip to the database's thread, and a cold run writes tens of thousands of records.
     pub async fn write_articles(
         conn: &mut AnyConnection,
-        records: &[(&ArticleRecord, bool)],
+        records: &[RecordWrite<'_>],
         rendering: Rendering,
     ) -> Result<()> {
         for file_changed in [true, false] {
-            let rows: Vec<&ArticleRecord> = records
+            let rows: Vec<&RecordWrite> = records
                 .iter()
-                .filter(|(_, changed)| *changed == file_changed)
-                .map(|(record, _)| *record)
+                .filter(|write| write.file_changed == file_changed)
                 .collect();
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 write_rows(conn, chunk, file_changed, rendering).await?;
@@ -541,7 +579,7 @@ impl Store {
                 .fetch_optional(&mut *conn)
                 .await?;
         if let Some(path) = &path {
-            Store::index_documents(conn, &[(path.as_str(), doc)]).await?;
+            Store::index_words(conn, &[(path.as_str(), document_tokens(doc))]).await?;
         }
         if rendering == Rendering::Pending {
             sqlx::query(

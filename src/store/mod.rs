@@ -43,7 +43,8 @@ mod sources;
 
 pub use archive_lock::{ArchiveLock, this_host};
 pub use articles::{
-    ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, Rendering, Selection, StoredArticle, Unrendered,
+    ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, RecordWrite, Rendering, Selection,
+    StoredArticle, Unrendered,
 };
 use backend::numbered_rows;
 pub use backend::{Backend, redacted};

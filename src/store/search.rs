@@ -34,7 +34,7 @@ pub fn document_tokens(doc: &Document) -> String {
 fn without_link_targets(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len());
     let mut rest = markdown;
-    while let Some(at) = rest.find("](") {
+    while let Some(at) = memchr::memmem::find(rest.as_bytes(), b"](") {
         out.push_str(&rest[..=at]);
         let after = &rest[at + 2..];
         match after.find(')') {
@@ -50,15 +50,16 @@ fn without_link_targets(markdown: &str) -> String {
 }
 
 impl Store {
-    /// Writes (or replaces) the search words of `docs` (archive path, document), in `conn`'s
-    /// transaction.
-    pub(super) async fn index_documents(
+    /// Writes (or replaces) the search words of `docs` (archive path, the words
+    /// [`document_tokens`] made of its document), in `conn`'s transaction; also for records
+    /// written without them ([`super::RecordWrite`]).
+    pub async fn index_words(
         conn: &mut AnyConnection,
-        docs: &[(&str, &Document)],
+        docs: &[(&str, impl AsRef<str>)],
     ) -> Result<()> {
         let backend = Backend::of(conn);
         for chunk in docs.chunks(DOCS_PER_STATEMENT) {
-            let tokens: Vec<String> = chunk.iter().map(|(_, doc)| document_tokens(doc)).collect();
+            let tokens: Vec<&str> = chunk.iter().map(|(_, words)| words.as_ref()).collect();
             match backend {
                 Backend::Postgres => {
                     let sql = format!(
@@ -154,10 +155,12 @@ impl Store {
             for path in &paths {
                 records.extend(self.record_by_path(path).await?);
             }
-            let docs: Vec<(&str, &Document)> =
-                records.iter().map(|r| (r.path.as_str(), &r.doc)).collect();
+            let docs: Vec<(&str, String)> = records
+                .iter()
+                .map(|r| (r.path.as_str(), document_tokens(&r.doc)))
+                .collect();
             let mut tx = self.begin().await?;
-            Self::index_documents(&mut tx, &docs).await?;
+            Self::index_words(&mut tx, &docs).await?;
             tx.commit().await?;
             indexed += records.len();
             // A path no record answers for (it left meanwhile) would be asked again forever.
