@@ -216,14 +216,17 @@ const OPTIONAL_END: &[&str] = &[
 ];
 
 /// `html` with the tags of elements below `MAX_HTML_DEPTH` removed. A cheap scan, not a parse:
-/// it only has to bound the depth the real parser sees.
+/// it only has to bound the depth the real parser sees. An end tag closes the nearest open
+/// element of its name and those above it, as the parser's does; one that closes nothing is
+/// left out, as the parser ignores it (counting it as a close let `<div></b>` repeated nest
+/// without bound).
 pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
     if !nests_deeper_than(html, MAX_HTML_DEPTH) {
         return Cow::Borrowed(html);
     }
     let mut out = String::with_capacity(html.len());
-    let mut depth = 0usize;
-    let mut dropped = 0usize;
+    let mut open: Vec<String> = Vec::new();
+    let mut dropped: Vec<String> = Vec::new();
     let mut rest = html;
     while let Some(at) = rest.find('<') {
         out.push_str(&rest[..at]);
@@ -245,22 +248,19 @@ pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
         let end = tag_end(rest);
         let tag = &rest[..end];
         rest = &rest[end..];
-        let counted = !OPTIONAL_END.contains(&name.as_str())
-            && !VOID_ELEMENTS.contains(&name.as_str())
-            && !tag.ends_with("/>");
-        if !counted {
+        if !counts_for_depth(&name) {
             out.push_str(tag);
         } else if closing {
-            if dropped > 0 {
-                dropped -= 1;
-            } else {
-                depth = depth.saturating_sub(1);
+            if let Some(at) = open.iter().rposition(|n| *n == name) {
+                open.truncate(at);
                 out.push_str(tag);
+            } else if let Some(at) = dropped.iter().rposition(|n| *n == name) {
+                dropped.remove(at);
             }
-        } else if depth >= MAX_HTML_DEPTH {
-            dropped += 1;
+        } else if open.len() >= MAX_HTML_DEPTH {
+            dropped.push(name);
         } else {
-            depth += 1;
+            open.push(name);
             out.push_str(tag);
         }
     }
@@ -268,8 +268,16 @@ pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Whether an element counts towards nesting: not one whose end tag may be left out (it does
+/// not nest when left open) and not a void one. `<div/>` counts: HTML reads the slash of an
+/// element that is not void as nothing, and it opens.
+fn counts_for_depth(name: &str) -> bool {
+    let listed = |list: &[&str]| list.iter().any(|t| t.eq_ignore_ascii_case(name));
+    !listed(OPTIONAL_END) && !listed(VOID_ELEMENTS)
+}
+
 /// Whether counted elements (as [`flatten_deep_nesting`] counts them) open more than `limit`
-/// deep; a scan without allocation, as it runs for every body.
+/// deep; a scan without a parse, as it runs for every body.
 fn nests_deeper_than(html: &str, limit: usize) -> bool {
     let bytes = html.as_bytes();
     // Nesting deeper than `limit` takes more than `limit` tags; most bodies have fewer, and
@@ -277,7 +285,7 @@ fn nests_deeper_than(html: &str, limit: usize) -> bool {
     if memchr::memchr_iter(b'<', bytes).nth(limit).is_none() {
         return false;
     }
-    let mut depth = 0usize;
+    let mut open: Vec<&str> = Vec::new();
     let mut at = 0;
     while let Some(offset) = bytes[at..].iter().position(|&b| b == b'<') {
         let start = at + offset + 1;
@@ -292,19 +300,16 @@ fn nests_deeper_than(html: &str, limit: usize) -> bool {
             continue;
         }
         let name = &html[name_start..name_start + name_len];
-        let listed = |list: &[&str]| list.iter().any(|t| t.eq_ignore_ascii_case(name));
-        if listed(OPTIONAL_END) || listed(VOID_ELEMENTS) {
+        if !counts_for_depth(name) {
             continue;
         }
-        let self_closing = bytes[at..]
-            .iter()
-            .position(|&b| b == b'>')
-            .is_some_and(|end| end > 0 && bytes[at + end - 1] == b'/');
         if closing {
-            depth = depth.saturating_sub(1);
-        } else if !self_closing {
-            depth += 1;
-            if depth > limit {
+            if let Some(at) = open.iter().rposition(|n| n.eq_ignore_ascii_case(name)) {
+                open.truncate(at);
+            }
+        } else {
+            open.push(name);
+            if open.len() > limit {
                 return true;
             }
         }
@@ -633,6 +638,35 @@ mod tests {
         assert_eq!(flatten_deep_nesting(&list), list);
         let markdown = html_to_markdown(&list, None);
         assert!(markdown.contains("- item 299"), "{markdown}");
+    }
+
+    /// The deepest element of `html` as the HTML parser builds it.
+    fn parsed_depth(html: &str) -> usize {
+        let fragment = Html::parse_fragment(html);
+        fragment
+            .root_element()
+            .descendants()
+            .map(|node| node.ancestors().count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn stray_end_tags_and_slashes_do_not_hide_depth() {
+        for unit in ["<div></b>", "<div/>", "<section></span></em>", "<DIV></p>"] {
+            let hostile = format!("{}deep text", unit.repeat(3000));
+            let flat = flatten_deep_nesting(&hostile);
+            let depth = parsed_depth(&flat);
+            assert!(depth <= MAX_HTML_DEPTH + 5, "{unit}: {depth} deep");
+            assert!(flat.contains("deep text"), "{unit}");
+            assert!(
+                html_to_markdown(&hostile, None).contains("deep text"),
+                "{unit}"
+            );
+        }
+        // Balanced markup of ordinary depth is left as it is, stray end tags and all.
+        let ordinary = "<div><p>one</b></p><div>two</div></div>".repeat(200);
+        assert_eq!(flatten_deep_nesting(&ordinary), ordinary);
     }
 
     #[test]
