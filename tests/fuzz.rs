@@ -45,7 +45,9 @@ fn rng(target: &str) -> fastrand::Rng {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
-    eprintln!("fuzz {target}: GAZETTE_FUZZ_SEED={seed}");
+    // Straight to the process's stderr, past the test harness's capture: a stack overflow
+    // aborts the process, and the captured output (the seed to replay it with) goes with it.
+    let _ = writeln!(std::io::stderr(), "fuzz {target}: GAZETTE_FUZZ_SEED={seed}");
     fastrand::Rng::with_seed(seed)
 }
 
