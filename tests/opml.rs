@@ -113,14 +113,7 @@ async fn export_then_import_gives_the_same_sources() {
     write_config(&original, &sources_text);
     let export = gazette(&original, &["export"]).await;
     assert!(export.status.success(), "{}", stderr(&export));
-    let opml = tmp.path().join("export.opml");
-    std::fs::write(&opml, &export.stdout).expect("opml");
-
-    let copy = tmp.path().join("copy");
-    write_config(&copy, "");
-    let import = gazette(&copy, &["import", opml.to_str().expect("utf-8")]).await;
-    assert!(import.status.success(), "{}", stderr(&import));
-    assert_eq!(sources(&copy), sources(&original));
+    imports_as_the_same_sources(tmp.path(), &original, &export.stdout).await;
 }
 
 #[tokio::test]
@@ -231,11 +224,17 @@ async fn the_export_names_and_links_each_feed() {
         text.contains("htmlUrl=\"https://tech.example.org/\""),
         "{text}"
     );
-    let opml = tmp.path().join("export.opml");
-    std::fs::write(&opml, &export.stdout).expect("opml");
-    let copy = tmp.path().join("copy");
+    imports_as_the_same_sources(tmp.path(), &original, &export.stdout).await;
+}
+
+/// Imports `opml` (an export of `original`'s config) into a fresh config beside it and checks
+/// that it holds the same sources.
+async fn imports_as_the_same_sources(tmp: &Path, original: &Path, opml: &[u8]) {
+    let file = tmp.join("export.opml");
+    std::fs::write(&file, opml).expect("opml");
+    let copy = tmp.join("copy");
     write_config(&copy, "");
-    let import = gazette(&copy, &["import", opml.to_str().expect("utf-8")]).await;
+    let import = gazette(&copy, &["import", file.to_str().expect("utf-8")]).await;
     assert!(import.status.success(), "{}", stderr(&import));
-    assert_eq!(sources(&copy), sources(&original));
+    assert_eq!(sources(&copy), sources(original));
 }

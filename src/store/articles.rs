@@ -284,7 +284,6 @@ async fn write_rows(
     file_changed: bool,
     rendering: Rendering,
 ) -> Result<()> {
-    let records: Vec<&ArticleRecord> = writes.iter().map(|write| write.record).collect();
     let sql = format!(
         "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen,
                               updated_at, language, canonical, bylines, enclosures, description, author,
@@ -305,7 +304,7 @@ async fn write_rows(
         numbered_rows(
             Backend::of(conn),
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            records.len()
+            writes.len()
         ),
         if file_changed {
             ", updated_at = excluded.updated_at"
@@ -314,7 +313,7 @@ async fn write_rows(
         }
     );
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for record in &records {
+    for record in writes.iter().map(|write| write.record) {
         // A monolingual file's section is the entry's own text: stored once, in `sections`.
         // NULL beside LLM sections means unknown.
         let original = record
@@ -367,7 +366,7 @@ async fn write_rows(
         .collect();
     Store::index_words(conn, &docs).await?;
     if rendering == Rendering::Pending {
-        let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
+        let paths: Vec<&str> = writes.iter().map(|w| w.record.path.as_str()).collect();
         queue_for_rendering(conn, &paths).await?;
     }
     Ok(())

@@ -216,56 +216,151 @@ const OPTIONAL_END: &[&str] = &[
 ];
 
 /// `html` with the tags of elements below `MAX_HTML_DEPTH` removed. A cheap scan, not a parse:
-/// it only has to bound the depth the real parser sees. An end tag closes the nearest open
-/// element of its name and those above it, as the parser's does; one that closes nothing is
-/// left out, as the parser ignores it (counting it as a close let `<div></b>` repeated nest
-/// without bound).
+/// it only has to bound the depth the real parser sees.
 pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
     if !nests_deeper_than(html, MAX_HTML_DEPTH) {
         return Cow::Borrowed(html);
     }
     let mut out = String::with_capacity(html.len());
-    let mut open: Vec<String> = Vec::new();
-    let mut dropped: Vec<String> = Vec::new();
-    let mut rest = html;
-    while let Some(at) = rest.find('<') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let after = &rest[1..];
-        let closing = after.starts_with('/');
-        let name: String = after
-            .trim_start_matches('/')
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        if name.is_empty() {
-            // A comment, a declaration or a lone `<`: copied as it is.
-            out.push('<');
-            rest = after;
-            continue;
-        }
-        let end = tag_end(rest);
-        let tag = &rest[..end];
-        rest = &rest[end..];
-        if !counts_for_depth(&name) {
-            out.push_str(tag);
-        } else if closing {
-            if let Some(at) = open.iter().rposition(|n| *n == name) {
-                open.truncate(at);
-                out.push_str(tag);
-            } else if let Some(at) = dropped.iter().rposition(|n| *n == name) {
-                dropped.remove(at);
+    let mut open = OpenElements::default();
+    // Elements opened below the limit, whose end tags go with them.
+    let mut dropped: Vec<&str> = Vec::new();
+    for piece in html_pieces(html) {
+        match piece {
+            HtmlPiece::Text(text) => out.push_str(text),
+            HtmlPiece::Tag {
+                text,
+                name,
+                closing,
+            } => {
+                if !counts_for_depth(name) {
+                    out.push_str(text);
+                } else if closing {
+                    if open.close(name) {
+                        out.push_str(text);
+                    } else if let Some(at) =
+                        dropped.iter().rposition(|n| n.eq_ignore_ascii_case(name))
+                    {
+                        dropped.remove(at);
+                    }
+                } else if open.depth() >= MAX_HTML_DEPTH {
+                    dropped.push(name);
+                } else {
+                    open.open(name);
+                    out.push_str(text);
+                }
             }
-        } else if open.len() >= MAX_HTML_DEPTH {
-            dropped.push(name);
-        } else {
-            open.push(name);
-            out.push_str(tag);
         }
     }
-    out.push_str(rest);
     Cow::Owned(out)
+}
+
+/// Whether counted elements (as [`flatten_deep_nesting`] counts them) open more than `limit`
+/// deep; a scan without a parse, as it runs for every body.
+fn nests_deeper_than(html: &str, limit: usize) -> bool {
+    // Nesting deeper than `limit` takes more than `limit` tags; most bodies have fewer, and
+    // counting them is a fast scan, where telling their names apart is not.
+    if memchr::memchr_iter(b'<', html.as_bytes())
+        .nth(limit)
+        .is_none()
+    {
+        return false;
+    }
+    let mut open = OpenElements::default();
+    for piece in html_pieces(html) {
+        if let HtmlPiece::Tag { name, closing, .. } = piece
+            && counts_for_depth(name)
+        {
+            if closing {
+                open.close(name);
+            } else {
+                open.open(name);
+                if open.depth() > limit {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// A piece of HTML as the depth scan reads it.
+enum HtmlPiece<'a> {
+    /// Text, or a `<` that starts no tag (a comment, a declaration, a lone `<`).
+    Text(&'a str),
+    /// A start or end tag, whole (to its `>`, quotes respected), and its name as written.
+    Tag {
+        text: &'a str,
+        name: &'a str,
+        closing: bool,
+    },
+}
+
+/// The pieces of `html`, in order; together they are all of it.
+fn html_pieces(html: &str) -> impl Iterator<Item = HtmlPiece<'_>> {
+    let mut rest = html;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(at) = memchr::memchr(b'<', rest.as_bytes()) else {
+            return Some(HtmlPiece::Text(std::mem::take(&mut rest)));
+        };
+        if at > 0 {
+            let (text, after) = rest.split_at(at);
+            rest = after;
+            return Some(HtmlPiece::Text(text));
+        }
+        let after = &rest[1..];
+        let closing = after.starts_with('/');
+        let named = &after[usize::from(closing)..];
+        let name_len = named.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        if name_len == 0 {
+            let (text, after) = rest.split_at(1);
+            rest = after;
+            return Some(HtmlPiece::Text(text));
+        }
+        let (text, after) = rest.split_at(tag_end(rest));
+        rest = after;
+        Some(HtmlPiece::Tag {
+            text,
+            name: &named[..name_len],
+            closing,
+        })
+    })
+}
+
+/// The counted elements open at a point of the scan. An end tag closes the nearest open element
+/// of its name and those above it, as the parser's does; one that closes nothing is ignored, as
+/// the parser ignores it (counting it as a close let `<div></b>` repeated nest without bound).
+#[derive(Default)]
+struct OpenElements<'a> {
+    names: Vec<&'a str>,
+}
+
+impl<'a> OpenElements<'a> {
+    fn open(&mut self, name: &'a str) {
+        self.names.push(name);
+    }
+
+    /// Closes `name`; false when no element of that name is open.
+    fn close(&mut self, name: &str) -> bool {
+        match self
+            .names
+            .iter()
+            .rposition(|n| n.eq_ignore_ascii_case(name))
+        {
+            Some(at) => {
+                self.names.truncate(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn depth(&self) -> usize {
+        self.names.len()
+    }
 }
 
 /// Whether an element counts towards nesting: not one whose end tag may be left out (it does
@@ -274,47 +369,6 @@ pub fn flatten_deep_nesting(html: &str) -> Cow<'_, str> {
 fn counts_for_depth(name: &str) -> bool {
     let listed = |list: &[&str]| list.iter().any(|t| t.eq_ignore_ascii_case(name));
     !listed(OPTIONAL_END) && !listed(VOID_ELEMENTS)
-}
-
-/// Whether counted elements (as [`flatten_deep_nesting`] counts them) open more than `limit`
-/// deep; a scan without a parse, as it runs for every body.
-fn nests_deeper_than(html: &str, limit: usize) -> bool {
-    let bytes = html.as_bytes();
-    // Nesting deeper than `limit` takes more than `limit` tags; most bodies have fewer, and
-    // counting them is a fast scan, where telling their names apart is not.
-    if memchr::memchr_iter(b'<', bytes).nth(limit).is_none() {
-        return false;
-    }
-    let mut open: Vec<&str> = Vec::new();
-    let mut at = 0;
-    while let Some(offset) = bytes[at..].iter().position(|&b| b == b'<') {
-        let start = at + offset + 1;
-        let closing = bytes.get(start) == Some(&b'/');
-        let name_start = start + usize::from(closing);
-        let name_len = bytes[name_start..]
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric())
-            .count();
-        at = name_start + name_len;
-        if name_len == 0 {
-            continue;
-        }
-        let name = &html[name_start..name_start + name_len];
-        if !counts_for_depth(name) {
-            continue;
-        }
-        if closing {
-            if let Some(at) = open.iter().rposition(|n| n.eq_ignore_ascii_case(name)) {
-                open.truncate(at);
-            }
-        } else {
-            open.push(name);
-            if open.len() > limit {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 /// HTML elements that never have content: written without an end tag.
