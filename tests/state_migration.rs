@@ -58,6 +58,19 @@ async fn articles(url: &str) -> Vec<(String, String, String, String)> {
     rows
 }
 
+/// How many articles `condition` holds for.
+async fn count_where(url: &str, condition: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("open a state");
+    let sql = format!("SELECT count(*) FROM articles WHERE {condition}");
+    let count = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    count
+}
+
 #[tokio::test]
 async fn a_state_moves_to_postgresql_and_back_whole() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -92,6 +105,19 @@ async fn a_state_moves_to_postgresql_and_back_whole() {
         "{counts:?}"
     );
     assert_eq!(articles(&postgres).await, before);
+    // SQLite keeps every fetched entry packed; PostgreSQL, which compresses on its own, takes
+    // them as their JSON text.
+    let entries = count_where(&sqlite, "entry IS NOT NULL").await;
+    assert_eq!(
+        entries,
+        before.len() as i64,
+        "every article keeps its entry"
+    );
+    assert_eq!(
+        count_where(&sqlite, "typeof(entry) = 'blob'").await,
+        entries
+    );
+    assert_eq!(count_where(&postgres, "entry LIKE '{%}'").await, entries);
 
     // A target that already holds state is refused, and keeps what it holds.
     let again = gazette(dir, &["migrate-state", "--to", &postgres]).await;
@@ -138,4 +164,5 @@ async fn a_state_moves_to_postgresql_and_back_whole() {
     assert!(returned.status.success(), "{}", stderr(&returned));
     assert_eq!(table_counts(&stdout(&returned)), counts);
     assert_eq!(articles(&back).await, before);
+    assert_eq!(count_where(&back, "entry LIKE '{%}'").await, entries);
 }

@@ -96,7 +96,13 @@ struct SourceWritten {
     words: Vec<(String, String)>,
 }
 
-/// Sources whose work waits to be written; whoever takes the write turn writes them all.
+/// Most sources written in one transaction: a batch's records are in memory twice while it is
+/// written (as records and as the statements' arguments), and more sources per transaction
+/// gain little once the flush and the commit are shared by this many.
+const MAX_BATCH_SOURCES: usize = 8;
+
+/// Sources whose work waits to be written; whoever takes the write turn writes them all, in
+/// batches of at most [`MAX_BATCH_SOURCES`].
 pub(super) type CommitQueue = std::sync::Mutex<Vec<CommitJob>>;
 
 /// Successes that parsed nothing (a 304, the same body as before), by source id. Nobody waits
@@ -141,15 +147,20 @@ impl Pipeline {
             reply,
         });
         let turn = Arc::clone(&self.write_turn).lock_owned().await;
-        let jobs = std::mem::take(&mut *locked(&self.commit_queue));
-        // Empty when an earlier holder of the turn wrote this job with its own. The batch is
-        // written by a task of its own, so that a source given up on (the run's deadline) does
-        // not break off the other sources' writes.
+        let jobs = self.next_batch();
+        // Empty when an earlier holder of the turn wrote this job with its own. The batches
+        // are written by a task of its own, so that a source given up on (the run's deadline)
+        // does not break off the other sources' writes; it writes until the queue is empty, so
+        // that no job waits on an owner that gave up.
         if !jobs.is_empty() {
             let this = self.clone();
             tokio::spawn(async move {
                 let _turn = turn;
-                this.commit_jobs(jobs).await;
+                let mut jobs = jobs;
+                while !jobs.is_empty() {
+                    this.commit_jobs(jobs).await;
+                    jobs = this.next_batch();
+                }
             });
         }
         done.await.map_err(|_| {
@@ -157,6 +168,14 @@ impl Pipeline {
                 "state database: the batch this source was written with stopped".to_owned(),
             )
         })?
+    }
+
+    /// The first [`MAX_BATCH_SOURCES`] jobs of the queue.
+    fn next_batch(&self) -> Vec<CommitJob> {
+        let mut queue = locked(&self.commit_queue);
+        let at = queue.len().min(MAX_BATCH_SOURCES);
+        let rest = queue.split_off(at);
+        std::mem::replace(&mut *queue, rest)
     }
 
     async fn commit_jobs(&self, jobs: Vec<CommitJob>) {

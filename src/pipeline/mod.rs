@@ -94,6 +94,10 @@ pub struct Pipeline {
     fetcher: Fetcher,
     enricher: Option<Arc<Enricher>>,
     write_turn: Arc<Mutex<()>>,
+    /// Sources being fetched and prepared, at most `fetch.concurrency` at once. A source gives
+    /// its slot back when its work joins the commit queue, so that the next sources are
+    /// fetched and parsed while the write turn writes it (see [`COMMIT_BACKLOG`]).
+    work_slots: Arc<tokio::sync::Semaphore>,
     /// Sources' work waiting for the write turn (see `commit`).
     commit_queue: Arc<commit::CommitQueue>,
     /// Successes that parsed nothing, written later together (see `commit::Unparsed`).
@@ -111,6 +115,11 @@ pub struct Pipeline {
     lease_holder: Option<Arc<str>>,
     clock: Clock,
 }
+
+/// How many sources may wait for the write turn with their work prepared, per fetch slot. While
+/// the turn writes one batch, the next is fetched and parsed; with no backlog the two took turns,
+/// each waiting for the other. Each waiting source holds only its prepared articles.
+const COMMIT_BACKLOG: usize = 1;
 
 /// A failure state could not record: the count it would have stored and the next due time.
 type Unrecorded = (u32, DateTime<Utc>);
@@ -131,6 +140,7 @@ impl Pipeline {
         let enricher = Enricher::new(&settings.enrich)?;
         Ok(Self {
             labels_fingerprint: format!("{:?}", settings.labels).into(),
+            work_slots: Arc::new(tokio::sync::Semaphore::new(settings.fetch.concurrency)),
             settings,
             store,
             fetcher,
@@ -266,7 +276,7 @@ impl Pipeline {
                     elapsed: started.elapsed(),
                 }
             })
-            .buffer_unordered(self.settings.fetch.concurrency)
+            .buffer_unordered(self.settings.fetch.concurrency * (1 + COMMIT_BACKLOG))
             .inspect(|report| on_done(report))
             .collect::<Vec<_>>()
             .await;
@@ -314,6 +324,8 @@ impl Pipeline {
         options: RunOptions,
         known: Option<Option<SourceState>>,
     ) -> Result<Refresh> {
+        // Never closed, so never an error; without a slot the source would still be fetched.
+        let slot = self.work_slots.acquire().await.ok();
         let force = options.force;
         let state = self.state_for(source, known).await?;
         if !force {
@@ -373,7 +385,7 @@ impl Pipeline {
                     .map(|()| Refresh::NotModified)
             }
             FetchOutcome::Body(fetched) => {
-                self.process_body(source, state.as_ref(), options, fetched)
+                self.process_body(source, state.as_ref(), options, fetched, slot)
                     .await
             }
         };
@@ -428,6 +440,7 @@ impl Pipeline {
         state: Option<&SourceState>,
         options: RunOptions,
         fetched: Fetched,
+        slot: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Result<Refresh> {
         let body_hash = body_hash(source, &fetched.body);
         if state.and_then(|s| s.body_hash.as_deref()) == Some(body_hash.as_str()) {
@@ -461,6 +474,10 @@ impl Pipeline {
             next_due_at: self.next_due(source, &fetched.meta, feed_delay),
             feed_delay: Some(feed_delay.unwrap_or_default()),
         };
+        // Waiting for the write turn holds only the prepared articles: the body goes, and the
+        // slot goes to the next source.
+        drop(fetched);
+        drop(slot);
         let counts = self
             .commit(source, prepared, commit::Learnt::Feed(success))
             .await?;

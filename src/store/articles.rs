@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
+use super::packed::{MaybePacked, pack};
 use super::search::document_tokens;
 use super::{Backend, Store, from_json_list, from_millis, json_list, numbered_rows, to_millis};
 use crate::error::Result;
@@ -231,12 +232,12 @@ impl From<RecordRow> for ArticleRecord {
 struct RecordWithEntry {
     #[sqlx(flatten)]
     record: RecordRow,
-    entry: Option<String>,
+    entry: Option<MaybePacked>,
 }
 
 impl From<RecordWithEntry> for ArticleRecord {
     fn from(row: RecordWithEntry) -> Self {
-        row.record.into_record(row.entry)
+        row.record.into_record(row.entry.map(|e| e.0))
     }
 }
 
@@ -312,6 +313,7 @@ async fn write_rows(
             ""
         }
     );
+    let packs = Backend::of(conn) == Backend::Sqlite;
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
     for record in writes.iter().map(|write| write.record) {
         // A monolingual file's section is the entry's own text: stored once, in `sections`.
@@ -347,8 +349,13 @@ async fn write_rows(
             .bind(original)
             .bind(&record.enriched_by)
             .bind(record.published.as_ref().map(to_millis))
-            .bind(record.updated.as_ref().map(to_millis))
-            .bind(&record.entry)
+            .bind(record.updated.as_ref().map(to_millis));
+        insert = if packs {
+            insert.bind(record.entry.as_deref().map(pack))
+        } else {
+            insert.bind(record.entry.as_deref())
+        };
+        insert = insert
             .bind(&record.fingerprint)
             .bind(i64::from(record.rebuilt))
             .bind(&record.guid);

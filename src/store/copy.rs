@@ -6,6 +6,7 @@
 use futures::TryStreamExt as _;
 use sqlx::{AnyConnection, Row as _};
 
+use super::packed::MaybePacked;
 use super::{Backend, Store, numbered_rows};
 use crate::error::{Error, Result};
 
@@ -102,10 +103,14 @@ impl Store {
     }
 }
 
-/// Reads a column as the target stores it; SQLite's loose typing may give either kind.
+/// Reads a column as the target stores it; SQLite's loose typing may give either kind, and a
+/// text column may hold packed values (see `packed`), which are copied as their text.
 fn read_value(row: &sqlx::any::AnyRow, i: usize, column: &Column) -> Result<Value> {
     let int = row.try_get::<Option<i64>, _>(i);
-    let text = || row.try_get::<Option<String>, _>(i);
+    let text = || {
+        row.try_get::<Option<MaybePacked>, _>(i)
+            .map(|v| v.map(|v| v.0))
+    };
     Ok(match (column.integer, int) {
         (true, Ok(v)) => Value::Int(v),
         (true, Err(_)) => {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use sqlx::AnyConnection;
 
 use super::Store;
+use super::packed::MaybePacked;
 use crate::error::Result;
 
 /// A prefix no key starts with (a control character; PostgreSQL's text takes any but NUL),
@@ -20,12 +21,16 @@ impl Store {
         conn: &mut AnyConnection,
         source: &str,
     ) -> Result<Vec<(String, Option<String>)>> {
-        Ok(sqlx::query_as::<_, (String, Option<String>)>(
+        let rows = sqlx::query_as::<_, (String, Option<MaybePacked>)>(
             "SELECT key, entry FROM articles WHERE source = $1 ORDER BY first_seen, key",
         )
         .bind(source)
         .fetch_all(conn)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, entry)| (key, entry.map(|e| e.0)))
+            .collect())
     }
 
     /// Gives `source`'s articles the keys of `moves` (old key, new key), and every row that

@@ -37,6 +37,7 @@ mod identity;
 pub mod integrity;
 mod leases;
 mod listing;
+mod packed;
 mod published;
 mod search;
 mod sources;

@@ -1,0 +1,123 @@
+//! Text that SQLite keeps compressed: the fetched entry of every record, kept for rendering it
+//! again, is as large as the feed's own HTML and read only then. Stored as LZ4 it takes about a
+//! quarter of the pages, which the one writer's transactions, the WAL and its checkpoints no
+//! longer copy. PostgreSQL compresses large values itself (TOAST) and keeps plain text.
+//!
+//! A packed value is a BLOB: a format byte, the text's length (4 bytes, little-endian), then
+//! the LZ4 block. Values written as TEXT, before packing or by hand, read as they are.
+
+use sqlx::any::{Any, AnyTypeInfo, AnyTypeInfoKind};
+use sqlx::database::Database;
+use sqlx::decode::Decode;
+use sqlx::error::BoxDynError;
+
+/// The one format so far: an LZ4 block.
+const LZ4_BLOCK: u8 = 1;
+
+/// The format byte and the text's length.
+const HEADER: usize = 5;
+
+/// Longest text a packed value may claim: a damaged value must not make a reader allocate
+/// gigabytes. Far above any fetched entry (the feed body itself is capped well below).
+const MAX_UNPACKED: usize = 256 * 1024 * 1024;
+
+/// `text` packed for SQLite.
+pub(super) fn pack(text: &str) -> Vec<u8> {
+    let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    let mut packed = vec![0; HEADER + lz4_flex::block::get_maximum_output_size(text.len())];
+    packed[0] = LZ4_BLOCK;
+    packed[1..HEADER].copy_from_slice(&len.to_le_bytes());
+    // The buffer has the block's largest size, so this cannot fail.
+    let block = lz4_flex::block::compress_into(text.as_bytes(), &mut packed[HEADER..]).unwrap_or(0);
+    packed.truncate(HEADER + block);
+    packed.shrink_to_fit();
+    packed
+}
+
+/// The text of a packed value.
+fn unpack(packed: &[u8]) -> Result<String, String> {
+    let (&format, rest) = packed.split_first().ok_or("an empty packed value")?;
+    if format != LZ4_BLOCK {
+        return Err(format!("unknown packed format {format}"));
+    }
+    let (len, block) = rest
+        .split_first_chunk::<4>()
+        .ok_or("a packed value cut short")?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).map_err(|e| e.to_string())?;
+    if len > MAX_UNPACKED {
+        return Err(format!("a packed value claims {len} bytes"));
+    }
+    let bytes = lz4_flex::block::decompress(block, len).map_err(|e| e.to_string())?;
+    if bytes.len() != len {
+        return Err(format!(
+            "a packed value claims {len} bytes and holds {}",
+            bytes.len()
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| e.to_string())
+}
+
+/// A text column that may hold packed values: decodes TEXT as it is and a BLOB by unpacking it.
+#[derive(Debug)]
+pub(super) struct MaybePacked(pub String);
+
+impl sqlx::Type<Any> for MaybePacked {
+    fn type_info() -> AnyTypeInfo {
+        <String as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        matches!(ty.kind(), AnyTypeInfoKind::Text | AnyTypeInfoKind::Blob)
+    }
+}
+
+impl<'r> Decode<'r, Any> for MaybePacked {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        if let Ok(text) = <String as Decode<Any>>::decode(value.clone()) {
+            return Ok(Self(text));
+        }
+        let packed = <Vec<u8> as Decode<Any>>::decode(value)?;
+        Ok(Self(unpack(&packed)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_and_unpacks_any_text() {
+        for text in [
+            "",
+            "{}",
+            "é ü 文字 🙂",
+            &"<p>repeated words</p>".repeat(500),
+        ] {
+            let packed = pack(text);
+            assert_eq!(unpack(&packed).as_deref(), Ok(text));
+        }
+        let long = "<p>repeated words</p>".repeat(500);
+        assert!(
+            pack(&long).len() < long.len() / 10,
+            "repetitive text shrinks"
+        );
+    }
+
+    #[test]
+    fn damaged_values_are_errors_not_panics() {
+        let good = pack(&"a fetched entry ".repeat(40));
+        assert!(unpack(&[]).is_err());
+        assert!(unpack(&[9, 0, 0, 0, 0]).unwrap_err().contains("format 9"));
+        assert!(unpack(&good[..3]).is_err(), "cut inside the length");
+        assert!(
+            unpack(&good[..good.len() - 4]).is_err(),
+            "cut inside the block"
+        );
+        let mut huge = good.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(unpack(&huge).unwrap_err().contains("claims"));
+        let mut longer = good;
+        longer[1..5].copy_from_slice(&10_000u32.to_le_bytes());
+        assert!(unpack(&longer).is_err(), "a length the block does not fill");
+    }
+}
