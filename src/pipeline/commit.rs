@@ -251,6 +251,7 @@ impl Pipeline {
                 off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
             }
             tx.commit().await?;
+            self.store().checkpoint_in_background();
             Ok::<(), Error>(())
         }
         .await;

@@ -101,6 +101,7 @@ impl Store {
         let checked = Store {
             pool,
             backend: Backend::Sqlite,
+            checkpointing: Default::default(),
         }
         .check_integrity(false)
         .await;

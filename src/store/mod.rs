@@ -17,6 +17,8 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -77,6 +79,8 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// A checkpoint of SQLite's WAL is under way (see [`Store::checkpoint_in_background`]).
+    checkpointing: Arc<AtomicBool>,
 }
 
 /// What a successful fetch leaves behind.
@@ -274,7 +278,11 @@ const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA foreign_keys = ON;
      -- A commit writes each source in a savepoint of its own; its journal of the pages it
      -- changes stays in memory instead of a temporary file written for every page.
-     PRAGMA temp_store = MEMORY;";
+     PRAGMA temp_store = MEMORY;
+     -- The pipeline checkpoints the WAL on a connection of its own after each commit (see
+     -- `Store::checkpoint_in_background`); a commit checkpoints itself only past this many
+     -- pages (16 MB, more than a batch of sources writes), a bound for every other writer.
+     PRAGMA wal_autocheckpoint = 4000;";
 
 impl Store {
     /// Opens (creating if needed) the database at a `sqlite://` or `postgres://` URL and brings
@@ -321,7 +329,11 @@ impl Store {
         let migrator = backend.migrator();
         match migrator.run(&pool).await {
             Ok(()) => {
-                let store = Self { pool, backend };
+                let store = Self {
+                    pool,
+                    backend,
+                    checkpointing: Arc::default(),
+                };
                 store.ensure_searchable().await?;
                 Ok(store)
             }
@@ -408,6 +420,29 @@ impl Store {
     }
 
     /// Which database this is.
+    /// Copies SQLite's WAL into the database on another connection, so on another thread,
+    /// while the one writer goes on: left to the commit that crosses the threshold, the copy
+    /// (read back from the WAL, written and flushed again) held up the writer's next batch.
+    /// A passive checkpoint takes no lock the writer needs. At most one runs at a time; a call
+    /// meanwhile does nothing, and PostgreSQL has nothing to do.
+    pub fn checkpoint_in_background(&self) {
+        if self.backend != Backend::Sqlite || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let checkpointing = Arc::clone(&self.checkpointing);
+        tokio::spawn(async move {
+            // A checkpoint that fails is left to the next one, or to the writer's own.
+            if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "a background checkpoint failed");
+            }
+            checkpointing.store(false, Ordering::Release);
+        });
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
