@@ -99,6 +99,7 @@ impl Store {
             )?)
             .await?;
         let checked = Store {
+            writer: pool.clone(),
             pool,
             backend: Backend::Sqlite,
             checkpointing: Default::default(),
