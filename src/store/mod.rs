@@ -290,18 +290,14 @@ const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL;
      -- pages (16 MB, more than a batch of sources writes), a bound for every other writer.
      PRAGMA wal_autocheckpoint = 4000;";
 
-/// The writer's connection: the same, with a page cache (8 MB) that holds what a batch of
-/// sources touches (the tables' and indexes' pages it inserts into), where the default 2 MB
-/// sent half of them back to the WAL for every batch.
-const WRITER_SETTINGS: &str = concat!(
-    "PRAGMA journal_mode = WAL;
-     PRAGMA synchronous = NORMAL;
-     PRAGMA busy_timeout = 30000;
-     PRAGMA foreign_keys = ON;
-     PRAGMA temp_store = MEMORY;
-     PRAGMA wal_autocheckpoint = 4000;",
-    "PRAGMA cache_size = -8000;"
-);
+/// The page cache of the writer's connection (8 MB): it holds what a batch of sources touches
+/// (the tables' and indexes' pages it inserts into), where the default 2 MB sent half of them
+/// back to the WAL at every batch.
+const WRITER_CACHE: &str = "PRAGMA cache_size = -8000;";
+
+/// The page cache of each other connection (1 MB): SQLite empties it whenever the writer
+/// committed since it last read, which during a run is every batch.
+const READER_CACHE: &str = "PRAGMA cache_size = -1000;";
 
 impl Store {
     /// Opens (creating if needed) the database at a `sqlite://` or `postgres://` URL and brings
@@ -402,19 +398,20 @@ impl Store {
                 .map_err(integrity::damage_or)?;
             first.close().await.map_err(integrity::damage_or)?;
         }
-        let pool_of = |connections, settings: &'static str| {
+        let pool_of = |connections, cache: &'static str| {
             AnyPoolOptions::new()
                 .max_connections(connections)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
-                        sqlx::raw_sql(settings).execute(conn).await?;
+                        sqlx::raw_sql(SQLITE_SETTINGS).execute(&mut *conn).await?;
+                        sqlx::raw_sql(cache).execute(conn).await?;
                         Ok(())
                     })
                 })
                 .after_release(|conn, _| Box::pin(Self::reusable(conn)))
         };
-        let writer = pool_of(1, WRITER_SETTINGS).connect_lazy_with(any.clone());
-        let pool = pool_of(4, SQLITE_SETTINGS)
+        let writer = pool_of(1, WRITER_CACHE).connect_lazy_with(any.clone());
+        let pool = pool_of(4, READER_CACHE)
             .connect_with(any)
             .await
             .map_err(integrity::damage_or)?;
