@@ -246,12 +246,13 @@ impl Pipeline {
                 .map(|(path, words)| (path.as_str(), words.as_str()))
                 .collect();
             Store::index_words(&mut tx, &words).await?;
+            let records = words.len();
             if wrote {
                 let dir = self.settings().archive_dir.clone();
                 off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
             }
             tx.commit().await?;
-            self.store().checkpoint_in_background();
+            self.store().checkpoint_in_background(records);
             Ok::<(), Error>(())
         }
         .await;

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -85,8 +85,9 @@ pub struct Store {
     /// database file. On PostgreSQL, the pool.
     writer: AnyPool,
     backend: Backend,
-    /// A checkpoint of SQLite's WAL is under way (see [`Store::checkpoint_in_background`]).
-    checkpointing: Arc<AtomicBool>,
+    /// A checkpoint of SQLite's WAL is under way, and the records written since the last one
+    /// began (see [`Store::checkpoint_in_background`]).
+    checkpointing: Arc<(AtomicBool, AtomicUsize)>,
 }
 
 /// What a successful fetch leaves behind.
@@ -290,6 +291,11 @@ const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL;
      -- pages (16 MB, more than a batch of sources writes), a bound for every other writer.
      PRAGMA wal_autocheckpoint = 4000;";
 
+/// Records written between background checkpoints (about 2.5 MB of rows and index pages): a
+/// cold run's batches are checkpointed as they come, while a run that writes a few hundred
+/// (an incremental one) leaves the WAL to the next, as before.
+const CHECKPOINT_RECORDS: usize = 500;
+
 /// The page cache of the writer's connection (8 MB): it holds what a batch of sources touches
 /// (the tables' and indexes' pages it inserts into), where the default 2 MB sent half of them
 /// back to the WAL at every batch.
@@ -442,16 +448,21 @@ impl Store {
         &self.pool
     }
 
-    /// Which database this is.
-    /// Copies SQLite's WAL into the database on another connection, so on another thread,
-    /// while the one writer goes on: left to the commit that crosses the threshold, the copy
-    /// (read back from the WAL, written and flushed again) held up the writer's next batch.
-    /// A passive checkpoint takes no lock the writer needs. At most one runs at a time; a call
-    /// meanwhile does nothing, and PostgreSQL has nothing to do.
-    pub fn checkpoint_in_background(&self) {
-        if self.backend != Backend::Sqlite || self.checkpointing.swap(true, Ordering::AcqRel) {
+    /// After a commit of `records` article records: once [`CHECKPOINT_RECORDS`] have been
+    /// written since the last checkpoint, copies SQLite's WAL into the database on another
+    /// connection, so on another thread, while the one writer goes on. Left to the commit that
+    /// crosses the threshold, the copy (read back from the WAL, written and flushed again) held
+    /// up the writer's next batch. A passive checkpoint takes no lock the writer needs. At most
+    /// one runs at a time; PostgreSQL has nothing to do.
+    pub fn checkpoint_in_background(&self, records: usize) {
+        let (running, written) = &*self.checkpointing;
+        if self.backend != Backend::Sqlite
+            || written.fetch_add(records, Ordering::AcqRel) + records < CHECKPOINT_RECORDS
+            || running.swap(true, Ordering::AcqRel)
+        {
             return;
         }
+        written.store(0, Ordering::Release);
         let pool = self.pool.clone();
         let checkpointing = Arc::clone(&self.checkpointing);
         tokio::spawn(async move {
@@ -462,10 +473,11 @@ impl Store {
             {
                 tracing::debug!(error = %e, "a background checkpoint failed");
             }
-            checkpointing.store(false, Ordering::Release);
+            checkpointing.0.store(false, Ordering::Release);
         });
     }
 
+    /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
     }
