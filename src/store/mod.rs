@@ -448,7 +448,7 @@ impl Store {
         &self.pool
     }
 
-    /// After a commit of `records` article records: once [`CHECKPOINT_RECORDS`] have been
+    /// After a commit of `records` article records: once `CHECKPOINT_RECORDS` (500) have been
     /// written since the last checkpoint, copies SQLite's WAL into the database on another
     /// connection, so on another thread, while the one writer goes on. Left to the commit that
     /// crosses the threshold, the copy (read back from the WAL, written and flushed again) held
