@@ -102,7 +102,7 @@ impl Store {
             writer: pool.clone(),
             pool,
             backend: Backend::Sqlite,
-            checkpointing: Default::default(),
+            checkpoints: Default::default(),
         }
         .check_integrity(false)
         .await;

@@ -85,9 +85,17 @@ pub struct Store {
     /// database file. On PostgreSQL, the pool.
     writer: AnyPool,
     backend: Backend,
-    /// A checkpoint of SQLite's WAL is under way, and the records written since the last one
-    /// began (see [`Store::checkpoint_in_background`]).
-    checkpointing: Arc<(AtomicBool, AtomicUsize)>,
+    /// Background checkpoints of SQLite's WAL (see [`Store::checkpoint_in_background`]).
+    checkpoints: Arc<Checkpoints>,
+}
+
+/// Where the background checkpoints stand.
+#[derive(Debug, Default)]
+struct Checkpoints {
+    /// One is under way.
+    running: AtomicBool,
+    /// Records written since the last one began.
+    written: AtomicUsize,
 }
 
 /// What a successful fetch leaves behind.
@@ -286,7 +294,7 @@ const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL;
      -- A commit writes each source in a savepoint of its own; its journal of the pages it
      -- changes stays in memory instead of a temporary file written for every page.
      PRAGMA temp_store = MEMORY;
-     -- The pipeline checkpoints the WAL on a connection of its own after each commit (see
+     -- The pipeline checkpoints the WAL on a connection of its own every 500 records (see
      -- `Store::checkpoint_in_background`); a commit checkpoints itself only past this many
      -- pages (16 MB, more than a batch of sources writes), a bound for every other writer.
      PRAGMA wal_autocheckpoint = 4000;";
@@ -355,7 +363,7 @@ impl Store {
                     pool,
                     writer,
                     backend,
-                    checkpointing: Arc::default(),
+                    checkpoints: Arc::default(),
                 };
                 store.ensure_searchable().await?;
                 Ok(store)
@@ -455,7 +463,7 @@ impl Store {
     /// up the writer's next batch. A passive checkpoint takes no lock the writer needs. At most
     /// one runs at a time; PostgreSQL has nothing to do.
     pub fn checkpoint_in_background(&self, records: usize) {
-        let (running, written) = &*self.checkpointing;
+        let Checkpoints { running, written } = &*self.checkpoints;
         if self.backend != Backend::Sqlite
             || written.fetch_add(records, Ordering::AcqRel) + records < CHECKPOINT_RECORDS
             || running.swap(true, Ordering::AcqRel)
@@ -464,7 +472,7 @@ impl Store {
         }
         written.store(0, Ordering::Release);
         let pool = self.pool.clone();
-        let checkpointing = Arc::clone(&self.checkpointing);
+        let checkpoints = Arc::clone(&self.checkpoints);
         tokio::spawn(async move {
             // A checkpoint that fails is left to the next one, or to the writer's own.
             if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
@@ -473,7 +481,7 @@ impl Store {
             {
                 tracing::debug!(error = %e, "a background checkpoint failed");
             }
-            checkpointing.0.store(false, Ordering::Release);
+            checkpoints.running.store(false, Ordering::Release);
         });
     }
 
