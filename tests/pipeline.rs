@@ -342,3 +342,46 @@ async fn a_source_whose_url_moved_keeps_its_articles() {
     assert_eq!(archived(dir.path()), 3);
     p.store().clone().close().await;
 }
+
+/// Sources longer than the bound on prepared articles waiting for the write turn (800) each
+/// wait for the whole of it, one at a time, and are all archived: the bound slows long feeds
+/// down, it never stalls them.
+#[tokio::test]
+async fn sources_longer_than_the_write_backlog_are_all_archived() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = String::from("[fetch]\nconcurrency = 3\n");
+    for source in ["a", "b", "c"] {
+        let guids: Vec<String> = (0..850).map(|i| format!("{source}{i}")).collect();
+        let items: Vec<(&str, &str)> = guids.iter().map(|g| (g.as_str(), g.as_str())).collect();
+        std::fs::write(dir.path().join(format!("{source}.xml")), rss(&items)).expect("feed");
+        config.push_str(&format!(
+            "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n"
+        ));
+    }
+    let p = pipeline(dir.path(), &config).await;
+    let sources = p.settings().sources.clone();
+    let options = RunOptions {
+        force: true,
+        ..RunOptions::default()
+    };
+    // A stall would hang the run: it fails the test instead.
+    let reports = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        p.refresh_all(&sources, options),
+    )
+    .await
+    .expect("the run stalled");
+    let new: usize = reports
+        .into_iter()
+        .map(|r| match r.outcome.expect("refresh") {
+            Refresh::Archived(counts) => counts.new,
+            other => panic!(
+                "{}: expected the body to be archived, got {other:?}",
+                r.source
+            ),
+        })
+        .sum();
+    assert_eq!(new, 3 * 850);
+    p.store().clone().close().await;
+    assert_eq!(archived(dir.path()), 3 * 850);
+}

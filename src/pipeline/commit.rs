@@ -99,7 +99,7 @@ struct SourceWritten {
 /// Most sources written in one transaction: a batch's records are in memory twice while it is
 /// written (as records and as the statements' arguments), and more sources per transaction
 /// gain little once the flush and the commit are shared by this many.
-const MAX_BATCH_SOURCES: usize = 8;
+pub(super) const MAX_BATCH_SOURCES: usize = 8;
 
 /// Sources whose work waits to be written; whoever takes the write turn writes them all, in
 /// batches of at most [`MAX_BATCH_SOURCES`].

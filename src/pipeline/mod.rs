@@ -98,6 +98,10 @@ pub struct Pipeline {
     /// its slot back when its work joins the commit queue, so that the next sources are
     /// fetched and parsed while the write turn writes it (see [`COMMIT_BACKLOG`]).
     work_slots: Arc<tokio::sync::Semaphore>,
+    /// Prepared articles between their source's slot and the end of their write, at most
+    /// [`WAITING_ARTICLES`]: the backlog is bounded by sources, and a source's feed may be
+    /// long.
+    waiting_articles: Arc<tokio::sync::Semaphore>,
     /// Sources' work waiting for the write turn (see `commit`).
     commit_queue: Arc<commit::CommitQueue>,
     /// Successes that parsed nothing, written later together (see `commit::Unparsed`).
@@ -121,6 +125,12 @@ pub struct Pipeline {
 /// each waiting for the other. Each waiting source holds only its prepared articles.
 const COMMIT_BACKLOG: usize = 1;
 
+/// How many prepared articles may wait for (or be in) the write turn at once. A batch of
+/// [`commit::MAX_BATCH_SOURCES`] sources of 50 entries being written and as many waiting fit,
+/// so the backlog of common feeds is whole; sources of 200 entries each wait four at a time
+/// rather than eight, which is what keeps a run of long feeds within its memory.
+const WAITING_ARTICLES: usize = 800;
+
 /// A failure state could not record: the count it would have stored and the next due time.
 type Unrecorded = (u32, DateTime<Utc>);
 
@@ -141,6 +151,7 @@ impl Pipeline {
         Ok(Self {
             labels_fingerprint: format!("{:?}", settings.labels).into(),
             work_slots: Arc::new(tokio::sync::Semaphore::new(settings.fetch.concurrency)),
+            waiting_articles: Arc::new(tokio::sync::Semaphore::new(WAITING_ARTICLES)),
             settings,
             store,
             fetcher,
@@ -475,7 +486,14 @@ impl Pipeline {
             feed_delay: Some(feed_delay.unwrap_or_default()),
         };
         // Waiting for the write turn holds only the prepared articles: the body goes, and the
-        // slot goes to the next source.
+        // slot goes to the next source once there is room for them. A source longer than the
+        // bound waits for all of it.
+        let articles = prepared.articles.len().clamp(1, WAITING_ARTICLES);
+        // Never closed, so never an error; the count is at most `WAITING_ARTICLES`.
+        let _waiting = match u32::try_from(articles) {
+            Ok(n) => self.waiting_articles.acquire_many(n).await.ok(),
+            Err(_) => None,
+        };
         drop(fetched);
         drop(slot);
         let counts = self
