@@ -4,7 +4,7 @@
 //! included) never claims a file that a crash could lose; each source is a savepoint of its
 //! own, so its changes stay all-or-nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -179,6 +179,10 @@ impl Pipeline {
     }
 
     async fn commit_jobs(&self, jobs: Vec<CommitJob>) {
+        // Every source waits for this turn: how long each batch holds it tells what bounds a
+        // large run (`RUST_LOG=gazette::pipeline::commit=debug`).
+        let started = std::time::Instant::now();
+        let sources = jobs.len();
         let mut replies = Vec::with_capacity(jobs.len());
         let mut jobs = jobs.into_iter();
         // Files the batch created, which no state will point at if it fails.
@@ -256,6 +260,12 @@ impl Pipeline {
             Ok::<(), Error>(())
         }
         .await;
+        tracing::debug!(
+            sources,
+            ok = written.is_ok(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "batch written"
+        );
         // Sources the batch did not reach fail with it.
         replies.extend(jobs.map(|job| (job.reply, Ok(super::Counts::default()))));
         match written {
@@ -390,10 +400,38 @@ impl Pipeline {
             });
         }
         let fingerprint = self.fingerprint(source);
+        // Where the template puts each article `prepare` found new, computed once for the
+        // lookups below and for its path.
+        let mut bases: HashMap<String, PathBuf> = articles
+            .iter()
+            .filter(|p| p.adopts.is_none() && p.is_new)
+            .filter_map(|p| Some((p.article.key.clone(), self.base_path(&p.article).ok()?)))
+            .collect();
+        // Which of those have no file, looked up in one trip to the blocking pool while state
+        // is asked what it holds, rather than after it: the write turn waits for neither twice.
+        // An article found new only below is checked on its own when its path is chosen.
+        let archive_dir = self.settings().archive_dir.clone();
+        let absent = self.writes_files().then(|| {
+            let wanted: Vec<(String, PathBuf)> = bases
+                .values()
+                .map(|base| (path_to_store(base), archive_dir.join(base)))
+                .collect();
+            off_thread(&archive_dir, move || {
+                Ok(wanted
+                    .into_iter()
+                    .filter(|(_, full)| {
+                        std::fs::symlink_metadata(full)
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    })
+                    .map(|(name, _)| name)
+                    .collect::<HashSet<String>>())
+            })
+        });
         // What state holds of these entries, read once for all of them under the write turn
         // (another run may have stored some since `prepare`).
         let keys: Vec<&str> = articles.iter().map(|p| p.article.key.as_str()).collect();
         let mut stored_now = Store::articles(&mut *tx, &source.id, &keys).await?;
+        bases.retain(|key, _| !stored_now.contains_key(key));
         let canonicals: Vec<&str> = articles
             .iter()
             .filter(|p| p.adopts.is_none() && !stored_now.contains_key(&p.article.key))
@@ -407,39 +445,17 @@ impl Pipeline {
             Default::default()
         };
         let mut paths = PathBook::default();
-        // Where the template puts each new article, computed once for the lookups below and
-        // for its path.
-        let mut bases: HashMap<String, PathBuf> = articles
-            .iter()
-            .filter(|p| p.adopts.is_none() && !stored_now.contains_key(&p.article.key))
-            .filter_map(|p| Some((p.article.key.clone(), self.base_path(&p.article).ok()?)))
-            .collect();
         let base_names: Vec<String> = bases.values().map(|b| path_to_store(b)).collect();
         let base_refs: Vec<&str> = base_names.iter().map(String::as_str).collect();
         paths.taken = Store::paths_taken(&mut *tx, &base_refs).await?;
-        // Which of the free ones have no file either, looked up in one trip to the blocking
-        // pool rather than one per article.
-        let unclaimed: Vec<(String, PathBuf)> = base_names
-            .iter()
-            .zip(bases.values())
-            .filter(|(name, _)| !paths.taken.contains(*name))
-            .map(|(name, base)| (name.clone(), self.settings().archive_dir.join(base)))
-            .collect();
-        paths.absent = if self.writes_files() {
-            off_thread(&self.settings().archive_dir.clone(), move || {
-                Ok(unclaimed
-                    .into_iter()
-                    .filter(|(_, full)| {
-                        std::fs::symlink_metadata(full)
-                            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-                    })
-                    .map(|(name, _)| name)
-                    .collect())
-            })
-            .await?
-        } else {
+        paths.absent = match absent {
+            Some(absent) => absent.await?,
             // A worker sees no archive: state alone says which paths are taken.
-            unclaimed.into_iter().map(|(name, _)| name).collect()
+            None => base_names
+                .iter()
+                .filter(|name| !paths.taken.contains(*name))
+                .cloned()
+                .collect(),
         };
         paths.checked = base_names.into_iter().collect();
         let mut wrote = false;
@@ -464,6 +480,7 @@ impl Pipeline {
                 published,
                 updated,
                 entry,
+                encoded,
                 ..
             } = prepared;
             let stored = stored_now.remove(&article.key);
@@ -551,7 +568,7 @@ impl Pipeline {
                 bytes,
                 new,
             });
-            deferred.push((record, words, enrichment, stored.is_some()));
+            deferred.push((record, encoded, words, enrichment, stored.is_some()));
         }
         // The files, all in one trip to the blocking pool, written while state takes the new
         // records (a new record's row does not depend on whether its file's bytes changed);
@@ -572,10 +589,11 @@ impl Pipeline {
                 .iter()
                 .enumerate()
                 .filter(|(_, (.., was_stored))| *was_stored == stored)
-                .map(|(i, (record, ..))| RecordWrite {
+                .map(|(i, (record, encoded, ..))| RecordWrite {
                     record,
                     file_changed: changed.get(i).copied().unwrap_or(true),
                     indexed: false,
+                    encoded: encoded.as_ref(),
                 })
                 .collect()
         };
@@ -583,7 +601,7 @@ impl Pipeline {
         let changed = files_written.await?;
         Store::write_articles(&mut *tx, &rows(true, &changed), self.rendering).await?;
         let mut words = Vec::with_capacity(deferred.len());
-        for ((record, record_words, enrichment, was_stored), changed) in
+        for ((record, _, record_words, enrichment, was_stored), changed) in
             deferred.into_iter().zip(changed)
         {
             wrote |= changed && self.writes_files();
@@ -790,9 +808,9 @@ impl Pipeline {
 /// those known to have no file on disk when the commit began (`absent`).
 #[derive(Debug, Default)]
 struct PathBook {
-    checked: std::collections::HashSet<String>,
-    taken: std::collections::HashSet<String>,
-    absent: std::collections::HashSet<String>,
+    checked: HashSet<String>,
+    taken: HashSet<String>,
+    absent: HashSet<String>,
 }
 
 /// Paths are stored with `/` whatever the platform, so a state file moves between machines.

@@ -465,7 +465,8 @@ impl Pipeline {
             .await?;
             return Ok(Refresh::SameBody);
         }
-        let prepared = self.prepare(source, &fetched, !options.no_enrich).await?;
+        let mut prepared = self.prepare(source, &fetched, !options.no_enrich).await?;
+        prepared.encode(&self.store);
         let feed_delay = prepared.hints.requested(&self.settings.fetch);
         let held_back = prepared.held_back;
         let success = commit::Success {

@@ -19,7 +19,7 @@ use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
 use crate::store::{
-    ArticleRecord, CachedAnswer, FeedMeta, Known, Store, StoredArticle, document_tokens,
+    ArticleRecord, CachedAnswer, Encoded, FeedMeta, Known, Store, StoredArticle, document_tokens,
 };
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
@@ -81,9 +81,23 @@ pub(super) struct PreparedArticle {
     pub updated: Option<DateTime<Utc>>,
     /// The entry as fetched, for rendering it again later.
     pub entry: Option<String>,
+    /// The record's largest columns, made once the article is final (see
+    /// [`Prepared::encode`], which moves `entry` here); `None`: made by the writer.
+    pub encoded: Option<Encoded>,
     /// A record rebuilt from the archive that this entry is: it takes the entry's identity and
     /// keeps its file as it is (`bytes` is empty then).
     pub adopts: Option<ArticleRecord>,
+}
+
+impl Prepared {
+    /// Makes each new or changed article's largest columns for `store`, here rather than in
+    /// the write turn that every source waits for. The article must not change after.
+    pub fn encode(&mut self, store: &Store) {
+        for prepared in self.articles.iter_mut().filter(|p| p.adopts.is_none()) {
+            let entry = prepared.entry.take();
+            prepared.encoded = Some(store.encode(&prepared.article.doc, entry));
+        }
+    }
 }
 
 /// An entry that needs work: new, changed, or the entry of a rebuilt record.
@@ -578,6 +592,7 @@ fn normalize_change(
             published,
             updated,
             entry: fetched,
+            encoded: None,
             adopts: Some(record),
         });
     }
@@ -620,6 +635,7 @@ fn normalize_change(
         published,
         updated,
         entry: fetched,
+        encoded: None,
         adopts: None,
     })
 }

@@ -63,6 +63,25 @@ pub struct RecordWrite<'a> {
     /// Its search words are written with it; when not, its writer indexes it with
     /// [`Store::index_words`] later in the same transaction.
     pub indexed: bool,
+    /// Its largest columns made already, from this same record (see [`Store::encode`]).
+    pub encoded: Option<&'a Encoded>,
+}
+
+/// A record's two largest columns as its row holds them: the sections as JSON, and the
+/// fetched entry (packed in SQLite). [`Store::encode`] makes them where a writer prepares its
+/// records, so that the one writer, which every source waits for, only writes them. It takes
+/// the entry over: a record written with it needs none of its own.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    sections: String,
+    entry: Option<EntryColumn>,
+}
+
+#[derive(Debug, Clone)]
+enum EntryColumn {
+    /// PostgreSQL keeps the text (it compresses large values itself).
+    Text(String),
+    Packed(Vec<u8>),
 }
 
 impl<'a> RecordWrite<'a> {
@@ -72,6 +91,7 @@ impl<'a> RecordWrite<'a> {
             record,
             file_changed,
             indexed: true,
+            encoded: None,
         }
     }
 }
@@ -269,6 +289,20 @@ impl From<StoredRow> for StoredArticle {
     }
 }
 
+impl Store {
+    /// The largest columns of a record of `doc` and `entry` (the entry as fetched), ready for
+    /// [`RecordWrite::encoded`].
+    pub fn encode(&self, doc: &Document, entry: Option<String>) -> Encoded {
+        Encoded {
+            sections: sections_json(doc),
+            entry: entry.map(|text| match self.backend() {
+                Backend::Sqlite => EntryColumn::Packed(pack(&text)),
+                Backend::Postgres => EntryColumn::Text(text),
+            }),
+        }
+    }
+}
+
 fn sections_json(doc: &Document) -> String {
     serde_json::to_string(&doc.sections().collect::<Vec<_>>()).unwrap_or_default()
 }
@@ -315,7 +349,8 @@ async fn write_rows(
     );
     let packs = Backend::of(conn) == Backend::Sqlite;
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for record in writes.iter().map(|write| write.record) {
+    for write in writes {
+        let record = write.record;
         // A monolingual file's section is the entry's own text: stored once, in `sections`.
         // NULL beside LLM sections means unknown.
         let original = record
@@ -345,15 +380,30 @@ async fn write_rows(
             .bind(&record.doc.description)
             .bind(&record.doc.author)
             .bind(serde_json::to_string(&record.doc.tags).unwrap_or_default())
-            .bind(sections_json(&record.doc))
+            .bind(write.encoded.map_or_else(
+                || sections_json(&record.doc),
+                |encoded| encoded.sections.clone(),
+            ))
             .bind(original)
             .bind(&record.enriched_by)
             .bind(record.published.as_ref().map(to_millis))
             .bind(record.updated.as_ref().map(to_millis));
-        insert = if packs {
-            insert.bind(record.entry.as_deref().map(pack))
-        } else {
-            insert.bind(record.entry.as_deref())
+        let entry = match write.encoded {
+            Some(encoded) => encoded.entry.clone(),
+            None => record.entry.as_deref().map(|text| {
+                if packs {
+                    EntryColumn::Packed(pack(text))
+                } else {
+                    EntryColumn::Text(text.to_owned())
+                }
+            }),
+        };
+        insert = match entry {
+            Some(EntryColumn::Packed(bytes)) => insert.bind(Some(bytes)),
+            Some(EntryColumn::Text(text)) => insert.bind(Some(text)),
+            // Either type binds a NULL; the column's own is the one each backend expects.
+            None if packs => insert.bind(None::<Vec<u8>>),
+            None => insert.bind(None::<String>),
         };
         insert = insert
             .bind(&record.fingerprint)
@@ -950,5 +1000,95 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+
+    use super::*;
+    use crate::model::{Document, Section};
+
+    fn record(key: &str) -> ArticleRecord {
+        let date: DateTime<Utc> = DateTime::from_timestamp(1_715_590_853, 0).expect("date");
+        let section = |language: &str, body: &str| Section {
+            language: language.to_owned(),
+            title: format!("Title \"{key}\""),
+            body: body.to_owned(),
+        };
+        ArticleRecord {
+            source: "ex".to_owned(),
+            key: key.to_owned(),
+            path: format!("ex/{key}.md"),
+            atom_id: format!("urn:test:{key}"),
+            guid: None,
+            content_hash: "h".to_owned(),
+            doc: Document {
+                link: format!("http://127.0.0.1/{key}"),
+                date,
+                description: "d".to_owned(),
+                tags: vec!["t".to_owned()],
+                author: "ex".to_owned(),
+                translations: vec![section("de", "Text.\n\n> Zitat \\ \"quoted\"")],
+                original: section("en", "Body.\n\n- a list\n- of two"),
+            },
+            original: Some(section("en", "The feed's own text.")),
+            enriched_by: Some("llm".to_owned()),
+            bylines: vec![],
+            enclosures: vec![],
+            published: Some(date),
+            updated: None,
+            first_seen: date,
+            updated_at: date,
+            canonical: format!("http://127.0.0.1/{key}"),
+            entry: Some(format!(
+                "{{\"title\":\"{key}\",\"content\":\"<p>é ✓</p>\"}}"
+            )),
+            fingerprint: Some("f".to_owned()),
+            rebuilt: false,
+        }
+    }
+
+    /// A record written with its columns made beforehand (the entry moved into them) reads
+    /// back as the same record written plainly.
+    #[tokio::test]
+    async fn encoded_columns_write_the_same_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/state/g.db", dir.path().display());
+        let store = Store::open(&url).await.expect("open");
+        let plain = record("a");
+        let mut moved = record("b");
+        let encoded = store.encode(&moved.doc, moved.entry.take());
+        let mut tx = store.begin().await.expect("tx");
+        let writes = [
+            RecordWrite::new(&plain, true),
+            RecordWrite {
+                encoded: Some(&encoded),
+                ..RecordWrite::new(&moved, true)
+            },
+        ];
+        Store::write_articles(&mut tx, &writes, Rendering::Done)
+            .await
+            .expect("write");
+        tx.commit().await.expect("commit");
+        let read = store.records_after("", 10, None, true).await.expect("read");
+        let [a, b] = read.as_slice() else {
+            panic!("two records, got {}", read.len());
+        };
+        assert_eq!(a, &plain);
+        assert_eq!(
+            b,
+            &ArticleRecord {
+                entry: record("b").entry,
+                ..moved
+            }
+        );
+        let blobs: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM articles WHERE typeof(entry) = 'blob'")
+                .fetch_one(store.pool())
+                .await
+                .expect("count");
+        assert_eq!(blobs, 2, "SQLite keeps both entries packed");
     }
 }

@@ -46,7 +46,7 @@ mod sources;
 
 pub use archive_lock::{ArchiveLock, this_host};
 pub use articles::{
-    ArticleRecord, FILE_KEY_PREFIX, FeedRow, Known, RecordWrite, Rendering, Selection,
+    ArticleRecord, Encoded, FILE_KEY_PREFIX, FeedRow, Known, RecordWrite, Rendering, Selection,
     StoredArticle, Unrendered,
 };
 use backend::numbered_rows;
