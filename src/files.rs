@@ -119,15 +119,35 @@ pub struct PendingFile {
     /// The caller knows nothing was at `path` (it looked as its work began, and only it
     /// writes there): no link to follow, no same bytes to find, no mode to keep.
     pub new: bool,
+    /// `bytes` in a temp file already ([`stage`]): a new file is renamed into place from it.
+    pub staged: Option<Staged>,
+}
+
+/// Bytes in a temp file of a tree, written before their place in it is known (see [`stage`]).
+/// Deleted when dropped unused.
+#[derive(Debug)]
+pub struct Staged(tempfile::TempPath);
+
+/// Writes `bytes` to a temp file of the tree at `root`, readable like any file of it, for a
+/// [`PendingFile`] to rename into place later: a writer that must take turns to decide where
+/// its files go writes them before its turn, which is left only the renames.
+pub fn stage(root: &Path, bytes: &[u8]) -> Result<Staged> {
+    let dir = root.join(TEMP_DIR);
+    let mut tmp = new_temp(&dir)?;
+    tmp.as_file()
+        .set_permissions(readable())
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    Ok(Staged(tmp.into_temp_path()))
 }
 
 /// [`write_atomic_deferred`] for many files: each folder is created once, not once per file
 /// (a cold run writes thousands of files into a few hundred folders). One result per file, in
 /// order: whether it changed.
-pub fn write_all_deferred(root: &Path, files: &[PendingFile]) -> Result<Vec<bool>> {
+pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bool>> {
     let mut made = std::collections::HashSet::new();
     files
-        .iter()
+        .into_iter()
         .map(|file| {
             let dir = file.path.parent().filter(|d| !d.as_os_str().is_empty());
             if let Some(dir) = dir
@@ -137,8 +157,16 @@ pub fn write_all_deferred(root: &Path, files: &[PendingFile]) -> Result<Vec<bool
                 made.insert(dir.to_path_buf());
             }
             if file.new {
-                let temp = temp_dir(Some(root), &file.path);
-                write_through_temp(&file.path, &temp, file.bytes.as_bytes(), readable(), false)?;
+                match file.staged {
+                    Some(Staged(staged)) => staged
+                        .persist(&file.path)
+                        .map_err(|e| Error::io(&file.path, e.error))?,
+                    None => {
+                        let temp = temp_dir(Some(root), &file.path);
+                        let bytes = file.bytes.as_bytes();
+                        write_through_temp(&file.path, &temp, bytes, readable(), false)?;
+                    }
+                }
                 Ok(true)
             } else {
                 write_atomic_with(Some(root), &file.path, file.bytes.as_bytes(), false)
@@ -196,20 +224,7 @@ fn write_through_temp(
     mode: std::fs::Permissions,
     flush: bool,
 ) -> Result<()> {
-    let temp = || {
-        tempfile::Builder::new()
-            .prefix(".gazette-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-    };
-    let mut tmp = match temp() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            temp()
-        }
-        made => made,
-    }
-    .map_err(|e| Error::io(dir, e))?;
+    let mut tmp = new_temp(dir)?;
     // Temp files are made private; the result gets `mode`.
     tmp.as_file()
         .set_permissions(mode)
@@ -222,6 +237,24 @@ fn write_through_temp(
     }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// A temp file in `dir`, made when missing.
+fn new_temp(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let temp = || {
+        tempfile::Builder::new()
+            .prefix(".gazette-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+    };
+    match temp() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            temp()
+        }
+        made => made,
+    }
+    .map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]
@@ -275,31 +308,60 @@ mod tests {
         let b = dir.path().join("x/y/b.md");
         let c = dir.path().join("z/c.md");
         write_atomic(dir.path(), &c, b"same").expect("first");
+        let d = dir.path().join("x/y/d.md");
         let file = |path: &std::path::Path, bytes: &str, new: bool| PendingFile {
             path: path.to_owned(),
             bytes: bytes.to_owned(),
             new,
+            staged: None,
         };
+        // Staged: `d` is renamed into place; `b` turned out not new, so its temp file goes
+        // unused (and must not be what `b` gets).
+        let staged = |bytes: &[u8]| Some(stage(dir.path(), bytes).expect("staged"));
         let files = vec![
             file(&a, "a", true),
-            file(&b, "b", false),
+            PendingFile {
+                staged: staged(b"stale"),
+                ..file(&b, "b", false)
+            },
             file(&c, "same", false),
+            PendingFile {
+                staged: staged(b"d"),
+                ..file(&d, "d", true)
+            },
         ];
         assert_eq!(
-            write_all_deferred(dir.path(), &files).expect("written"),
-            vec![true, true, false]
+            std::fs::read_dir(dir.path().join(TEMP_DIR))
+                .expect("temp folder")
+                .count(),
+            2
+        );
+        assert_eq!(
+            write_all_deferred(dir.path(), files).expect("written"),
+            vec![true, true, false, true]
         );
         assert_eq!(std::fs::read(&a).expect("a"), b"a");
         assert_eq!(std::fs::read(&b).expect("b"), b"b");
-        // A new file is as readable as any other, and leaves no temp file behind.
+        assert_eq!(std::fs::read(&d).expect("d"), b"d");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join(TEMP_DIR))
+                .expect("temp folder")
+                .count(),
+            0,
+            "no temp file is left, used or not"
+        );
+        // A new file is as readable as any other, staged or not, and leaves no temp file
+        // behind.
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&a).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o644);
+        for new in [&a, &d] {
+            let mode = std::fs::metadata(new).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644);
+        }
         assert_eq!(
             std::fs::read_dir(dir.path().join("x/y"))
                 .expect("list")
                 .count(),
-            2
+            3
         );
     }
 

@@ -245,15 +245,22 @@ impl Pipeline {
                     }
                 }
             }
+            // Every file of the batch is written: their flush to disk runs while state
+            // indexes the words, and the commit waits for it (files durable before the state
+            // that points at them).
+            let archive_dir = self.settings().archive_dir.clone();
+            let synced = wrote.then(|| {
+                let dir = archive_dir.clone();
+                off_thread(&archive_dir, move || files::sync_filesystem(&dir))
+            });
             let words: Vec<(&str, &str)> = words
                 .iter()
                 .map(|(path, words)| (path.as_str(), words.as_str()))
                 .collect();
             Store::index_words(&mut tx, &words).await?;
             let records = words.len();
-            if wrote {
-                let dir = self.settings().archive_dir.clone();
-                off_thread(&dir.clone(), move || files::sync_filesystem(&dir)).await?;
+            if let Some(synced) = synced {
+                synced.await?;
             }
             tx.commit().await?;
             self.store().checkpoint_in_background(records);
@@ -481,6 +488,7 @@ impl Pipeline {
                 updated,
                 entry,
                 encoded,
+                staged,
                 ..
             } = prepared;
             let stored = stored_now.remove(&article.key);
@@ -567,6 +575,7 @@ impl Pipeline {
                 path: full,
                 bytes,
                 new,
+                staged,
             });
             deferred.push((record, encoded, words, enrichment, stored.is_some()));
         }
@@ -578,7 +587,7 @@ impl Pipeline {
             created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
             let root = archive_dir.clone();
             futures::future::Either::Left(off_thread(&archive_dir, move || {
-                files::write_all_deferred(&root, &writes)
+                files::write_all_deferred(&root, writes)
             }))
         } else {
             // The publisher writes them; every record is a change for it to render.

@@ -467,6 +467,9 @@ impl Pipeline {
         }
         let mut prepared = self.prepare(source, &fetched, !options.no_enrich).await?;
         prepared.encode(&self.store);
+        if self.writes_files() {
+            prepared.stage(&self.settings.archive_dir).await?;
+        }
         let feed_delay = prepared.hints.requested(&self.settings.fetch);
         let held_back = prepared.held_back;
         let success = commit::Success {

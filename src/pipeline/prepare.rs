@@ -84,6 +84,8 @@ pub(super) struct PreparedArticle {
     /// The record's largest columns, made once the article is final (see
     /// [`Prepared::encode`], which moves `entry` here); `None`: made by the writer.
     pub encoded: Option<Encoded>,
+    /// `bytes` written to a temp file of the archive already (see [`Prepared::stage`]).
+    pub staged: Option<crate::files::Staged>,
     /// A record rebuilt from the archive that this entry is: it takes the entry's identity and
     /// keeps its file as it is (`bytes` is empty then).
     pub adopts: Option<ArticleRecord>,
@@ -97,6 +99,28 @@ impl Prepared {
             let entry = prepared.entry.take();
             prepared.encoded = Some(store.encode(&prepared.article.doc, entry));
         }
+    }
+}
+
+impl Prepared {
+    /// Writes the file of each article found new to a temp file of the archive at `root`,
+    /// on the blocking pool: the write turn, which every source waits for, then only renames
+    /// it into place. An article whose path turns out taken leaves its temp file unused, and
+    /// it goes.
+    pub async fn stage(&mut self, root: &std::path::Path) -> Result<()> {
+        let mut articles = std::mem::take(&mut self.articles);
+        let at = root.to_owned();
+        self.articles = super::off_thread(root, move || {
+            for prepared in articles
+                .iter_mut()
+                .filter(|p| p.is_new && p.adopts.is_none() && !p.bytes.is_empty())
+            {
+                prepared.staged = Some(crate::files::stage(&at, prepared.bytes.as_bytes())?);
+            }
+            Ok(articles)
+        })
+        .await?;
+        Ok(())
     }
 }
 
@@ -593,6 +617,7 @@ fn normalize_change(
             updated,
             entry: fetched,
             encoded: None,
+            staged: None,
             adopts: Some(record),
         });
     }
@@ -636,6 +661,7 @@ fn normalize_change(
         updated,
         entry: fetched,
         encoded: None,
+        staged: None,
         adopts: None,
     })
 }

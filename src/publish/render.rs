@@ -49,11 +49,12 @@ pub async fn render_queue(settings: &Settings, store: &Store) -> Result<Rendered
                     &item.record.doc,
                 ),
                 new: false,
+                staged: None,
             })
             .collect();
         let root = settings.archive_dir.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let changed = files::write_all_deferred(&root, &pending)?;
+            let changed = files::write_all_deferred(&root, pending)?;
             if changed.iter().any(|c| *c) {
                 files::sync_filesystem(&root)?;
             }
