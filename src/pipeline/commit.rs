@@ -469,6 +469,9 @@ impl Pipeline {
         // Files to write and the records that point at them, in the same order.
         let mut writes = Vec::with_capacity(articles.len());
         let mut deferred = Vec::with_capacity(articles.len());
+        // Temp files staged for articles that turn out to need none, deleted with the writes
+        // on the blocking pool rather than here.
+        let mut unused = Vec::new();
         for prepared in articles {
             if let Some(rebuilt) = &prepared.adopts {
                 self.adopt(&mut *tx, &prepared, rebuilt, &now).await?;
@@ -496,6 +499,7 @@ impl Pipeline {
                 .as_ref()
                 .is_some_and(|s| s.content_hash == article.content_hash)
             {
+                unused.extend(staged);
                 counts.unchanged += 1;
                 continue;
             }
@@ -519,6 +523,7 @@ impl Pipeline {
                 )
                 .await?;
                 info!(key = %article.key, duplicate_of = %target.path, "the same article is archived from another source; tags merged");
+                unused.extend(staged);
                 counts.skipped += 1;
                 continue;
             }
@@ -587,6 +592,7 @@ impl Pipeline {
             created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
             let root = archive_dir.clone();
             futures::future::Either::Left(off_thread(&archive_dir, move || {
+                drop(unused);
                 files::write_all_deferred(&root, writes)
             }))
         } else {

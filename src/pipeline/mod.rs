@@ -466,10 +466,10 @@ impl Pipeline {
             return Ok(Refresh::SameBody);
         }
         let mut prepared = self.prepare(source, &fetched, !options.no_enrich).await?;
-        prepared.encode(&self.store);
-        if self.writes_files() {
-            prepared.stage(&self.settings.archive_dir).await?;
-        }
+        let root = self
+            .writes_files()
+            .then_some(self.settings.archive_dir.as_path());
+        prepared.ready(&self.store, root).await?;
         let feed_delay = prepared.hints.requested(&self.settings.fetch);
         let held_back = prepared.held_back;
         let success = commit::Success {

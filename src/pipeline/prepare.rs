@@ -82,9 +82,9 @@ pub(super) struct PreparedArticle {
     /// The entry as fetched, for rendering it again later.
     pub entry: Option<String>,
     /// The record's largest columns, made once the article is final (see
-    /// [`Prepared::encode`], which moves `entry` here); `None`: made by the writer.
+    /// [`Prepared::ready`], which moves `entry` here); `None`: made by the writer.
     pub encoded: Option<Encoded>,
-    /// `bytes` written to a temp file of the archive already (see [`Prepared::stage`]).
+    /// `bytes` written to a temp file of the archive already (see [`Prepared::ready`]).
     pub staged: Option<crate::files::Staged>,
     /// A record rebuilt from the archive that this entry is: it takes the entry's identity and
     /// keeps its file as it is (`bytes` is empty then).
@@ -92,30 +92,27 @@ pub(super) struct PreparedArticle {
 }
 
 impl Prepared {
-    /// Makes each new or changed article's largest columns for `store`, here rather than in
-    /// the write turn that every source waits for. The article must not change after.
-    pub fn encode(&mut self, store: &Store) {
-        for prepared in self.articles.iter_mut().filter(|p| p.adopts.is_none()) {
-            let entry = prepared.entry.take();
-            prepared.encoded = Some(store.encode(&prepared.article.doc, entry));
-        }
-    }
-}
-
-impl Prepared {
-    /// Writes the file of each article found new to a temp file of the archive at `root`,
-    /// on the blocking pool: the write turn, which every source waits for, then only renames
-    /// it into place. An article whose path turns out taken leaves its temp file unused, and
-    /// it goes.
-    pub async fn stage(&mut self, root: &std::path::Path) -> Result<()> {
+    /// Readies the articles for the write turn, which every source waits for, on the blocking
+    /// pool: each new or changed article's largest columns and search words as `store` takes
+    /// them, and, when this process writes files, each new article's file in a temp file of
+    /// the archive at `root`, for the turn to rename into place (one whose path turns out
+    /// taken leaves its temp file unused, and it goes). The articles must not change after.
+    pub async fn ready(&mut self, store: &Store, root: Option<&std::path::Path>) -> Result<()> {
         let mut articles = std::mem::take(&mut self.articles);
-        let at = root.to_owned();
-        self.articles = super::off_thread(root, move || {
-            for prepared in articles
-                .iter_mut()
-                .filter(|p| p.is_new && p.adopts.is_none() && !p.bytes.is_empty())
-            {
-                prepared.staged = Some(crate::files::stage(&at, prepared.bytes.as_bytes())?);
+        let store = store.clone();
+        let at = root.map(std::path::Path::to_owned);
+        let named = root.unwrap_or(std::path::Path::new("."));
+        self.articles = super::off_thread(named, move || {
+            for prepared in articles.iter_mut().filter(|p| p.adopts.is_none()) {
+                prepared.words = store.index_form(std::mem::take(&mut prepared.words));
+                let entry = prepared.entry.take();
+                prepared.encoded = Some(store.encode(&prepared.article.doc, entry));
+                if let Some(root) = &at
+                    && prepared.is_new
+                    && !prepared.bytes.is_empty()
+                {
+                    prepared.staged = Some(crate::files::stage(root, prepared.bytes.as_bytes())?);
+                }
             }
             Ok(articles)
         })

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
 use super::packed::{MaybePacked, pack};
-use super::search::document_tokens;
+use super::search::{document_tokens, index_form};
 use super::{Backend, Store, from_json_list, from_millis, json_list, numbered_rows, to_millis};
 use crate::error::Result;
 use crate::model::{Byline, Document, Enclosure, Section};
@@ -417,7 +417,7 @@ async fn write_rows(
         .map(|write| {
             (
                 write.record.path.as_str(),
-                document_tokens(&write.record.doc),
+                index_form(Backend::of(conn), document_tokens(&write.record.doc)),
             )
         })
         .collect();
@@ -635,7 +635,8 @@ impl Store {
                 .fetch_optional(&mut *conn)
                 .await?;
         if let Some(path) = &path {
-            Store::index_words(conn, &[(path.as_str(), document_tokens(doc))]).await?;
+            let words = index_form(Backend::of(conn), document_tokens(doc));
+            Store::index_words(conn, &[(path.as_str(), words)]).await?;
         }
         if rendering == Rendering::Pending {
             sqlx::query(

@@ -14,6 +14,33 @@ const CANDIDATE_MARGIN: usize = 200;
 /// Rows per statement when indexing: two values each.
 const DOCS_PER_STATEMENT: usize = 500;
 
+/// `words` ([`document_tokens`]) as `backend`'s index takes them. SQLite's keeps only which
+/// articles hold a word (`detail = none`), so each word goes once: the one writer looked every
+/// repeat up in its index only to drop it. PostgreSQL's ranks by how often a word comes, so it
+/// takes them all.
+pub fn index_form(backend: Backend, words: String) -> String {
+    match backend {
+        Backend::Sqlite => unique_words(&words),
+        Backend::Postgres => words,
+    }
+}
+
+/// Each of the space-separated `words` once, in the order first met.
+fn unique_words(words: &str) -> String {
+    use foldhash::HashSetExt as _;
+    let mut seen = foldhash::HashSet::with_capacity(words.len() / 16);
+    let mut out = String::with_capacity(words.len() / 2);
+    for word in words.split(' ').filter(|w| !w.is_empty()) {
+        if seen.insert(word) {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
+    out
+}
+
 /// What the index holds of an article: its title, description and every section, Markdown link
 /// targets left out (an address's pieces are not the article's words).
 pub fn document_tokens(doc: &Document) -> String {
@@ -50,6 +77,12 @@ fn without_link_targets(markdown: &str) -> String {
 }
 
 impl Store {
+    /// `words` ([`document_tokens`]) as this state's index takes them: each word once for
+    /// SQLite's, which keeps no counts; all of them for PostgreSQL's, which ranks by them.
+    pub fn index_form(&self, words: String) -> String {
+        index_form(self.backend(), words)
+    }
+
     /// Writes (or replaces) the search words of `docs` (archive path, the words
     /// [`document_tokens`] made of its document), in `conn`'s transaction; also for records
     /// written without them ([`super::RecordWrite`]).
@@ -157,7 +190,7 @@ impl Store {
             }
             let docs: Vec<(&str, String)> = records
                 .iter()
-                .map(|r| (r.path.as_str(), document_tokens(&r.doc)))
+                .map(|r| (r.path.as_str(), self.index_form(document_tokens(&r.doc))))
                 .collect();
             let mut tx = self.begin().await?;
             Self::index_words(&mut tx, &docs).await?;
@@ -232,6 +265,17 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_takes_each_word_once_postgres_takes_them_all() {
+        let words = "the cat saw the dog 猫 the cat".to_owned();
+        assert_eq!(
+            index_form(Backend::Sqlite, words.clone()),
+            "the cat saw dog 猫"
+        );
+        assert_eq!(index_form(Backend::Postgres, words.clone()), words);
+        assert_eq!(index_form(Backend::Sqlite, String::new()), "");
+    }
 
     #[test]
     fn link_targets_are_not_words() {
