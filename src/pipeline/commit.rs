@@ -415,7 +415,7 @@ impl Pipeline {
             .filter_map(|p| Some((p.article.key.clone(), self.base_path(&p.article).ok()?)))
             .collect();
         // Which of those have no file, looked up in one trip to the blocking pool while state
-        // is asked what it holds, rather than after it: the write turn waits for neither twice.
+        // is asked what it holds, rather than after it: the write turn waits once for both.
         // An article found new only below is checked on its own when its path is chosen.
         let archive_dir = self.settings().archive_dir.clone();
         let absent = self.writes_files().then(|| {
