@@ -115,11 +115,13 @@ fn readable() -> std::fs::Permissions {
 #[derive(Debug)]
 pub struct PendingFile {
     pub path: std::path::PathBuf,
+    /// The file's bytes; empty when `staged` holds them.
     pub bytes: String,
     /// The caller knows nothing was at `path` (it looked as its work began, and only it
     /// writes there): no link to follow, no same bytes to find, no mode to keep.
     pub new: bool,
-    /// `bytes` in a temp file already ([`stage`]): a new file is renamed into place from it.
+    /// The bytes in a temp file already ([`stage`]): a new file is renamed into place from it;
+    /// any other is written from it when `bytes` is empty.
     pub staged: Option<Staged>,
 }
 
@@ -169,7 +171,14 @@ pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bo
                 }
                 Ok(true)
             } else {
-                write_atomic_with(Some(root), &file.path, file.bytes.as_bytes(), false)
+                let bytes = match &file.staged {
+                    // Rare: staged as new, but the path was taken by then.
+                    Some(Staged(staged)) if file.bytes.is_empty() => {
+                        std::fs::read(staged).map_err(|e| Error::io(staged, e))?
+                    }
+                    _ => file.bytes.into_bytes(),
+                };
+                write_atomic_with(Some(root), &file.path, &bytes, false)
             }
         })
         .collect()
@@ -309,6 +318,8 @@ mod tests {
         let c = dir.path().join("z/c.md");
         write_atomic(dir.path(), &c, b"same").expect("first");
         let d = dir.path().join("x/y/d.md");
+        let e = dir.path().join("z/e.md");
+        write_atomic(dir.path(), &e, b"old").expect("there before");
         let file = |path: &std::path::Path, bytes: &str, new: bool| PendingFile {
             path: path.to_owned(),
             bytes: bytes.to_owned(),
@@ -329,17 +340,23 @@ mod tests {
                 staged: staged(b"d"),
                 ..file(&d, "d", true)
             },
+            // Staged as new with its bytes only in the temp file, but not new after all.
+            PendingFile {
+                staged: staged(b"e"),
+                ..file(&e, "", false)
+            },
         ];
         assert_eq!(
             std::fs::read_dir(dir.path().join(TEMP_DIR))
                 .expect("temp folder")
                 .count(),
-            2
+            3
         );
         assert_eq!(
             write_all_deferred(dir.path(), files).expect("written"),
-            vec![true, true, false, true]
+            vec![true, true, false, true, true]
         );
+        assert_eq!(std::fs::read(&e).expect("e"), b"e");
         assert_eq!(std::fs::read(&a).expect("a"), b"a");
         assert_eq!(std::fs::read(&b).expect("b"), b"b");
         assert_eq!(std::fs::read(&d).expect("d"), b"d");

@@ -95,8 +95,8 @@ impl Prepared {
     /// Readies the articles for the write turn, which every source waits for, on the blocking
     /// pool: each new or changed article's largest columns and search words as `store` takes
     /// them, and, when this process writes files, each new article's file in a temp file of
-    /// the archive at `root`, for the turn to rename into place (one whose path turns out
-    /// taken leaves its temp file unused, and it goes). The articles must not change after.
+    /// the archive at `root` (its `bytes` then empty), for the turn to rename into place (one
+    /// whose path turns out taken is written from it). The articles must not change after.
     pub async fn ready(&mut self, store: &Store, root: Option<&std::path::Path>) -> Result<()> {
         let mut articles = std::mem::take(&mut self.articles);
         let store = store.clone();
@@ -112,6 +112,8 @@ impl Prepared {
                     && !prepared.bytes.is_empty()
                 {
                     prepared.staged = Some(crate::files::stage(root, prepared.bytes.as_bytes())?);
+                    // The temp file holds them now: waiting for the turn takes no copy.
+                    prepared.bytes = String::new();
                 }
             }
             Ok(articles)
