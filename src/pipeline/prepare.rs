@@ -84,7 +84,8 @@ pub(super) struct PreparedArticle {
     /// The record's largest columns, made once the article is final (see
     /// [`Prepared::ready`], which moves `entry` here); `None`: made by the writer.
     pub encoded: Option<Encoded>,
-    /// `bytes` written to a temp file of the archive already (see [`Prepared::ready`]).
+    /// The file written to a temp file of the archive already, `bytes` then empty (see
+    /// [`Prepared::ready`]).
     pub staged: Option<crate::files::Staged>,
     /// A record rebuilt from the archive that this entry is: it takes the entry's identity and
     /// keeps its file as it is (`bytes` is empty then).
