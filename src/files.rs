@@ -134,12 +134,7 @@ pub struct Staged(tempfile::TempPath);
 /// [`PendingFile`] to rename into place later: a writer that must take turns to decide where
 /// its files go writes them before its turn, which is left only the renames.
 pub fn stage(root: &Path, bytes: &[u8]) -> Result<Staged> {
-    let dir = root.join(TEMP_DIR);
-    let mut tmp = new_temp(&dir)?;
-    tmp.as_file()
-        .set_permissions(readable())
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    let tmp = filled_temp(&root.join(TEMP_DIR), bytes, readable())?;
     Ok(Staged(tmp.into_temp_path()))
 }
 
@@ -233,12 +228,7 @@ fn write_through_temp(
     mode: std::fs::Permissions,
     flush: bool,
 ) -> Result<()> {
-    let mut tmp = new_temp(dir)?;
-    // Temp files are made private; the result gets `mode`.
-    tmp.as_file()
-        .set_permissions(mode)
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    let tmp = filled_temp(dir, bytes, mode)?;
     if flush {
         tmp.as_file()
             .sync_all()
@@ -246,6 +236,21 @@ fn write_through_temp(
     }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// A temp file in `dir` holding `bytes`, with `mode`: temp files are made private, and the
+/// file it becomes gets `mode`.
+fn filled_temp(
+    dir: &Path,
+    bytes: &[u8],
+    mode: std::fs::Permissions,
+) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = new_temp(dir)?;
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    Ok(tmp)
 }
 
 /// A temp file in `dir`, made when missing.

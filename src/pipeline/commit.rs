@@ -554,7 +554,7 @@ impl Pipeline {
                         .await?
                 }
             };
-            let full = self.settings().archive_dir.join(&path);
+            let full = archive_dir.join(&path);
             let record = ArticleRecord {
                 source: article.source,
                 key: article.key,
@@ -587,7 +587,6 @@ impl Pipeline {
         // The files, all in one trip to the blocking pool, written while state takes the new
         // records (a new record's row does not depend on whether its file's bytes changed);
         // then the records of files that were there before.
-        let archive_dir = self.settings().archive_dir.clone();
         let files_written = if self.writes_files() {
             created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
             let root = archive_dir.clone();

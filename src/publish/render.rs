@@ -82,48 +82,10 @@ pub async fn render_queue(settings: &Settings, store: &Store) -> Result<Rendered
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
+    use chrono::Utc;
 
     use super::*;
-    use crate::model::{Document, Section};
     use crate::store::{ArticleRecord, RecordWrite, Rendering};
-
-    fn record(key: &str, title: &str) -> ArticleRecord {
-        let date: DateTime<Utc> = DateTime::from_timestamp(1_715_590_853, 0).expect("date");
-        ArticleRecord {
-            source: "ex".to_owned(),
-            key: key.to_owned(),
-            path: format!("ex/{key}.md"),
-            atom_id: format!("urn:test:{key}"),
-            guid: None,
-            content_hash: title.to_owned(),
-            doc: Document {
-                link: format!("http://127.0.0.1/{key}"),
-                date,
-                description: "d".to_owned(),
-                tags: vec![],
-                author: "ex".to_owned(),
-                translations: vec![],
-                original: Section {
-                    language: "en".to_owned(),
-                    title: title.to_owned(),
-                    body: "Body.".to_owned(),
-                },
-            },
-            original: None,
-            enriched_by: None,
-            bylines: vec![],
-            enclosures: vec![],
-            published: None,
-            updated: None,
-            first_seen: date,
-            updated_at: date,
-            canonical: String::new(),
-            entry: None,
-            fingerprint: None,
-            rebuilt: false,
-        }
-    }
 
     async fn queued(store: &Store) -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM render_queue")
@@ -142,9 +104,9 @@ mod tests {
             .expect("settings");
         let store = Store::open(&settings.state_url).await.expect("state");
         let (a, b, gone) = (
-            record("a", "First"),
-            record("b", "Second"),
-            record("c", "Third"),
+            ArticleRecord::for_test("a", "First"),
+            ArticleRecord::for_test("b", "Second"),
+            ArticleRecord::for_test("c", "Third"),
         );
         let mut tx = store.begin().await.expect("tx");
         let rows = [&a, &b, &gone].map(|record| RecordWrite::new(record, true));

@@ -1005,49 +1005,76 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::DateTime;
-
-    use super::*;
-    use crate::model::{Document, Section};
-
-    fn record(key: &str) -> ArticleRecord {
+impl ArticleRecord {
+    /// A monolingual record of source `ex` for tests: `key` names its path, id and link,
+    /// `title` is its title and its content hash.
+    pub(crate) fn for_test(key: &str, title: &str) -> Self {
         let date: DateTime<Utc> = DateTime::from_timestamp(1_715_590_853, 0).expect("date");
-        let section = |language: &str, body: &str| Section {
-            language: language.to_owned(),
-            title: format!("Title \"{key}\""),
-            body: body.to_owned(),
-        };
-        ArticleRecord {
+        Self {
             source: "ex".to_owned(),
             key: key.to_owned(),
             path: format!("ex/{key}.md"),
             atom_id: format!("urn:test:{key}"),
             guid: None,
-            content_hash: "h".to_owned(),
+            content_hash: title.to_owned(),
             doc: Document {
                 link: format!("http://127.0.0.1/{key}"),
                 date,
                 description: "d".to_owned(),
-                tags: vec!["t".to_owned()],
+                tags: vec![],
                 author: "ex".to_owned(),
-                translations: vec![section("de", "Text.\n\n> Zitat \\ \"quoted\"")],
-                original: section("en", "Body.\n\n- a list\n- of two"),
+                translations: vec![],
+                original: Section {
+                    language: "en".to_owned(),
+                    title: title.to_owned(),
+                    body: "Body.".to_owned(),
+                },
             },
-            original: Some(section("en", "The feed's own text.")),
-            enriched_by: Some("llm".to_owned()),
+            original: None,
+            enriched_by: None,
             bylines: vec![],
             enclosures: vec![],
-            published: Some(date),
+            published: None,
             updated: None,
             first_seen: date,
             updated_at: date,
-            canonical: format!("http://127.0.0.1/{key}"),
+            canonical: String::new(),
+            entry: None,
+            fingerprint: None,
+            rebuilt: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Section;
+
+    /// A bilingual record with every column the encoded ones replace.
+    fn record(key: &str) -> ArticleRecord {
+        let plain = ArticleRecord::for_test(key, &format!("Title \"{key}\""));
+        let section = |language: &str, body: &str| Section {
+            language: language.to_owned(),
+            title: plain.doc.original.title.clone(),
+            body: body.to_owned(),
+        };
+        ArticleRecord {
+            doc: Document {
+                tags: vec!["t".to_owned()],
+                translations: vec![section("de", "Text.\n\n> Zitat \\ \"quoted\"")],
+                original: section("en", "Body.\n\n- a list\n- of two"),
+                ..plain.doc.clone()
+            },
+            original: Some(section("en", "The feed's own text.")),
+            enriched_by: Some("llm".to_owned()),
+            published: Some(plain.doc.date),
+            canonical: plain.doc.link.clone(),
             entry: Some(format!(
                 "{{\"title\":\"{key}\",\"content\":\"<p>é ✓</p>\"}}"
             )),
             fingerprint: Some("f".to_owned()),
-            rebuilt: false,
+            ..plain
         }
     }
 
