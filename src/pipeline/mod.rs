@@ -6,6 +6,7 @@
 
 mod backfill;
 mod commit;
+mod cpu;
 mod cycle;
 mod enrichment;
 mod prepare;

@@ -255,7 +255,7 @@ impl Pipeline {
         let shared = Arc::clone(&parsed);
         // A worker writes no file: the publisher renders the record.
         let render = self.writes_files();
-        let normalized = tokio::task::spawn_blocking(move || {
+        let normalized = super::cpu::run(move || {
             changed
                 .into_iter()
                 .zip(full_texts)
@@ -479,7 +479,8 @@ fn parse_error(source: &Source, reason: String) -> Error {
     }
 }
 
-/// Parsing is CPU work; it runs on the blocking pool so fetches keep flowing.
+/// Parsing is CPU work; it runs on the pipeline's CPU threads, so fetches keep flowing and
+/// the write turn goes first.
 pub(super) async fn parse_off_thread(
     source: &Source,
     fetched: &Fetched,
@@ -487,7 +488,7 @@ pub(super) async fn parse_off_thread(
 ) -> Result<Parsed> {
     let source_owned = source.clone();
     let fetched = fetched.clone();
-    tokio::task::spawn_blocking(move || {
+    super::cpu::run(move || {
         let source = source_owned;
         let url = fetched.meta.url.as_ref();
         let parsed = parse_feed(&fetched.body, fetched.content_type.as_deref(), url, &limits)
