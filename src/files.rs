@@ -74,7 +74,15 @@ pub fn remove_all(root: &Path, paths: &[String]) -> Result<usize> {
 
 /// Removes the folders above a deleted file that it left empty, up to `root`.
 fn remove_empty_folders(root: &Path, file: &Path) {
-    let mut dir = file.parent();
+    if let Some(folder) = file.parent() {
+        remove_folders_if_empty(root, folder);
+    }
+}
+
+/// Removes `folder` (inside the tree at `root`) if it is empty, and then each folder above it
+/// that this leaves empty, up to `root`.
+pub fn remove_folders_if_empty(root: &Path, folder: &Path) {
+    let mut dir = Some(folder);
     while let Some(current) = dir.filter(|d| d.starts_with(root) && *d != root) {
         // Fails (and stops) at the first folder that still holds something.
         if std::fs::remove_dir(current).is_err() {
@@ -138,45 +146,74 @@ pub fn stage(root: &Path, bytes: &[u8]) -> Result<Staged> {
     Ok(Staged(tmp.into_temp_path()))
 }
 
+/// Makes the folder `dir` and those above it that are missing, ahead of the files that go in
+/// it (a writer that stages its files makes their folders too, before its turn).
+pub fn make_folder(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+}
+
 /// [`write_atomic_deferred`] for many files: each folder is created once, not once per file
-/// (a cold run writes thousands of files into a few hundred folders). One result per file, in
-/// order: whether it changed.
+/// (a cold run writes thousands of files into a few hundred folders); a staged file's folder
+/// is made only when the rename into it finds none, since the stager made it. One result per
+/// file, in order: whether it changed.
 pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bool>> {
     let mut made = std::collections::HashSet::new();
     files
         .into_iter()
         .map(|file| {
-            let dir = file.path.parent().filter(|d| !d.as_os_str().is_empty());
+            let PendingFile {
+                path,
+                bytes,
+                new,
+                staged,
+            } = file;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            match (new, staged) {
+                (true, Some(Staged(staged))) => {
+                    rename_into(staged, &path, dir)?;
+                    return Ok(true);
+                }
+                (false, Some(Staged(staged))) if bytes.is_empty() => {
+                    // Rare: staged as new, but the path was taken by then.
+                    let bytes = std::fs::read(&staged).map_err(|e| Error::io(&staged, e))?;
+                    return write_atomic_with(Some(root), &path, &bytes, false);
+                }
+                _ => {}
+            }
             if let Some(dir) = dir
                 && !made.contains(dir)
             {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
                 made.insert(dir.to_path_buf());
             }
-            if file.new {
-                match file.staged {
-                    Some(Staged(staged)) => staged
-                        .persist(&file.path)
-                        .map_err(|e| Error::io(&file.path, e.error))?,
-                    None => {
-                        let temp = temp_dir(Some(root), &file.path);
-                        let bytes = file.bytes.as_bytes();
-                        write_through_temp(&file.path, &temp, bytes, readable(), false)?;
-                    }
-                }
+            if new {
+                let temp = temp_dir(Some(root), &path);
+                write_through_temp(&path, &temp, bytes.as_bytes(), readable(), false)?;
                 Ok(true)
             } else {
-                let bytes = match &file.staged {
-                    // Rare: staged as new, but the path was taken by then.
-                    Some(Staged(staged)) if file.bytes.is_empty() => {
-                        std::fs::read(staged).map_err(|e| Error::io(staged, e))?
-                    }
-                    _ => file.bytes.into_bytes(),
-                };
-                write_atomic_with(Some(root), &file.path, &bytes, false)
+                write_atomic_with(Some(root), &path, bytes.as_bytes(), false)
             }
         })
         .collect()
+}
+
+/// Renames the staged temp file into place at `path`, in `dir`. Its stager made `dir`; it is
+/// made again only if it is gone by then (a stager of the same folder whose file went unused
+/// removed it, empty).
+fn rename_into(staged: tempfile::TempPath, path: &Path, dir: Option<&Path>) -> Result<()> {
+    let Err(failed) = staged.persist(path) else {
+        return Ok(());
+    };
+    match dir {
+        Some(dir) if failed.error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            failed
+                .path
+                .persist(path)
+                .map_err(|e| Error::io(path, e.error))
+        }
+        _ => Err(Error::io(path, failed.error)),
+    }
 }
 
 /// Where the temp file for `path` goes: the temp folder of the tree at `root` when `path` is
@@ -325,6 +362,7 @@ mod tests {
         let d = dir.path().join("x/y/d.md");
         let e = dir.path().join("z/e.md");
         write_atomic(dir.path(), &e, b"old").expect("there before");
+        let f = dir.path().join("w/v/f.md");
         let file = |path: &std::path::Path, bytes: &str, new: bool| PendingFile {
             path: path.to_owned(),
             bytes: bytes.to_owned(),
@@ -350,17 +388,23 @@ mod tests {
                 staged: staged(b"e"),
                 ..file(&e, "", false)
             },
+            // Staged as new, its folder gone by the turn (or never made): made then.
+            PendingFile {
+                staged: staged(b"f"),
+                ..file(&f, "", true)
+            },
         ];
         assert_eq!(
             std::fs::read_dir(dir.path().join(TEMP_DIR))
                 .expect("temp folder")
                 .count(),
-            3
+            4
         );
         assert_eq!(
             write_all_deferred(dir.path(), files).expect("written"),
-            vec![true, true, false, true, true]
+            vec![true, true, false, true, true, true]
         );
+        assert_eq!(std::fs::read(&f).expect("f"), b"f");
         assert_eq!(std::fs::read(&e).expect("e"), b"e");
         assert_eq!(std::fs::read(&a).expect("a"), b"a");
         assert_eq!(std::fs::read(&b).expect("b"), b"b");
@@ -375,7 +419,7 @@ mod tests {
         // A new file is as readable as any other, staged or not, and leaves no temp file
         // behind.
         use std::os::unix::fs::PermissionsExt as _;
-        for new in [&a, &d] {
+        for new in [&a, &d, &f] {
             let mode = std::fs::metadata(new).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o644);
         }

@@ -138,6 +138,47 @@ async fn the_same_story_in_two_sources_is_archived_once_with_merged_tags() {
 }
 
 #[tokio::test]
+async fn a_duplicate_leaves_no_trace_in_the_archive() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let story = |guid: &str, link: &str| rss(&[item(guid, "Harbour deal agreed", link, DATE, "")]);
+    let a = story("a1", "https://news.example.org/story?utm_source=rss");
+    let b = story("b1", "https://news.example.org/story?fbclid=1");
+    let server = serve(tmp.path(), &[("a.xml", a), ("b.xml", b)]).await;
+    let sources = [
+        source("first", &server.url("/feeds/a.xml"), ""),
+        source("second", &server.url("/feeds/b.xml"), ""),
+    ]
+    .concat();
+    write_config(tmp.path(), &sources);
+    let first = gazette(tmp.path(), &["fetch", "--source", "first"]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    // The second source's copy was readied as a file (and a folder for it) before its turn
+    // found it a duplicate: neither is left behind.
+    let second = gazette(tmp.path(), &["fetch", "--source", "second"]).await;
+    assert!(
+        stdout(&second).contains("second: 0 new, 0 updated, 0 unchanged, 1 skipped"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(archive(tmp.path()).len(), 1);
+    let mut folders = vec![tmp.path().join("archive")];
+    while let Some(folder) = folders.pop() {
+        let mut entries = std::fs::read_dir(&folder).expect("folder").peekable();
+        assert!(entries.peek().is_some(), "{} is empty", folder.display());
+        for entry in entries {
+            let entry = entry.expect("entry");
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if entry.file_type().expect("type").is_dir() && !hidden {
+                folders.push(entry.path());
+            }
+        }
+    }
+    assert!(!tmp.path().join("archive/second").exists());
+    let temp = std::fs::read_dir(tmp.path().join("archive/.tmp")).expect("temp folder");
+    assert_eq!(temp.count(), 0, "a staged copy is left");
+}
+
+#[tokio::test]
 async fn entries_without_links_are_never_merged() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let a = rss(&["<item><guid>a1</guid><title>Alpha story</title></item>".to_owned()]);

@@ -17,7 +17,6 @@ use crate::model::{Article, FeedMeta, Validators};
 use crate::normalize::normalize_tags;
 use crate::publish::archive;
 use crate::store::{ArticleRecord, CanonicalMatch, HistoryPage, RecordWrite, Store, SuccessRecord};
-use crate::text;
 use tokio::sync::oneshot;
 use tracing::info;
 
@@ -412,7 +411,7 @@ impl Pipeline {
         let mut bases: HashMap<String, PathBuf> = articles
             .iter()
             .filter(|p| p.adopts.is_none() && p.is_new)
-            .filter_map(|p| Some((p.article.key.clone(), self.base_path(&p.article).ok()?)))
+            .filter_map(|p| Some((p.article.key.clone(), p.base.clone()?)))
             .collect();
         // Which of those have no file, looked up in one trip to the blocking pool while state
         // is asked what it holds, rather than after it: the write turn waits once for both.
@@ -471,7 +470,7 @@ impl Pipeline {
         let mut deferred = Vec::with_capacity(articles.len());
         // Temp files staged for articles that turn out to need none, deleted with the writes
         // on the blocking pool rather than here.
-        let mut unused = Vec::new();
+        let mut unused = Unused::default();
         for prepared in articles {
             if let Some(rebuilt) = &prepared.adopts {
                 self.adopt(&mut *tx, &prepared, rebuilt, &now).await?;
@@ -492,6 +491,7 @@ impl Pipeline {
                 entry,
                 encoded,
                 staged,
+                base,
                 ..
             } = prepared;
             let stored = stored_now.remove(&article.key);
@@ -499,7 +499,7 @@ impl Pipeline {
                 .as_ref()
                 .is_some_and(|s| s.content_hash == article.content_hash)
             {
-                unused.extend(staged);
+                unused.add(staged, base.as_deref());
                 counts.unchanged += 1;
                 continue;
             }
@@ -523,7 +523,7 @@ impl Pipeline {
                 )
                 .await?;
                 info!(key = %article.key, duplicate_of = %target.path, "the same article is archived from another source; tags merged");
-                unused.extend(staged);
+                unused.add(staged, base.as_deref());
                 counts.skipped += 1;
                 continue;
             }
@@ -548,7 +548,7 @@ impl Pipeline {
                 None => {
                     let base = match bases.remove(&article.key) {
                         Some(base) => base,
-                        None => self.base_path(&article)?,
+                        None => super::prepare::base_path(self.settings(), &article)?,
                     };
                     self.allocate_path(&mut *tx, &article, base, &mut paths)
                         .await?
@@ -591,7 +591,7 @@ impl Pipeline {
             created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
             let root = archive_dir.clone();
             futures::future::Either::Left(off_thread(&archive_dir, move || {
-                drop(unused);
+                unused.remove(&root);
                 files::write_all_deferred(&root, writes)
             }))
         } else {
@@ -695,19 +695,6 @@ impl Pipeline {
         }
         info!(key = %key, path = %record.path, "a record rebuilt from the archive adopted its entry");
         Ok(())
-    }
-
-    /// Where the path template puts an article, before clashes are resolved.
-    fn base_path(&self, article: &Article) -> Result<PathBuf> {
-        let settings = self.settings();
-        let slug = text::slug(&article.doc.original.title);
-        settings
-            .path_template
-            .render(&article.source, &article.doc.date, &slug)
-            .ok_or_else(|| Error::Archive {
-                path: settings.archive_dir.clone(),
-                reason: format!("the path template leaves the archive folder for slug {slug:?}"),
-            })
     }
 
     /// A free path for a new article: the template's (`base`), or with `-2`, `-3`, ... on
@@ -825,6 +812,32 @@ struct PathBook {
     checked: HashSet<String>,
     taken: HashSet<String>,
     absent: HashSet<String>,
+}
+
+/// Temp files staged for articles that turn out to need none, and the folders made for them.
+#[derive(Default)]
+struct Unused {
+    staged: Vec<files::Staged>,
+    folders: Vec<PathBuf>,
+}
+
+impl Unused {
+    fn add(&mut self, staged: Option<files::Staged>, base: Option<&Path>) {
+        if let Some(staged) = staged {
+            self.staged.push(staged);
+            self.folders
+                .extend(base.and_then(Path::parent).map(Path::to_owned));
+        }
+    }
+
+    /// Deletes the temp files, and the folders (of the archive at `root`) they leave empty:
+    /// nothing but the archived files and their folders is left in the archive.
+    fn remove(self, root: &Path) {
+        drop(self.staged);
+        for folder in self.folders {
+            files::remove_folders_if_empty(root, &root.join(folder));
+        }
+    }
 }
 
 /// Paths are stored with `/` whatever the platform, so a state file moves between machines.

@@ -470,7 +470,7 @@ impl Pipeline {
         let root = self
             .writes_files()
             .then_some(self.settings.archive_dir.as_path());
-        prepared.ready(&self.store, root).await?;
+        prepared.ready(&self.store, &self.settings, root).await?;
         let feed_delay = prepared.hints.requested(&self.settings.fetch);
         let held_back = prepared.held_back;
         let success = commit::Success {

@@ -8,7 +8,7 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use tracing::{info, warn};
 
 use super::{Counts, Pipeline};
-use crate::config::Source;
+use crate::config::{Settings, Source};
 use crate::enrich::{self, Answer, Enricher, Outcome};
 use crate::error::{Error, Result};
 use crate::extract::{self, Extracted, canonical_link};
@@ -87,6 +87,9 @@ pub(super) struct PreparedArticle {
     /// The file written to a temp file of the archive already, `bytes` then empty (see
     /// [`Prepared::ready`]).
     pub staged: Option<crate::files::Staged>,
+    /// Where the path template puts a new article, before clashes are resolved, its folder
+    /// made already (see [`Prepared::ready`]); `None`: the writer works it out.
+    pub base: Option<std::path::PathBuf>,
     /// A record rebuilt from the archive that this entry is: it takes the entry's identity and
     /// keeps its file as it is (`bytes` is empty then).
     pub adopts: Option<ArticleRecord>,
@@ -95,12 +98,20 @@ pub(super) struct PreparedArticle {
 impl Prepared {
     /// Readies the articles for the write turn, which every source waits for, on the blocking
     /// pool: each new or changed article's largest columns and search words as `store` takes
-    /// them, and, when this process writes files, each new article's file in a temp file of
-    /// the archive at `root` (its `bytes` then empty), for the turn to rename into place (one
-    /// whose path turns out taken is written from it). The articles must not change after.
-    pub async fn ready(&mut self, store: &Store, root: Option<&std::path::Path>) -> Result<()> {
+    /// them, and each new article's place by the path template. When this process writes
+    /// files (`root`, the archive), also each new article's file, in a temp file of the
+    /// archive (its `bytes` then empty), and the folder it goes in, so the turn is left to
+    /// rename it into place (one whose path turns out taken is written from the temp file).
+    /// The articles must not change after.
+    pub async fn ready(
+        &mut self,
+        store: &Store,
+        settings: &Arc<Settings>,
+        root: Option<&std::path::Path>,
+    ) -> Result<()> {
         let mut articles = std::mem::take(&mut self.articles);
         let store = store.clone();
+        let settings = Arc::clone(settings);
         let at = root.map(std::path::Path::to_owned);
         let named = root.unwrap_or(std::path::Path::new("."));
         self.articles = super::off_thread(named, move || {
@@ -108,13 +119,20 @@ impl Prepared {
                 prepared.words = store.index_form(std::mem::take(&mut prepared.words));
                 let entry = prepared.entry.take();
                 prepared.encoded = Some(store.encode(&prepared.article.doc, entry));
+                if !prepared.is_new {
+                    continue;
+                }
+                // An article whose path fails is left to the turn, which says why.
+                prepared.base = base_path(&settings, &prepared.article).ok();
                 if let Some(root) = &at
-                    && prepared.is_new
                     && !prepared.bytes.is_empty()
                 {
                     prepared.staged = Some(crate::files::stage(root, prepared.bytes.as_bytes())?);
                     // The temp file holds them now: waiting for the turn takes no copy.
                     prepared.bytes = String::new();
+                    if let Some(folder) = prepared.base.as_ref().and_then(|b| b.parent()) {
+                        crate::files::make_folder(&root.join(folder))?;
+                    }
                 }
             }
             Ok(articles)
@@ -122,6 +140,18 @@ impl Prepared {
         .await?;
         Ok(())
     }
+}
+
+/// Where the path template puts an article, before clashes are resolved.
+pub(super) fn base_path(settings: &Settings, article: &Article) -> Result<std::path::PathBuf> {
+    let slug = crate::text::slug(&article.doc.original.title);
+    settings
+        .path_template
+        .render(&article.source, &article.doc.date, &slug)
+        .ok_or_else(|| Error::Archive {
+            path: settings.archive_dir.clone(),
+            reason: format!("the path template leaves the archive folder for slug {slug:?}"),
+        })
 }
 
 /// An entry that needs work: new, changed, or the entry of a rebuilt record.
@@ -619,6 +649,7 @@ fn normalize_change(
             entry: fetched,
             encoded: None,
             staged: None,
+            base: None,
             adopts: Some(record),
         });
     }
@@ -663,6 +694,7 @@ fn normalize_change(
         entry: fetched,
         encoded: None,
         staged: None,
+        base: None,
         adopts: None,
     })
 }
