@@ -415,6 +415,10 @@ impl Store {
         let pool_of = |connections, cache: &'static str| {
             AnyPoolOptions::new()
                 .max_connections(connections)
+                // A connection to a file does not go stale the way one to a server does, and
+                // the pool's test (a round trip to the connection's thread) would cost the
+                // one writer a wait at every transaction.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         sqlx::raw_sql(SQLITE_SETTINGS).execute(&mut *conn).await?;
