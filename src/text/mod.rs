@@ -10,7 +10,6 @@ pub mod links;
 pub mod search;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::LazyLock;
 
@@ -73,9 +72,29 @@ pub fn collapse_whitespace(s: &str) -> String {
 
 /// Plain text of an HTML fragment: markup removed, entities decoded, whitespace collapsed.
 pub fn html_to_text(html: &str) -> String {
-    if !html.contains(['<', '&']) {
+    if !html.contains('<') && stands_for_itself(html) {
         return collapse_whitespace(html);
     }
+    parsed_text(html)
+}
+
+/// Whether HTML parsing would keep every character of `text` but a tag's: it holds no
+/// character reference (a `&` followed by neither a letter, a digit nor `#` is a literal
+/// `&`, as in "Markets & sport", which most titles with an ampersand are) and no NUL (which
+/// the parser drops). Parsing the rest costs a title more than everything else done to it.
+fn stands_for_itself(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.contains(&0)
+        && bytes.iter().enumerate().all(|(i, &b)| {
+            b != b'&'
+                || !bytes
+                    .get(i + 1)
+                    .is_some_and(|next| next.is_ascii_alphanumeric() || *next == b'#')
+        })
+}
+
+/// [`html_to_text`] by an HTML parser.
+fn parsed_text(html: &str) -> String {
     let fragment = Html::parse_fragment(&flatten_deep_nesting(html));
     let mut out = String::with_capacity(html.len());
     let mut dropped_depth = 0usize;
@@ -128,10 +147,10 @@ pub fn looks_like_markup(text: &str) -> bool {
 
 /// Decodes HTML entities of plain text (`&amp;` to `&`); a `<` stays a `<`.
 pub fn decode_entities(text: &str) -> String {
-    if text.contains('&') {
-        html_to_text(&text.replace('<', "&lt;"))
-    } else {
+    if stands_for_itself(text) {
         collapse_whitespace(text)
+    } else {
+        parsed_text(&text.replace('<', "&lt;"))
     }
 }
 
@@ -640,17 +659,22 @@ pub fn markdown_to_html(markdown: &str) -> String {
 /// A file-name slug: ASCII, lowercase, hyphens, at most 80 characters. A title without Latin
 /// letters gets a short hash of itself, stable across runs.
 pub fn slug(title: &str) -> String {
-    static DROPPED: LazyLock<HashSet<char>> =
-        LazyLock::new(|| ['\'', '’', '‘', '`', '´'].into_iter().collect());
     let mut slug = String::with_capacity(title.len());
-    for c in title.nfkd() {
+    let mut push = |c: char| {
+        // Apostrophes and accents go; any other run of characters becomes one `-`.
+        let dropped = matches!(c, '\'' | '’' | '‘' | '`' | '´')
+            || unicode_normalization::char::is_combining_mark(c);
         if c.is_ascii_alphanumeric() {
             slug.push(c.to_ascii_lowercase());
-        } else if DROPPED.contains(&c) || unicode_normalization::char::is_combining_mark(c) {
-            continue;
-        } else if !slug.ends_with('-') {
+        } else if !dropped && !slug.ends_with('-') {
             slug.push('-');
         }
+    };
+    // ASCII decomposes to itself: most titles need no decomposing.
+    if title.is_ascii() {
+        title.chars().for_each(&mut push);
+    } else {
+        title.nfkd().for_each(&mut push);
     }
     let slug = slug.trim_matches('-');
     if !slug.bytes().any(|b| b.is_ascii_alphabetic()) {
@@ -730,6 +754,46 @@ mod tests {
             "One\u{a0}& two three four".replace('\u{a0}', " ")
         );
         assert_eq!(html_to_text("Rust &amp; <b>Wasm</b>"), "Rust & Wasm");
+    }
+
+    #[test]
+    fn text_that_stands_for_itself_comes_out_as_the_parser_would_give_it() {
+        let literal = [
+            "Markets, weather & sport",
+            "Q & A: 100% & more &",
+            "R & D &\t& co\r\n& done",
+            "  spaced \n & out  ",
+            "&;",
+            "&-&_&.",
+            "Läden & Cafés — 東京 & 大阪",
+            "",
+        ];
+        for text in literal {
+            let text = text
+                .replace("\\t", "\t")
+                .replace("\\r", "\r")
+                .replace("\\n", "\n");
+            assert!(stands_for_itself(&text), "{text:?}");
+            assert_eq!(html_to_text(&text), parsed_text(&text), "{text:?}");
+            assert_eq!(
+                decode_entities(&text),
+                parsed_text(&text.replace('<', "&lt;")),
+                "{text:?}"
+            );
+        }
+        // A reference, named (with or without its `;`) or numeric, or a NUL: parsed.
+        for text in [
+            "AT&T",
+            "a &amp; b",
+            "&copy 2024",
+            "&#38;",
+            "&#x26;",
+            "nul\0here",
+        ] {
+            assert!(!stands_for_itself(text), "{text:?}");
+        }
+        assert_eq!(html_to_text("&copy 2024 &amp; AT&T"), "© 2024 & AT&T");
+        assert_eq!(decode_entities("1 < 2 & 3 &gt; 2"), "1 < 2 & 3 > 2");
     }
 
     #[test]
