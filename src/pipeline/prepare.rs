@@ -115,6 +115,8 @@ impl Prepared {
         let at = root.map(std::path::Path::to_owned);
         let named = root.unwrap_or(std::path::Path::new("."));
         self.articles = super::off_thread(named, move || {
+            // A feed's articles share a few days' folders: each is made once.
+            let mut made = HashSet::new();
             for prepared in articles.iter_mut().filter(|p| p.adopts.is_none()) {
                 prepared.words = store.index_form(std::mem::take(&mut prepared.words));
                 let entry = prepared.entry.take();
@@ -130,8 +132,11 @@ impl Prepared {
                     prepared.staged = Some(crate::files::stage(root, prepared.bytes.as_bytes())?);
                     // The temp file holds them now: waiting for the turn takes no copy.
                     prepared.bytes = String::new();
-                    if let Some(folder) = prepared.base.as_ref().and_then(|b| b.parent()) {
+                    if let Some(folder) = prepared.base.as_ref().and_then(|b| b.parent())
+                        && !made.contains(folder)
+                    {
                         crate::files::make_folder(&root.join(folder))?;
+                        made.insert(folder.to_owned());
                     }
                 }
             }
