@@ -134,16 +134,56 @@ pub struct PendingFile {
 }
 
 /// Bytes in a temp file of a tree, written before their place in it is known (see [`stage`]).
-/// Deleted when dropped unused.
+/// Dropped unused, it deletes the temp file, and the folder made for it if that is left empty
+/// (see [`Staged::made_for`]).
 #[derive(Debug)]
-pub struct Staged(tempfile::TempPath);
+pub struct Staged {
+    /// `None` once renamed into place.
+    temp: Option<tempfile::TempPath>,
+    /// The tree's root and the folder made for the file, when one was.
+    folder: Option<(PathBuf, PathBuf)>,
+}
+
+impl Staged {
+    /// Notes that `folder` (inside the tree at `root`) was made for this file: if the file
+    /// goes unused, the folder goes too when nothing else is in it, so an article that turns
+    /// out a duplicate, or whose source fails, leaves no empty folder in the tree.
+    pub fn made_for(&mut self, root: &Path, folder: &Path) {
+        self.folder = Some((root.to_owned(), folder.to_owned()));
+    }
+
+    /// The temp file, to rename into place; the folder is then in use.
+    fn take(&mut self) -> Option<tempfile::TempPath> {
+        self.folder = None;
+        self.temp.take()
+    }
+
+    /// Where the temp file is.
+    fn path(&self) -> Option<&Path> {
+        self.temp.as_deref()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            drop(temp);
+            if let Some((root, folder)) = &self.folder {
+                remove_folders_if_empty(root, folder);
+            }
+        }
+    }
+}
 
 /// Writes `bytes` to a temp file of the tree at `root`, readable like any file of it, for a
 /// [`PendingFile`] to rename into place later: a writer that must take turns to decide where
 /// its files go writes them before its turn, which is left only the renames.
 pub fn stage(root: &Path, bytes: &[u8]) -> Result<Staged> {
     let tmp = filled_temp(&root.join(TEMP_DIR), bytes, readable())?;
-    Ok(Staged(tmp.into_temp_path()))
+    Ok(Staged {
+        temp: Some(tmp.into_temp_path()),
+        folder: None,
+    })
 }
 
 /// Makes the folder `dir` and those above it that are missing, ahead of the files that go in
@@ -169,13 +209,15 @@ pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bo
             } = file;
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
             match (new, staged) {
-                (true, Some(Staged(staged))) => {
-                    rename_into(staged, &path, dir)?;
+                (true, Some(mut staged)) => {
+                    let temp = staged.take().ok_or_else(|| used_up(&path))?;
+                    rename_into(temp, &path, dir)?;
                     return Ok(true);
                 }
-                (false, Some(Staged(staged))) if bytes.is_empty() => {
+                (false, Some(staged)) if bytes.is_empty() => {
                     // Rare: staged as new, but the path was taken by then.
-                    let bytes = std::fs::read(&staged).map_err(|e| Error::io(&staged, e))?;
+                    let temp = staged.path().ok_or_else(|| used_up(&path))?;
+                    let bytes = std::fs::read(temp).map_err(|e| Error::io(temp, e))?;
                     return write_atomic_with(Some(root), &path, &bytes, false);
                 }
                 _ => {}
@@ -195,6 +237,14 @@ pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bo
             }
         })
         .collect()
+}
+
+/// A staged file given twice: its temp file is gone, and `path` must not get nothing instead.
+fn used_up(path: &Path) -> Error {
+    Error::io(
+        path,
+        std::io::Error::other("its staged temp file was used already"),
+    )
 }
 
 /// Renames the staged temp file into place at `path`, in `dir`. Its stager made `dir`; it is
@@ -331,6 +381,44 @@ mod tests {
             .expect("temp folder")
             .count();
         assert_eq!(temps, 0);
+    }
+
+    #[test]
+    fn a_staged_file_dropped_unused_takes_its_empty_folders_along() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let lonely = root.join("s/2024/01/02");
+        let shared = root.join("s/2024/01/03");
+        make_folder(&lonely).expect("folder");
+        make_folder(&shared).expect("folder");
+        std::fs::write(shared.join("other.md"), b"kept").expect("file");
+        let mut first = stage(root, b"one").expect("staged");
+        first.made_for(root, &lonely);
+        let mut second = stage(root, b"two").expect("staged");
+        second.made_for(root, &shared);
+        drop((first, second));
+        // The folder made for the first alone is gone; the month above it holds the other.
+        assert!(!lonely.exists());
+        assert!(shared.join("other.md").exists());
+        let temp = std::fs::read_dir(root.join(TEMP_DIR)).expect("temp folder");
+        assert_eq!(temp.count(), 0, "a temp file is left");
+        // Renamed into place, a staged file's folder stays, however it was made.
+        let mut third = stage(root, b"three").expect("staged");
+        third.made_for(root, &lonely);
+        let file = PendingFile {
+            path: lonely.join("three.md"),
+            bytes: String::new(),
+            new: true,
+            staged: Some(third),
+        };
+        assert_eq!(
+            write_all_deferred(root, vec![file]).expect("written"),
+            vec![true]
+        );
+        assert_eq!(
+            std::fs::read(lonely.join("three.md")).expect("three"),
+            b"three"
+        );
     }
 
     #[test]

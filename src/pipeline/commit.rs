@@ -470,7 +470,7 @@ impl Pipeline {
         let mut deferred = Vec::with_capacity(articles.len());
         // Temp files staged for articles that turn out to need none, deleted with the writes
         // on the blocking pool rather than here.
-        let mut unused = Unused::default();
+        let mut unused = Vec::new();
         for prepared in articles {
             if let Some(rebuilt) = &prepared.adopts {
                 self.adopt(&mut *tx, &prepared, rebuilt, &now).await?;
@@ -491,7 +491,6 @@ impl Pipeline {
                 entry,
                 encoded,
                 staged,
-                base,
                 ..
             } = prepared;
             let stored = stored_now.remove(&article.key);
@@ -499,7 +498,7 @@ impl Pipeline {
                 .as_ref()
                 .is_some_and(|s| s.content_hash == article.content_hash)
             {
-                unused.add(staged, base.as_deref());
+                unused.extend(staged);
                 counts.unchanged += 1;
                 continue;
             }
@@ -523,7 +522,7 @@ impl Pipeline {
                 )
                 .await?;
                 info!(key = %article.key, duplicate_of = %target.path, "the same article is archived from another source; tags merged");
-                unused.add(staged, base.as_deref());
+                unused.extend(staged);
                 counts.skipped += 1;
                 continue;
             }
@@ -591,7 +590,8 @@ impl Pipeline {
             created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
             let root = archive_dir.clone();
             futures::future::Either::Left(off_thread(&archive_dir, move || {
-                unused.remove(&root);
+                // Each takes its temp file along, and a folder made for it that it leaves empty.
+                drop(unused);
                 files::write_all_deferred(&root, writes)
             }))
         } else {
@@ -812,32 +812,6 @@ struct PathBook {
     checked: HashSet<String>,
     taken: HashSet<String>,
     absent: HashSet<String>,
-}
-
-/// Temp files staged for articles that turn out to need none, and the folders made for them.
-#[derive(Default)]
-struct Unused {
-    staged: Vec<files::Staged>,
-    folders: Vec<PathBuf>,
-}
-
-impl Unused {
-    fn add(&mut self, staged: Option<files::Staged>, base: Option<&Path>) {
-        if let Some(staged) = staged {
-            self.staged.push(staged);
-            self.folders
-                .extend(base.and_then(Path::parent).map(Path::to_owned));
-        }
-    }
-
-    /// Deletes the temp files, and the folders (of the archive at `root`) they leave empty:
-    /// nothing but the archived files and their folders is left in the archive.
-    fn remove(self, root: &Path) {
-        drop(self.staged);
-        for folder in self.folders {
-            files::remove_folders_if_empty(root, &root.join(folder));
-        }
-    }
 }
 
 /// Paths are stored with `/` whatever the platform, so a state file moves between machines.

@@ -129,15 +129,18 @@ impl Prepared {
                 if let Some(root) = &at
                     && !prepared.bytes.is_empty()
                 {
-                    prepared.staged = Some(crate::files::stage(root, prepared.bytes.as_bytes())?);
+                    let mut staged = crate::files::stage(root, prepared.bytes.as_bytes())?;
                     // The temp file holds them now: waiting for the turn takes no copy.
                     prepared.bytes = String::new();
-                    if let Some(folder) = prepared.base.as_ref().and_then(|b| b.parent())
-                        && !made.contains(folder)
-                    {
-                        crate::files::make_folder(&root.join(folder))?;
-                        made.insert(folder.to_owned());
+                    if let Some(folder) = prepared.base.as_ref().and_then(|b| b.parent()) {
+                        let folder = root.join(folder);
+                        if !made.contains(&folder) {
+                            crate::files::make_folder(&folder)?;
+                            made.insert(folder.clone());
+                        }
+                        staged.made_for(root, &folder);
                     }
+                    prepared.staged = Some(staged);
                 }
             }
             Ok(articles)
