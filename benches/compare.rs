@@ -598,6 +598,7 @@ fn main() {
         }
     );
     println!("gazette: {}", env!("CARGO_BIN_EXE_gazette"));
+    common::warn_after_recent_removal();
 
     let bench = Bench {
         feeds,
@@ -722,6 +723,7 @@ fn main() {
             "\nsfeed: absent; install it with `bash scripts/bench-deps.sh` (or `apt-get install sfeed`)"
         );
     }
+    common::remove_folders(folders);
     // The server's tasks end with the runtime; nothing is left to wait for.
     drop(runtime);
 }

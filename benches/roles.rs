@@ -105,6 +105,7 @@ fn main() {
     let sources = env_usize("GAZETTE_BENCH_SOURCES", 1000);
     let entries = env_usize("GAZETTE_BENCH_ENTRIES", 50);
     let repeats = env_usize("GAZETTE_BENCH_REPEATS", 3);
+    common::warn_after_recent_removal();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let feeds: Feeds = Arc::new(RwLock::new(
         (0..sources)
@@ -178,6 +179,7 @@ fn one_process(bench: &Bench, state_url: &str) -> [Run; 2] {
         markdown_files(&dir.path().join("archive")),
         bench.sources * bench.entries
     );
+    common::remove_folders(vec![dir]);
     [runs[0], runs[1]]
 }
 
@@ -304,6 +306,7 @@ fn split(bench: &Bench, workers: usize, with_publisher: bool) -> [Run; 2] {
             bench.sources * bench.entries
         );
     }
+    common::remove_folders(vec![dir]);
     [
         Run {
             seconds: cold_seconds,

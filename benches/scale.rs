@@ -110,8 +110,10 @@ struct Bench {
 const PHASES: [&str; 6] = ["seed", "cold", "warm", "idle", "build", "rebuild"];
 
 /// The whole sequence on a fresh archive of `archive` articles (rounded up to whole seed feeds);
-/// one measurement per phase of `PHASES`, `None` for a seed that was not needed.
-fn sequence(bench: &Bench, archive: usize) -> Vec<Option<Measured>> {
+/// one measurement per phase of `PHASES`, `None` for a seed that was not needed, and the folder
+/// it ran in (removed by the caller once every sequence is done, since removing one slows the
+/// next one's files down: see `common::remove_folders`).
+fn sequence(bench: &Bench, archive: usize) -> (Vec<Option<Measured>>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path();
     let sources = bench.sources;
@@ -158,7 +160,7 @@ fn sequence(bench: &Bench, archive: usize) -> Vec<Option<Measured>> {
     measured.push(Some(run(path, "build", &["build"], None)));
     measured.push(Some(run(path, "rebuild", &["build"], None)));
     search(path, sources * per_source.max(1), sources);
-    measured
+    (measured, dir)
 }
 
 /// Search on the archive, in-process through the store as `/search` and `gazette search` ask
@@ -331,6 +333,7 @@ async fn main() {
         sources * entries,
         bytes as f64 / 1e6
     );
+    common::warn_after_recent_removal();
     let bench = Bench {
         feeds,
         base,
@@ -339,10 +342,12 @@ async fn main() {
     };
     // The runs block on child processes; the server keeps the runtime's threads.
     tokio::task::spawn_blocking(move || {
-        let results: Vec<_> = sizes.iter().map(|&n| sequence(&bench, n)).collect();
+        let (results, folders): (Vec<_>, Vec<_>) =
+            sizes.iter().map(|&n| sequence(&bench, n)).unzip();
         if compare {
             print_comparison(&bench, &sizes, &results);
         }
+        common::remove_folders(folders);
     })
     .await
     .expect("bench");

@@ -23,6 +23,41 @@ use axum::routing::get;
 /// up to its parent as a maximum, not a sum), so processes running side by side do not add up.
 pub const TIME: &str = "/usr/bin/time";
 
+/// How long after a large removal new files come slower on a file system without a journal:
+/// the kernel skips inodes freed in the last minute one by one as it makes a file (five more
+/// while their table block waits to be written), and the scan grows with how many were freed.
+const SETTLING: std::time::Duration = std::time::Duration::from_secs(6 * 60);
+
+/// The file whose age says when a bench last removed its folders from `$TMPDIR`.
+fn removal_mark() -> std::path::PathBuf {
+    std::env::temp_dir().join(".gazette-bench-removed")
+}
+
+/// Warns when a bench removed its folders from `$TMPDIR` within the last minutes: the runs
+/// that make files there (every tool's cold run) may come out slow on such a file system.
+pub fn warn_after_recent_removal() {
+    let age = std::fs::metadata(removal_mark())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| at.elapsed().ok());
+    if let Some(age) = age.filter(|age| *age < SETTLING) {
+        println!(
+            "note: a bench removed its folders from {} {} s ago; on a file system without a journal \
+             the runs that make files may be slow for {} s more (benches/RESULTS.md, \"How to run\")",
+            std::env::temp_dir().display(),
+            age.as_secs(),
+            (SETTLING - age).as_secs()
+        );
+    }
+}
+
+/// Removes a bench's folders (dropping them) and notes when, for
+/// [`warn_after_recent_removal`].
+pub fn remove_folders<T>(folders: Vec<T>) {
+    drop(folders);
+    let _ = std::fs::write(removal_mark(), b"");
+}
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
         // A typo must not silently run the bench at the default size.
