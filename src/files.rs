@@ -225,7 +225,7 @@ pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bo
             if let Some(dir) = dir
                 && !made.contains(dir)
             {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                make_folder(dir)?;
                 made.insert(dir.to_path_buf());
             }
             if new {
@@ -256,7 +256,7 @@ fn rename_into(staged: tempfile::TempPath, path: &Path, dir: Option<&Path>) -> R
     };
     match dir {
         Some(dir) if failed.error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            make_folder(dir)?;
             failed
                 .path
                 .persist(path)
@@ -295,7 +295,7 @@ fn write_atomic_with(root: Option<&Path>, path: &Path, bytes: &[u8], flush: bool
     if let Some(dir) = dir
         && !dir.is_dir()
     {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        make_folder(dir)?;
     }
     // The result keeps the replaced file's mode, else it is an ordinary readable one, so a
     // web server running as another user can serve it.
@@ -350,7 +350,7 @@ fn new_temp(dir: &Path) -> Result<tempfile::NamedTempFile> {
     };
     match temp() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            make_folder(dir)?;
             temp()
         }
         made => made,

@@ -38,6 +38,27 @@ async fn serve(dir: &Path, feeds: &[(&str, String)]) -> FeedServer {
     FeedServer::start(&served).await
 }
 
+/// Two sources, `first` reading `a` and `second` reading `b`, served and configured.
+async fn first_and_second(dir: &Path, a: String, b: String) -> FeedServer {
+    let server = serve(dir, &[("a.xml", a), ("b.xml", b)]).await;
+    let sources = [
+        source("first", &server.url("/feeds/a.xml"), ""),
+        source("second", &server.url("/feeds/b.xml"), ""),
+    ]
+    .concat();
+    write_config(dir, &sources);
+    server
+}
+
+/// One story in two feeds, under links that differ only in tracking parameters.
+fn one_story_twice() -> (String, String) {
+    let story = |guid: &str, link: &str| rss(&[item(guid, "Harbour deal agreed", link, DATE, "")]);
+    (
+        story("a1", "https://news.example.org/story?utm_source=rss"),
+        story("b1", "https://news.example.org/story?fbclid=1"),
+    )
+}
+
 const DATE: &str = "Mon, 13 May 2024 09:00:00 GMT";
 
 #[tokio::test]
@@ -140,16 +161,8 @@ async fn the_same_story_in_two_sources_is_archived_once_with_merged_tags() {
 #[tokio::test]
 async fn a_duplicate_leaves_no_trace_in_the_archive() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let story = |guid: &str, link: &str| rss(&[item(guid, "Harbour deal agreed", link, DATE, "")]);
-    let a = story("a1", "https://news.example.org/story?utm_source=rss");
-    let b = story("b1", "https://news.example.org/story?fbclid=1");
-    let server = serve(tmp.path(), &[("a.xml", a), ("b.xml", b)]).await;
-    let sources = [
-        source("first", &server.url("/feeds/a.xml"), ""),
-        source("second", &server.url("/feeds/b.xml"), ""),
-    ]
-    .concat();
-    write_config(tmp.path(), &sources);
+    let (a, b) = one_story_twice();
+    let _server = first_and_second(tmp.path(), a, b).await;
     let first = gazette(tmp.path(), &["fetch", "--source", "first"]).await;
     assert!(first.status.success(), "{}", stderr(&first));
     // The second source's copy was readied as a file (and a folder for it) before its turn
@@ -183,13 +196,7 @@ async fn entries_without_links_are_never_merged() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let a = rss(&["<item><guid>a1</guid><title>Alpha story</title></item>".to_owned()]);
     let b = rss(&["<item><guid>b1</guid><title>Beta, a different story</title></item>".to_owned()]);
-    let server = serve(tmp.path(), &[("a.xml", a), ("b.xml", b)]).await;
-    let sources = [
-        source("first", &server.url("/feeds/a.xml"), ""),
-        source("second", &server.url("/feeds/b.xml"), ""),
-    ]
-    .concat();
-    write_config(tmp.path(), &sources);
+    let _server = first_and_second(tmp.path(), a, b).await;
     let run = gazette(tmp.path(), &["fetch"]).await;
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(archive(tmp.path()).len(), 2, "{}", stdout(&run));
@@ -198,27 +205,8 @@ async fn entries_without_links_are_never_merged() {
 #[tokio::test]
 async fn with_dedupe_off_both_copies_are_archived() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let a = rss(&[item(
-        "a1",
-        "Harbour deal agreed",
-        "https://news.example.org/story?utm_source=rss",
-        DATE,
-        "",
-    )]);
-    let b = rss(&[item(
-        "b1",
-        "Harbour deal agreed",
-        "https://news.example.org/story?fbclid=1",
-        DATE,
-        "",
-    )]);
-    let server = serve(tmp.path(), &[("a.xml", a), ("b.xml", b)]).await;
-    let sources = [
-        source("first", &server.url("/feeds/a.xml"), ""),
-        source("second", &server.url("/feeds/b.xml"), ""),
-    ]
-    .concat();
-    write_config(tmp.path(), &sources);
+    let (a, b) = one_story_twice();
+    let _server = first_and_second(tmp.path(), a, b).await;
     let path = tmp.path().join("config/gazette.toml");
     let text = std::fs::read_to_string(&path).expect("config");
     std::fs::write(
