@@ -118,6 +118,15 @@ async fn a_state_moves_to_postgresql_and_back_whole() {
         entries
     );
     assert_eq!(count_where(&postgres, "entry LIKE '{%}'").await, entries);
+    // So with the sections, whose count both keep beside them.
+    assert_eq!(
+        count_where(&sqlite, "typeof(sections) = 'blob' AND section_count = 1").await,
+        entries
+    );
+    assert_eq!(
+        count_where(&postgres, "sections LIKE '[%]' AND section_count = 1").await,
+        entries
+    );
 
     // A target that already holds state is refused, and keeps what it holds.
     let again = gazette(dir, &["migrate-state", "--to", &postgres]).await;

@@ -470,7 +470,7 @@ mod tests {
                 .expect("row");
         }
         tx.commit().await.expect("commit");
-        sqlx::query("UPDATE articles SET sections = NULL, tags = NULL, description = ''")
+        sqlx::query("UPDATE articles SET sections = NULL, section_count = NULL, tags = NULL, description = ''")
             .execute(store.pool())
             .await
             .expect("make the rows old");

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::packed::{MaybePacked, pack};
+use super::packed::{Large, MaybePacked, bind_large};
 use super::search::{document_tokens, index_form};
 use super::{Backend, Store, from_json_list, from_millis, json_list, numbered_rows, to_millis};
 use crate::error::Result;
@@ -67,21 +67,15 @@ pub struct RecordWrite<'a> {
     pub encoded: Option<&'a Encoded>,
 }
 
-/// A record's two largest columns as its row holds them: the sections as JSON, and the
-/// fetched entry (packed in SQLite). [`Store::encode`] makes them where a writer prepares its
-/// records, so that the one writer, which every source waits for, only writes them. It takes
-/// the entry over: a record written with it needs none of its own.
-#[derive(Debug, Default)]
+/// A record's two largest columns as its row holds them (packed in SQLite, see `packed`): the
+/// sections, as JSON, and the fetched entry. [`Store::encode`] makes them where a writer
+/// prepares its records, so that the one writer, which every source waits for, only writes
+/// them. It takes the entry over: a record written with it needs none of its own.
+#[derive(Debug)]
 pub struct Encoded {
-    sections: String,
-    entry: Option<EntryColumn>,
-}
-
-#[derive(Debug, Clone)]
-enum EntryColumn {
-    /// PostgreSQL keeps the text (it compresses large values itself).
-    Text(String),
-    Packed(Vec<u8>),
+    sections: Large,
+    section_count: i64,
+    entry: Option<Large>,
 }
 
 impl<'a> RecordWrite<'a> {
@@ -167,7 +161,7 @@ const RECORD_COLUMNS: &str = "a.source, a.key, a.path, a.atom_id, a.content_hash
      a.fingerprint, a.rebuilt, a.guid";
 
 /// An article as [`RECORD_COLUMNS`] selects it: times in Unix milliseconds, lists and sections
-/// as the JSON [`Store::write_article`] wrote.
+/// as the JSON [`Store::write_article`] wrote (the sections packed in SQLite).
 #[derive(sqlx::FromRow)]
 struct RecordRow {
     source: String,
@@ -181,8 +175,8 @@ struct RecordRow {
     description: String,
     author: String,
     tags: Option<String>,
-    sections: Option<String>,
-    original: Option<String>,
+    sections: Option<MaybePacked>,
+    original: Option<MaybePacked>,
     enriched_by: Option<String>,
     bylines: Option<String>,
     enclosures: Option<String>,
@@ -198,7 +192,7 @@ struct RecordRow {
 
 impl RecordRow {
     fn into_record(self, entry: Option<String>) -> ArticleRecord {
-        let mut sections: Vec<Section> = from_json_list(self.sections);
+        let mut sections: Vec<Section> = from_json_list(self.sections.map(|s| s.0));
         let original_section = sections.pop().unwrap_or_else(|| Section {
             language: "en".to_owned(),
             title: self.title,
@@ -207,7 +201,7 @@ impl RecordRow {
         // Stored only where it differs from the file's one section (see `write_article`).
         let original: Option<Section> = self
             .original
-            .and_then(|json| serde_json::from_str(&json).ok())
+            .and_then(|json| serde_json::from_str(&json.0).ok())
             .or_else(|| sections.is_empty().then(|| original_section.clone()));
         ArticleRecord {
             source: self.source,
@@ -293,21 +287,29 @@ impl Store {
     /// The largest columns of a record of `doc` and `entry` (the entry as fetched), ready for
     /// [`RecordWrite::encoded`].
     pub fn encode(&self, doc: &Document, entry: Option<String>) -> Encoded {
-        Encoded {
-            sections: sections_json(doc),
-            entry: entry.map(|text| match self.backend() {
-                Backend::Sqlite => EntryColumn::Packed(pack(&text)),
-                Backend::Postgres => EntryColumn::Text(text),
-            }),
-        }
+        encode(self.backend(), doc, entry)
     }
+}
+
+fn encode(backend: Backend, doc: &Document, entry: Option<String>) -> Encoded {
+    Encoded {
+        sections: Large::of(backend, sections_json(doc)),
+        section_count: section_count(doc),
+        entry: entry.map(|text| Large::of(backend, text)),
+    }
+}
+
+/// How many sections `doc`'s file has, for the queries that ask (SQL does not look inside the
+/// packed sections).
+fn section_count(doc: &Document) -> i64 {
+    i64::try_from(doc.sections().count()).unwrap_or(i64::MAX)
 }
 
 fn sections_json(doc: &Document) -> String {
     serde_json::to_string(&doc.sections().collect::<Vec<_>>()).unwrap_or_default()
 }
 
-/// Records per `INSERT`: 26 values each, well under SQLite's limit of 32,766 per statement, and
+/// Records per `INSERT`: 27 values each, well under SQLite's limit of 32,766 per statement, and
 /// few enough distinct statement sizes for the statement cache.
 const ROWS_PER_STATEMENT: usize = 64;
 
@@ -319,11 +321,12 @@ async fn write_rows(
     file_changed: bool,
     rendering: Rendering,
 ) -> Result<()> {
+    let backend = Backend::of(conn);
     let sql = format!(
         "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link, date, first_seen,
                               updated_at, language, canonical, bylines, enclosures, description, author,
-                              tags, sections, original, enriched_by, published, updated, entry,
-                              fingerprint, rebuilt, guid)
+                              tags, sections, section_count, original, enriched_by, published, updated,
+                              entry, fingerprint, rebuilt, guid)
          VALUES {}
          ON CONFLICT (source, key) DO UPDATE SET
             path = excluded.path, content_hash = excluded.content_hash, atom_id = excluded.atom_id,
@@ -331,14 +334,14 @@ async fn write_rows(
             language = excluded.language, canonical = excluded.canonical,
             bylines = excluded.bylines, enclosures = excluded.enclosures,
             description = excluded.description, author = excluded.author, tags = excluded.tags,
-            sections = excluded.sections, original = excluded.original,
-            enriched_by = excluded.enriched_by, published = excluded.published,
-            updated = excluded.updated, entry = excluded.entry,
+            sections = excluded.sections, section_count = excluded.section_count,
+            original = excluded.original, enriched_by = excluded.enriched_by,
+            published = excluded.published, updated = excluded.updated, entry = excluded.entry,
             fingerprint = excluded.fingerprint, rebuilt = excluded.rebuilt, guid = excluded.guid,
             revision = articles.revision + 1{}",
         numbered_rows(
-            Backend::of(conn),
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            backend,
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             writes.len()
         ),
         if file_changed {
@@ -347,17 +350,35 @@ async fn write_rows(
             ""
         }
     );
-    let packs = Backend::of(conn) == Backend::Sqlite;
+    // The large columns of records written without them made beforehand (see `Encoded`), and
+    // of every record's own text beside LLM sections: the statement borrows them.
+    let made: Vec<Option<Encoded>> = writes
+        .iter()
+        .map(|write| {
+            write
+                .encoded
+                .is_none()
+                .then(|| encode(backend, &write.record.doc, write.record.entry.clone()))
+        })
+        .collect();
+    // A monolingual file's section is the entry's own text: stored once, in `sections`.
+    // NULL beside LLM sections means unknown.
+    let originals: Vec<Option<Large>> = writes
+        .iter()
+        .map(|write| {
+            let record = write.record;
+            record
+                .original
+                .as_ref()
+                .filter(|s| !(record.doc.translations.is_empty() && **s == record.doc.original))
+                .and_then(|s| serde_json::to_string(s).ok())
+                .map(|json| Large::of(backend, json))
+        })
+        .collect();
     let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for write in writes {
+    for ((write, made), original) in writes.iter().zip(&made).zip(&originals) {
         let record = write.record;
-        // A monolingual file's section is the entry's own text: stored once, in `sections`.
-        // NULL beside LLM sections means unknown.
-        let original = record
-            .original
-            .as_ref()
-            .filter(|s| !(record.doc.translations.is_empty() && **s == record.doc.original))
-            .and_then(|s| serde_json::to_string(s).ok());
+        let encoded = write.encoded.or(made.as_ref());
         let language = record
             .original
             .as_ref()
@@ -379,33 +400,14 @@ async fn write_rows(
             .bind(json_list(&record.enclosures))
             .bind(&record.doc.description)
             .bind(&record.doc.author)
-            .bind(serde_json::to_string(&record.doc.tags).unwrap_or_default())
-            .bind(write.encoded.map_or_else(
-                || sections_json(&record.doc),
-                |encoded| encoded.sections.clone(),
-            ))
-            .bind(original)
+            .bind(serde_json::to_string(&record.doc.tags).unwrap_or_default());
+        insert = bind_large(insert, encoded.map(|e| &e.sections), backend)
+            .bind(encoded.map(|e| e.section_count));
+        insert = bind_large(insert, original.as_ref(), backend)
             .bind(&record.enriched_by)
             .bind(record.published.as_ref().map(to_millis))
             .bind(record.updated.as_ref().map(to_millis));
-        let entry = match write.encoded {
-            Some(encoded) => encoded.entry.clone(),
-            None => record.entry.as_deref().map(|text| {
-                if packs {
-                    EntryColumn::Packed(pack(text))
-                } else {
-                    EntryColumn::Text(text.to_owned())
-                }
-            }),
-        };
-        insert = match entry {
-            Some(EntryColumn::Packed(bytes)) => insert.bind(Some(bytes)),
-            Some(EntryColumn::Text(text)) => insert.bind(Some(text)),
-            // Either type binds a NULL; the column's own is the one each backend expects.
-            None if packs => insert.bind(None::<Vec<u8>>),
-            None => insert.bind(None::<String>),
-        };
-        insert = insert
+        insert = bind_large(insert, encoded.and_then(|e| e.entry.as_ref()), backend)
             .bind(&record.fingerprint)
             .bind(i64::from(record.rebuilt))
             .bind(&record.guid);
@@ -607,47 +609,55 @@ impl Store {
         now: &DateTime<Utc>,
         rendering: Rendering,
     ) -> Result<()> {
-        let first = Backend::of(conn).json_first("sections");
-        sqlx::query(constant(format!(
+        let backend = Backend::of(conn);
+        #[derive(sqlx::FromRow)]
+        struct Current {
+            path: String,
+            sections: Option<MaybePacked>,
+            has_original: i64,
+        }
+        let current = sqlx::query_as::<_, Current>(
+            "SELECT path, sections, CASE WHEN original IS NULL THEN 0 ELSE 1 END AS has_original
+             FROM articles WHERE source = $1 AND key = $2",
+        )
+        .bind(source)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(current) = current else {
+            return Ok(());
+        };
+        // A monolingual file's one section is the entry's own text, kept only there; LLM
+        // sections replacing it must not lose it.
+        let original = (current.has_original == 0)
+            .then(|| from_json_list::<Section>(current.sections.map(|s| s.0)))
+            .filter(|sections| sections.len() == 1)
+            .and_then(|sections| serde_json::to_string(sections.first()?).ok())
+            .map(|first| Large::of(backend, first));
+        let sections = Large::of(backend, sections_json(doc));
+        let query = sqlx::query(
             "UPDATE articles SET title = $3, description = $4, tags = $5, sections = $6,
-                                 enriched_by = COALESCE($7, enriched_by), updated_at = $8,
-                                 -- A monolingual file's one section is the entry's own text,
-                                 -- kept only there; LLM sections replacing it must not lose it.
-                                 original = COALESCE(original, CASE WHEN json_array_length(sections) = 1
-                                                                    THEN {first} END),
+                                 section_count = $7, enriched_by = COALESCE($8, enriched_by),
+                                 updated_at = $9, original = COALESCE(original, $10),
                                  revision = revision + 1
-             WHERE source = $1 AND key = $2"
-        )))
+             WHERE source = $1 AND key = $2",
+        )
         .bind(source)
         .bind(key)
         .bind(doc.title())
         .bind(&doc.description)
-        .bind(serde_json::to_string(&doc.tags).unwrap_or_default())
-        .bind(sections_json(doc))
-        .bind(enriched_by)
-        .bind(to_millis(now))
-        .execute(&mut *conn)
-        .await?;
-        let path: Option<String> =
-            sqlx::query_scalar("SELECT path FROM articles WHERE source = $1 AND key = $2")
-                .bind(source)
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if let Some(path) = &path {
-            let words = index_form(Backend::of(conn), document_tokens(doc));
-            Store::index_words(conn, &[(path.as_str(), words)]).await?;
-        }
-        if rendering == Rendering::Pending {
-            sqlx::query(
-                "INSERT INTO render_queue (path)
-                 SELECT path FROM articles WHERE source = $1 AND key = $2
-                 ON CONFLICT (path) DO NOTHING",
-            )
-            .bind(source)
-            .bind(key)
+        .bind(serde_json::to_string(&doc.tags).unwrap_or_default());
+        let query = bind_large(query, Some(&sections), backend)
+            .bind(section_count(doc))
+            .bind(enriched_by)
+            .bind(to_millis(now));
+        bind_large(query, original.as_ref(), backend)
             .execute(&mut *conn)
             .await?;
+        let words = index_form(backend, document_tokens(doc));
+        Store::index_words(conn, &[(current.path.as_str(), words)]).await?;
+        if rendering == Rendering::Pending {
+            queue_for_rendering(conn, &[current.path.as_str()]).await?;
         }
         Ok(())
     }
@@ -708,18 +718,24 @@ impl Store {
         source: &str,
         title: &str,
     ) -> Result<Vec<ArticleRecord>> {
-        let last_title = Backend::of(conn).json_last_field("a.sections", "title");
+        // A file with one section shows its title there too; the last section of one with more
+        // is in the packed sections, which only the records themselves show.
         let rows = sqlx::query_as::<_, RecordRow>(constant(format!(
             "SELECT {RECORD_COLUMNS} FROM articles a
              WHERE a.source = $1 AND a.link = '' AND a.rebuilt = 1
-               AND (a.title = $2 OR {last_title} = $2)
-             ORDER BY a.date DESC LIMIT 100"
+               AND (a.title = $2 OR a.section_count > 1)
+             ORDER BY a.date DESC"
         )))
         .bind(source)
         .bind(title)
         .fetch_all(conn)
         .await?;
-        Ok(rows.into_iter().map(ArticleRecord::from).collect())
+        Ok(rows
+            .into_iter()
+            .map(ArticleRecord::from)
+            .filter(|r| r.doc.title() == title || r.doc.original.title == title)
+            .take(100)
+            .collect())
     }
 
     /// Whether any of the source's records waits to be adopted by a fetch.
@@ -980,18 +996,22 @@ impl Store {
     ) -> Result<()> {
         // A monolingual file's section is the entry's own text; beside LLM sections it is not
         // in the file, and stays unknown.
-        sqlx::query(
-            "UPDATE articles SET description = $3, author = $4, tags = $5, sections = $6
+        let backend = Backend::of(conn);
+        let sections = Large::of(backend, sections_json(doc));
+        let query = sqlx::query(
+            "UPDATE articles SET description = $3, author = $4, tags = $5, sections = $6,
+                                 section_count = $7
              WHERE source = $1 AND key = $2",
         )
         .bind(source)
         .bind(key)
         .bind(&doc.description)
         .bind(&doc.author)
-        .bind(serde_json::to_string(&doc.tags).unwrap_or_default())
-        .bind(sections_json(doc))
-        .execute(&mut *conn)
-        .await?;
+        .bind(serde_json::to_string(&doc.tags).unwrap_or_default());
+        bind_large(query, Some(&sections), backend)
+            .bind(section_count(doc))
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -1118,5 +1138,174 @@ mod tests {
                 .await
                 .expect("count");
         assert_eq!(blobs, 2, "SQLite keeps both entries packed");
+        let packed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM articles
+             WHERE typeof(sections) = 'blob' AND typeof(original) = 'blob' AND section_count = 2",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+        assert_eq!(
+            packed, 2,
+            "and both records' sections and own text, and their count"
+        );
+    }
+
+    async fn scratch_store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}/state/g.db", dir.path().display());
+        Store::open(&url).await.expect("open")
+    }
+
+    /// Rows written before the sections were packed hold them as JSON text: they read as
+    /// they are, and LLM sections replacing their one section keep it as the entry's own text.
+    #[tokio::test]
+    async fn sections_written_as_text_read_and_update_as_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = scratch_store(&dir).await;
+        let plain = ArticleRecord::for_test("a", "Plain");
+        let mut tx = store.begin().await.expect("tx");
+        Store::write_article(&mut tx, &plain, true)
+            .await
+            .expect("write");
+        sqlx::query("UPDATE articles SET sections = $1 WHERE key = 'a'")
+            .bind(sections_json(&plain.doc))
+            .execute(&mut *tx)
+            .await
+            .expect("as text");
+        tx.commit().await.expect("commit");
+        let read = |store: Store| async move {
+            let mut conn = store.pool().acquire().await.expect("conn");
+            Store::record(&mut conn, "ex", "a")
+                .await
+                .expect("read")
+                .expect("the record")
+        };
+        let before = read(store.clone()).await;
+        assert_eq!(before.doc, plain.doc);
+
+        let enriched = record("a").doc;
+        let mut tx = store.begin().await.expect("tx");
+        let now = plain.updated_at;
+        Store::update_document(
+            &mut tx,
+            "ex",
+            "a",
+            &enriched,
+            Some("llm"),
+            &now,
+            Rendering::Done,
+        )
+        .await
+        .expect("update");
+        tx.commit().await.expect("commit");
+        let after = read(store.clone()).await;
+        assert_eq!(after.doc.translations, enriched.translations);
+        assert_eq!(after.original.as_ref(), Some(&plain.doc.original));
+        let (kind, count): (String, i64) =
+            sqlx::query_as("SELECT typeof(sections), section_count FROM articles WHERE key = 'a'")
+                .fetch_one(store.pool())
+                .await
+                .expect("row");
+        assert_eq!((kind.as_str(), count), ("blob", 2));
+    }
+
+    /// State written before the sections were packed: its migration counts each row's
+    /// sections from their JSON, which the queries ask instead of reading it.
+    #[tokio::test]
+    async fn the_migration_counts_the_sections_of_rows_written_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let earlier = dir.path().join("earlier");
+        std::fs::create_dir_all(&earlier).expect("folder");
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for file in std::fs::read_dir(&all).expect("migrations").flatten() {
+            if file.file_name().to_string_lossy().as_ref() < "0016" {
+                std::fs::copy(file.path(), earlier.join(file.file_name())).expect("copy");
+            }
+        }
+        std::fs::create_dir_all(dir.path().join("state")).expect("folder");
+        let url = format!("sqlite://{}/state/g.db", dir.path().display());
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_with(
+                url.parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .expect("url")
+                    .create_if_missing(true),
+            )
+            .await
+            .expect("connect");
+        sqlx::migrate::Migrator::new(earlier.as_path())
+            .await
+            .expect("migrations")
+            .run(&pool)
+            .await
+            .expect("migrate");
+        let bilingual = record("b").doc;
+        for (key, sections) in [
+            (
+                "one",
+                Some(sections_json(&ArticleRecord::for_test("one", "One").doc)),
+            ),
+            ("two", Some(sections_json(&bilingual))),
+            ("none", None),
+        ] {
+            sqlx::query(
+                "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link,
+                                       date, first_seen, updated_at, sections)
+                 VALUES ('ex', $1, $1, '', $1, 'T', '', 0, 0, 0, $2)",
+            )
+            .bind(key)
+            .bind(sections)
+            .execute(&pool)
+            .await
+            .expect("an earlier row");
+        }
+        pool.close().await;
+        let store = Store::open(&url).await.expect("open");
+        let counts: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT key, section_count FROM articles ORDER BY key")
+                .fetch_all(store.pool())
+                .await
+                .expect("counts");
+        let expected = [("none", None), ("one", Some(1)), ("two", Some(2))]
+            .map(|(key, n)| (key.to_owned(), n));
+        assert_eq!(counts, expected);
+    }
+
+    /// A link-less record rebuilt from a bilingual file is found by its last section's title,
+    /// which only the packed sections hold, as well as by its own.
+    #[tokio::test]
+    async fn rebuilt_records_are_found_by_either_title() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = scratch_store(&dir).await;
+        let mut bilingual = record("b");
+        bilingual.doc.translations[0].title = "Titel".to_owned();
+        bilingual.doc.link = String::new();
+        bilingual.rebuilt = true;
+        let mut other = ArticleRecord::for_test("c", "Another");
+        other.doc.link = String::new();
+        other.rebuilt = true;
+        let mut tx = store.begin().await.expect("tx");
+        for record in [&bilingual, &other] {
+            Store::write_article(&mut tx, record, true)
+                .await
+                .expect("write");
+        }
+        let original_title = bilingual.doc.original.title.clone();
+        for title in ["Titel", original_title.as_str()] {
+            let found = Store::rebuilt_by_title(&mut tx, "ex", title)
+                .await
+                .expect("query");
+            let keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+            assert_eq!(keys, ["b"], "{title}");
+        }
+        let found = Store::rebuilt_by_title(&mut tx, "ex", "Another")
+            .await
+            .expect("query");
+        assert_eq!(found.len(), 1);
+        assert!(
+            Store::rebuilt_by_title(&mut tx, "ex", "Nothing")
+                .await
+                .expect("query")
+                .is_empty()
+        );
     }
 }

@@ -48,22 +48,6 @@ impl Backend {
             Self::Postgres => &POSTGRES,
         }
     }
-
-    /// The first element of a JSON list column as JSON text.
-    pub(super) fn json_first(self, column: &str) -> String {
-        match self {
-            Self::Sqlite => format!("json_extract({column}, '$[0]')"),
-            Self::Postgres => format!("({column}::jsonb -> 0)::text"),
-        }
-    }
-
-    /// A text field of the last object in a JSON list column.
-    pub(super) fn json_last_field(self, column: &str, field: &str) -> String {
-        match self {
-            Self::Sqlite => format!("json_extract({column}, '$[#-1].{field}')"),
-            Self::Postgres => format!("({column}::jsonb -> -1 ->> '{field}')"),
-        }
-    }
 }
 
 /// A URL as it may be shown: without the password a PostgreSQL URL can carry.

@@ -336,7 +336,7 @@ impl Store {
              SELECT a.source, a.key, a.content_hash, 'pending', 0, $3, $3 FROM articles a
              WHERE a.source IN (SELECT value FROM json_each($1))
                AND a.date >= $2
-               AND (json_array_length(a.sections) = 1
+               AND (a.section_count = 1
                     OR ($4 IS NOT NULL AND a.original IS NOT NULL
                         AND COALESCE(a.enriched_by, '') <> $4))
              ON CONFLICT (source, key) DO UPDATE SET

@@ -1,15 +1,21 @@
-//! Text that SQLite keeps compressed: the fetched entry of every record, kept for rendering it
-//! again, is as large as the feed's own HTML and read only then. Stored as LZ4 it takes about a
-//! quarter of the pages, which the one writer's transactions, the WAL and its checkpoints no
-//! longer copy. PostgreSQL compresses large values itself (TOAST) and keeps plain text.
+//! Text that SQLite keeps compressed: a record's largest columns. The fetched entry, kept for
+//! rendering it again, is as large as the feed's own HTML; the sections (and the entry's own
+//! text beside LLM sections) are the whole article in Markdown. Stored as LZ4 they take a
+//! quarter to a half of the pages, which the one writer's transactions, the WAL, its
+//! checkpoints and the flush to disk no longer copy. PostgreSQL compresses large values itself
+//! (TOAST) and keeps plain text. SQL never looks inside them: what a query needs of the
+//! sections (how many there are) is a column of its own.
 //!
 //! A packed value is a BLOB: a format byte, the text's length (4 bytes, little-endian), then
 //! the LZ4 block. Values written as TEXT, before packing or by hand, read as they are.
 
-use sqlx::any::{Any, AnyTypeInfo, AnyTypeInfoKind};
+use sqlx::any::{Any, AnyArguments, AnyTypeInfo, AnyTypeInfoKind};
 use sqlx::database::Database;
 use sqlx::decode::Decode;
 use sqlx::error::BoxDynError;
+use sqlx::query::Query;
+
+use super::Backend;
 
 /// The one format so far: an LZ4 block.
 const LZ4_BLOCK: u8 = 1;
@@ -32,6 +38,38 @@ pub(super) fn pack(text: &str) -> Vec<u8> {
     packed.truncate(HEADER + block);
     packed.shrink_to_fit();
     packed
+}
+
+/// A large text column's value as a backend stores it: packed in SQLite, as it is in
+/// PostgreSQL.
+#[derive(Debug, Clone)]
+pub(super) enum Large {
+    Text(String),
+    Packed(Vec<u8>),
+}
+
+impl Large {
+    pub(super) fn of(backend: Backend, text: String) -> Self {
+        match backend {
+            Backend::Sqlite => Self::Packed(pack(&text)),
+            Backend::Postgres => Self::Text(text),
+        }
+    }
+}
+
+/// Binds `value` (NULL when `None`) to the next parameter of `query`, for `backend`'s column.
+pub(super) fn bind_large<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    value: Option<&'q Large>,
+    backend: Backend,
+) -> Query<'q, Any, AnyArguments> {
+    match value {
+        Some(Large::Packed(bytes)) => query.bind(Some(bytes.as_slice())),
+        Some(Large::Text(text)) => query.bind(Some(text.as_str())),
+        // Either type binds a NULL; the column's own is the one each backend expects.
+        None if backend == Backend::Sqlite => query.bind(None::<Vec<u8>>),
+        None => query.bind(None::<String>),
+    }
 }
 
 /// The text of a packed value.
