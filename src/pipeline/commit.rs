@@ -16,7 +16,9 @@ use crate::files;
 use crate::model::{Article, FeedMeta, Validators};
 use crate::normalize::normalize_tags;
 use crate::publish::archive;
-use crate::store::{ArticleRecord, CanonicalMatch, HistoryPage, RecordWrite, Store, SuccessRecord};
+use crate::store::{
+    ArticleRecord, CanonicalMatch, HistoryPage, RecordWrite, Store, SuccessRecord, Writer,
+};
 use tokio::sync::oneshot;
 use tracing::info;
 
@@ -67,15 +69,6 @@ pub(super) enum Learnt {
     History(HistoryPage),
 }
 
-impl Learnt {
-    async fn write(&self, tx: &mut crate::store::Conn, source: &str) -> Result<()> {
-        match self {
-            Self::Feed(success) => Store::record_success(tx, &success.record(source)).await,
-            Self::History(page) => Store::record_history_page(tx, source, page).await,
-        }
-    }
-}
-
 /// One source's work waiting for its turn to be written: its articles and what its fetch
 /// learnt.
 #[derive(Debug)]
@@ -99,6 +92,10 @@ struct SourceWritten {
 /// written (as records and as the statements' arguments), and more sources per transaction
 /// gain little once the flush and the commit are shared by this many.
 pub(super) const MAX_BATCH_SOURCES: usize = 8;
+
+/// Batches written on the writer's connection before it goes back to its pool (see
+/// [`Store::writer`]).
+const WRITER_HELD_BATCHES: usize = 16;
 
 /// Sources whose work waits to be written; whoever takes the write turn writes them all, in
 /// batches of at most [`MAX_BATCH_SOURCES`].
@@ -156,8 +153,16 @@ impl Pipeline {
             tokio::spawn(async move {
                 let _turn = turn;
                 let mut jobs = jobs;
+                let mut writer = None;
+                let mut batches = 0;
                 while !jobs.is_empty() {
-                    this.commit_jobs(jobs).await;
+                    this.commit_jobs(&mut writer, jobs).await;
+                    batches += 1;
+                    // The writer's connection goes back now and then, for the process's
+                    // other writers (failures, published feeds) to have their turn.
+                    if batches % WRITER_HELD_BATCHES == 0 {
+                        writer = None;
+                    }
                     jobs = this.next_batch();
                 }
             });
@@ -177,7 +182,9 @@ impl Pipeline {
         std::mem::replace(&mut *queue, rest)
     }
 
-    async fn commit_jobs(&self, jobs: Vec<CommitJob>) {
+    /// Writes `jobs` in one transaction on `writer`, the writer's connection, taken when
+    /// `None` and given back (`None` again) when the batch fails.
+    async fn commit_jobs(&self, writer: &mut Option<Writer>, jobs: Vec<CommitJob>) {
         // Every source waits for this turn: how long each batch holds it tells what bounds a
         // large run (`RUST_LOG=gazette::pipeline::commit=debug`).
         let started = std::time::Instant::now();
@@ -189,9 +196,15 @@ impl Pipeline {
         // The unparsed successes waiting meanwhile ride along in the same transaction.
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
         let written = async {
-            let mut tx = self.store().begin().await?;
-            self.write_unparsed_in(&mut tx, &unparsed).await?;
+            let conn = match writer {
+                Some(conn) => conn,
+                None => writer.insert(self.store().writer().await?),
+            };
+            let mut tx = self.store().begin_on(conn).await?;
             let mut wrote = false;
+            // What the fetches of the sources written learnt, recorded together after the last
+            // savepoint: one statement for the batch rather than a trip to the database each.
+            let mut fetched = Vec::new();
             // The search words of the sources written, indexed after the last savepoint: FTS5
             // writes what it holds to disk at every savepoint, which cost a segment (and its
             // merging) per source.
@@ -226,6 +239,9 @@ impl Pipeline {
                 .await;
                 match outcome {
                     Ok(Ok(written)) => {
+                        if let Learnt::Feed(success) = learnt {
+                            fetched.push((source.id, success));
+                        }
                         wrote |= written.wrote;
                         words.extend(written.words);
                         batch_created.append(&mut created);
@@ -244,6 +260,11 @@ impl Pipeline {
                     }
                 }
             }
+            let fetched: Vec<_> = fetched
+                .iter()
+                .map(|(source, success)| success.record(source))
+                .collect();
+            self.write_unparsed_in(&mut tx, &unparsed, fetched).await?;
             // Every file of the batch is written: their flush to disk runs while state
             // indexes the words, and the commit waits for it (files durable before the state
             // that points at them).
@@ -281,6 +302,8 @@ impl Pipeline {
                 }
             }
             Err(e) => {
+                // The connection goes back to its pool, which makes sure it is whole.
+                *writer = None;
                 // Nothing of the batch is in state; every source in it failed with the cause.
                 // The unparsed successes wait for the next try.
                 locked(&self.unparsed).extend(unparsed);
@@ -296,14 +319,16 @@ impl Pipeline {
         }
     }
 
-    /// Writes `unparsed` successes inside `tx`; a worker's only for the sources whose lease it
-    /// still holds (another worker has the others now).
-    async fn write_unparsed_in(
+    /// Writes `unparsed` successes inside `tx`, with `records` of sources written already; a
+    /// worker's only for the sources whose lease it still holds (another worker has the others
+    /// now).
+    async fn write_unparsed_in<'a>(
         &self,
         tx: &mut crate::store::Conn,
-        unparsed: &[(String, Success)],
+        unparsed: &'a [(String, Success)],
+        mut records: Vec<SuccessRecord<'a>>,
     ) -> Result<()> {
-        let mut records = Vec::with_capacity(unparsed.len());
+        records.reserve(unparsed.len());
         for (source, success) in unparsed {
             if self.lost_lease(&mut *tx, source).await? {
                 tracing::warn!(source = %source, "the lease ran out before the fetch was recorded");
@@ -363,7 +388,8 @@ impl Pipeline {
         }
         let written = async {
             let mut tx = self.store().begin().await?;
-            self.write_unparsed_in(&mut tx, &unparsed).await?;
+            self.write_unparsed_in(&mut tx, &unparsed, Vec::new())
+                .await?;
             tx.commit().await?;
             Ok::<(), Error>(())
         }
@@ -642,7 +668,10 @@ impl Pipeline {
             }
             words.push((record.path, record_words));
         }
-        learnt.write(&mut *tx, &source.id).await?;
+        // The feed's own record goes with the batch's others (see `commit_jobs`).
+        if let Learnt::History(page) = learnt {
+            Store::record_history_page(tx, &source.id, page).await?;
+        }
         Ok(SourceWritten {
             counts,
             wrote,

@@ -74,6 +74,9 @@ pub type Conn = AnyConnection;
 /// A write transaction (see [`Store::begin`]).
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// The connection [`Store::writer`] hands out, to begin write transactions on.
+pub type Writer = sqlx::pool::PoolConnection<sqlx::Any>;
+
 /// A handle on the state database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -503,6 +506,33 @@ impl Store {
             Backend::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
+                backend::take_write_lock(&mut tx).await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// A connection to begin several write transactions on in a row ([`Store::begin_on`]):
+    /// SQLite's one writer's. Handing a connection back to its pool costs a trip to its thread
+    /// (the pool checks it), which a cold run's hundreds of batches each paid to take it again.
+    /// Other writers of this process wait while it is held.
+    pub async fn writer(&self) -> Result<Writer> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writer.acquire().await?,
+            Backend::Postgres => self.pool.acquire().await?,
+        })
+    }
+
+    /// [`Store::begin`] on `conn`, a connection from [`Store::writer`].
+    pub async fn begin_on<'c>(
+        &self,
+        conn: &'c mut AnyConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>> {
+        use sqlx::Connection as _;
+        match self.backend {
+            Backend::Sqlite => Ok(conn.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = conn.begin().await?;
                 backend::take_write_lock(&mut tx).await?;
                 Ok(tx)
             }
