@@ -17,7 +17,7 @@ use crate::model::{Article, FeedMeta, Validators};
 use crate::normalize::normalize_tags;
 use crate::publish::archive;
 use crate::store::{
-    ArticleRecord, CanonicalMatch, HistoryPage, RecordWrite, Store, SuccessRecord, Writer,
+    ArticleRecord, CanonicalMatch, HistoryPage, Lookups, RecordWrite, Store, SuccessRecord, Writer,
 };
 use tokio::sync::oneshot;
 use tracing::info;
@@ -443,10 +443,16 @@ impl Pipeline {
         // is asked what it holds, rather than after it: the write turn waits once for both.
         // An article found new only below is checked on its own when its path is chosen.
         let archive_dir = self.settings().archive_dir.clone();
+        // Each place as state writes paths, by entry key.
+        let mut named: Vec<(String, String)> = bases
+            .iter()
+            .map(|(key, base)| (key.clone(), path_to_store(base)))
+            .collect();
         let absent = self.writes_files().then(|| {
-            let wanted: Vec<(String, PathBuf)> = bases
-                .values()
-                .map(|base| (path_to_store(base), archive_dir.join(base)))
+            let wanted: Vec<(String, PathBuf)> = named
+                .iter()
+                .zip(bases.values())
+                .map(|((_, name), base)| (name.clone(), archive_dir.join(base)))
                 .collect();
             off_thread(&archive_dir, move || {
                 Ok(wanted
@@ -459,27 +465,33 @@ impl Pipeline {
                     .collect::<HashSet<String>>())
             })
         });
-        // What state holds of these entries, read once for all of them under the write turn
-        // (another run may have stored some since `prepare`).
+        // What state holds of these entries, which of their links another source archived
+        // and which of their paths are taken: asked once for all of them under the write turn
+        // (another run may have stored some since `prepare`). For every new entry, though
+        // only those state does not hold turn out to need the answers.
         let keys: Vec<&str> = articles.iter().map(|p| p.article.key.as_str()).collect();
-        let mut stored_now = Store::articles(&mut *tx, &source.id, &keys).await?;
-        bases.retain(|key, _| !stored_now.contains_key(key));
-        let canonicals: Vec<&str> = articles
-            .iter()
-            .filter(|p| p.adopts.is_none() && !stored_now.contains_key(&p.article.key))
-            .map(|p| p.canonical.as_str())
-            // Only a real link identifies an article across sources.
-            .filter(|c| c.starts_with("http://") || c.starts_with("https://"))
-            .collect();
-        let duplicates = if self.settings().dedupe {
-            Store::by_canonicals(&mut *tx, &canonicals, &source.id).await?
+        let canonicals: Vec<&str> = if self.settings().dedupe {
+            articles
+                .iter()
+                .filter(|p| p.adopts.is_none())
+                .map(|p| p.canonical.as_str())
+                // Only a real link identifies an article across sources.
+                .filter(|c| c.starts_with("http://") || c.starts_with("https://"))
+                .collect()
         } else {
-            Default::default()
+            Vec::new()
         };
+        let asked: Vec<&str> = named.iter().map(|(_, name)| name.as_str()).collect();
+        let Lookups {
+            stored: mut stored_now,
+            duplicates,
+            taken,
+        } = Store::lookups(&mut *tx, &source.id, &keys, &canonicals, &asked).await?;
+        bases.retain(|key, _| !stored_now.contains_key(key));
+        named.retain(|(key, _)| bases.contains_key(key));
         let mut paths = PathBook::default();
-        let base_names: Vec<String> = bases.values().map(|b| path_to_store(b)).collect();
-        let base_refs: Vec<&str> = base_names.iter().map(String::as_str).collect();
-        paths.taken = Store::paths_taken(&mut *tx, &base_refs).await?;
+        let base_names: Vec<String> = named.into_iter().map(|(_, name)| name).collect();
+        paths.taken = taken;
         paths.absent = match absent {
             Some(absent) => absent.await?,
             // A worker sees no archive: state alone says which paths are taken.

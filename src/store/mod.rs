@@ -39,6 +39,7 @@ mod identity;
 pub mod integrity;
 mod leases;
 mod listing;
+mod lookups;
 mod packed;
 mod published;
 mod search;
@@ -57,6 +58,7 @@ pub use enrichment::{CachedAnswer, EnrichmentTotals, PendingEnrichment, Spend};
 pub use history::{Backfilled, HistoryPage};
 pub use leases::{Claimed, Queue, WorkerRow};
 pub use listing::{Counted, Neighbour};
+pub use lookups::Lookups;
 pub use search::document_tokens;
 pub use sources::Pruned;
 
