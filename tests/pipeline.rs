@@ -385,3 +385,110 @@ async fn sources_longer_than_the_write_backlog_are_all_archived() {
     p.store().clone().close().await;
     assert_eq!(archived(dir.path()), 3 * 850);
 }
+
+/// A source that fails while its work is written (here an updated article's file has become
+/// a folder) is rolled back alone: none of its records, new or updated, nor what its fetch
+/// learnt, reach state, and no new file of its stays; the sources written with it keep theirs.
+#[tokio::test]
+async fn a_source_failing_in_the_write_turn_leaves_the_others_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = String::from("[fetch]\nconcurrency = 3\n");
+    let feed = |source: &str, title: &str, new: bool| {
+        let mut items = vec![
+            (format!("{source}1"), format!("{source} one {title}")),
+            (format!("{source}2"), format!("{source} two {title}")),
+        ];
+        if new {
+            items.push((format!("{source}3"), format!("{source} three")));
+        }
+        let items: Vec<(&str, &str)> = items
+            .iter()
+            .map(|(g, t)| (g.as_str(), t.as_str()))
+            .collect();
+        rss(&items)
+    };
+    for source in ["a", "b", "c"] {
+        std::fs::write(
+            dir.path().join(format!("{source}.xml")),
+            feed(source, "first", false),
+        )
+        .expect("feed");
+        config.push_str(&format!(
+            "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n"
+        ));
+    }
+    let p = pipeline(dir.path(), &config).await;
+    let sources = p.settings().sources.clone();
+    let options = || RunOptions {
+        force: true,
+        ..RunOptions::default()
+    };
+    for report in p.refresh_all(&sources, options()).await {
+        report.outcome.expect("the first fetch");
+    }
+    assert_eq!(archived(dir.path()), 6);
+    // One of b's files becomes a folder, which its update cannot replace.
+    let archive = dir.path().join("archive");
+    let blocked = common::all_files(&archive.join("b"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("b-one"))
+        .expect("b's first article");
+    std::fs::remove_file(&blocked).expect("remove");
+    std::fs::create_dir_all(blocked.join("inside")).expect("a folder in its place");
+    for source in ["a", "b", "c"] {
+        std::fs::write(
+            dir.path().join(format!("{source}.xml")),
+            feed(source, "second", true),
+        )
+        .expect("feed");
+    }
+
+    for report in p.refresh_all(&sources, options()).await {
+        match (report.source.as_str(), report.outcome) {
+            ("b", Err(e)) => assert!(
+                e.to_string().contains("b-one"),
+                "the error names the file: {e}"
+            ),
+            ("b", other) => panic!("b's write must fail, got {other:?}"),
+            (source, Ok(Refresh::Archived(counts))) => {
+                assert_eq!((counts.new, counts.updated), (1, 2), "{source}")
+            }
+            (source, other) => panic!("{source}: {other:?}"),
+        }
+    }
+    let mut conn = p.store().pool().acquire().await.expect("connection");
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT source, title FROM articles ORDER BY source, key")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("titles");
+    let of = |source: &str| -> Vec<&str> {
+        rows.iter()
+            .filter(|(s, _)| s == source)
+            .map(|(_, t)| t.as_str())
+            .collect()
+    };
+    assert_eq!(of("a"), ["a one second", "a two second", "a three"]);
+    assert_eq!(of("b"), ["b one first", "b two first"], "b as before");
+    assert_eq!(of("c"), ["c one second", "c two second", "c three"]);
+    let b_state: (String, Option<String>) =
+        sqlx::query_as("SELECT COALESCE(last_status, ''), last_error FROM sources WHERE id = 'b'")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("b's state");
+    assert!(
+        b_state.1.as_deref().is_some_and(|e| e.contains("b-one")),
+        "b's failure is recorded: {b_state:?}"
+    );
+    drop(conn);
+    p.store().clone().close().await;
+    // a and c gained their third article (b's first is the folder now); b's was not left
+    // behind.
+    assert_eq!(archived(dir.path()), 6 - 1 + 2);
+    assert!(
+        !common::all_files(&archive.join("b"))
+            .iter()
+            .any(|p| p.to_string_lossy().contains("b-three")),
+        "b's new file is removed with its record"
+    );
+}

@@ -209,7 +209,7 @@ impl Pipeline {
             // writes what it holds to disk at every savepoint, which cost a segment (and its
             // merging) per source.
             let mut words = Vec::new();
-            for job in jobs.by_ref() {
+            for (n, job) in jobs.by_ref().enumerate() {
                 let CommitJob {
                     source,
                     prepared,
@@ -217,18 +217,26 @@ impl Pipeline {
                     reply,
                 } = job;
                 let mut created = Vec::new();
+                // Each source in a savepoint of its own, which a source that fails rolls back.
+                // One that succeeds is left open: the commit releases them all, and releasing
+                // each cost a trip to the database.
+                let savepoint = format!("source_{n}");
                 let outcome = async {
-                    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SAVEPOINT {savepoint}")))
+                        .execute(&mut *tx)
+                        .await?;
                     match self
-                        .commit_source(&mut savepoint, &source, prepared, &learnt, &mut created)
+                        .commit_source(&mut tx, &source, prepared, &learnt, &mut created)
                         .await
                     {
-                        Ok(written) => {
-                            savepoint.commit().await?;
-                            Ok(Ok(written))
-                        }
-                        Err(e) => match savepoint.rollback().await {
-                            Ok(()) => Ok(Err(e)),
+                        Ok(written) => Ok(Ok(written)),
+                        Err(e) => match sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "ROLLBACK TO {savepoint}"
+                        )))
+                        .execute(&mut *tx)
+                        .await
+                        {
+                            Ok(_) => Ok(Err(e)),
                             // The whole transaction is gone with it (SQLite rolls it all back
                             // on a full disk or an I/O error): the batch fails, with this
                             // source's error as the cause, not the savepoint's.

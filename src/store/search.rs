@@ -106,24 +106,25 @@ impl Store {
                     }
                     insert.execute(&mut *conn).await?;
                 }
-                // The index is contentless: each file's number first, then its old words out
-                // and its new ones in, under that number.
+                // The index is contentless: the old words of files it knows out first (a new
+                // file's number is not looked for in the index), then each file's number, and
+                // its words in under that number.
                 Backend::Sqlite => {
                     let paths = serde_json::to_string(
                         &chunk.iter().map(|(path, _)| *path).collect::<Vec<_>>(),
                     )
                     .unwrap_or_default();
                     sqlx::query(
-                        // `WHERE true`: SQLite reads an upsert after a SELECT only so.
-                        "INSERT INTO search_docs (path) SELECT value FROM json_each($1) WHERE true
-                         ON CONFLICT (path) DO NOTHING",
+                        "DELETE FROM search WHERE rowid IN
+                            (SELECT id FROM search_docs WHERE path IN (SELECT value FROM json_each($1)))",
                     )
                     .bind(&paths)
                     .execute(&mut *conn)
                     .await?;
                     sqlx::query(
-                        "DELETE FROM search WHERE rowid IN
-                            (SELECT id FROM search_docs WHERE path IN (SELECT value FROM json_each($1)))",
+                        // `WHERE true`: SQLite reads an upsert after a SELECT only so.
+                        "INSERT INTO search_docs (path) SELECT value FROM json_each($1) WHERE true
+                         ON CONFLICT (path) DO NOTHING",
                     )
                     .bind(&paths)
                     .execute(&mut *conn)
