@@ -272,7 +272,7 @@ impl Pipeline {
                 .iter()
                 .map(|(source, success)| success.record(source))
                 .collect();
-            self.write_unparsed_in(&mut tx, &unparsed, fetched).await?;
+            self.write_successes_in(&mut tx, &unparsed, fetched).await?;
             // Every file of the batch is written: their flush to disk runs while state
             // indexes the words, and the commit waits for it (files durable before the state
             // that points at them).
@@ -330,7 +330,7 @@ impl Pipeline {
     /// Writes `unparsed` successes inside `tx`, with `records` of sources written already; a
     /// worker's only for the sources whose lease it still holds (another worker has the others
     /// now).
-    async fn write_unparsed_in<'a>(
+    async fn write_successes_in<'a>(
         &self,
         tx: &mut crate::store::Conn,
         unparsed: &'a [(String, Success)],
@@ -396,7 +396,7 @@ impl Pipeline {
         }
         let written = async {
             let mut tx = self.store().begin().await?;
-            self.write_unparsed_in(&mut tx, &unparsed, Vec::new())
+            self.write_successes_in(&mut tx, &unparsed, Vec::new())
                 .await?;
             tx.commit().await?;
             Ok::<(), Error>(())
@@ -475,21 +475,23 @@ impl Pipeline {
         });
         // What state holds of these entries, which of their links another source archived
         // and which of their paths are taken: asked once for all of them under the write turn
-        // (another run may have stored some since `prepare`). For every new entry, though
-        // only those state does not hold turn out to need the answers.
+        // (another run may have stored some since `prepare`).
         let keys: Vec<&str> = articles.iter().map(|p| p.article.key.as_str()).collect();
-        let canonicals: Vec<&str> = if self.settings().dedupe {
+        let canonicals: Vec<(&str, &str)> = if self.settings().dedupe {
             articles
                 .iter()
                 .filter(|p| p.adopts.is_none())
-                .map(|p| p.canonical.as_str())
+                .map(|p| (p.article.key.as_str(), p.canonical.as_str()))
                 // Only a real link identifies an article across sources.
-                .filter(|c| c.starts_with("http://") || c.starts_with("https://"))
+                .filter(|(_, c)| c.starts_with("http://") || c.starts_with("https://"))
                 .collect()
         } else {
             Vec::new()
         };
-        let asked: Vec<&str> = named.iter().map(|(_, name)| name.as_str()).collect();
+        let asked: Vec<(&str, &str)> = named
+            .iter()
+            .map(|(key, name)| (key.as_str(), name.as_str()))
+            .collect();
         let Lookups {
             stored: mut stored_now,
             duplicates,

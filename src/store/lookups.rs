@@ -44,26 +44,35 @@ const TAKEN: i64 = 2;
 impl Store {
     /// For `source`'s entries: which of `keys` state holds ([`Store::articles`]), the
     /// articles of other sources with these `canonicals` ([`Store::by_canonicals`]) and which
-    /// of `paths` are taken ([`Store::paths_taken`]).
+    /// of `paths` are taken ([`Store::paths_taken`]). Links and paths come with the key of
+    /// their entry: only those of entries state does not hold need an answer, which SQLite
+    /// gives for all of them in the same query, and PostgreSQL, asked in three, only for
+    /// those.
     pub async fn lookups(
         conn: &mut AnyConnection,
         source: &str,
         keys: &[&str],
-        canonicals: &[&str],
-        paths: &[&str],
+        canonicals: &[(&str, &str)],
+        paths: &[(&str, &str)],
     ) -> Result<Lookups> {
         if Backend::of(conn) == Backend::Postgres {
+            let stored = Self::articles(&mut *conn, source, keys).await?;
+            let canonicals = unstored(canonicals, &stored);
+            let paths = unstored(paths, &stored);
             return Ok(Lookups {
-                stored: Self::articles(&mut *conn, source, keys).await?,
                 duplicates: if canonicals.is_empty() {
                     HashMap::new()
                 } else {
-                    Self::by_canonicals(&mut *conn, canonicals, source).await?
+                    Self::by_canonicals(&mut *conn, &canonicals, source).await?
                 },
-                taken: Self::paths_taken(&mut *conn, paths).await?,
+                taken: Self::paths_taken(&mut *conn, &paths).await?,
+                stored,
             });
         }
         let list = |items: &[&str]| serde_json::to_string(items).unwrap_or_default();
+        let values = |asked: &[(&str, &str)]| -> String {
+            list(&asked.iter().map(|(_, value)| *value).collect::<Vec<_>>())
+        };
         let rows = sqlx::query_as::<_, Row>(
             "SELECT 0 AS kind, key AS name, path, content_hash, '' AS key, '' AS source,
                     first_seen, date, rebuilt
@@ -78,8 +87,8 @@ impl Store {
         )
         .bind(source)
         .bind(list(keys))
-        .bind(list(canonicals))
-        .bind(list(paths))
+        .bind(values(canonicals))
+        .bind(values(paths))
         .fetch_all(conn)
         .await?;
         let mut found = Lookups::default();
@@ -116,6 +125,18 @@ impl Store {
         }
         Ok(found)
     }
+}
+
+/// The values asked for entries that `stored` does not hold.
+fn unstored<'a>(
+    asked: &[(&str, &'a str)],
+    stored: &HashMap<String, StoredArticle>,
+) -> Vec<&'a str> {
+    asked
+        .iter()
+        .filter(|(key, _)| !stored.contains_key(*key))
+        .map(|(_, value)| *value)
+        .collect()
 }
 
 #[cfg(test)]
@@ -157,7 +178,11 @@ mod tests {
             "https://127.0.0.1/none",
         ];
         let paths = ["ex/a.md", "one/c.md", "ex/new.md"];
-        let found = Store::lookups(&mut tx, "ex", &keys, &canonicals, &paths)
+        // Asked for entries "x" (new) and "a" (archived): SQLite answers for both.
+        let of_x = |values: &[&'static str]| -> Vec<(&str, &str)> {
+            values.iter().map(|v| ("x", *v)).collect()
+        };
+        let found = Store::lookups(&mut tx, "ex", &keys, &of_x(&canonicals), &of_x(&paths))
             .await
             .expect("lookups");
         assert_eq!(
