@@ -68,7 +68,7 @@ pub struct RecordWrite<'a> {
 }
 
 /// A record's two largest columns as its row holds them (packed in SQLite, see `packed`): the
-/// sections, as JSON, and the fetched entry. [`Store::encode`] makes them where a writer
+/// sections, as JSON, with their count, and the fetched entry. [`Store::encode`] makes them where a writer
 /// prepares its records, so that the one writer, which every source waits for, only writes
 /// them. It takes the entry over: a record written with it needs none of its own.
 #[derive(Debug)]
@@ -351,7 +351,8 @@ async fn write_rows(
         }
     );
     // The large columns of records written without them made beforehand (see `Encoded`), and
-    // of every record's own text beside LLM sections: the statement borrows them.
+    // every record's own text beside LLM sections, made before the statement, which binds
+    // them by reference.
     let made: Vec<Option<Encoded>> = writes
         .iter()
         .map(|write| {
