@@ -508,34 +508,8 @@ mod tests {
     async fn a_state_from_before_the_record_upgrades() {
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = settings(dir.path());
-        let old = dir.path().join("old-migrations");
-        std::fs::create_dir_all(&old).expect("dir");
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-        for entry in std::fs::read_dir(&repo).expect("migrations") {
-            let path = entry.expect("entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            if name.as_str() < "0007" {
-                std::fs::copy(&path, old.join(&name)).expect("copy");
-            }
-        }
         let db = dir.path().join("state/gazette.db");
-        std::fs::create_dir_all(db.parent().expect("parent")).expect("state dir");
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db)
-            .create_if_missing(true);
-        let pool = sqlx::SqlitePool::connect_with(options)
-            .await
-            .expect("old db");
-        sqlx::migrate::Migrator::new(old.as_path())
-            .await
-            .expect("old migrations")
-            .run(&pool)
-            .await
-            .expect("old schema");
+        let pool = crate::store::sqlite_state_before(&db, "0007").await;
         let path = "ex/2024/05/13/kept.md";
         let doc = doc("kept");
         crate::files::write_atomic(

@@ -1215,30 +1215,8 @@ mod tests {
     #[tokio::test]
     async fn the_migration_counts_the_sections_of_rows_written_before() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let earlier = dir.path().join("earlier");
-        std::fs::create_dir_all(&earlier).expect("folder");
-        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-        for file in std::fs::read_dir(&all).expect("migrations").flatten() {
-            if file.file_name().to_string_lossy().as_ref() < "0016" {
-                std::fs::copy(file.path(), earlier.join(file.file_name())).expect("copy");
-            }
-        }
-        std::fs::create_dir_all(dir.path().join("state")).expect("folder");
         let url = format!("sqlite://{}/state/g.db", dir.path().display());
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .connect_with(
-                url.parse::<sqlx::sqlite::SqliteConnectOptions>()
-                    .expect("url")
-                    .create_if_missing(true),
-            )
-            .await
-            .expect("connect");
-        sqlx::migrate::Migrator::new(earlier.as_path())
-            .await
-            .expect("migrations")
-            .run(&pool)
-            .await
-            .expect("migrate");
+        let pool = super::super::sqlite_state_before(&dir.path().join("state/g.db"), "0016").await;
         let bilingual = record("b").doc;
         for (key, sections) in [
             (

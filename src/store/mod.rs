@@ -789,6 +789,35 @@ impl Store {
     }
 }
 
+/// For tests of a migration: a SQLite state at `db` as an older Gazette left it, migrated only
+/// as far as the migrations whose file names sort before `before` (such as `"0016"`).
+#[cfg(test)]
+pub(crate) async fn sqlite_state_before(db: &std::path::Path, before: &str) -> sqlx::SqlitePool {
+    let earlier = tempfile::tempdir().expect("tempdir");
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for file in std::fs::read_dir(&all).expect("migrations").flatten() {
+        if file.file_name().to_string_lossy().as_ref() < before {
+            std::fs::copy(file.path(), earlier.path().join(file.file_name())).expect("copy");
+        }
+    }
+    if let Some(folder) = db.parent() {
+        std::fs::create_dir_all(folder).expect("state folder");
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("an earlier state");
+    sqlx::migrate::Migrator::new(earlier.path())
+        .await
+        .expect("earlier migrations")
+        .run(&pool)
+        .await
+        .expect("earlier schema");
+    pool
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
