@@ -451,17 +451,15 @@ impl Pipeline {
         // is asked what it holds, rather than after it: the write turn waits once for both.
         // An article found new only below is checked on its own when its path is chosen.
         let archive_dir = self.settings().archive_dir.clone();
-        // Each place as state writes paths, by entry key.
-        let mut named: Vec<(String, String)> = bases
-            .iter()
-            .map(|(key, base)| (key.clone(), path_to_store(base)))
-            .collect();
+        // Each place as state writes paths, by entry key, and where its file would be.
+        let mut named = Vec::with_capacity(bases.len());
+        let mut wanted = Vec::with_capacity(bases.len());
+        for (key, base) in &bases {
+            let name = path_to_store(base);
+            wanted.push((name.clone(), archive_dir.join(base)));
+            named.push((key.clone(), name));
+        }
         let absent = self.writes_files().then(|| {
-            let wanted: Vec<(String, PathBuf)> = named
-                .iter()
-                .zip(bases.values())
-                .map(|((_, name), base)| (name.clone(), archive_dir.join(base)))
-                .collect();
             off_thread(&archive_dir, move || {
                 Ok(wanted
                     .into_iter()
