@@ -492,3 +492,79 @@ async fn a_source_failing_in_the_write_turn_leaves_the_others_whole() {
         "b's new file is removed with its record"
     );
 }
+
+/// What every record of a source is rendered with (its settings' fingerprint) is recorded by
+/// the run that wrote or rendered them: by a first run for every source it archived, and by a
+/// run that fetched nothing (no source due) for a source whose settings changed, with its
+/// files rendered again. No source is left without one, so the next run looks for nothing.
+#[tokio::test]
+async fn each_run_records_what_its_sources_files_are_rendered_with() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |b_tags: &str| {
+        let mut config = String::from("[fetch]\nconcurrency = 3\n");
+        for source in ["a", "b", "c"] {
+            let tags = if source == "b" { b_tags } else { "" };
+            config.push_str(&format!(
+                "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n{tags}"
+            ));
+        }
+        config
+    };
+    for source in ["a", "b", "c"] {
+        let guid = format!("{source}1");
+        std::fs::write(
+            dir.path().join(format!("{source}.xml")),
+            rss(&[(guid.as_str(), "Story")]),
+        )
+        .expect("feed");
+    }
+    let fingerprints = |p: Pipeline| async move {
+        let mut found = Vec::new();
+        for source in ["a", "b", "c"] {
+            let state = p.store().source_state(source).await.expect("state");
+            found.push(state.and_then(|s| s.fingerprint));
+        }
+        p.store().clone().close().await;
+        found
+    };
+
+    let p = pipeline(dir.path(), &config("")).await;
+    let sources = p.settings().sources.clone();
+    let options = RunOptions {
+        force: true,
+        ..RunOptions::default()
+    };
+    for report in p.refresh_all(&sources, options).await {
+        report.outcome.expect("refresh");
+    }
+    let first = fingerprints(p).await;
+    assert!(
+        first.iter().all(Option::is_some),
+        "a source's fingerprint is missing after the first run: {first:?}"
+    );
+
+    // Source b gets a tag: its file is rendered again, though no source is due.
+    let p = pipeline(dir.path(), &config("tags = [\"extra\"]\n")).await;
+    let sources = p.settings().sources.clone();
+    for report in p.refresh_all(&sources, RunOptions::default()).await {
+        assert!(
+            matches!(report.outcome, Ok(Refresh::NotDue(_))),
+            "{}: {:?}",
+            report.source,
+            report.outcome
+        );
+    }
+    let second = fingerprints(p).await;
+    assert_eq!((&second[0], &second[2]), (&first[0], &first[2]));
+    assert!(
+        second[1].is_some() && second[1] != first[1],
+        "b's new settings were not recorded: {second:?}"
+    );
+    let files: Vec<String> = common::all_files(&dir.path().join("archive"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .map(|p| std::fs::read_to_string(p).expect("file"))
+        .filter(|text| text.contains("extra"))
+        .collect();
+    assert_eq!(files.len(), 1, "b's file was not rendered with its new tag");
+}

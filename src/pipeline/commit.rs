@@ -108,6 +108,12 @@ pub(super) type CommitQueue = std::sync::Mutex<Vec<CommitJob>>;
 /// warm run.
 pub(super) type Unparsed = std::sync::Mutex<Vec<(String, Success)>>;
 
+/// Sources whose records are all rendered with the settings of a fingerprint, by source id:
+/// the fingerprint is written with the next batch, or with the unparsed successes. Losing one
+/// to a crash costs only a look for records to render again; a transaction of its own for
+/// each source cost a first run a write turn per source.
+pub(super) type Fingerprints = std::sync::Mutex<Vec<(String, String)>>;
+
 /// How many unparsed successes make a transaction of their own.
 const UNPARSED_BATCH: usize = 256;
 
@@ -193,8 +199,10 @@ impl Pipeline {
         let mut jobs = jobs.into_iter();
         // Files the batch created, which no state will point at if it fails.
         let mut batch_created = Vec::new();
-        // The unparsed successes waiting meanwhile ride along in the same transaction.
+        // The unparsed successes and fingerprints waiting meanwhile ride along in the same
+        // transaction.
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
+        let fingerprints = std::mem::take(&mut *locked(&self.fingerprints));
         let written = async {
             let conn = match writer {
                 Some(conn) => conn,
@@ -272,7 +280,8 @@ impl Pipeline {
                 .iter()
                 .map(|(source, success)| success.record(source))
                 .collect();
-            self.write_successes_in(&mut tx, &unparsed, fetched).await?;
+            self.write_successes_in(&mut tx, &unparsed, fetched, &fingerprints)
+                .await?;
             // Every file of the batch is written: their flush to disk runs while state
             // indexes the words, and the commit waits for it (files durable before the state
             // that points at them).
@@ -313,8 +322,9 @@ impl Pipeline {
                 // The connection goes back to its pool, which makes sure it is whole.
                 *writer = None;
                 // Nothing of the batch is in state; every source in it failed with the cause.
-                // The unparsed successes wait for the next try.
+                // The unparsed successes and fingerprints wait for the next try.
                 locked(&self.unparsed).extend(unparsed);
+                locked(&self.fingerprints).extend(fingerprints);
                 self.remove_created(batch_created).await;
                 let message = match e {
                     Error::Commit(message) => message,
@@ -327,14 +337,15 @@ impl Pipeline {
         }
     }
 
-    /// Writes `unparsed` successes inside `tx`, with `records` of sources written already; a
-    /// worker's only for the sources whose lease it still holds (another worker has the others
-    /// now).
+    /// Writes `unparsed` successes inside `tx`, with `records` of sources written already (a
+    /// worker's only for the sources whose lease it still holds: another worker has the
+    /// others now), then the `fingerprints` of sources' settings.
     async fn write_successes_in<'a>(
         &self,
         tx: &mut crate::store::Conn,
         unparsed: &'a [(String, Success)],
         mut records: Vec<SuccessRecord<'a>>,
+        fingerprints: &[(String, String)],
     ) -> Result<()> {
         records.reserve(unparsed.len());
         for (source, success) in unparsed {
@@ -344,7 +355,19 @@ impl Pipeline {
             }
             records.push(success.record(source));
         }
-        Store::record_successes(tx, &records).await
+        Store::record_successes(tx, &records).await?;
+        // After the successes: a source's first one makes the row its fingerprint goes in.
+        let fingerprints: Vec<(&str, &str)> = fingerprints
+            .iter()
+            .map(|(source, fingerprint)| (source.as_str(), fingerprint.as_str()))
+            .collect();
+        Store::set_source_fingerprints(tx, &fingerprints).await
+    }
+
+    /// Queues `fingerprint` to be recorded as what every record of `source` is rendered with
+    /// (see [`Fingerprints`]).
+    pub(super) fn defer_fingerprint(&self, source: &str, fingerprint: String) {
+        locked(&self.fingerprints).push((source.to_owned(), fingerprint));
     }
 
     /// Removes archive files that a failed commit created: no record points at them, and
@@ -383,32 +406,41 @@ impl Pipeline {
         }
     }
 
-    /// Writes the queued unparsed successes in one transaction. On failure they are queued
-    /// again when `requeue`, dropped otherwise; either way the error names their sources.
+    /// Writes the queued unparsed successes and fingerprints in one transaction. On failure
+    /// they are queued again when `requeue`, dropped otherwise; either way the error names
+    /// the successes' sources (fingerprints alone fail nothing: losing one costs only a look
+    /// at the source's records next time).
     pub(super) async fn write_unparsed(
         &self,
         requeue: bool,
     ) -> std::result::Result<(), Unrecorded> {
         let _turn = self.write_turn.lock().await;
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
-        if unparsed.is_empty() {
+        let fingerprints = std::mem::take(&mut *locked(&self.fingerprints));
+        if unparsed.is_empty() && fingerprints.is_empty() {
             return Ok(());
         }
         let written = async {
             let mut tx = self.store().begin().await?;
-            self.write_successes_in(&mut tx, &unparsed, Vec::new())
+            self.write_successes_in(&mut tx, &unparsed, Vec::new(), &fingerprints)
                 .await?;
             tx.commit().await?;
             Ok::<(), Error>(())
         }
         .await;
-        written.map_err(|error| {
-            let sources = unparsed.iter().map(|(source, _)| source.clone()).collect();
-            if requeue {
-                locked(&self.unparsed).extend(unparsed);
-            }
-            Unrecorded { sources, error }
-        })
+        let Err(error) = written else {
+            return Ok(());
+        };
+        let sources: Vec<String> = unparsed.iter().map(|(source, _)| source.clone()).collect();
+        if requeue {
+            locked(&self.unparsed).extend(unparsed);
+            locked(&self.fingerprints).extend(fingerprints);
+        }
+        if sources.is_empty() {
+            info!(error = %error, "the settings' fingerprints could not be recorded");
+            return Ok(());
+        }
+        Err(Unrecorded { sources, error })
     }
 
     /// Forgets a queued success of `source` (its run failed after all). The caller holds the

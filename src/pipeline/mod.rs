@@ -107,6 +107,8 @@ pub struct Pipeline {
     commit_queue: Arc<commit::CommitQueue>,
     /// Successes that parsed nothing, written later together (see `commit::Unparsed`).
     unparsed: Arc<commit::Unparsed>,
+    /// Sources' settings fingerprints, written with them (see `commit::Fingerprints`).
+    fingerprints: Arc<commit::Fingerprints>,
     /// Failures that state could not record (a full disk, a damaged database): their count
     /// and next due time, by source id, kept here until state takes a record of the source.
     unrecorded: Arc<std::sync::Mutex<HashMap<String, Unrecorded>>>,
@@ -160,6 +162,7 @@ impl Pipeline {
             write_turn: Arc::new(Mutex::new(())),
             commit_queue: Arc::default(),
             unparsed: Arc::default(),
+            fingerprints: Arc::default(),
             unrecorded: Arc::default(),
             rendering: Rendering::Done,
             lease_holder: None,

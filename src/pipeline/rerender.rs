@@ -41,20 +41,9 @@ impl Pipeline {
             }
             changed += self.rerender_records(source, stale).await?;
         }
-        let _turn = self.write_turn.lock().await;
-        let recorded = self
-            .store()
-            .set_source_fingerprint(&source.id, &fingerprint)
-            .await;
-        match recorded {
-            Ok(()) => {}
-            // Nothing was rendered: the fingerprint only saves the next run this look, and
-            // a source that is not even due must not fail because state cannot take it.
-            Err(e) if changed == 0 => {
-                info!(source = %source.id, error = %e, "the settings' fingerprint could not be recorded");
-            }
-            Err(e) => return Err(e),
-        }
+        // Recorded with the next write rather than in a transaction of its own (one per
+        // source of a first run): losing it to a crash costs only this look again.
+        self.defer_fingerprint(&source.id, fingerprint);
         if changed > 0 {
             info!(source = %source.id, files = changed, "settings changed: files rendered again from state");
         }

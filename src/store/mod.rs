@@ -670,13 +670,24 @@ impl Store {
         Ok(())
     }
 
-    /// Notes that every record of the source is rendered with these settings.
-    pub async fn set_source_fingerprint(&self, source: &str, fingerprint: &str) -> Result<()> {
-        sqlx::query("UPDATE sources SET fingerprint = $1 WHERE id = $2")
-            .bind(fingerprint)
-            .bind(source)
-            .execute(&self.pool)
-            .await?;
+    /// Notes, for each `(source, fingerprint)`, that every record of the source is rendered
+    /// with these settings; sources that state does not hold are left out.
+    pub async fn set_source_fingerprints(
+        conn: &mut AnyConnection,
+        fingerprints: &[(&str, &str)],
+    ) -> Result<()> {
+        for chunk in fingerprints.chunks(SOURCES_PER_STATEMENT) {
+            let sql = format!(
+                "WITH v (id, fingerprint) AS (VALUES {})
+                 UPDATE sources SET fingerprint = v.fingerprint FROM v WHERE sources.id = v.id",
+                numbered_rows(Backend::of(conn), "(?, ?)", chunk.len())
+            );
+            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (source, fingerprint) in chunk {
+                update = update.bind(*source).bind(*fingerprint);
+            }
+            update.execute(&mut *conn).await?;
+        }
         Ok(())
     }
 
