@@ -174,11 +174,16 @@ fn stories(items: &[(&str, &str, &str)]) -> String {
     )
 }
 
-fn archived(dir: &Path) -> usize {
+/// The Markdown files of the archive under `dir`.
+fn markdown_files(dir: &Path) -> Vec<std::path::PathBuf> {
     common::all_files(&dir.join("archive"))
-        .iter()
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .count()
+        .collect()
+}
+
+fn archived(dir: &Path) -> usize {
+    markdown_files(dir).len()
 }
 
 /// Fetches the feed as `first`, then as `second`, under `identity`; returns the new articles
@@ -560,9 +565,8 @@ async fn each_run_records_what_its_sources_files_are_rendered_with() {
         second[1].is_some() && second[1] != first[1],
         "b's new settings were not recorded: {second:?}"
     );
-    let files: Vec<String> = common::all_files(&dir.path().join("archive"))
+    let files: Vec<String> = markdown_files(dir.path())
         .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
         .map(|p| std::fs::read_to_string(p).expect("file"))
         .filter(|text| text.contains("extra"))
         .collect();

@@ -357,11 +357,7 @@ impl Pipeline {
         }
         Store::record_successes(tx, &records).await?;
         // After the successes: a source's first one makes the row its fingerprint goes in.
-        let fingerprints: Vec<(&str, &str)> = fingerprints
-            .iter()
-            .map(|(source, fingerprint)| (source.as_str(), fingerprint.as_str()))
-            .collect();
-        Store::set_source_fingerprints(tx, &fingerprints).await
+        Store::set_source_fingerprints(tx, fingerprints).await
     }
 
     /// Queues `fingerprint` to be recorded as what every record of `source` is rendered with

@@ -674,7 +674,7 @@ impl Store {
     /// with these settings; sources that state does not hold are left out.
     pub async fn set_source_fingerprints(
         conn: &mut AnyConnection,
-        fingerprints: &[(&str, &str)],
+        fingerprints: &[(String, String)],
     ) -> Result<()> {
         for chunk in fingerprints.chunks(SOURCES_PER_STATEMENT) {
             let sql = format!(
@@ -684,7 +684,7 @@ impl Store {
             );
             let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (source, fingerprint) in chunk {
-                update = update.bind(*source).bind(*fingerprint);
+                update = update.bind(source.as_str()).bind(fingerprint.as_str());
             }
             update.execute(&mut *conn).await?;
         }
