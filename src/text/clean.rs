@@ -187,6 +187,11 @@ fn is_pixel_size(value: &str) -> bool {
 /// fragment's nodes. A fragment, not a document: a feed's HTML is a part of a page, and parsed
 /// as a whole page a leading `<frameset>` or `<title>` would move or drop what follows.
 pub(super) fn parse_fragment(html: &str) -> Handle {
+    super::fragment::well_nested(html).unwrap_or_else(|| html5ever_fragment(html))
+}
+
+/// [`parse_fragment`] by html5ever, for any HTML.
+pub(super) fn html5ever_fragment(html: &str) -> Handle {
     use html5ever::tendril::TendrilSink;
     use html5ever::{QualName, local_name, ns};
     let context = QualName::new(None, ns!(html), local_name!("div"));

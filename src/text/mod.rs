@@ -6,6 +6,7 @@
 //! and sanitized with ammonia after Markdown is rendered back to HTML for the feeds.
 
 mod clean;
+mod fragment;
 pub mod links;
 pub mod search;
 
