@@ -154,6 +154,11 @@ pub enum Error {
     #[error("{0}")]
     Commit(String),
 
+    /// Another source written in the same batch failed part-way, and the batch was rolled
+    /// back with it: nothing of this source's work is in state. Its caller runs it again.
+    #[error("written together with source {failed}, whose failure took the batch back: {cause}")]
+    RolledBack { failed: String, cause: String },
+
     #[error("state database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 

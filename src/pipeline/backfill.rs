@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 use url::Url;
 
-use super::commit::Learnt;
+use super::commit::{Learnt, MAX_REWRITES};
 use super::{Counts, Pipeline, body_hash, off_thread};
 use crate::config::{Location, Source};
 use crate::error::{Error, FetchFailure, Result};
@@ -139,10 +139,18 @@ impl Pipeline {
                 if !seen.insert(url.clone()) {
                     break Ended::Loop(url);
                 }
-                let step = match self
-                    .walk_page(&source, &feed, &page, report.pages, walked.get(&url))
-                    .await
-                {
+                let mut rewrites = 0;
+                let walked_page = loop {
+                    match self
+                        .walk_page(&source, &feed, &page, report.pages, walked.get(&url))
+                        .await
+                    {
+                        // Written with a source that failed part-way: the page is read again.
+                        Err(Error::RolledBack { .. }) if rewrites < MAX_REWRITES => rewrites += 1,
+                        walked_page => break walked_page,
+                    }
+                };
+                let step = match walked_page {
                     Ok(step) => step,
                     // The page's fault: the walk ends there, and says why.
                     Err(

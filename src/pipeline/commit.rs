@@ -1,8 +1,8 @@
 //! The serialized part of a refresh: the changed articles of the sources whose work is ready and
 //! what their fetches learnt, written together. Files are renamed into place as they are
 //! written and flushed to disk together before the transaction commits, so state (validators
-//! included) never claims a file that a crash could lose; each source is a savepoint of its
-//! own, so its changes stay all-or-nothing.
+//! included) never claims a file that a crash could lose. A source that fails part-way rolls
+//! its batch back, so each source's changes stay all-or-nothing; the others are written again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -93,6 +93,11 @@ struct SourceWritten {
 /// gain little once the flush and the commit are shared by this many.
 pub(super) const MAX_BATCH_SOURCES: usize = 8;
 
+/// How many times a source is written again after batches rolled back by other sources'
+/// failures ([`Error::RolledBack`]). Each such failure is another source's, reported as its
+/// own, so a run meets few of them.
+pub(super) const MAX_REWRITES: u32 = 3;
+
 /// Batches written on the writer's connection before it goes back to its pool (see
 /// [`Store::writer`]).
 const WRITER_HELD_BATCHES: usize = 16;
@@ -114,6 +119,27 @@ pub(super) type Unparsed = std::sync::Mutex<Vec<(String, Success)>>;
 /// each source cost a first run a write turn per source.
 pub(super) type Fingerprints = std::sync::Mutex<Vec<(String, String)>>;
 
+/// Archive files of stored records that a batch rewrote with new bytes before it was rolled
+/// back: state still holds their old records, so the next write of each counts as a change
+/// (and moves the entry's `updated`) although the bytes on disk are the new ones already.
+pub(super) type Rewritten = std::sync::Mutex<HashSet<PathBuf>>;
+
+/// The archive files a source's commit placed, which a batch rolled back answers for.
+#[derive(Default)]
+struct Placed {
+    /// New files: no record points at them once the batch is rolled back, so they go.
+    created: Vec<PathBuf>,
+    /// Files of stored records given new bytes (see [`Rewritten`]).
+    rewritten: Vec<PathBuf>,
+}
+
+impl Placed {
+    fn append(&mut self, other: &mut Placed) {
+        self.created.append(&mut other.created);
+        self.rewritten.append(&mut other.rewritten);
+    }
+}
+
 /// How many unparsed successes make a transaction of their own.
 const UNPARSED_BATCH: usize = 256;
 
@@ -132,9 +158,9 @@ pub(super) fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_
 
 impl Pipeline {
     /// Writes a source's work together with whatever other sources queued meanwhile: their
-    /// files, one flush to disk for all of them, then one transaction, in which each source
-    /// is its own savepoint (one failing leaves the others whole). A flush and a commit per
-    /// source would cost more than the rest of a cold run.
+    /// files, one flush to disk for all of them, then one transaction. A flush and a commit per
+    /// source would cost more than the rest of a cold run. When one source fails part-way, the
+    /// others in its batch fail with [`Error::RolledBack`], and their callers run them again.
     pub(super) async fn commit(
         &self,
         source: &Source,
@@ -197,8 +223,8 @@ impl Pipeline {
         let sources = jobs.len();
         let mut replies = Vec::with_capacity(jobs.len());
         let mut jobs = jobs.into_iter();
-        // Files the batch created, which no state will point at if it fails.
-        let mut batch_created = Vec::new();
+        // Files the batch placed, which no state will point at if it fails.
+        let mut batch_placed = Placed::default();
         // The unparsed successes and fingerprints waiting meanwhile ride along in the same
         // transaction.
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
@@ -211,68 +237,56 @@ impl Pipeline {
             let mut tx = self.store().begin_on(conn).await?;
             let mut wrote = false;
             // What the fetches of the sources written learnt, recorded together after the last
-            // savepoint: one statement for the batch rather than a trip to the database each.
+            // source: one statement for the batch rather than a trip to the database each.
             let mut fetched = Vec::new();
-            // The search words of the sources written, indexed after the last savepoint: FTS5
-            // writes what it holds to disk at every savepoint, which cost a segment (and its
-            // merging) per source.
+            // The search words of the sources written, indexed after the last source, in one
+            // statement per 500 records rather than one per source.
             let mut words = Vec::new();
-            for (n, job) in jobs.by_ref().enumerate() {
+            for job in jobs.by_ref() {
                 let CommitJob {
                     source,
                     prepared,
                     learnt,
                     reply,
                 } = job;
-                let mut created = Vec::new();
-                // Each source in a savepoint of its own, which a source that fails rolls back.
-                // One that succeeds is left open: the commit releases them all, and releasing
-                // each cost a trip to the database.
-                let savepoint = format!("source_{n}");
-                let outcome = async {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SAVEPOINT {savepoint}")))
-                        .execute(&mut *tx)
-                        .await?;
-                    match self
-                        .commit_source(&mut tx, &source, prepared, &learnt, &mut created)
-                        .await
-                    {
-                        Ok(written) => Ok(Ok(written)),
-                        Err(e) => match sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                            "ROLLBACK TO {savepoint}"
-                        )))
-                        .execute(&mut *tx)
-                        .await
-                        {
-                            Ok(_) => Ok(Err(e)),
-                            // The whole transaction is gone with it (SQLite rolls it all back
-                            // on a full disk or an I/O error): the batch fails, with this
-                            // source's error as the cause, not the savepoint's.
-                            Err(_) => Err(e),
-                        },
-                    }
+                // A lease that ran out is found before the source writes anything: it fails
+                // alone, and the batch goes on.
+                if self.lost_lease(&mut tx, &source.id).await? {
+                    replies.push((
+                        reply,
+                        Err(Error::LeaseLost {
+                            source_id: source.id.clone(),
+                        }),
+                    ));
+                    continue;
                 }
-                .await;
-                match outcome {
-                    Ok(Ok(written)) => {
+                let mut placed = Placed::default();
+                match self
+                    .commit_source(&mut tx, &source, prepared, &learnt, &mut placed)
+                    .await
+                {
+                    Ok(written) => {
                         if let Learnt::Feed(success) = learnt {
                             fetched.push((source.id, success));
                         }
                         wrote |= written.wrote;
                         words.extend(written.words);
-                        batch_created.append(&mut created);
+                        batch_placed.append(&mut placed);
                         replies.push((reply, Ok(written.counts)));
                     }
-                    // This source failed alone; the others go on.
-                    Ok(Err(e)) => {
-                        self.remove_created(created).await;
-                        replies.push((reply, Err(e)));
-                    }
+                    // Part of this source's work may be in the transaction. A savepoint per
+                    // source would let the batch take back just that, but it made SQLite copy
+                    // every page each source touched (a tenth of a cold run's writing): the
+                    // batch is rolled back instead, this source fails with its error, and the
+                    // others are written again (see `Error::RolledBack`).
                     Err(e) => {
-                        batch_created.append(&mut created);
-                        let message = e.to_string();
+                        batch_placed.append(&mut placed);
+                        let rolled_back = Error::RolledBack {
+                            failed: source.id.clone(),
+                            cause: e.to_string(),
+                        };
                         replies.push((reply, Err(e)));
-                        return Err(Error::Commit(message));
+                        return Err(rolled_back);
                     }
                 }
             }
@@ -325,13 +339,20 @@ impl Pipeline {
                 // The unparsed successes and fingerprints wait for the next try.
                 locked(&self.unparsed).extend(unparsed);
                 locked(&self.fingerprints).extend(fingerprints);
-                self.remove_created(batch_created).await;
-                let message = match e {
-                    Error::Commit(message) => message,
-                    e => e.to_string(),
+                locked(&self.rewritten).extend(batch_placed.rewritten);
+                self.remove_created(batch_placed.created).await;
+                // A source that failed on its own keeps its error; the others fail with the
+                // batch's.
+                let failure = || match &e {
+                    Error::RolledBack { failed, cause } => Error::RolledBack {
+                        failed: failed.clone(),
+                        cause: cause.clone(),
+                    },
+                    Error::Commit(message) => Error::Commit(message.clone()),
+                    e => Error::Commit(e.to_string()),
                 };
                 for (reply, result) in replies {
-                    let _ = reply.send(result.and(Err(Error::Commit(message.clone()))));
+                    let _ = reply.send(result.and_then(|_| Err(failure())));
                 }
             }
         }
@@ -364,6 +385,34 @@ impl Pipeline {
     /// (see [`Fingerprints`]).
     pub(super) fn defer_fingerprint(&self, source: &str, fingerprint: String) {
         locked(&self.fingerprints).push((source.to_owned(), fingerprint));
+    }
+
+    /// Of the records written (`records`: each one's archive path and whether state held it
+    /// already), marks as changed those whose files a rolled-back batch rewrote (see
+    /// [`Rewritten`]), and notes in `placed` the stored records' files given new bytes.
+    fn count_rewrites<'a>(
+        &self,
+        archive_dir: &Path,
+        records: impl Iterator<Item = (&'a str, bool)>,
+        changed: &mut [bool],
+        placed: &mut Placed,
+    ) {
+        if !self.writes_files() {
+            return;
+        }
+        let mut rewritten = locked(&self.rewritten);
+        for ((path, was_stored), changed) in records.zip(changed.iter_mut()) {
+            if !was_stored || (!*changed && rewritten.is_empty()) {
+                continue;
+            }
+            let path = archive_dir.join(path);
+            if !*changed {
+                *changed = rewritten.remove(&path);
+            }
+            if *changed {
+                placed.rewritten.push(path);
+            }
+        }
     }
 
     /// Removes archive files that a failed commit created: no record points at them, and
@@ -454,7 +503,7 @@ impl Pipeline {
         source: &Source,
         prepared: Prepared,
         learnt: &Learnt,
-        created: &mut Vec<PathBuf>,
+        placed: &mut Placed,
     ) -> Result<SourceWritten> {
         let Prepared {
             mut counts,
@@ -462,11 +511,6 @@ impl Pipeline {
             now,
             ..
         } = prepared;
-        if self.lost_lease(&mut *tx, &source.id).await? {
-            return Err(Error::LeaseLost {
-                source_id: source.id.clone(),
-            });
-        }
         let fingerprint = self.fingerprint(source);
         // Where the template puts each article `prepare` found new, computed once for the
         // lookups below and for its path.
@@ -661,7 +705,9 @@ impl Pipeline {
         // records (a new record's row does not depend on whether its file's bytes changed);
         // then the records of files that were there before.
         let files_written = if self.writes_files() {
-            created.extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
+            placed
+                .created
+                .extend(writes.iter().filter(|w| w.new).map(|w| w.path.clone()));
             let root = archive_dir.clone();
             futures::future::Either::Left(off_thread(&archive_dir, move || {
                 // Each takes its temp file along, and a folder made for it that it leaves empty.
@@ -686,7 +732,15 @@ impl Pipeline {
                 .collect()
         };
         Store::write_articles(&mut *tx, &rows(false, &[]), self.rendering).await?;
-        let changed = files_written.await?;
+        let mut changed = files_written.await?;
+        self.count_rewrites(
+            &archive_dir,
+            deferred
+                .iter()
+                .map(|(record, .., was_stored)| (record.path.as_str(), *was_stored)),
+            &mut changed,
+            placed,
+        );
         Store::write_articles(&mut *tx, &rows(true, &changed), self.rendering).await?;
         let mut words = Vec::with_capacity(deferred.len());
         for ((record, _, record_words, enrichment, was_stored), changed) in
@@ -897,4 +951,125 @@ fn path_to_store(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::locked;
+    use crate::config::Settings;
+    use crate::fetch::Fetcher;
+    use crate::pipeline::{Pipeline, Refresh, RunOptions};
+    use crate::store::Store;
+
+    /// Source `source`'s feed: two entries titled after `edition`, and a third when `grown`.
+    fn feed(source: &str, edition: &str, grown: bool) -> String {
+        let count = if grown { 3 } else { 2 };
+        let items: String = (1..=count)
+            .map(|n| {
+                format!(
+                    "<item><guid>{source}{n}</guid><title>{source} {n} {edition}</title>\
+                     <link>https://example.org/{source}/{n}</link>\
+                     <pubDate>Mon, 13 May 2024 09:00:00 +0000</pubDate></item>"
+                )
+            })
+            .collect();
+        format!("<rss version=\"2.0\"><channel><title>{source}</title>{items}</channel></rss>")
+    }
+
+    /// Three sources written in one batch (the test holds the write turn until all three
+    /// wait for it), one of which fails part-way: the batch is rolled back, the failing
+    /// source reports its own error and keeps what it had, and the other two are written
+    /// again, whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_failing_part_way_takes_its_batch_back_and_the_others_are_written_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = format!(
+            "[state]\nurl = \"sqlite://{}/state/g.db\"\n[fetch]\nconcurrency = 3\n",
+            dir.path().display()
+        );
+        for source in ["a", "b", "c"] {
+            let path = dir.path().join(format!("{source}.xml"));
+            std::fs::write(&path, feed(source, "first", false)).expect("feed");
+            config.push_str(&format!(
+                "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n"
+            ));
+        }
+        let settings =
+            Settings::from_toml(&config, &dir.path().join("gazette.toml")).expect("config");
+        let store = Store::open(&settings.state_url).await.expect("state");
+        let fetcher = Fetcher::new(&settings.fetch).expect("client");
+        let p = Pipeline::new(Arc::new(settings), store, fetcher).expect("pipeline");
+        let sources = p.settings().sources.clone();
+        let options = RunOptions {
+            force: true,
+            ..RunOptions::default()
+        };
+        for report in p.refresh_all(&sources, options).await {
+            report.outcome.expect("the first run");
+        }
+        // b's first article's file becomes a folder, which b's update cannot replace.
+        let b_dir = dir.path().join("archive").join("b");
+        let mut pending = vec![b_dir];
+        let mut blocked = None;
+        while let Some(folder) = pending.pop() {
+            for entry in std::fs::read_dir(&folder).expect("folder").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.to_string_lossy().contains("b-1-first") {
+                    blocked = Some(path);
+                }
+            }
+        }
+        let blocked = blocked.expect("b's first article");
+        std::fs::remove_file(&blocked).expect("remove");
+        std::fs::create_dir_all(blocked.join("inside")).expect("a folder in its place");
+        for source in ["a", "b", "c"] {
+            let path = dir.path().join(format!("{source}.xml"));
+            std::fs::write(&path, feed(source, "second", true)).expect("feed");
+        }
+
+        let turn = Arc::clone(&p.write_turn).lock_owned().await;
+        let run = tokio::spawn({
+            let p = p.clone();
+            async move { p.refresh_all(&sources, options).await }
+        });
+        // All three wait for the turn: whoever takes it writes them in one batch.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while locked(&p.commit_queue).len() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sources never queued"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(turn);
+        for report in run.await.expect("the run") {
+            match (report.source.as_str(), report.outcome) {
+                ("b", Err(e)) => assert!(e.to_string().contains("b-1-first"), "{e}"),
+                ("b", other) => panic!("b's write must fail, got {other:?}"),
+                (source, Ok(Refresh::Archived(counts))) => {
+                    assert_eq!((counts.new, counts.updated), (1, 2), "{source}");
+                }
+                (source, other) => panic!("{source}: {other:?}"),
+            }
+        }
+        let titles: Vec<(String, String)> =
+            sqlx::query_as("SELECT source, title FROM articles ORDER BY source, key")
+                .fetch_all(p.store().pool())
+                .await
+                .expect("titles");
+        let of = |source: &str| -> Vec<&str> {
+            titles
+                .iter()
+                .filter(|(s, _)| s == source)
+                .map(|(_, t)| t.as_str())
+                .collect()
+        };
+        assert_eq!(of("a"), ["a 1 second", "a 2 second", "a 3 second"]);
+        assert_eq!(of("b"), ["b 1 first", "b 2 first"], "b as before");
+        assert_eq!(of("c"), ["c 1 second", "c 2 second", "c 3 second"]);
+    }
 }

@@ -109,6 +109,8 @@ pub struct Pipeline {
     unparsed: Arc<commit::Unparsed>,
     /// Sources' settings fingerprints, written with them (see `commit::Fingerprints`).
     fingerprints: Arc<commit::Fingerprints>,
+    /// Files rewritten by batches that were rolled back (see `commit::Rewritten`).
+    rewritten: Arc<commit::Rewritten>,
     /// Failures that state could not record (a full disk, a damaged database): their count
     /// and next due time, by source id, kept here until state takes a record of the source.
     unrecorded: Arc<std::sync::Mutex<HashMap<String, Unrecorded>>>,
@@ -163,6 +165,7 @@ impl Pipeline {
             commit_queue: Arc::default(),
             unparsed: Arc::default(),
             fingerprints: Arc::default(),
+            rewritten: Arc::default(),
             unrecorded: Arc::default(),
             rendering: Rendering::Done,
             lease_holder: None,
@@ -377,31 +380,54 @@ impl Pipeline {
             .unwrap_or_default();
         let remembered_delay = state.as_ref().and_then(|s| s.feed_delay);
 
-        let outcome = match self
-            .fetcher
-            .fetch_source(source, &location, &validators)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => return self.fail(source, state.as_ref(), e).await,
-        };
-        let result = match outcome {
-            FetchOutcome::NotModified(meta) => {
-                let validators = Validators {
-                    etag: meta.validators.etag.clone().or(validators.etag),
-                    last_modified: meta
-                        .validators
-                        .last_modified
-                        .clone()
-                        .or(validators.last_modified),
-                };
-                self.record_unparsed(source, &meta, &validators, "not-modified", remembered_delay)
+        let mut slot = slot;
+        let mut rewrites = 0;
+        let result = loop {
+            let outcome = match self
+                .fetcher
+                .fetch_source(source, &location, &validators)
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(e) => return self.fail(source, state.as_ref(), e).await,
+            };
+            let result = match outcome {
+                FetchOutcome::NotModified(meta) => {
+                    let validators = Validators {
+                        etag: meta.validators.etag.clone().or(validators.etag.clone()),
+                        last_modified: meta
+                            .validators
+                            .last_modified
+                            .clone()
+                            .or(validators.last_modified.clone()),
+                    };
+                    self.record_unparsed(
+                        source,
+                        &meta,
+                        &validators,
+                        "not-modified",
+                        remembered_delay,
+                    )
                     .await
                     .map(|()| Refresh::NotModified)
-            }
-            FetchOutcome::Body(fetched) => {
-                self.process_body(source, state.as_ref(), options, fetched, slot)
-                    .await
+                }
+                FetchOutcome::Body(fetched) => {
+                    let slot = match slot.take() {
+                        Some(slot) => Some(slot),
+                        None => self.work_slots.acquire().await.ok(),
+                    };
+                    self.process_body(source, state.as_ref(), options, fetched, slot)
+                        .await
+                }
+            };
+            match result {
+                // Written with a source that failed part-way: nothing of this one reached
+                // state, so it is fetched and written again.
+                Err(Error::RolledBack { failed, .. }) if rewrites < commit::MAX_REWRITES => {
+                    rewrites += 1;
+                    info!(with = %failed, "written again: the batch was rolled back");
+                }
+                result => break result,
             }
         };
         let result = match result {

@@ -296,8 +296,8 @@ const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL;
      PRAGMA synchronous = NORMAL;
      PRAGMA busy_timeout = 30000;
      PRAGMA foreign_keys = ON;
-     -- A commit writes each source in a savepoint of its own; its journal of the pages it
-     -- changes stays in memory instead of a temporary file written for every page.
+     -- A statement that writes several rows (triggers included) journals the pages it
+     -- changes, to take itself back if it fails: in memory, not a temporary file.
      PRAGMA temp_store = MEMORY;
      -- The pipeline checkpoints the WAL on a connection of its own every 500 records (see
      -- `Store::checkpoint_in_background`); a commit checkpoints itself only past this many
