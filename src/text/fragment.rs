@@ -96,15 +96,15 @@ pub(super) fn well_nested(html: &str) -> Option<Handle> {
         };
         match after.as_bytes().first() {
             Some(b) if b.is_ascii_alphabetic() => {
-                builder.text(&mut text)?;
+                builder.text(&mut text);
                 rest = builder.start_tag(after)?;
             }
             Some(b'/') => {
-                builder.text(&mut text)?;
+                builder.text(&mut text);
                 rest = builder.end_tag(&after[1..])?;
             }
             Some(b'!') => {
-                builder.text(&mut text)?;
+                builder.text(&mut text);
                 rest = builder.comment(&after[1..])?;
             }
             Some(b'?') => return None,
@@ -115,7 +115,7 @@ pub(super) fn well_nested(html: &str) -> Option<Handle> {
             }
         }
     }
-    builder.text(&mut text)?;
+    builder.text(&mut text);
     Some(builder.document)
 }
 
@@ -206,14 +206,14 @@ impl Builder {
 
     /// Appends the pending `text` to the current element, merged into a text node that ends
     /// its children, as html5ever merges it.
-    fn text(&mut self, text: &mut String) -> Option<()> {
+    fn text(&mut self, text: &mut String) {
         let mut pending: &str = text;
         if std::mem::take(&mut self.after_pre) {
             pending = pending.strip_prefix('\n').unwrap_or(pending);
         }
         if pending.is_empty() {
             text.clear();
-            return Some(());
+            return;
         }
         let parent = &self.current().0;
         let last = parent.children.borrow().last().cloned();
@@ -227,7 +227,6 @@ impl Builder {
             ),
         }
         text.clear();
-        Some(())
     }
 
     /// Reads a start tag, `s` following its `<`, and returns what follows the tag.
