@@ -558,6 +558,52 @@ mod tests {
         }
     }
 
+    /// Every body and summary with markup in the repository's feeds (the demo feeds, the
+    /// reference entry and the conformance corpus) that takes the fast path builds
+    /// html5ever's tree, and most take it.
+    #[test]
+    fn the_html_of_the_repositorys_feeds_builds_the_tree_html5ever_builds() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in [
+            "feeds",
+            "tests/fixtures",
+            "tests/fixtures/conformance/feeds",
+        ] {
+            for entry in std::fs::read_dir(root.join(dir)).expect("feeds").flatten() {
+                if entry.path().is_file() {
+                    files.push(entry.path());
+                }
+            }
+        }
+        let (mut fast, mut total) = (0, 0);
+        let limits = crate::parse::ParseLimits::default();
+        for file in files {
+            let body = std::fs::read(&file).expect("feed");
+            let Ok(feed) = crate::parse::parse_feed(&body, None, None, &limits) else {
+                continue;
+            };
+            let texts = feed
+                .feed
+                .entries
+                .iter()
+                .flat_map(|e| [&e.content, &e.summary]);
+            for text in texts.flatten() {
+                if text.kind == crate::parse::model::TextKind::Html
+                    || crate::text::looks_like_markup(&text.value)
+                {
+                    total += 1;
+                    fast += usize::from(same_tree(&text.value).is_some());
+                }
+            }
+        }
+        assert!(total > 50, "only {total} HTML bodies found");
+        assert!(
+            fast * 2 > total,
+            "only {fast} of {total} took the fast path"
+        );
+    }
+
     /// Random HTML made of the pieces feed HTML is made of, well nested or not: whenever the
     /// fast path builds a tree, it is html5ever's.
     #[test]
