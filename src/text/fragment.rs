@@ -188,11 +188,11 @@ struct Builder {
 impl Builder {
     fn new() -> Self {
         let document = Node::new(NodeData::Document);
-        let html = element(local_name_of("html"), Vec::new());
+        let html = element(LocalName::from("html"), Vec::new());
         append(&document, html.clone());
         Self {
             document,
-            open: vec![(html, local_name_of("html"))],
+            open: vec![(html, LocalName::from("html"))],
             open_paragraphs: 0,
             open_links: 0,
             after_pre: false,
@@ -259,7 +259,7 @@ impl Builder {
             Role::Link if self.open_links > 0 => return None,
             _ => {}
         }
-        let local = local_name_of(&name);
+        let local = LocalName::from(&*name);
         let node = element(local.clone(), attrs);
         append(&self.current().0, node.clone());
         if !matches!(role, Role::Void | Role::VoidBlock) {
@@ -311,10 +311,6 @@ impl Builder {
         );
         Some(&body[end + 3..])
     }
-}
-
-fn local_name_of(name: &str) -> LocalName {
-    LocalName::from(name)
 }
 
 fn element(name: LocalName, attrs: Vec<Attribute>) -> Handle {
