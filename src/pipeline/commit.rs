@@ -1010,20 +1010,13 @@ mod tests {
             report.outcome.expect("the first run");
         }
         // b's first article's file becomes a folder, which b's update cannot replace.
-        let b_dir = dir.path().join("archive").join("b");
-        let mut pending = vec![b_dir];
-        let mut blocked = None;
-        while let Some(folder) = pending.pop() {
-            for entry in std::fs::read_dir(&folder).expect("folder").flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if path.to_string_lossy().contains("b-1-first") {
-                    blocked = Some(path);
-                }
-            }
-        }
-        let blocked = blocked.expect("b's first article");
+        let archive = dir.path().join("archive");
+        let blocked = crate::format::list_files(&archive)
+            .expect("archive")
+            .into_iter()
+            .find(|path| path.contains("b-1-first"))
+            .map(|path| archive.join(path))
+            .expect("b's first article");
         std::fs::remove_file(&blocked).expect("remove");
         std::fs::create_dir_all(blocked.join("inside")).expect("a folder in its place");
         for source in ["a", "b", "c"] {

@@ -86,9 +86,7 @@ pub(super) fn well_nested(html: &str) -> Option<Handle> {
         text.push_str(&rest[..plain]);
         rest = &rest[plain..];
         if let Some(after) = rest.strip_prefix('&') {
-            let (decoded, used) = char_ref(after)?;
-            text.push_str(decoded.as_deref().unwrap_or("&"));
-            rest = &after[used..];
+            rest = push_reference(after, &mut text)?;
             continue;
         }
         let Some(after) = rest.strip_prefix('<') else {
@@ -119,10 +117,11 @@ pub(super) fn well_nested(html: &str) -> Option<Handle> {
     Some(builder.document)
 }
 
-/// A character reference, `s` being what follows its `&`: the text it stands for (`None`: the
-/// `&` is text) and how much of `s` it takes. `None` for a reference the standard reads in a
-/// way this module does not follow (no semicolon after a known name, a number that is replaced).
-fn char_ref(s: &str) -> Option<(Option<String>, usize)> {
+/// Reads a character reference, `s` being what follows its `&`, in text or in an attribute's
+/// value: pushes onto `out` what it stands for (the `&` itself when it starts none) and returns
+/// what follows it. `None` for a reference the standard reads in a way this module does not
+/// follow (no semicolon after a known name, a number that is replaced).
+fn push_reference<'a>(s: &'a str, out: &mut String) -> Option<&'a str> {
     let bytes = s.as_bytes();
     match bytes.first() {
         Some(b'#') => {
@@ -143,9 +142,8 @@ fn char_ref(s: &str) -> Option<(Option<String>, usize)> {
             if value < 0x20 && !matches!(value, 0x09 | 0x0a) || (0x7f..=0x9f).contains(&value) {
                 return None;
             }
-            let c = char::from_u32(value)?;
-            let used = s.len() - digits.len() + len + 1;
-            Some((Some(c.to_string()), used))
+            out.push(char::from_u32(value)?);
+            Some(&digits[len + 1..])
         }
         Some(b) if b.is_ascii_alphanumeric() => {
             let len = bytes
@@ -157,9 +155,9 @@ fn char_ref(s: &str) -> Option<(Option<String>, usize)> {
                 && let Some(&(first, second)) = html5ever::data::NAMED_ENTITIES.get(&s[..=len])
                 && first != 0
             {
-                let mut decoded: String = char::from_u32(first).into_iter().collect();
-                decoded.extend(char::from_u32(second).filter(|_| second != 0));
-                return Some((Some(decoded), len + 1));
+                out.extend(char::from_u32(first));
+                out.extend(char::from_u32(second).filter(|_| second != 0));
+                return Some(&s[len + 1..]);
             }
             // A known name without its semicolon, as a prefix of a longer word, is read as the
             // reference in text and not in attributes: leave it to html5ever.
@@ -168,9 +166,16 @@ fn char_ref(s: &str) -> Option<(Option<String>, usize)> {
                     .get(&name[..end])
                     .is_some_and(|&(first, _)| first != 0)
             });
-            if known_prefix { None } else { Some((None, 0)) }
+            if known_prefix {
+                return None;
+            }
+            out.push('&');
+            Some(s)
         }
-        _ => Some((None, 0)),
+        _ => {
+            out.push('&');
+            Some(s)
+        }
     }
 }
 
@@ -421,9 +426,7 @@ fn attribute_value(s: &str) -> Option<(String, &str)> {
         value.push_str(&rest[..stop]);
         rest = &rest[stop..];
         if let Some(after) = rest.strip_prefix('&') {
-            let (decoded, used) = char_ref(after)?;
-            value.push_str(decoded.as_deref().unwrap_or("&"));
-            rest = &after[used..];
+            rest = push_reference(after, &mut value)?;
             continue;
         }
         return match quote {
