@@ -130,10 +130,10 @@ pub struct Pipeline {
 /// each waiting for the other. Each waiting source holds only its prepared articles.
 const COMMIT_BACKLOG: usize = 1;
 
-/// How many prepared articles may wait for (or be in) the write turn at once. A batch of
-/// [`commit::MAX_BATCH_SOURCES`] sources of 50 entries being written and as many waiting fit,
-/// so the backlog of common feeds is whole; sources of 200 entries each wait four at a time
-/// rather than eight, which is what keeps a run of long feeds within its memory.
+/// How many prepared articles may wait for (or be in) the write turn at once. Every source in
+/// flight with common feeds of 50 entries fits (16, with 8 fetch slots), so their backlog is
+/// whole; sources of 200 entries wait four at a time, which is what keeps a run of long feeds
+/// within its memory.
 const WAITING_ARTICLES: usize = 800;
 
 /// A failure state could not record: the count it would have stored and the next due time.
