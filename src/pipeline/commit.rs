@@ -332,9 +332,20 @@ impl Pipeline {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "batch written"
         );
-        // The first source fails with the batch when it failed before reaching it; the queue's
-        // wait for the next.
+        // The batch failed before it reached its first source (no connection, no
+        // transaction): each source queued would fail the same way, one batch after another
+        // (each waiting out the database's busy timeout), so they all fail with it. A batch
+        // that failed later leaves the queue to the next.
+        let unreached = next.is_some();
         replies.extend(next.map(|job| (job.reply, Ok(super::Counts::default()))));
+        if unreached && written.is_err() {
+            let queued = std::mem::take(&mut *locked(&self.commit_queue));
+            replies.extend(
+                queued
+                    .into_iter()
+                    .map(|job| (job.reply, Ok(super::Counts::default()))),
+            );
+        }
         match written {
             Ok(()) => {
                 for (reply, result) in replies {
@@ -1073,5 +1084,66 @@ mod tests {
         assert_eq!(of("a"), ["a 1 second", "a 2 second", "a 3 second"]);
         assert_eq!(of("b"), ["b 1 first", "b 2 first"], "b as before");
         assert_eq!(of("c"), ["c 1 second", "c 2 second", "c 3 second"]);
+    }
+
+    /// When state cannot be written at all (here its connections are closed), the batch fails
+    /// before its first source, and the sources queued behind it fail with it: none is left
+    /// waiting for a turn that would fail the same way.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sources_queued_behind_a_batch_that_cannot_begin_fail_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = format!(
+            "[state]\nurl = \"sqlite://{}/state/g.db\"\n[fetch]\nconcurrency = 3\n",
+            dir.path().display()
+        );
+        for source in ["a", "b", "c"] {
+            let path = dir.path().join(format!("{source}.xml"));
+            std::fs::write(&path, feed(source, "first", false)).expect("feed");
+            config.push_str(&format!(
+                "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n"
+            ));
+        }
+        let settings =
+            Settings::from_toml(&config, &dir.path().join("gazette.toml")).expect("config");
+        let store = Store::open(&settings.state_url).await.expect("state");
+        let fetcher = Fetcher::new(&settings.fetch).expect("client");
+        let p = Pipeline::new(Arc::new(settings), store, fetcher).expect("pipeline");
+        let sources = p.settings().sources.clone();
+
+        let turn = Arc::clone(&p.write_turn).lock_owned().await;
+        let run = tokio::spawn({
+            let p = p.clone();
+            async move { p.refresh_all(&sources, RunOptions::default()).await }
+        });
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while locked(&p.commit_queue).len() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sources never queued"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        p.store().clone().close().await;
+        drop(turn);
+        let reports = run.await.expect("the run");
+        assert_eq!(reports.len(), 3);
+        for report in reports {
+            let error = report
+                .outcome
+                .expect_err("no source can be written")
+                .to_string();
+            assert!(error.contains("closed"), "{}: {error}", report.source);
+        }
+        assert!(
+            locked(&p.commit_queue).is_empty(),
+            "a source was left queued"
+        );
+        assert!(
+            !dir.path().join("archive").exists()
+                || crate::format::list_files(&dir.path().join("archive"))
+                    .expect("archive")
+                    .is_empty(),
+            "no file without its record"
+        );
     }
 }
