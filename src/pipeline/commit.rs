@@ -975,12 +975,13 @@ fn path_to_store(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::Arc;
 
     use super::locked;
     use crate::config::Settings;
     use crate::fetch::Fetcher;
-    use crate::pipeline::{Pipeline, Refresh, RunOptions};
+    use crate::pipeline::{Pipeline, Refresh, RunOptions, SourceReport};
     use crate::store::Store;
 
     /// Source `source`'s feed: two entries titled after `edition`, and a third when `grown`.
@@ -998,6 +999,52 @@ mod tests {
         format!("<rss version=\"2.0\"><channel><title>{source}</title>{items}</channel></rss>")
     }
 
+    /// A pipeline over sources a, b and c in `dir`, each a feed file of two entries.
+    async fn three_sources(dir: &Path) -> Pipeline {
+        let mut config = format!(
+            "[state]\nurl = \"sqlite://{}/state/g.db\"\n[fetch]\nconcurrency = 3\n",
+            dir.display()
+        );
+        for source in ["a", "b", "c"] {
+            let path = dir.join(format!("{source}.xml"));
+            std::fs::write(&path, feed(source, "first", false)).expect("feed");
+            config.push_str(&format!(
+                "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n"
+            ));
+        }
+        let settings = Settings::from_toml(&config, &dir.join("gazette.toml")).expect("config");
+        let store = Store::open(&settings.state_url).await.expect("state");
+        let fetcher = Fetcher::new(&settings.fetch).expect("client");
+        Pipeline::new(Arc::new(settings), store, fetcher).expect("pipeline")
+    }
+
+    /// Runs every source of `p` with the write turn held until all three wait for it, so that
+    /// whoever takes it next writes them in one batch; `meanwhile` runs just before the turn
+    /// is let go.
+    async fn run_queued(
+        p: &Pipeline,
+        options: RunOptions,
+        meanwhile: impl Future<Output = ()>,
+    ) -> Vec<SourceReport> {
+        let turn = Arc::clone(&p.write_turn).lock_owned().await;
+        let run = tokio::spawn({
+            let p = p.clone();
+            let sources = p.settings().sources.clone();
+            async move { p.refresh_all(&sources, options).await }
+        });
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while locked(&p.commit_queue).len() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the sources never queued"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        meanwhile.await;
+        drop(turn);
+        run.await.expect("the run")
+    }
+
     /// Three sources written in one batch (the test holds the write turn until all three
     /// wait for it), one of which fails part-way: the batch is rolled back, the failing
     /// source reports its own error and keeps what it had, and the other two are written
@@ -1005,22 +1052,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_source_failing_part_way_takes_its_batch_back_and_the_others_are_written_again() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = format!(
-            "[state]\nurl = \"sqlite://{}/state/g.db\"\n[fetch]\nconcurrency = 3\n",
-            dir.path().display()
-        );
-        for source in ["a", "b", "c"] {
-            let path = dir.path().join(format!("{source}.xml"));
-            std::fs::write(&path, feed(source, "first", false)).expect("feed");
-            config.push_str(&format!(
-                "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n"
-            ));
-        }
-        let settings =
-            Settings::from_toml(&config, &dir.path().join("gazette.toml")).expect("config");
-        let store = Store::open(&settings.state_url).await.expect("state");
-        let fetcher = Fetcher::new(&settings.fetch).expect("client");
-        let p = Pipeline::new(Arc::new(settings), store, fetcher).expect("pipeline");
+        let p = three_sources(dir.path()).await;
         let sources = p.settings().sources.clone();
         let options = RunOptions {
             force: true,
@@ -1044,22 +1076,7 @@ mod tests {
             std::fs::write(&path, feed(source, "second", true)).expect("feed");
         }
 
-        let turn = Arc::clone(&p.write_turn).lock_owned().await;
-        let run = tokio::spawn({
-            let p = p.clone();
-            async move { p.refresh_all(&sources, options).await }
-        });
-        // All three wait for the turn: whoever takes it writes them in one batch.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        while locked(&p.commit_queue).len() < 3 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the sources never queued"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        drop(turn);
-        for report in run.await.expect("the run") {
+        for report in run_queued(&p, options, async {}).await {
             match (report.source.as_str(), report.outcome) {
                 ("b", Err(e)) => assert!(e.to_string().contains("b-1-first"), "{e}"),
                 ("b", other) => panic!("b's write must fail, got {other:?}"),
@@ -1092,40 +1109,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sources_queued_behind_a_batch_that_cannot_begin_fail_with_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = format!(
-            "[state]\nurl = \"sqlite://{}/state/g.db\"\n[fetch]\nconcurrency = 3\n",
-            dir.path().display()
-        );
-        for source in ["a", "b", "c"] {
-            let path = dir.path().join(format!("{source}.xml"));
-            std::fs::write(&path, feed(source, "first", false)).expect("feed");
-            config.push_str(&format!(
-                "[[sources]]\nid = \"{source}\"\nurl = \"{source}.xml\"\n"
-            ));
-        }
-        let settings =
-            Settings::from_toml(&config, &dir.path().join("gazette.toml")).expect("config");
-        let store = Store::open(&settings.state_url).await.expect("state");
-        let fetcher = Fetcher::new(&settings.fetch).expect("client");
-        let p = Pipeline::new(Arc::new(settings), store, fetcher).expect("pipeline");
-        let sources = p.settings().sources.clone();
-
-        let turn = Arc::clone(&p.write_turn).lock_owned().await;
-        let run = tokio::spawn({
-            let p = p.clone();
-            async move { p.refresh_all(&sources, RunOptions::default()).await }
-        });
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        while locked(&p.commit_queue).len() < 3 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the sources never queued"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        p.store().clone().close().await;
-        drop(turn);
-        let reports = run.await.expect("the run");
+        let p = three_sources(dir.path()).await;
+        let store = p.store().clone();
+        let reports = run_queued(&p, RunOptions::default(), store.close()).await;
         assert_eq!(reports.len(), 3);
         for report in reports {
             let error = report
