@@ -109,7 +109,7 @@ const WRITER_HELD_BATCHES: usize = 4;
 
 /// Sources whose work waits to be written; whoever takes the write turn writes them all, in
 /// batches of about [`BATCH_RECORDS`] at most.
-pub(super) type CommitQueue = std::sync::Mutex<Vec<CommitJob>>;
+pub(super) type CommitQueue = std::sync::Mutex<std::collections::VecDeque<CommitJob>>;
 
 /// Successes that parsed nothing (a 304, the same body as before), by source id. Nobody waits
 /// for them: they are written with the next batch of articles, or when
@@ -173,7 +173,7 @@ impl Pipeline {
         learnt: Learnt,
     ) -> Result<super::Counts> {
         let (reply, done) = oneshot::channel();
-        locked(&self.commit_queue).push(CommitJob {
+        locked(&self.commit_queue).push_back(CommitJob {
             source: source.clone(),
             prepared,
             learnt,
@@ -211,8 +211,7 @@ impl Pipeline {
 
     /// The job that has waited longest in the queue.
     fn next_job(&self) -> Option<CommitJob> {
-        let mut queue = locked(&self.commit_queue);
-        (!queue.is_empty()).then(|| queue.remove(0))
+        locked(&self.commit_queue).pop_front()
     }
 
     /// Writes `first`, and the jobs that queue meanwhile, in one transaction on `writer`, the
@@ -332,17 +331,15 @@ impl Pipeline {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "batch written"
         );
-        // The batch failed before it reached its first source (no connection, no
-        // transaction): each source queued would fail the same way, one batch after another
-        // (each waiting out the database's busy timeout), so they all fail with it. A batch
-        // that failed later leaves the queue to the next.
-        let unreached = next.is_some();
-        replies.extend(next.map(|job| (job.reply, Ok(super::Counts::default()))));
-        if unreached && written.is_err() {
+        // `next` is left only when the batch failed before it reached its first source (no
+        // connection, no transaction): each source queued would fail the same way, one batch
+        // after another (each waiting out the database's busy timeout), so they all fail with
+        // it. A batch that failed later leaves the queue to the next.
+        if let Some(first) = next {
             let queued = std::mem::take(&mut *locked(&self.commit_queue));
             replies.extend(
-                queued
-                    .into_iter()
+                std::iter::once(first)
+                    .chain(queued)
                     .map(|job| (job.reply, Ok(super::Counts::default()))),
             );
         }
