@@ -192,6 +192,26 @@ pub fn make_folder(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
+/// [`make_folder`], and whether `dir` was missing: a folder just made holds nothing, so no file
+/// in it needs looking for.
+pub fn make_folder_reporting(dir: &Path) -> Result<bool> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            make_folder(dir)?;
+            Ok(true)
+        }
+        // Something else is there, or it cannot be made: `make_folder` says why.
+        Err(_) => make_folder(dir).map(|()| false),
+    }
+}
+
+/// Whether nothing is at `path`, not even a dangling link.
+pub fn nothing_at(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// [`write_atomic_deferred`] for many files: each folder is created once, not once per file
 /// (a cold run writes thousands of files into a few hundred folders); a staged file's folder
 /// is made only when the rename into it finds none, since the stager made it. One result per

@@ -108,6 +108,28 @@ async fn a_file_left_by_an_interrupted_run_is_taken_over_not_duplicated() {
     assert!(archive.join("a/2024/05/13/kept-title.md").is_file());
 }
 
+/// A file that is not this article's, where its path would be: the article takes the next
+/// name, and the file is left as it was.
+#[tokio::test]
+async fn a_file_that_is_not_the_article_keeps_its_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.xml"), rss(&[("1", "Kept title")])).expect("feed");
+    let day = dir.path().join("archive/a/2024/05/13");
+    std::fs::create_dir_all(&day).expect("day");
+    std::fs::write(day.join("kept-title.md"), "my own notes\n").expect("notes");
+    let p = pipeline(dir.path(), "[[sources]]\nid = \"a\"\nurl = \"a.xml\"\n").await;
+    assert_eq!(refresh(&p).await.new, 1);
+    assert_eq!(
+        std::fs::read_to_string(day.join("kept-title.md")).expect("notes"),
+        "my own notes\n"
+    );
+    let archived = std::fs::read_to_string(day.join("kept-title-2.md")).expect("article");
+    assert!(
+        archived.starts_with("---\ntitle: Kept title\n"),
+        "{archived}"
+    );
+}
+
 #[tokio::test]
 async fn a_repeated_guid_in_one_feed_is_archived_once() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -531,35 +531,24 @@ impl Pipeline {
         let fingerprint = self.fingerprint(source);
         // Where the template puts each article `prepare` found new, computed once for the
         // lookups below and for its path.
-        let mut bases: HashMap<String, PathBuf> = articles
-            .iter()
-            .filter(|p| p.adopts.is_none() && p.is_new)
+        let new_articles = articles.iter().filter(|p| p.adopts.is_none() && p.is_new);
+        let mut bases: HashMap<String, PathBuf> = new_articles
+            .clone()
             .filter_map(|p| Some((p.article.key.clone(), p.base.clone()?)))
             .collect();
-        // Which of those have no file, looked up in one trip to the blocking pool while state
-        // is asked what it holds, rather than after it: the write turn waits once for both.
-        // An article found new only below is checked on its own when its path is chosen.
+        // Which of those had no file when `ready` made their folders, looked for there rather
+        // than here, where every source waits. An article found new only below is checked on
+        // its own when its path is chosen.
+        let absent: HashSet<String> = new_articles
+            .filter(|p| p.base_absent)
+            .filter_map(|p| p.base.as_deref().map(path_to_store))
+            .collect();
         let archive_dir = self.settings().archive_dir.clone();
-        // Each place as state writes paths, by entry key, and where its file would be.
-        let mut named = Vec::with_capacity(bases.len());
-        let mut wanted = Vec::with_capacity(bases.len());
-        for (key, base) in &bases {
-            let name = path_to_store(base);
-            wanted.push((name.clone(), archive_dir.join(base)));
-            named.push((key.clone(), name));
-        }
-        let absent = self.writes_files().then(|| {
-            off_thread(&archive_dir, move || {
-                Ok(wanted
-                    .into_iter()
-                    .filter(|(_, full)| {
-                        std::fs::symlink_metadata(full)
-                            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-                    })
-                    .map(|(name, _)| name)
-                    .collect::<HashSet<String>>())
-            })
-        });
+        // Each place as state writes paths, by entry key.
+        let mut named: Vec<(String, String)> = bases
+            .iter()
+            .map(|(key, base)| (key.clone(), path_to_store(base)))
+            .collect();
         // What state holds of these entries, which of their links another source archived
         // and which of their paths are taken: asked once for all of them under the write turn
         // (another run may have stored some since `prepare`).
@@ -589,14 +578,15 @@ impl Pipeline {
         let mut paths = PathBook::default();
         let base_names: Vec<String> = named.into_iter().map(|(_, name)| name).collect();
         paths.taken = taken;
-        paths.absent = match absent {
-            Some(absent) => absent.await?,
+        paths.absent = if self.writes_files() {
+            absent
+        } else {
             // A worker sees no archive: state alone says which paths are taken.
-            None => base_names
+            base_names
                 .iter()
                 .filter(|name| !paths.taken.contains(*name))
                 .cloned()
-                .collect(),
+                .collect()
         };
         paths.checked = base_names.into_iter().collect();
         let mut wrote = false;

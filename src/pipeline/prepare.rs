@@ -1,7 +1,7 @@
 //! The part of a refresh that needs no write lock: parse the body, find the entries whose hash is
 //! new, and normalize and render those. It runs concurrently across sources.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound as _, Utc};
@@ -90,6 +90,9 @@ pub(super) struct PreparedArticle {
     /// Where the path template puts a new article, before clashes are resolved, its folder
     /// made already (see [`Prepared::ready`]); `None`: the writer works it out.
     pub base: Option<std::path::PathBuf>,
+    /// Nothing was at `base` in the archive when its folder was made: only the one writer
+    /// puts files there, and whatever it put since is in state, which the turn asks.
+    pub base_absent: bool,
     /// A record rebuilt from the archive that this entry is: it takes the entry's identity and
     /// keeps its file as it is (`bytes` is empty then).
     pub adopts: Option<ArticleRecord>,
@@ -100,9 +103,9 @@ impl Prepared {
     /// pool: each new or changed article's largest columns and search words as `store` takes
     /// them, and each new article's place by the path template. When this process writes
     /// files (`root`, the archive), also each new article's file, in a temp file of the
-    /// archive (its `bytes` then empty), and the folder it goes in, so the turn is left to
-    /// rename it into place (one whose path turns out taken is written from the temp file).
-    /// The articles must not change after.
+    /// archive (its `bytes` then empty), the folder it goes in, and whether anything is at its
+    /// place already, so the turn is left to rename it into place (one whose path turns out
+    /// taken is written from the temp file). The articles must not change after.
     pub async fn ready(
         &mut self,
         store: &Store,
@@ -115,8 +118,9 @@ impl Prepared {
         let at = root.map(std::path::Path::to_owned);
         let named = root.unwrap_or(std::path::Path::new("."));
         self.articles = super::off_thread(named, move || {
-            // A feed's articles share a few days' folders: each is made once.
-            let mut made = HashSet::new();
+            // A feed's articles share a few days' folders: each is made once. Whether it was
+            // made here: no file in a folder made here needs looking for.
+            let mut made = HashMap::new();
             for prepared in articles.iter_mut().filter(|p| p.adopts.is_none()) {
                 prepared.words = store.index_form(std::mem::take(&mut prepared.words));
                 let entry = prepared.entry.take();
@@ -132,12 +136,20 @@ impl Prepared {
                     let mut staged = crate::files::stage(root, prepared.bytes.as_bytes())?;
                     // The temp file holds them now: waiting for the turn takes no copy.
                     prepared.bytes = String::new();
-                    if let Some(folder) = prepared.base.as_ref().and_then(|b| b.parent()) {
+                    if let Some(base) = &prepared.base
+                        && let Some(folder) = base.parent()
+                    {
                         let folder = root.join(folder);
-                        if !made.contains(&folder) {
-                            crate::files::make_folder(&folder)?;
-                            made.insert(folder.clone());
-                        }
+                        let made_here = match made.get(&folder) {
+                            Some(made_here) => *made_here,
+                            None => {
+                                let made_here = crate::files::make_folder_reporting(&folder)?;
+                                made.insert(folder.clone(), made_here);
+                                made_here
+                            }
+                        };
+                        prepared.base_absent =
+                            made_here || crate::files::nothing_at(&root.join(base));
                         staged.made_for(root, &folder);
                     }
                     prepared.staged = Some(staged);
@@ -658,6 +670,7 @@ fn normalize_change(
             encoded: None,
             staged: None,
             base: None,
+            base_absent: false,
             adopts: Some(record),
         });
     }
@@ -703,6 +716,7 @@ fn normalize_change(
         encoded: None,
         staged: None,
         base: None,
+        base_absent: false,
         adopts: None,
     })
 }
