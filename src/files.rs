@@ -187,23 +187,20 @@ pub fn stage(root: &Path, bytes: &[u8]) -> Result<Staged> {
 }
 
 /// Makes the folder `dir` and those above it that are missing, ahead of the files that go in
-/// it (a writer that stages its files makes their folders too, before its turn).
-pub fn make_folder(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
-}
-
-/// [`make_folder`], and whether `dir` was missing: a folder just made holds nothing, so no file
-/// in it needs looking for.
-pub fn make_folder_reporting(dir: &Path) -> Result<bool> {
+/// it (a writer that stages its files makes their folders too, before its turn); whether `dir`
+/// was missing: a folder just made holds nothing, so no file in it needs looking for.
+pub fn make_folder(dir: &Path) -> Result<bool> {
+    let all = |made| {
+        std::fs::create_dir_all(dir)
+            .map(|()| made)
+            .map_err(|e| Error::io(dir, e))
+    };
     match std::fs::create_dir(dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            make_folder(dir)?;
-            Ok(true)
-        }
-        // Something else is there, or it cannot be made: `make_folder` says why.
-        Err(_) => make_folder(dir).map(|()| false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => all(true),
+        // Something else is there, or it cannot be made: `create_dir_all` says why.
+        Err(_) => all(false),
     }
 }
 

@@ -143,7 +143,7 @@ impl Prepared {
                         let made_here = match made.get(&folder) {
                             Some(made_here) => *made_here,
                             None => {
-                                let made_here = crate::files::make_folder_reporting(&folder)?;
+                                let made_here = crate::files::make_folder(&folder)?;
                                 made.insert(folder.clone(), made_here);
                                 made_here
                             }
