@@ -342,27 +342,45 @@ fn write_through_temp(
     Ok(())
 }
 
-/// A temp file in `dir` holding `bytes`, with `mode`: temp files are made private, and the
-/// file it becomes gets `mode`.
+/// A temp file in `dir` holding `bytes`, with `mode`: the file it becomes gets `mode` exactly,
+/// whatever the umask. It is made with `mode` (a cold run makes tens of thousands, and a
+/// `chmod` of each dirties its inode again), and changed only when the umask took bits away.
 fn filled_temp(
     dir: &Path,
     bytes: &[u8],
     mode: std::fs::Permissions,
 ) -> Result<tempfile::NamedTempFile> {
-    let mut tmp = new_temp(dir)?;
-    tmp.as_file()
-        .set_permissions(mode)
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut tmp = new_temp(dir, &mode)?;
+    if process_umask().is_none_or(|umask| mode.mode() & umask != 0) {
+        tmp.as_file()
+            .set_permissions(mode)
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     Ok(tmp)
 }
 
-/// A temp file in `dir`, made when missing.
-fn new_temp(dir: &Path) -> Result<tempfile::NamedTempFile> {
+/// The process's umask, read once; `None` where the system does not say (files are then
+/// given their mode after they are made).
+fn process_umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    // `umask(2)` can only be read by setting it, which would race with files being made on
+    // other threads; Linux shows it in the process's status instead.
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
+}
+
+/// A temp file in `dir` with `mode` (less the umask), made when missing.
+fn new_temp(dir: &Path, mode: &std::fs::Permissions) -> Result<tempfile::NamedTempFile> {
     let temp = || {
         tempfile::Builder::new()
             .prefix(".gazette-")
             .suffix(".tmp")
+            .permissions(mode.clone())
             .tempfile_in(dir)
     };
     match temp() {

@@ -237,6 +237,35 @@ async fn the_demo_config_archives_the_reference_article() {
     assert!(stdout(&build).contains("unchanged"), "{}", stdout(&build));
 }
 
+/// The archive and the feeds are read by others (a web server running as another user): their
+/// files are readable by all whatever the umask of the run that wrote them, and no wider.
+#[tokio::test]
+async fn written_files_are_readable_by_all_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    for umask in [0o077, 0o022, 0o002] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        copy_demo_feeds(&tmp.path().join("feeds"));
+        std::fs::create_dir_all(tmp.path().join("config")).expect("config dir");
+        std::fs::copy(
+            common::repo().join("config/gazette.toml"),
+            tmp.path().join("config/gazette.toml"),
+        )
+        .expect("demo config");
+
+        let run = common::gazette_with_umask(tmp.path(), &["fetch"], umask).await;
+        assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+        let files = archive_files(tmp.path());
+        assert!(!files.is_empty(), "the demo config archives articles");
+        for file in files.iter().chain([&tmp.path().join("public/atom.xml")]) {
+            let mode = std::fs::metadata(file)
+                .expect("written file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "umask {umask:o}: {}", file.display());
+        }
+    }
+}
+
 #[tokio::test]
 async fn preview_prints_one_json_object_per_article_and_writes_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");

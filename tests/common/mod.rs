@@ -111,6 +111,21 @@ pub async fn gazette_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -
         .expect("run gazette")
 }
 
+/// Runs the binary with `args`, from `cwd`, under the file mode mask `umask`.
+pub async fn gazette_with_umask(cwd: &Path, args: &[&str], umask: u32) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gazette"));
+    command.args(args).current_dir(cwd);
+    clean_env(&mut command);
+    // SAFETY: umask(2) only sets the child's mask; it allocates nothing and cannot fail.
+    unsafe {
+        command.pre_exec(move || {
+            libc::umask(umask as libc::mode_t);
+            Ok(())
+        });
+    }
+    command.output().await.expect("run gazette")
+}
+
 fn clean_env(command: &mut tokio::process::Command) {
     // The tests read every source's line, which cron runs (no terminal) leave out.
     command.env("GAZETTE_PER_SOURCE", "1");
