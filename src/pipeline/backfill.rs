@@ -281,7 +281,7 @@ impl Pipeline {
             fetched_at: prepared.now,
         };
         let counts = self
-            .commit(source, prepared, Learnt::History(record))
+            .commit(source, prepared, Learnt::History(record), None)
             .await?;
         info!(page = %page, new = counts.new, "history page archived");
         Ok(Step {

@@ -77,6 +77,9 @@ pub(super) struct CommitJob {
     prepared: Prepared,
     learnt: Learnt,
     reply: oneshot::Sender<Result<super::Counts>>,
+    /// The source's room in the backlog of prepared articles, if it took some (see
+    /// `WAITING_ARTICLES`).
+    room: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What writing one source's work did.
@@ -166,11 +169,18 @@ impl Pipeline {
     /// files, one flush to disk for all of them, then one transaction. A flush and a commit per
     /// source would cost more than the rest of a cold run. When one source fails part-way, the
     /// others in its batch fail with [`Error::RolledBack`], and their callers run them again.
+    ///
+    /// `room`, the source's room in the backlog of prepared articles, is given back as soon as
+    /// its rows are in the batch's transaction: from then on its articles take no memory here,
+    /// and the next sources are prepared while the batch flushes the files and commits. Held
+    /// until the commit, the room of a whole batch stayed taken while it was written, and
+    /// parsing waited for it.
     pub(super) async fn commit(
         &self,
         source: &Source,
         prepared: Prepared,
         learnt: Learnt,
+        room: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<super::Counts> {
         let (reply, done) = oneshot::channel();
         locked(&self.commit_queue).push_back(CommitJob {
@@ -178,6 +188,7 @@ impl Pipeline {
             prepared,
             learnt,
             reply,
+            room,
         });
         let turn = Arc::clone(&self.write_turn).lock_owned().await;
         // `None` when an earlier holder of the turn wrote this job with its own. The batches
@@ -255,6 +266,7 @@ impl Pipeline {
                     prepared,
                     learnt,
                     reply,
+                    room,
                 } = job;
                 // A lease that ran out is found before the source writes anything: it fails
                 // alone, and the batch goes on.
@@ -273,6 +285,7 @@ impl Pipeline {
                     .await
                 {
                     Ok(written) => {
+                        drop(room);
                         if let Learnt::Feed(success) = learnt {
                             fetched.push((source.id, success));
                         }

@@ -99,9 +99,9 @@ pub struct Pipeline {
     /// its slot back when its work joins the commit queue, so that the next sources are
     /// fetched and parsed while the write turn writes it (see [`COMMIT_BACKLOG`]).
     work_slots: Arc<tokio::sync::Semaphore>,
-    /// Prepared articles between their source's slot and the end of their write, at most
-    /// [`WAITING_ARTICLES`]: the backlog is bounded by sources, and a source's feed may be
-    /// long.
+    /// Prepared articles between their source's slot and their rows' write into a batch's
+    /// transaction, at most [`WAITING_ARTICLES`]: the backlog is bounded by sources, and a
+    /// source's feed may be long.
     waiting_articles: Arc<tokio::sync::Semaphore>,
     /// Sources' work waiting for the write turn (see `commit`).
     commit_queue: Arc<commit::CommitQueue>,
@@ -125,15 +125,19 @@ pub struct Pipeline {
     clock: Clock,
 }
 
-/// How many sources may wait for the write turn with their work prepared, per fetch slot. While
-/// the turn writes one batch, the next is fetched and parsed; with no backlog the two took turns,
-/// each waiting for the other. Each waiting source holds only its prepared articles.
-const COMMIT_BACKLOG: usize = 1;
+/// How many sources may wait for the write turn, or for the commit of the batch that wrote them,
+/// per fetch slot. While the turn writes one batch, the next sources are fetched and parsed;
+/// with no backlog the two took turns, each waiting for the other. A source waiting for the
+/// turn holds only its prepared articles (bounded by [`WAITING_ARTICLES`]), and one waiting for
+/// its batch's commit holds nothing more. With one per slot, the sources of a batch being
+/// written used up the backlog until it committed, and parsing waited: two made a cold run of
+/// 1,000 sources 7% faster on disk, for 5 MiB more at its peak (three: 10 MiB).
+const COMMIT_BACKLOG: usize = 2;
 
-/// How many prepared articles may wait for (or be in) the write turn at once. Every source in
-/// flight with common feeds of 50 entries fits (16, with 8 fetch slots), so their backlog is
-/// whole; sources of 200 entries wait four at a time, which is what keeps a run of long feeds
-/// within its memory.
+/// How many prepared articles may wait for the write turn at once, until their rows are in a
+/// batch's transaction. Sixteen sources of common feeds of 50 entries fit (twice the 8 fetch
+/// slots), so the backlog of a cold run is whole; sources of 200 entries wait four at a time,
+/// which is what keeps a run of long feeds within its memory.
 const WAITING_ARTICLES: usize = 800;
 
 /// A failure state could not record: the count it would have stored and the next due time.
@@ -524,14 +528,17 @@ impl Pipeline {
         // bound waits for all of it.
         let articles = prepared.articles.len().clamp(1, WAITING_ARTICLES);
         // Never closed, so never an error; the count is at most `WAITING_ARTICLES`.
-        let _waiting = match u32::try_from(articles) {
-            Ok(n) => self.waiting_articles.acquire_many(n).await.ok(),
+        let room = match u32::try_from(articles) {
+            Ok(n) => Arc::clone(&self.waiting_articles)
+                .acquire_many_owned(n)
+                .await
+                .ok(),
             Err(_) => None,
         };
         drop(fetched);
         drop(slot);
         let counts = self
-            .commit(source, prepared, commit::Learnt::Feed(success))
+            .commit(source, prepared, commit::Learnt::Feed(success), room)
             .await?;
         Ok(Refresh::Archived(counts))
     }
