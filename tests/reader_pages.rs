@@ -184,7 +184,8 @@ async fn a_reader_pages_tags_sources_articles_and_search_in_a_browser() {
     let (tagged, _) = walk_listing(&daemon, "/tags/alpha/").await.expect("tag");
     let expected = expected_pages(
         dir,
-        "SELECT path FROM article_tags WHERE tag = 'alpha' ORDER BY path",
+        "SELECT a.path FROM article_tags t JOIN articles a ON a.source = t.source AND a.key = t.key
+         WHERE t.tag = 'alpha' ORDER BY a.path",
     )
     .await;
     assert_eq!(expected.len(), WIRE / 5);

@@ -804,7 +804,7 @@ impl Store {
                  JOIN articles a ON a.source = t.source AND a.key = t.key
                  LEFT JOIN sources s ON s.id = a.source
                  WHERE t.tag = $3 AND {live}
-                 ORDER BY t.date DESC, t.path LIMIT $1 OFFSET $2"
+                 ORDER BY t.date DESC, a.path LIMIT $1 OFFSET $2"
             ),
             Selection::Dated { .. } => format!(
                 "SELECT {columns} WHERE a.date >= $3 AND a.date < $4 AND {live}
@@ -1247,6 +1247,61 @@ mod tests {
         let expected = [("none", None), ("one", Some(1)), ("two", Some(2))]
             .map(|(key, n)| (key.to_owned(), n));
         assert_eq!(counts, expected);
+    }
+
+    /// State written when tag rows held their article's path: the migration to rows that find
+    /// their article by source and key keeps every tag of every article (a tag listed twice
+    /// once), and the triggers keep them in step afterwards.
+    #[tokio::test]
+    async fn the_migration_keeps_the_tag_rows_written_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/state/g.db", dir.path().display());
+        let pool = super::super::sqlite_state_before(&dir.path().join("state/g.db"), "0018").await;
+        for (key, date, tags) in [
+            ("one", 2, Some(r#"["world","tech"]"#)),
+            ("two", 1, Some(r#"["world","world"]"#)),
+            ("none", 3, None),
+        ] {
+            sqlx::query(
+                "INSERT INTO articles (source, key, path, content_hash, atom_id, title, link,
+                                       date, first_seen, updated_at, tags)
+                 VALUES ('ex', $1, $1, '', $1, 'T', '', $2, 0, 0, $3)",
+            )
+            .bind(key)
+            .bind(date)
+            .bind(tags)
+            .execute(&pool)
+            .await
+            .expect("an earlier row");
+        }
+        pool.close().await;
+        let store = Store::open(&url).await.expect("open");
+        let rows = || async {
+            sqlx::query_as::<_, (String, i64, String)>(
+                "SELECT tag, date, key FROM article_tags ORDER BY tag, date DESC, key",
+            )
+            .fetch_all(store.pool())
+            .await
+            .expect("tag rows")
+        };
+        let owned = |rows: &[(&str, i64, &str)]| -> Vec<(String, i64, String)> {
+            rows.iter()
+                .map(|(tag, date, key)| ((*tag).to_owned(), *date, (*key).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            rows().await,
+            owned(&[("tech", 2, "one"), ("world", 2, "one"), ("world", 1, "two")])
+        );
+        sqlx::query("UPDATE articles SET tags = '[\"sport\"]', date = 5 WHERE key = 'two'")
+            .execute(store.pool())
+            .await
+            .expect("update");
+        sqlx::query("DELETE FROM articles WHERE key = 'one'")
+            .execute(store.pool())
+            .await
+            .expect("delete");
+        assert_eq!(rows().await, owned(&[("sport", 5, "two")]));
     }
 
     /// A link-less record rebuilt from a bilingual file is found by its last section's title,
