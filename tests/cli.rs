@@ -24,6 +24,19 @@ fn archive_files(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// A folder laid out like the repository's demo: its feeds, and its config in `config/`.
+fn demo_folder() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_demo_feeds(&tmp.path().join("feeds"));
+    std::fs::create_dir_all(tmp.path().join("config")).expect("config dir");
+    std::fs::copy(
+        common::repo().join("config/gazette.toml"),
+        tmp.path().join("config/gazette.toml"),
+    )
+    .expect("demo config");
+    tmp
+}
+
 #[tokio::test]
 async fn every_format_is_archived_and_a_second_run_writes_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -215,14 +228,7 @@ async fn failing_sources_are_reported_and_do_not_stop_the_others() {
 
 #[tokio::test]
 async fn the_demo_config_archives_the_reference_article() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    copy_demo_feeds(&tmp.path().join("feeds"));
-    std::fs::create_dir_all(tmp.path().join("config")).expect("config dir");
-    std::fs::copy(
-        common::repo().join("config/gazette.toml"),
-        tmp.path().join("config/gazette.toml"),
-    )
-    .expect("demo config");
+    let tmp = demo_folder();
 
     let run = gazette(tmp.path(), &["fetch"]).await;
     assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
@@ -243,14 +249,7 @@ async fn the_demo_config_archives_the_reference_article() {
 async fn written_files_are_readable_by_all_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt as _;
     for umask in [0o077, 0o022, 0o002] {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        copy_demo_feeds(&tmp.path().join("feeds"));
-        std::fs::create_dir_all(tmp.path().join("config")).expect("config dir");
-        std::fs::copy(
-            common::repo().join("config/gazette.toml"),
-            tmp.path().join("config/gazette.toml"),
-        )
-        .expect("demo config");
+        let tmp = demo_folder();
 
         let run = common::gazette_with_umask(tmp.path(), &["fetch"], umask).await;
         assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
