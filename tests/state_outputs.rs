@@ -814,6 +814,68 @@ async fn a_changed_rewrite_rule_rerenders_exactly_the_affected_files_after_a_304
     rewrite_rule_case(true).await;
 }
 
+/// A settings change that comes with a feed of only new entries: the new ones are written
+/// under the new settings, and the files archived before are still rendered again (the source
+/// has records the refresh did not write).
+#[tokio::test]
+async fn a_changed_rewrite_rule_rerenders_old_files_when_the_feed_brings_only_new_entries() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (feed, base) = daily_feed().await;
+    let url = format!("{base}/daily.xml");
+    daily_config(tmp.path(), &url, "", "");
+    let first = gazette(tmp.path(), &["fetch"]).await;
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    let archive = tmp.path().join("archive");
+    assert_eq!(snapshot(&archive).len(), 4, "{}", stdout(&first));
+
+    let fresh = [
+        Item {
+            guid: "d5",
+            title: "Harbour reopens after repairs | The Daily Example",
+            minute: 10,
+            categories: &[],
+        },
+        Item {
+            guid: "d6",
+            title: "Library extends its hours",
+            minute: 11,
+            categories: &[],
+        },
+    ];
+    *feed
+        .body
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        rss("The Daily Example", &base, &fresh);
+    daily_config(tmp.path(), &url, TITLE_RULE, "");
+    let second = gazette(tmp.path(), &["fetch", "--force"]).await;
+    let log = format!("{}{}", stdout(&second), stderr(&second));
+    assert!(second.status.success(), "{log}");
+    let after = snapshot(&archive);
+    assert_eq!(after.len(), 6, "{log}");
+    for (path, (bytes, _)) in &after {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains(SITE_SUFFIX),
+            "{} was not rendered under the new rule:\n{text}\n{log}",
+            path.display()
+        );
+    }
+    for title in [
+        "Markets rally on rate hopes",
+        "Storm warning issued for the coast",
+        "Harbour reopens after repairs",
+        "Library extends its hours",
+    ] {
+        file_titled(&archive, title);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // remove [--purge]
 

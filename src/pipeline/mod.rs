@@ -367,7 +367,7 @@ impl Pipeline {
             if let Some(refresh) = not_fetched {
                 // Changed settings reach the archive on the next run, due or not.
                 let rendered_with = state.as_ref().and_then(|s| s.fingerprint.as_deref());
-                self.rerender_if_settings_changed(source, rendered_with)
+                self.rerender_if_settings_changed(source, rendered_with, 0)
                     .await?;
                 return Ok(refresh);
             }
@@ -437,13 +437,19 @@ impl Pipeline {
         let result = match result {
             // Whatever the feed said, files shaped by settings that changed since are rendered
             // again from state.
-            Ok(refresh) => self
-                .rerender_if_settings_changed(
+            Ok(refresh) => {
+                let written_new = match &refresh {
+                    Refresh::Archived(counts) => counts.new,
+                    _ => 0,
+                };
+                self.rerender_if_settings_changed(
                     source,
                     state.as_ref().and_then(|s| s.fingerprint.as_deref()),
+                    written_new,
                 )
                 .await
-                .map(|_| refresh),
+                .map(|_| refresh)
+            }
             Err(e) => Err(e),
         };
         match result {
