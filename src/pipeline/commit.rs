@@ -247,67 +247,102 @@ impl Pipeline {
                 None => writer.insert(self.store().writer().await?),
             };
             let mut tx = self.store().begin_on(conn).await?;
-            let mut wrote = false;
             // What the fetches of the sources written learnt, recorded together after the last
             // source: one statement for the batch rather than a trip to the database each.
             let mut fetched = Vec::new();
-            // The search words of the sources written, indexed after the last source, in one
-            // statement per 500 records rather than one per source.
+            // The search words of the sources written, indexed after them, in one statement per
+            // 500 records rather than one per source; how many are indexed so far.
             let mut words = Vec::new();
-            while let Some(job) = next.take().or_else(|| {
-                if words.len() < BATCH_RECORDS {
-                    self.next_job()
-                } else {
-                    None
-                }
-            }) {
-                let CommitJob {
-                    source,
-                    prepared,
-                    learnt,
-                    reply,
-                    room,
-                } = job;
-                // A lease that ran out is found before the source writes anything: it fails
-                // alone, and the batch goes on.
-                if self.lost_lease(&mut tx, &source.id).await? {
-                    replies.push((
+            let mut indexed = 0;
+            // The flush of the files placed before it began (files durable before the state
+            // that points at them), and whether files were placed since it began.
+            let archive_dir = self.settings().archive_dir.clone();
+            let mut flush: Option<tokio::task::JoinHandle<Result<()>>> = None;
+            let mut unflushed = false;
+            loop {
+                while let Some(job) = next.take().or_else(|| {
+                    if words.len() < BATCH_RECORDS {
+                        self.next_job()
+                    } else {
+                        None
+                    }
+                }) {
+                    let CommitJob {
+                        source,
+                        prepared,
+                        learnt,
                         reply,
-                        Err(Error::LeaseLost {
-                            source_id: source.id.clone(),
-                        }),
-                    ));
-                    continue;
-                }
-                let mut placed = Placed::default();
-                match self
-                    .commit_source(&mut tx, &source, prepared, &learnt, &mut placed)
-                    .await
-                {
-                    Ok(written) => {
-                        drop(room);
-                        if let Learnt::Feed(success) = learnt {
-                            fetched.push((source.id, success));
+                        room,
+                    } = job;
+                    // A lease that ran out is found before the source writes anything: it fails
+                    // alone, and the batch goes on.
+                    if self.lost_lease(&mut tx, &source.id).await? {
+                        replies.push((
+                            reply,
+                            Err(Error::LeaseLost {
+                                source_id: source.id.clone(),
+                            }),
+                        ));
+                        continue;
+                    }
+                    let mut placed = Placed::default();
+                    match self
+                        .commit_source(&mut tx, &source, prepared, &learnt, &mut placed)
+                        .await
+                    {
+                        Ok(written) => {
+                            drop(room);
+                            if let Learnt::Feed(success) = learnt {
+                                fetched.push((source.id, success));
+                            }
+                            unflushed |= written.wrote;
+                            words.extend(written.words);
+                            batch_placed.append(&mut placed);
+                            replies.push((reply, Ok(written.counts)));
                         }
-                        wrote |= written.wrote;
-                        words.extend(written.words);
-                        batch_placed.append(&mut placed);
-                        replies.push((reply, Ok(written.counts)));
+                        // Part of this source's work may be in the transaction. A savepoint per
+                        // source would let the batch take back just that, but it made SQLite copy
+                        // every page each source touched (a tenth of a cold run's writing): the
+                        // batch is rolled back instead, this source fails with its error, and the
+                        // others are written again (see `Error::RolledBack`).
+                        Err(e) => {
+                            batch_placed.append(&mut placed);
+                            let rolled_back = Error::RolledBack {
+                                failed: source.id.clone(),
+                                cause: e.to_string(),
+                            };
+                            replies.push((reply, Err(e)));
+                            return Err(rolled_back);
+                        }
                     }
-                    // Part of this source's work may be in the transaction. A savepoint per
-                    // source would let the batch take back just that, but it made SQLite copy
-                    // every page each source touched (a tenth of a cold run's writing): the
-                    // batch is rolled back instead, this source fails with its error, and the
-                    // others are written again (see `Error::RolledBack`).
-                    Err(e) => {
-                        batch_placed.append(&mut placed);
-                        let rolled_back = Error::RolledBack {
-                            failed: source.id.clone(),
-                            cause: e.to_string(),
-                        };
-                        replies.push((reply, Err(e)));
-                        return Err(rolled_back);
+                }
+                if unflushed {
+                    // A flush under way when these files were placed may miss them: the next
+                    // begins once it ends.
+                    if let Some(running) = flush.take() {
+                        flushed(running, &archive_dir).await?;
                     }
+                    let dir = archive_dir.clone();
+                    flush = Some(tokio::task::spawn_blocking(move || {
+                        files::sync_filesystem(&dir)
+                    }));
+                    unflushed = false;
+                }
+                let unindexed: Vec<(&str, &str)> = words[indexed..]
+                    .iter()
+                    .map(|(path, words)| (path.as_str(), words.as_str()))
+                    .collect();
+                Store::index_words(&mut tx, &unindexed).await?;
+                indexed = words.len();
+                // The flush takes longer than the rows: the sources that queued meanwhile join
+                // the batch while it runs, rather than wait for it and then make a batch (a
+                // commit, a flush) of their own. Their files take one more flush, shorter.
+                let flushing = flush.as_ref().is_some_and(|f| !f.is_finished());
+                if !flushing
+                    || words.len() >= BATCH_RECORDS
+                    || locked(&self.commit_queue).is_empty()
+                {
+                    break;
                 }
             }
             let fetched: Vec<_> = fetched
@@ -316,22 +351,9 @@ impl Pipeline {
                 .collect();
             self.write_successes_in(&mut tx, &unparsed, fetched, &fingerprints)
                 .await?;
-            // Every file of the batch is written: their flush to disk runs while state
-            // indexes the words, and the commit waits for it (files durable before the state
-            // that points at them).
-            let archive_dir = self.settings().archive_dir.clone();
-            let synced = wrote.then(|| {
-                let dir = archive_dir.clone();
-                off_thread(&archive_dir, move || files::sync_filesystem(&dir))
-            });
-            let words: Vec<(&str, &str)> = words
-                .iter()
-                .map(|(path, words)| (path.as_str(), words.as_str()))
-                .collect();
-            Store::index_words(&mut tx, &words).await?;
             let records = words.len();
-            if let Some(synced) = synced {
-                synced.await?;
+            if let Some(running) = flush {
+                flushed(running, &archive_dir).await?;
             }
             tx.commit().await?;
             self.store().checkpoint_in_background(records);
@@ -971,6 +993,13 @@ fn path_to_store(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The result of a flush started on the blocking pool.
+async fn flushed(flush: tokio::task::JoinHandle<Result<()>>, dir: &Path) -> Result<()> {
+    flush
+        .await
+        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?
 }
 
 #[cfg(test)]
