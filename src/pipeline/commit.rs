@@ -227,7 +227,8 @@ impl Pipeline {
 
     /// Writes `first`, and the jobs that queue meanwhile, in one transaction on `writer`, the
     /// writer's connection, taken when `None` and given back (`None` again) when the batch
-    /// fails. The batch takes jobs until the queue is empty or it holds [`BATCH_RECORDS`].
+    /// fails. The batch takes jobs until the queue is empty or it holds [`BATCH_RECORDS`], and
+    /// again while its files' flush to disk runs.
     async fn commit_jobs(&self, writer: &mut Option<Writer>, first: CommitJob) {
         // Every source waits for this turn: how long each batch holds it tells what bounds a
         // large run (`RUST_LOG=gazette::pipeline::commit=debug`).
