@@ -91,6 +91,26 @@ struct SourceWritten {
     words: Vec<(String, String)>,
 }
 
+/// What the sources of a batch wrote so far, for the rest of the batch and its end.
+#[derive(Default)]
+struct BatchSoFar {
+    /// Each source's answer, sent once the batch commits or fails.
+    replies: Vec<(
+        oneshot::Sender<Result<super::Counts>>,
+        Result<super::Counts>,
+    )>,
+    /// What their fetches learnt, recorded together after the last source: one statement for
+    /// the batch rather than a trip to the database each.
+    fetched: Vec<(String, Success)>,
+    /// Their search words by path, indexed together: one statement per 500 records rather
+    /// than one per source.
+    words: Vec<(String, String)>,
+    /// The files they placed, which no state will point at if the batch fails.
+    placed: Placed,
+    /// Whether they placed files since the batch's flush under way began.
+    unflushed: bool,
+}
+
 /// Records after which a batch takes no more sources from the queue and commits. A batch takes
 /// whatever sources queued while it was being written, so it ends when the queue is empty, or
 /// here. Each commit flushes the files to disk and writes every page the batch touched once;
@@ -233,11 +253,9 @@ impl Pipeline {
         // Every source waits for this turn: how long each batch holds it tells what bounds a
         // large run (`RUST_LOG=gazette::pipeline::commit=debug`).
         let started = std::time::Instant::now();
-        let mut replies = Vec::new();
+        let mut batch = BatchSoFar::default();
         // Taken when the batch is ready for it.
         let mut next = Some(first);
-        // Files the batch placed, which no state will point at if it fails.
-        let mut batch_placed = Placed::default();
         // The unparsed successes and fingerprints waiting meanwhile ride along in the same
         // transaction.
         let unparsed = std::mem::take(&mut *locked(&self.unparsed));
@@ -248,76 +266,15 @@ impl Pipeline {
                 None => writer.insert(self.store().writer().await?),
             };
             let mut tx = self.store().begin_on(conn).await?;
-            // What the fetches of the sources written learnt, recorded together after the last
-            // source: one statement for the batch rather than a trip to the database each.
-            let mut fetched = Vec::new();
-            // The search words of the sources written, indexed after them, in one statement per
-            // 500 records rather than one per source; how many are indexed so far.
-            let mut words = Vec::new();
+            // How many of the batch's words are indexed so far.
             let mut indexed = 0;
             // The flush of the files placed before it began (files durable before the state
-            // that points at them), and whether files were placed since it began.
+            // that points at them).
             let archive_dir = self.settings().archive_dir.clone();
             let mut flush: Option<tokio::task::JoinHandle<Result<()>>> = None;
-            let mut unflushed = false;
             loop {
-                while let Some(job) = next.take().or_else(|| {
-                    if words.len() < BATCH_RECORDS {
-                        self.next_job()
-                    } else {
-                        None
-                    }
-                }) {
-                    let CommitJob {
-                        source,
-                        prepared,
-                        learnt,
-                        reply,
-                        room,
-                    } = job;
-                    // A lease that ran out is found before the source writes anything: it fails
-                    // alone, and the batch goes on.
-                    if self.lost_lease(&mut tx, &source.id).await? {
-                        replies.push((
-                            reply,
-                            Err(Error::LeaseLost {
-                                source_id: source.id.clone(),
-                            }),
-                        ));
-                        continue;
-                    }
-                    let mut placed = Placed::default();
-                    match self
-                        .commit_source(&mut tx, &source, prepared, &learnt, &mut placed)
-                        .await
-                    {
-                        Ok(written) => {
-                            drop(room);
-                            if let Learnt::Feed(success) = learnt {
-                                fetched.push((source.id, success));
-                            }
-                            unflushed |= written.wrote;
-                            words.extend(written.words);
-                            batch_placed.append(&mut placed);
-                            replies.push((reply, Ok(written.counts)));
-                        }
-                        // Part of this source's work may be in the transaction. A savepoint per
-                        // source would let the batch take back just that, but it made SQLite copy
-                        // every page each source touched (a tenth of a cold run's writing): the
-                        // batch is rolled back instead, this source fails with its error, and the
-                        // others are written again (see `Error::RolledBack`).
-                        Err(e) => {
-                            batch_placed.append(&mut placed);
-                            let rolled_back = Error::RolledBack {
-                                failed: source.id.clone(),
-                                cause: e.to_string(),
-                            };
-                            replies.push((reply, Err(e)));
-                            return Err(rolled_back);
-                        }
-                    }
-                }
-                if unflushed {
+                self.write_queued(&mut tx, &mut next, &mut batch).await?;
+                if batch.unflushed {
                     // A flush under way when these files were placed may miss them: the next
                     // begins once it ends.
                     if let Some(running) = flush.take() {
@@ -327,32 +284,33 @@ impl Pipeline {
                     flush = Some(tokio::task::spawn_blocking(move || {
                         files::sync_filesystem(&dir)
                     }));
-                    unflushed = false;
+                    batch.unflushed = false;
                 }
-                let unindexed: Vec<(&str, &str)> = words[indexed..]
+                let unindexed: Vec<(&str, &str)> = batch.words[indexed..]
                     .iter()
                     .map(|(path, words)| (path.as_str(), words.as_str()))
                     .collect();
                 Store::index_words(&mut tx, &unindexed).await?;
-                indexed = words.len();
+                indexed = batch.words.len();
                 // The flush takes longer than the rows: the sources that queued meanwhile join
                 // the batch while it runs, rather than wait for it and then make a batch (a
                 // commit, a flush) of their own. Their files take one more flush, shorter.
                 let flushing = flush.as_ref().is_some_and(|f| !f.is_finished());
                 if !flushing
-                    || words.len() >= BATCH_RECORDS
+                    || batch.words.len() >= BATCH_RECORDS
                     || locked(&self.commit_queue).is_empty()
                 {
                     break;
                 }
             }
-            let fetched: Vec<_> = fetched
+            let fetched: Vec<_> = batch
+                .fetched
                 .iter()
                 .map(|(source, success)| success.record(source))
                 .collect();
             self.write_successes_in(&mut tx, &unparsed, fetched, &fingerprints)
                 .await?;
-            let records = words.len();
+            let records = batch.words.len();
             if let Some(running) = flush {
                 flushed(running, &archive_dir).await?;
             }
@@ -362,7 +320,7 @@ impl Pipeline {
         }
         .await;
         tracing::debug!(
-            sources = replies.len(),
+            sources = batch.replies.len(),
             ok = written.is_ok(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "batch written"
@@ -373,7 +331,7 @@ impl Pipeline {
         // it. A batch that failed later leaves the queue to the next.
         if let Some(first) = next {
             let queued = std::mem::take(&mut *locked(&self.commit_queue));
-            replies.extend(
+            batch.replies.extend(
                 std::iter::once(first)
                     .chain(queued)
                     .map(|job| (job.reply, Ok(super::Counts::default()))),
@@ -381,7 +339,7 @@ impl Pipeline {
         }
         match written {
             Ok(()) => {
-                for (reply, result) in replies {
+                for (reply, result) in batch.replies {
                     let _ = reply.send(result);
                 }
             }
@@ -392,8 +350,8 @@ impl Pipeline {
                 // The unparsed successes and fingerprints wait for the next try.
                 locked(&self.unparsed).extend(unparsed);
                 locked(&self.fingerprints).extend(fingerprints);
-                locked(&self.rewritten).extend(batch_placed.rewritten);
-                self.remove_created(batch_placed.created).await;
+                locked(&self.rewritten).extend(batch.placed.rewritten);
+                self.remove_created(batch.placed.created).await;
                 // A source that failed on its own keeps its error; the others fail with the
                 // batch's.
                 let failure = || match &e {
@@ -404,11 +362,79 @@ impl Pipeline {
                     Error::Commit(message) => Error::Commit(message.clone()),
                     e => Error::Commit(e.to_string()),
                 };
-                for (reply, result) in replies {
+                for (reply, result) in batch.replies {
                     let _ = reply.send(result.and_then(|_| Err(failure())));
                 }
             }
         }
+    }
+
+    /// Writes `next` and the jobs queued after it in `tx`, into `batch`, until the queue is
+    /// empty or the batch holds [`BATCH_RECORDS`]. A source that fails fails the batch
+    /// ([`Error::RolledBack`]).
+    async fn write_queued(
+        &self,
+        tx: &mut crate::store::Conn,
+        next: &mut Option<CommitJob>,
+        batch: &mut BatchSoFar,
+    ) -> Result<()> {
+        while let Some(job) = next.take().or_else(|| {
+            if batch.words.len() < BATCH_RECORDS {
+                self.next_job()
+            } else {
+                None
+            }
+        }) {
+            let CommitJob {
+                source,
+                prepared,
+                learnt,
+                reply,
+                room,
+            } = job;
+            // A lease that ran out is found before the source writes anything: it fails
+            // alone, and the batch goes on.
+            if self.lost_lease(&mut *tx, &source.id).await? {
+                batch.replies.push((
+                    reply,
+                    Err(Error::LeaseLost {
+                        source_id: source.id.clone(),
+                    }),
+                ));
+                continue;
+            }
+            let mut placed = Placed::default();
+            match self
+                .commit_source(&mut *tx, &source, prepared, &learnt, &mut placed)
+                .await
+            {
+                Ok(written) => {
+                    drop(room);
+                    if let Learnt::Feed(success) = learnt {
+                        batch.fetched.push((source.id, success));
+                    }
+                    batch.unflushed |= written.wrote;
+                    batch.words.extend(written.words);
+                    batch.placed.append(&mut placed);
+                    batch.replies.push((reply, Ok(written.counts)));
+                }
+                // Part of this source's work may be in the transaction. A savepoint per
+                // source would let the batch take back just that, but it made SQLite copy
+                // every page each source touched (a tenth of a cold run's writing): the
+                // batch is rolled back instead, this source fails with its error, and the
+                // others are written again (see `Error::RolledBack`).
+                Err(e) => {
+                    batch.placed.append(&mut placed);
+                    let rolled_back = Error::RolledBack {
+                        failed: source.id.clone(),
+                        cause: e.to_string(),
+                    };
+                    batch.replies.push((reply, Err(e)));
+                    return Err(rolled_back);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes `unparsed` successes inside `tx`, with `records` of sources written already (a
