@@ -12,7 +12,7 @@ use crate::files;
 use crate::model::Document;
 use crate::normalize::{self, EntryIdentity, FetchedEntry, normalize_tags};
 use crate::publish::archive;
-use crate::store::{ArticleRecord, RecordWrite, Store};
+use crate::store::{ArticleRecord, RecordWrite, Selection, Store};
 
 /// Records rendered per transaction.
 const BATCH: usize = 200;
@@ -35,9 +35,12 @@ impl Pipeline {
         // A source whose every record the refresh just wrote has none shaped by other
         // settings. A first run's sources have no fingerprint on record, and looking through
         // their records read back every row each one wrote (a twentieth of a cold run's CPU);
-        // counting them reads only their index.
-        let all_just_written =
-            written_new > 0 && self.store().record_count(&source.id).await? == written_new;
+        // counting them reads their index, not their rows. (The count of a source marked
+        // removed is none: its records are looked through, as before.)
+        let all_just_written = written_new > 0 && {
+            let records = self.store().count(Selection::Source(&source.id)).await?;
+            u64::try_from(written_new).is_ok_and(|written| written == records)
+        };
         let mut changed = 0;
         let mut stale = Vec::new();
         if !all_just_written {

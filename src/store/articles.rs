@@ -853,15 +853,6 @@ impl Store {
         Ok(rows.into_iter().map(ArticleRecord::from).collect())
     }
 
-    /// How many records the source has: the records' own index answers, no row is read.
-    pub async fn record_count(&self, source: &str) -> Result<usize> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM articles WHERE source = $1")
-            .bind(source)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(usize::MAX))
-    }
-
     /// The source's records whose file was shaped by other settings than `fingerprint` (those
     /// of unknown fingerprint are left alone), at most `limit`.
     pub async fn stale_records(
