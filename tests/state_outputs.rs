@@ -669,30 +669,50 @@ async fn daily_feed() -> (Arc<EtagFeed>, String) {
     (feed, base)
 }
 
-/// Fetches the daily feed, adds the title rule and fetches again with `--force`; every file
-/// whose title the rule matches must change, and only those. With `answer_304` the second
-/// fetch is answered 304 (the feed did not change); otherwise 200 with the same body.
-async fn rewrite_rule_case(answer_304: bool) {
-    let tmp = tempfile::tempdir().expect("tempdir");
+/// The daily feed (answered 304 when unchanged if `answer_304`), archived once without the
+/// title rule: the feed, the server's base URL, the feed's URL and the archive's four files.
+async fn daily_archived(
+    dir: &Path,
+    answer_304: bool,
+) -> (
+    Arc<EtagFeed>,
+    String,
+    String,
+    BTreeMap<PathBuf, (Vec<u8>, SystemTime)>,
+) {
     let (feed, base) = daily_feed().await;
     feed.honor.store(answer_304, Ordering::SeqCst);
     let url = format!("{base}/daily.xml");
-    daily_config(tmp.path(), &url, "", "");
-    let first = gazette(tmp.path(), &["fetch"]).await;
+    daily_config(dir, &url, "", "");
+    let first = gazette(dir, &["fetch"]).await;
     assert!(
         first.status.success(),
         "{}{}",
         stdout(&first),
         stderr(&first)
     );
-    let archive = tmp.path().join("archive");
-    let before = snapshot(&archive);
+    let before = snapshot(&dir.join("archive"));
     assert_eq!(before.len(), 4, "{}", stdout(&first));
+    (feed, base, url, before)
+}
 
-    daily_config(tmp.path(), &url, TITLE_RULE, "");
-    let second = gazette(tmp.path(), &["fetch", "--force"]).await;
+/// Adds the title rule and fetches the daily feed again with `--force`; returns the run's log.
+async fn fetch_under_title_rule(dir: &Path, url: &str) -> String {
+    daily_config(dir, url, TITLE_RULE, "");
+    let second = gazette(dir, &["fetch", "--force"]).await;
     let log = format!("{}{}", stdout(&second), stderr(&second));
     assert!(second.status.success(), "{log}");
+    log
+}
+
+/// Fetches the daily feed, adds the title rule and fetches again with `--force`; every file
+/// whose title the rule matches must change, and only those. With `answer_304` the second
+/// fetch is answered 304 (the feed did not change); otherwise 200 with the same body.
+async fn rewrite_rule_case(answer_304: bool) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (feed, _, url, before) = daily_archived(tmp.path(), answer_304).await;
+    let archive = tmp.path().join("archive");
+    let log = fetch_under_title_rule(tmp.path(), &url).await;
     if answer_304 {
         assert_eq!(
             (
@@ -820,19 +840,8 @@ async fn a_changed_rewrite_rule_rerenders_exactly_the_affected_files_after_a_304
 #[tokio::test]
 async fn a_changed_rewrite_rule_rerenders_old_files_when_the_feed_brings_only_new_entries() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (feed, base) = daily_feed().await;
-    let url = format!("{base}/daily.xml");
-    daily_config(tmp.path(), &url, "", "");
-    let first = gazette(tmp.path(), &["fetch"]).await;
-    assert!(
-        first.status.success(),
-        "{}{}",
-        stdout(&first),
-        stderr(&first)
-    );
+    let (feed, base, url, _) = daily_archived(tmp.path(), false).await;
     let archive = tmp.path().join("archive");
-    assert_eq!(snapshot(&archive).len(), 4, "{}", stdout(&first));
-
     let fresh = [
         Item {
             guid: "d5",
@@ -852,10 +861,7 @@ async fn a_changed_rewrite_rule_rerenders_old_files_when_the_feed_brings_only_ne
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) =
         rss("The Daily Example", &base, &fresh);
-    daily_config(tmp.path(), &url, TITLE_RULE, "");
-    let second = gazette(tmp.path(), &["fetch", "--force"]).await;
-    let log = format!("{}{}", stdout(&second), stderr(&second));
-    assert!(second.status.success(), "{log}");
+    let log = fetch_under_title_rule(tmp.path(), &url).await;
     let after = snapshot(&archive);
     assert_eq!(after.len(), 6, "{log}");
     for (path, (bytes, _)) in &after {
