@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::prepare::{EnrichmentStep, Prepared, PreparedArticle};
-use super::{Pipeline, off_thread};
+use super::{Pipeline, finished, off_thread};
 use crate::config::Source;
 use crate::error::{Error, Result};
 use crate::files;
@@ -278,7 +278,7 @@ impl Pipeline {
                     // A flush under way when these files were placed may miss them: the next
                     // begins once it ends.
                     if let Some(running) = flush.take() {
-                        flushed(running, &archive_dir).await?;
+                        finished(running, &archive_dir).await?;
                     }
                     let dir = archive_dir.clone();
                     flush = Some(tokio::task::spawn_blocking(move || {
@@ -312,7 +312,7 @@ impl Pipeline {
                 .await?;
             let records = batch.words.len();
             if let Some(running) = flush {
-                flushed(running, &archive_dir).await?;
+                finished(running, &archive_dir).await?;
             }
             tx.commit().await?;
             self.store().checkpoint_in_background(records);
@@ -1020,13 +1020,6 @@ fn path_to_store(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// The result of a flush started on the blocking pool.
-async fn flushed(flush: tokio::task::JoinHandle<Result<()>>, dir: &Path) -> Result<()> {
-    flush
-        .await
-        .map_err(|e| Error::io(dir, std::io::Error::other(e)))?
 }
 
 #[cfg(test)]

@@ -751,11 +751,17 @@ fn off_thread<T: Send + 'static>(
 ) -> impl Future<Output = Result<T>> + Send + 'static {
     let running = tokio::task::spawn_blocking(work);
     let path = path.to_owned();
-    async move {
-        running
-            .await
-            .map_err(|e| Error::io(&path, std::io::Error::other(e)))?
-    }
+    async move { finished(running, &path).await }
+}
+
+/// The result of blocking work (about `path`) started on tokio's blocking pool, once it ends.
+async fn finished<T>(
+    running: tokio::task::JoinHandle<Result<T>>,
+    path: &std::path::Path,
+) -> Result<T> {
+    running
+        .await
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?
 }
 
 /// Identifies a body as processed under this source's configuration: the same bytes under a
