@@ -18,9 +18,7 @@ use crate::normalize::{self, EntryIdentity, FeedContext, FetchedEntryRef, Skip};
 use crate::parse::{ParseLimits, parse_feed};
 use crate::publish::archive;
 use crate::schedule::FeedHints;
-use crate::store::{
-    ArticleRecord, CachedAnswer, Encoded, FeedMeta, Known, Store, StoredArticle, document_tokens,
-};
+use crate::store::{ArticleRecord, CachedAnswer, Encoded, FeedMeta, Known, Store, StoredArticle};
 
 /// A parsed feed, what its entries need from it, and each entry's identity (same order).
 #[derive(Debug)]
@@ -63,8 +61,9 @@ pub(super) struct Paging {
 pub(super) struct PreparedArticle {
     pub article: Article,
     pub bytes: String,
-    /// The search words of `article.doc`, made here on a parsing thread rather than by the one
-    /// writer (empty for an adoption, which keeps the record's document and words).
+    /// The search words of `article.doc` as state's index takes them, made by [`Prepared::ready`]
+    /// off the one writer, of the document as it is written (empty for an adoption, which
+    /// keeps the record's document and words).
     pub words: String,
     pub first_seen: DateTime<Utc>,
     /// Not archived before (its key is new to the source).
@@ -122,7 +121,7 @@ impl Prepared {
             // made here: no file in a folder made here needs looking for.
             let mut made = HashMap::new();
             for prepared in articles.iter_mut().filter(|p| p.adopts.is_none()) {
-                prepared.words = store.index_form(std::mem::take(&mut prepared.words));
+                prepared.words = store.document_words(&prepared.article.doc);
                 let entry = prepared.entry.take();
                 prepared.encoded = Some(store.encode(&prepared.article.doc, entry));
                 if !prepared.is_new {
@@ -417,7 +416,6 @@ impl Pipeline {
                         &prepared.article.doc,
                     );
                 }
-                prepared.words = document_tokens(&prepared.article.doc);
                 prepared.enriched_by = Some(enricher.label());
                 prepared.enrichment = EnrichmentStep::Done { paid };
             }
@@ -699,11 +697,10 @@ fn normalize_change(
         String::new()
     };
     let original = Some(article.doc.original.clone());
-    let words = document_tokens(&article.doc);
     Some(PreparedArticle {
         article,
         bytes,
-        words,
+        words: String::new(),
         first_seen,
         is_new: stored.is_none(),
         canonical,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
 use super::packed::{Large, MaybePacked, bind_large};
-use super::search::{document_tokens, index_form};
+use super::search::document_words;
 use super::{Backend, Store, from_json_list, from_millis, json_list, numbered_rows, to_millis};
 use crate::error::Result;
 use crate::model::{Byline, Document, Enclosure, Section};
@@ -420,7 +420,7 @@ async fn write_rows(
         .map(|write| {
             (
                 write.record.path.as_str(),
-                index_form(Backend::of(conn), document_tokens(&write.record.doc)),
+                document_words(Backend::of(conn), &write.record.doc),
             )
         })
         .collect();
@@ -655,7 +655,7 @@ impl Store {
         bind_large(query, original.as_ref(), backend)
             .execute(&mut *conn)
             .await?;
-        let words = index_form(backend, document_tokens(doc));
+        let words = document_words(backend, doc);
         Store::index_words(conn, &[(current.path.as_str(), words)]).await?;
         if rendering == Rendering::Pending {
             queue_for_rendering(conn, &[current.path.as_str()]).await?;

@@ -59,7 +59,7 @@ pub use history::{Backfilled, HistoryPage};
 pub use leases::{Claimed, Queue, WorkerRow};
 pub use listing::{Counted, Neighbour};
 pub use lookups::Lookups;
-pub use search::document_tokens;
+pub use search::document_words;
 pub use sources::Pruned;
 
 pub use crate::model::FeedMeta;

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use super::{ArticleRecord, Backend, Store, numbered_rows};
 use crate::error::Result;
 use crate::model::Document;
-use crate::text::search::{index_tokens, query_tokens};
+use crate::text::search::{IndexTokens, query_tokens};
 
 /// Matches ranked beyond the page asked for, for those of removed sources left out after.
 const CANDIDATE_MARGIN: usize = 200;
@@ -14,55 +14,31 @@ const CANDIDATE_MARGIN: usize = 200;
 /// Rows per statement when indexing: two values each.
 const DOCS_PER_STATEMENT: usize = 500;
 
-/// `words` ([`document_tokens`]) as `backend`'s index takes them. SQLite's keeps only which
-/// articles hold a word (`detail = none`), so each word goes once: the one writer looked every
-/// repeat up in its index only to drop it. PostgreSQL's ranks by how often a word comes, so it
-/// takes them all.
-pub fn index_form(backend: Backend, words: String) -> String {
-    match backend {
-        Backend::Sqlite => unique_words(&words),
-        Backend::Postgres => words,
-    }
-}
-
-/// Each of the space-separated `words` once, in the order first met.
-fn unique_words(words: &str) -> String {
-    use foldhash::HashSetExt as _;
-    let mut seen = foldhash::HashSet::with_capacity(words.len() / 16);
-    let mut out = String::with_capacity(words.len() / 2);
-    for word in words.split(' ').filter(|w| !w.is_empty()) {
-        if seen.insert(word) {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(word);
-        }
-    }
-    out
-}
-
 /// What the index holds of an article: its title, description and every section, Markdown link
-/// targets left out (an address's pieces are not the article's words).
-pub fn document_tokens(doc: &Document) -> String {
-    let mut text = String::with_capacity(doc.original.body.len() * 2);
-    text.push_str(doc.title());
-    text.push('\n');
-    text.push_str(&doc.description);
+/// targets left out (an address's pieces are not the article's words), as `backend`'s index
+/// takes them. SQLite's keeps only which articles hold a word (`detail = none`), so each word
+/// goes once: the one writer looked every repeat up in its index only to drop it. PostgreSQL's
+/// ranks by how often a word comes, so it takes them all.
+pub fn document_words(backend: Backend, doc: &Document) -> String {
+    let mut words = match backend {
+        Backend::Sqlite => IndexTokens::distinct(),
+        Backend::Postgres => IndexTokens::all(),
+    };
+    words.push(doc.title());
+    words.push(&doc.description);
     for section in doc.sections() {
-        text.push('\n');
-        text.push_str(&section.title);
-        text.push('\n');
-        text.push_str(&without_link_targets(&section.body));
+        words.push(&section.title);
+        push_without_link_targets(&mut words, &section.body);
     }
-    index_tokens(&text)
+    words.finish()
 }
 
-/// Markdown without the `(address)` of its links and pictures.
-fn without_link_targets(markdown: &str) -> String {
-    let mut out = String::with_capacity(markdown.len());
+/// The words of `markdown` without the `(address)` of its links and pictures: the text on
+/// either side of an address is a piece of its own.
+fn push_without_link_targets(words: &mut IndexTokens, markdown: &str) {
     let mut rest = markdown;
     while let Some(at) = memchr::memmem::find(rest.as_bytes(), b"](") {
-        out.push_str(&rest[..=at]);
+        words.push(&rest[..at]);
         let after = &rest[at + 2..];
         match after.find(')') {
             Some(end) => rest = &after[end + 1..],
@@ -72,19 +48,17 @@ fn without_link_targets(markdown: &str) -> String {
             }
         }
     }
-    out.push_str(rest);
-    out
+    words.push(rest);
 }
 
 impl Store {
-    /// `words` ([`document_tokens`]) as this state's index takes them: each word once for
-    /// SQLite's, which keeps no counts; all of them for PostgreSQL's, which ranks by them.
-    pub fn index_form(&self, words: String) -> String {
-        index_form(self.backend(), words)
+    /// The search words of `doc` as this state's index takes them ([`document_words`]).
+    pub fn document_words(&self, doc: &Document) -> String {
+        document_words(self.backend(), doc)
     }
 
     /// Writes (or replaces) the search words of `docs` (archive path, the words
-    /// [`document_tokens`] made of its document), in `conn`'s transaction; also for records
+    /// [`document_words`] made of its document), in `conn`'s transaction; also for records
     /// written without them ([`super::RecordWrite`]).
     pub async fn index_words(
         conn: &mut AnyConnection,
@@ -191,7 +165,7 @@ impl Store {
             }
             let docs: Vec<(&str, String)> = records
                 .iter()
-                .map(|r| (r.path.as_str(), self.index_form(document_tokens(&r.doc))))
+                .map(|r| (r.path.as_str(), self.document_words(&r.doc)))
                 .collect();
             let mut tx = self.begin().await?;
             Self::index_words(&mut tx, &docs).await?;
@@ -266,23 +240,47 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Section;
+
+    fn doc(body: &str) -> Document {
+        Document {
+            link: "http://127.0.0.1/a".to_owned(),
+            date: chrono::DateTime::UNIX_EPOCH,
+            description: "The cat".to_owned(),
+            tags: vec!["pets".to_owned()],
+            author: String::new(),
+            translations: Vec::new(),
+            original: Section {
+                language: "en".to_owned(),
+                title: "Cat sees dog".to_owned(),
+                body: body.to_owned(),
+            },
+        }
+    }
 
     #[test]
     fn sqlite_takes_each_word_once_postgres_takes_them_all() {
-        let words = "the cat saw the dog 猫 the cat".to_owned();
+        let doc = doc("the cat saw the dog 猫\n\nthe cat");
         assert_eq!(
-            index_form(Backend::Sqlite, words.clone()),
-            "the cat saw dog 猫"
+            document_words(Backend::Sqlite, &doc),
+            "cat sees dog the saw 猫"
         );
-        assert_eq!(index_form(Backend::Postgres, words.clone()), words);
-        assert_eq!(index_form(Backend::Sqlite, String::new()), "");
+        assert_eq!(
+            document_words(Backend::Postgres, &doc),
+            "cat sees dog the cat cat sees dog the cat saw the dog 猫 the cat"
+        );
     }
 
     #[test]
     fn link_targets_are_not_words() {
+        let linked = doc("See [the report](https://example.org/x) and ![map](/m.png).");
         assert_eq!(
-            without_link_targets("See [the report](https://example.org/x) and ![map](/m.png)."),
-            "See [the report] and ![map]."
+            document_words(Backend::Postgres, &linked),
+            "cat sees dog the cat cat sees dog see the report and map"
+        );
+        assert_eq!(
+            document_words(Backend::Sqlite, &doc("[a](b")),
+            "cat sees dog the a b"
         );
     }
 }

@@ -68,70 +68,159 @@ static ASCII_WORD: [u8; 128] = {
 };
 
 /// What the index holds of `text`: its words, and of CJK runs every character and every pair,
-/// separated by spaces. One pass straight into one buffer, ASCII looked up byte by byte: it
-/// runs over every article's text, and a word per allocation cost a cold run a tenth of its
-/// time.
+/// separated by spaces.
 pub fn index_tokens(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(text.len() + text.len() / 4);
-    let mut in_word = false;
-    let mut previous_cjk: Option<char> = None;
-    let separate = |out: &mut Vec<u8>| {
-        if !out.is_empty() {
-            out.push(b' ');
-        }
-    };
-    let push_char = |out: &mut Vec<u8>, c: char| {
-        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-    };
-    let mut at = 0;
-    while let Some(&b) = bytes.get(at) {
-        if b.is_ascii() {
-            previous_cjk = None;
-            let lower = ASCII_WORD[usize::from(b)];
-            if lower == 0 {
-                in_word = false;
-            } else {
-                if !in_word {
-                    separate(&mut out);
-                    in_word = true;
-                }
-                out.push(lower);
-            }
-            at += 1;
-            continue;
-        }
-        let Some(c) = text.get(at..).and_then(|rest| rest.chars().next()) else {
-            break;
-        };
-        at += c.len_utf8();
-        if is_cjk(c) {
-            in_word = false;
-            separate(&mut out);
-            push_char(&mut out, c);
-            if let Some(before) = previous_cjk {
-                out.push(b' ');
-                push_char(&mut out, before);
-                push_char(&mut out, c);
-            }
-            previous_cjk = Some(c);
-        } else {
-            previous_cjk = None;
-            if c.is_alphanumeric() {
-                if !in_word {
-                    separate(&mut out);
-                    in_word = true;
-                }
-                for lower in c.to_lowercase() {
-                    push_char(&mut out, lower);
-                }
-            } else {
-                in_word = false;
-            }
+    let mut tokens = IndexTokens::all();
+    tokens.push(text);
+    tokens.finish()
+}
+
+/// The index's words of several pieces of text, written into one buffer as they are found:
+/// what separates two pieces separates words. [`IndexTokens::distinct`] keeps each word once,
+/// as an index that keeps no counts takes them: dropped as it is met, it is never written, nor
+/// split out of the whole text again and looked up a second time.
+///
+/// One pass, ASCII looked up byte by byte: it runs over every article's text, and a word per
+/// allocation cost a cold run a tenth of its time.
+pub struct IndexTokens {
+    out: Vec<u8>,
+    /// Where the token being written starts, and where its separator does: a repeat goes back
+    /// there.
+    start: usize,
+    separator: usize,
+    /// The tokens written so far, as (start, length) in `out`; `None` when repeats stay.
+    seen: Option<hashbrown::HashTable<(usize, usize)>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl IndexTokens {
+    /// Every word as often as it comes (an index that ranks by counts).
+    pub fn all() -> Self {
+        Self::new(None)
+    }
+
+    /// Each word once, in the order first met.
+    pub fn distinct() -> Self {
+        Self::new(Some(hashbrown::HashTable::new()))
+    }
+
+    fn new(seen: Option<hashbrown::HashTable<(usize, usize)>>) -> Self {
+        Self {
+            out: Vec::new(),
+            start: 0,
+            separator: 0,
+            seen,
+            hasher: foldhash::fast::FixedState::default(),
         }
     }
-    // Only whole characters were written.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+
+    /// The tokens, separated by spaces.
+    pub fn finish(self) -> String {
+        // Only whole characters were written.
+        String::from_utf8(self.out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Begins a token.
+    fn begin(&mut self) {
+        self.separator = self.out.len();
+        if !self.out.is_empty() {
+            self.out.push(b' ');
+        }
+        self.start = self.out.len();
+    }
+
+    /// Ends the token begun last: taken back when it was written before.
+    fn end(&mut self) {
+        use std::hash::BuildHasher as _;
+        let Some(seen) = &mut self.seen else {
+            return;
+        };
+        let (out, hasher) = (&self.out, &self.hasher);
+        let token = &out[self.start..];
+        let hash = hasher.hash_one(token);
+        if seen
+            .find(hash, |&(at, len)| &out[at..at + len] == token)
+            .is_some()
+        {
+            self.out.truncate(self.separator);
+        } else {
+            seen.insert_unique(hash, (self.start, token.len()), |&(at, len)| {
+                hasher.hash_one(&out[at..at + len])
+            });
+        }
+    }
+
+    fn push_char(&mut self, c: char) {
+        self.out
+            .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+    }
+
+    /// Adds the tokens of `text`.
+    pub fn push(&mut self, text: &str) {
+        self.out.reserve(text.len() + text.len() / 4);
+        let bytes = text.as_bytes();
+        let mut in_word = false;
+        let mut previous_cjk: Option<char> = None;
+        let mut at = 0;
+        while let Some(&b) = bytes.get(at) {
+            if b.is_ascii() {
+                previous_cjk = None;
+                let lower = ASCII_WORD[usize::from(b)];
+                if lower == 0 {
+                    if in_word {
+                        self.end();
+                        in_word = false;
+                    }
+                } else {
+                    if !in_word {
+                        self.begin();
+                        in_word = true;
+                    }
+                    self.out.push(lower);
+                }
+                at += 1;
+                continue;
+            }
+            let Some(c) = text.get(at..).and_then(|rest| rest.chars().next()) else {
+                break;
+            };
+            at += c.len_utf8();
+            if is_cjk(c) {
+                if in_word {
+                    self.end();
+                    in_word = false;
+                }
+                self.begin();
+                self.push_char(c);
+                self.end();
+                if let Some(before) = previous_cjk {
+                    self.begin();
+                    self.push_char(before);
+                    self.push_char(c);
+                    self.end();
+                }
+                previous_cjk = Some(c);
+            } else {
+                previous_cjk = None;
+                if c.is_alphanumeric() {
+                    if !in_word {
+                        self.begin();
+                        in_word = true;
+                    }
+                    for lower in c.to_lowercase() {
+                        self.push_char(lower);
+                    }
+                } else if in_word {
+                    self.end();
+                    in_word = false;
+                }
+            }
+        }
+        if in_word {
+            self.end();
+        }
+    }
 }
 
 /// What a query asks for: its words, and of CJK runs the pairs (a lone character by itself),
@@ -160,6 +249,10 @@ mod tests {
             index_tokens("Metro Line 3 opens: 地铁三号线, café!"),
             "metro line 3 opens 地 铁 地铁 三 铁三 号 三号 线 号线 café"
         );
+        let mut distinct = IndexTokens::distinct();
+        distinct.push("Line 3, line 3: 地铁 and 地铁");
+        distinct.push("LINE");
+        assert_eq!(distinct.finish(), "line 3 地 铁 地铁 and");
         assert_eq!(query_tokens("地铁"), ["地铁"]);
         assert_eq!(query_tokens("三号线 Opens"), ["三号", "号线", "opens"]);
         assert_eq!(query_tokens("铁"), ["铁"]);
@@ -197,6 +290,28 @@ mod tests {
             text in "[a-zA-Z0-9 .,'\\-]{0,12}([ÀÉéßİ地铁三号のカ한、— ]{0,6}[a-zA-Z0-9 ]{0,8}){0,6}"
         ) {
             proptest::prop_assert_eq!(index_tokens(&text), reference_tokens(&text));
+        }
+
+        /// Pieces given one by one hold the words of the pieces joined by a separator; the
+        /// distinct form holds each of them once, in the order first met.
+        #[test]
+        fn distinct_tokens_are_the_first_of_each_word(
+            pieces in proptest::collection::vec("[a-zA-Z0-9 .,]{0,10}([地铁三号地铁のカ한 ]{0,4}[aAbB0 ]{0,4}){0,4}", 0..5)
+        ) {
+            let joined = index_tokens(&pieces.join("\n"));
+            let mut all = IndexTokens::all();
+            let mut distinct = IndexTokens::distinct();
+            for piece in &pieces {
+                all.push(piece);
+                distinct.push(piece);
+            }
+            proptest::prop_assert_eq!(&all.finish(), &joined);
+            let mut seen = std::collections::HashSet::new();
+            let expected: Vec<&str> = joined
+                .split(' ')
+                .filter(|w| !w.is_empty() && seen.insert(*w))
+                .collect();
+            proptest::prop_assert_eq!(distinct.finish(), expected.join(" "));
         }
     }
 }
