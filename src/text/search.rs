@@ -77,8 +77,8 @@ pub fn index_tokens(text: &str) -> String {
 
 /// The index's words of several pieces of text, written into one buffer as they are found:
 /// what separates two pieces separates words. [`IndexTokens::distinct`] keeps each word once,
-/// as an index that keeps no counts takes them: dropped as it is met, it is never written, nor
-/// split out of the whole text again and looked up a second time.
+/// as an index that keeps no counts takes them: a repeat is taken back as soon as it ends, so
+/// the words are not split out of the whole text again and looked up a second time.
 ///
 /// One pass, ASCII looked up byte by byte: it runs over every article's text, and a word per
 /// allocation cost a cold run a tenth of its time.
