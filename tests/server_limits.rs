@@ -1,6 +1,6 @@
 //! The daemon's HTTP server against hostile clients: idle connections by the hundred under a
 //! low file limit, a connection that never speaks, a huge request head. Runs `gazette run`
-//! under `prlimit` (util-linux).
+//! under `prlimit` (util-linux), and on one core under `taskset`.
 
 mod common;
 
@@ -15,22 +15,40 @@ use tokio::process::Child;
 
 /// `gazette run` with at most `files` open files; returns it and its address.
 async fn daemon(dir: &Path, files: u32) -> (Child, String) {
+    daemon_on(dir, files, None).await
+}
+
+/// `gazette run` with at most `files` open files, on the first `cores` cores when given
+/// (`taskset`, util-linux: the daemon runs an async thread per core it may use).
+async fn daemon_on(dir: &Path, files: u32, cores: Option<usize>) -> (Child, String) {
     let limit = format!("--nofile={files}:{files}");
-    let mut child = tokio::process::Command::new("prlimit")
-        .args([
+    let mut args = Vec::new();
+    if let Some(cores) = cores {
+        args.extend([
+            "taskset".to_owned(),
+            "-c".to_owned(),
+            format!("0-{}", cores - 1),
+        ]);
+    }
+    args.extend(
+        [
+            "prlimit",
             limit.as_str(),
             env!("CARGO_BIN_EXE_gazette"),
             "run",
-            "--listen",
-            "127.0.0.1:0",
-        ])
+        ]
+        .map(String::from),
+    );
+    let mut child = tokio::process::Command::new(&args[0])
+        .args(&args[1..])
+        .args(["--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("prlimit (util-linux) is needed for this test: {e}"));
+        .unwrap_or_else(|e| panic!("{} (util-linux) is needed for this test: {e}", args[0]));
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -69,9 +87,20 @@ async fn get(addr: &str, path: &str) -> u16 {
 
 #[tokio::test]
 async fn idle_connections_never_lock_out_a_new_client() {
+    idle_connections_leave_room(None).await;
+}
+
+/// With one async thread, the connections asked to close close only when the accept loop
+/// pauses: each must be another one.
+#[tokio::test]
+async fn idle_connections_never_lock_out_a_new_client_on_one_core() {
+    idle_connections_leave_room(Some(1)).await;
+}
+
+async fn idle_connections_leave_room(cores: Option<usize>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     setup(tmp.path(), "idle_timeout = \"10m\"\n");
-    let (_daemon, addr) = daemon(tmp.path(), 256).await;
+    let (_daemon, addr) = daemon_on(tmp.path(), 256, cores).await;
     assert_eq!(get(&addr, "/atom.xml").await, 200);
 
     // 400 connections that send nothing, more than the daemon has files for (this test's
