@@ -18,17 +18,16 @@ async fn daemon(dir: &Path, files: u32) -> (Child, String) {
     daemon_on(dir, files, None).await
 }
 
-/// `gazette run` with at most `files` open files, on the first `cores` cores when given
-/// (`taskset`, util-linux: the daemon runs an async thread per core it may use).
+/// `gazette run` with at most `files` open files, on `cores` of the cores this process may use
+/// when given (`taskset`, util-linux: the daemon runs an async thread per core it may use).
 async fn daemon_on(dir: &Path, files: u32, cores: Option<usize>) -> (Child, String) {
     let limit = format!("--nofile={files}:{files}");
     let mut args = Vec::new();
     if let Some(cores) = cores {
-        args.extend([
-            "taskset".to_owned(),
-            "-c".to_owned(),
-            format!("0-{}", cores - 1),
-        ]);
+        let allowed = allowed_cores();
+        let first = allowed.get(..cores).expect("enough cores to run on");
+        let list: Vec<String> = first.iter().map(u32::to_string).collect();
+        args.extend(["taskset".to_owned(), "-c".to_owned(), list.join(",")]);
     }
     args.extend(
         [
@@ -62,6 +61,27 @@ async fn daemon_on(dir: &Path, files: u32, cores: Option<usize>) -> (Child, Stri
         .to_owned();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, base)
+}
+
+/// The cores this process may run on (`Cpus_allowed_list`: a machine or container may not
+/// start at core 0).
+fn allowed_cores() -> Vec<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim();
+    let mut cores = Vec::new();
+    for range in list.split(',') {
+        let (low, high) = range.split_once('-').unwrap_or((range, range));
+        let (low, high): (u32, u32) = (
+            low.parse().expect("a core number"),
+            high.parse().expect("a core number"),
+        );
+        cores.extend(low..=high);
+    }
+    cores
 }
 
 fn setup(dir: &Path, serve: &str) {
