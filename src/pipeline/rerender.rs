@@ -42,10 +42,11 @@ impl Pipeline {
             u64::try_from(written_new).is_ok_and(|written| written == records)
         };
         let mut changed = 0;
-        let mut stale = Vec::new();
-        if !all_just_written {
-            stale = self.stale(source, &fingerprint).await?;
-        }
+        let mut stale = if all_just_written {
+            Vec::new()
+        } else {
+            self.stale(source, &fingerprint).await?
+        };
         while !stale.is_empty() {
             changed += self.rerender_records(source, stale).await?;
             stale = self.stale(source, &fingerprint).await?;

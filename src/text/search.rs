@@ -67,14 +67,6 @@ static ASCII_WORD: [u8; 128] = {
     table
 };
 
-/// What the index holds of `text`: its words, and of CJK runs every character and every pair,
-/// separated by spaces.
-pub fn index_tokens(text: &str) -> String {
-    let mut tokens = IndexTokens::all();
-    tokens.push(text);
-    tokens.finish()
-}
-
 /// The index's words of several pieces of text, written into one buffer as they are found:
 /// what separates two pieces separates words. [`IndexTokens::distinct`] keeps each word once,
 /// as an index that keeps no counts takes them: a repeat is taken back as soon as it ends, so
@@ -242,6 +234,14 @@ pub fn query_tokens(query: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the index holds of `text`: its words, and of CJK runs every character and every
+    /// pair, separated by spaces.
+    fn index_tokens(text: &str) -> String {
+        let mut tokens = IndexTokens::all();
+        tokens.push(text);
+        tokens.finish()
+    }
 
     #[test]
     fn words_and_cjk_pairs() {
