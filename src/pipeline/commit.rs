@@ -102,9 +102,12 @@ struct BatchSoFar {
     /// What their fetches learnt, recorded together after the last source: one statement for
     /// the batch rather than a trip to the database each.
     fetched: Vec<(String, Success)>,
-    /// Their search words by path, indexed together: one statement per 500 records rather
-    /// than one per source.
+    /// The search words by path of the sources written since the last indexing, indexed
+    /// together: one statement per 500 records rather than one per source. Dropped once
+    /// indexed, so that a batch that grows while its files flush holds only its new ones.
     words: Vec<(String, String)>,
+    /// How many records the batch wrote so far.
+    records: usize,
     /// The files they placed, which no state will point at if the batch fails.
     placed: Placed,
     /// Whether they placed files since the batch's flush under way began.
@@ -266,8 +269,6 @@ impl Pipeline {
                 None => writer.insert(self.store().writer().await?),
             };
             let mut tx = self.store().begin_on(conn).await?;
-            // How many of the batch's words are indexed so far.
-            let mut indexed = 0;
             // The flush of the files placed before it began (files durable before the state
             // that points at them).
             let archive_dir = self.settings().archive_dir.clone();
@@ -286,18 +287,19 @@ impl Pipeline {
                     }));
                     batch.unflushed = false;
                 }
-                let unindexed: Vec<(&str, &str)> = batch.words[indexed..]
+                let unindexed: Vec<(&str, &str)> = batch
+                    .words
                     .iter()
                     .map(|(path, words)| (path.as_str(), words.as_str()))
                     .collect();
                 Store::index_words(&mut tx, &unindexed).await?;
-                indexed = batch.words.len();
+                batch.words = Vec::new();
                 // The flush takes longer than the rows: the sources that queued meanwhile join
                 // the batch while it runs, rather than wait for it and then make a batch (a
                 // commit, a flush) of their own. Their files take one more flush, shorter.
                 let flushing = flush.as_ref().is_some_and(|f| !f.is_finished());
                 if !flushing
-                    || batch.words.len() >= BATCH_RECORDS
+                    || batch.records >= BATCH_RECORDS
                     || locked(&self.commit_queue).is_empty()
                 {
                     break;
@@ -310,7 +312,7 @@ impl Pipeline {
                 .collect();
             self.write_successes_in(&mut tx, &unparsed, fetched, &fingerprints)
                 .await?;
-            let records = batch.words.len();
+            let records = batch.records;
             if let Some(running) = flush {
                 finished(running, &archive_dir).await?;
             }
@@ -379,7 +381,7 @@ impl Pipeline {
         batch: &mut BatchSoFar,
     ) -> Result<()> {
         while let Some(job) = next.take().or_else(|| {
-            if batch.words.len() < BATCH_RECORDS {
+            if batch.records < BATCH_RECORDS {
                 self.next_job()
             } else {
                 None
@@ -414,6 +416,7 @@ impl Pipeline {
                         batch.fetched.push((source.id, success));
                     }
                     batch.unflushed |= written.wrote;
+                    batch.records += written.words.len();
                     batch.words.extend(written.words);
                     batch.placed.append(&mut placed);
                     batch.replies.push((reply, Ok(written.counts)));
