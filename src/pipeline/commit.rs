@@ -287,13 +287,13 @@ impl Pipeline {
                     }));
                     batch.unflushed = false;
                 }
-                let unindexed: Vec<(&str, &str)> = batch
-                    .words
+                // Taken out of the batch: once indexed they are dropped, not held to its end.
+                let words = std::mem::take(&mut batch.words);
+                let unindexed: Vec<(&str, &str)> = words
                     .iter()
                     .map(|(path, words)| (path.as_str(), words.as_str()))
                     .collect();
                 Store::index_words(&mut tx, &unindexed).await?;
-                batch.words = Vec::new();
                 // The flush takes longer than the rows: the sources that queued meanwhile join
                 // the batch while it runs, rather than wait for it and then make a batch (a
                 // commit, a flush) of their own. Their files take one more flush, shorter.
