@@ -80,9 +80,41 @@ pub struct IndexTokens {
     /// there.
     start: usize,
     separator: usize,
-    /// The tokens written so far, as (start, length) in `out`; `None` when repeats stay.
-    seen: Option<hashbrown::HashTable<(usize, usize)>>,
+    /// The tokens written so far; `None` when repeats stay.
+    seen: Option<hashbrown::HashTable<Seen>>,
     hasher: foldhash::fast::FixedState,
+    /// The first [`HEAD`] bytes of the token being written (see [`Seen::head`]).
+    head: u64,
+}
+
+/// A token [`IndexTokens::distinct`] wrote: where it is in the buffer, and its first eight
+/// bytes as one number. No token holds a zero byte (letters, digits, whole UTF-8 characters),
+/// so a token of eight bytes or fewer is that number: most words are hashed and told apart by
+/// it alone, without reading the buffer. Most words of an article are repeats, and looking
+/// them up was most of the time its words took.
+#[derive(Clone, Copy)]
+struct Seen {
+    head: u64,
+    at: usize,
+    len: usize,
+}
+
+/// Bytes a token's [`Seen::head`] holds.
+const HEAD: usize = 8;
+
+impl Seen {
+    /// The token's hash. A short token's is its head, mixed so that both ends of the result
+    /// vary (the table takes its slot from the low bits and a tag from the high ones).
+    fn hash(&self, out: &[u8], hasher: &foldhash::fast::FixedState) -> u64 {
+        use std::hash::BuildHasher as _;
+        if self.len <= HEAD {
+            let product = u128::from(self.head) * 0x9e37_79b9_7f4a_7c15_u128;
+            // Both halves folded: the truncations are the point.
+            (product as u64) ^ ((product >> 64) as u64)
+        } else {
+            hasher.hash_one(&out[self.at..self.at + self.len])
+        }
+    }
 }
 
 impl IndexTokens {
@@ -96,13 +128,14 @@ impl IndexTokens {
         Self::new(Some(hashbrown::HashTable::new()))
     }
 
-    fn new(seen: Option<hashbrown::HashTable<(usize, usize)>>) -> Self {
+    fn new(seen: Option<hashbrown::HashTable<Seen>>) -> Self {
         Self {
             out: Vec::new(),
             start: 0,
             separator: 0,
             seen,
             hasher: foldhash::fast::FixedState::default(),
+            head: 0,
         }
     }
 
@@ -120,37 +153,57 @@ impl IndexTokens {
             self.out.push(b' ');
         }
         self.start = self.out.len();
+        self.head = 0;
     }
 
     /// Ends the token begun last: taken back when it was written before.
     fn end(&mut self) {
-        use std::hash::BuildHasher as _;
         let Some(seen) = &mut self.seen else {
             return;
         };
         let (out, hasher) = (&self.out, &self.hasher);
         let token = &out[self.start..];
-        let hash = hasher.hash_one(token);
-        if seen
-            .find(hash, |&(at, len)| &out[at..at + len] == token)
-            .is_some()
-        {
+        let this = Seen {
+            head: self.head,
+            at: self.start,
+            len: token.len(),
+        };
+        let same = |other: &Seen| {
+            other.head == this.head
+                && other.len == this.len
+                && (this.len <= HEAD || out[other.at..other.at + other.len] == *token)
+        };
+        if seen.find(this.hash(out, hasher), same).is_some() {
             self.out.truncate(self.separator);
         } else {
-            seen.insert_unique(hash, (self.start, token.len()), |&(at, len)| {
-                hasher.hash_one(&out[at..at + len])
-            });
+            seen.insert_unique(this.hash(out, hasher), this, |s| s.hash(out, hasher));
         }
     }
 
+    /// Adds a byte to the token being written.
+    fn put(&mut self, byte: u8) {
+        let at = self.out.len() - self.start;
+        if at < HEAD {
+            self.head |= u64::from(byte) << (8 * at);
+        }
+        self.out.push(byte);
+    }
+
     fn push_char(&mut self, c: char) {
-        self.out
-            .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        for &byte in c.encode_utf8(&mut [0; 4]).as_bytes() {
+            self.put(byte);
+        }
     }
 
     /// Adds the tokens of `text`.
     pub fn push(&mut self, text: &str) {
         self.out.reserve(text.len() + text.len() / 4);
+        if let Some(seen) = &mut self.seen {
+            // Room for a distinct word in every 16 bytes, so that the table seldom grows while
+            // it fills (growing moved every entry each time).
+            let (out, hasher) = (&self.out, &self.hasher);
+            seen.reserve(text.len() / 16, |s| s.hash(out, hasher));
+        }
         let bytes = text.as_bytes();
         let mut in_word = false;
         let mut previous_cjk: Option<char> = None;
@@ -169,7 +222,7 @@ impl IndexTokens {
                         self.begin();
                         in_word = true;
                     }
-                    self.out.push(lower);
+                    self.put(lower);
                 }
                 at += 1;
                 continue;
@@ -262,6 +315,17 @@ mod tests {
         for token in query_tokens("地铁三号") {
             assert!(held.split(' ').any(|t| t == token), "{token}");
         }
+    }
+
+    #[test]
+    fn words_that_begin_alike_are_told_apart() {
+        let mut distinct = IndexTokens::distinct();
+        distinct.push("Internationalization internationalisation internat internation");
+        distinct.push("internationalisation, INTERNAT; internationalization 地铁地铁线 地铁线");
+        assert_eq!(
+            distinct.finish(),
+            "internationalization internationalisation internat internation 地 铁 地铁 铁地 线 铁线"
+        );
     }
 
     /// The words of `text` as [`split`] finds them (the pieces a query is made of), written
