@@ -102,6 +102,9 @@ struct Seen {
 /// Bytes a token's [`Seen::head`] holds.
 const HEAD: usize = 8;
 
+/// Most distinct words a text's table is sized ahead for (a table of about 200 KiB).
+const RESERVED_WORDS: usize = 4096;
+
 impl Seen {
     /// The token's hash. A short token's is its head, mixed so that both ends of the result
     /// vary (the table takes its slot from the low bits and a tag from the high ones).
@@ -200,9 +203,12 @@ impl IndexTokens {
         self.out.reserve(text.len() + text.len() / 4);
         if let Some(seen) = &mut self.seen {
             // Room for a distinct word in every 16 bytes, so that the table seldom grows while
-            // it fills (growing moved every entry each time).
+            // it fills (growing moved every entry each time); a very long text's table grows
+            // as it needs, past the first few thousand words.
             let (out, hasher) = (&self.out, &self.hasher);
-            seen.reserve(text.len() / 16, |s| s.hash(out, hasher));
+            seen.reserve((text.len() / 16).min(RESERVED_WORDS), |s| {
+                s.hash(out, hasher)
+            });
         }
         let bytes = text.as_bytes();
         let mut in_word = false;
