@@ -176,10 +176,11 @@ impl IndexTokens {
                 && other.len == this.len
                 && (this.len <= HEAD || out[other.at..other.at + other.len] == *token)
         };
-        if seen.find(this.hash(out, hasher), same).is_some() {
+        let hash = this.hash(out, hasher);
+        if seen.find(hash, same).is_some() {
             self.out.truncate(self.separator);
         } else {
-            seen.insert_unique(this.hash(out, hasher), this, |s| s.hash(out, hasher));
+            seen.insert_unique(hash, this, |s| s.hash(out, hasher));
         }
     }
 
