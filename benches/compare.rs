@@ -59,6 +59,15 @@
 //! on the machine is spread over all three; on a shared machine the ratios mean more than the
 //! seconds.
 //!
+//! Below the tables, the archive floor (cold only): once every tool has run, the files
+//! Gazette's first cold run wrote are made again in an empty folder the way Gazette makes them,
+//! and nothing else: each folder once, each file through a temp file and a rename, a thread per
+//! core, one flush at the end (`benches/archive_floor`, run by this bench's own executable under
+//! GNU time). No program writes the same archive safely in less. What it costs depends on the
+//! machine's file system more than anything else in the runs does (a file or folder made took
+//! about 23 µs of CPU on one guest's disk and 4 µs on its tmpfs; see `benches/RESULTS.md`), so
+//! both tools' cold runs are given against it too.
+//!
 //! After each run the bench checks that the job was done: Markdown files written (one per entry,
 //! cumulative), the merged feed's entries, the floor's status codes.
 //!
@@ -67,6 +76,7 @@
 //! three runs, repeated. They share the feeds, the server and the measured run
 //! (`benches/common/mod.rs`), so their numbers are of the same feeds and measured the same way.
 
+mod archive_floor;
 mod common;
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code, reason = "the tests' helper; the bench uses part of it")]
@@ -181,6 +191,51 @@ fn count_markdown(dir: &Path) -> usize {
             }
         })
         .sum()
+}
+
+/// The archive floor's runs (see `archive_floor`), each in a fresh folder kept in `folders`.
+fn archive_floor_runs(
+    listing: &archive_floor::Listing,
+    repeats: usize,
+    folders: &mut Vec<tempfile::TempDir>,
+) -> Vec<Measured> {
+    let exe = std::env::current_exe().expect("the bench's own executable");
+    let exe = exe.to_str().expect("the bench's path is UTF-8");
+    (0..repeats)
+        .map(|repeat| {
+            let dir = tempfile::Builder::new()
+                .prefix("gazette-compare-archive-floor-")
+                .tempdir()
+                .expect("tempdir");
+            let list = dir.path().join("listing.tsv");
+            std::fs::write(&list, &listing.text).expect("write the listing");
+            let list = list.to_str().expect("temp paths are UTF-8");
+            let (m, _) = timed(
+                "archive floor",
+                dir.path(),
+                exe,
+                &[archive_floor::FLAG, list],
+            );
+            let made = archive_floor::listing(&dir.path().join("archive"));
+            assert_eq!(
+                (made.files, made.folders),
+                (listing.files, listing.folders),
+                "archive floor: files and folders made"
+            );
+            println!(
+                "#{} {:<21} {:>8.3} s {:>8.3} s CPU {:>8.1} MiB  {} files, {} folders",
+                repeat + 1,
+                "archive floor cold",
+                m.seconds,
+                m.cpu_seconds,
+                m.peak_mib,
+                made.files,
+                made.folders
+            );
+            folders.push(dir);
+            m
+        })
+        .collect()
 }
 
 /// A fresh folder for one tool's runs; kept, and its path printed, with `GAZETTE_BENCH_KEEP=1`,
@@ -449,7 +504,13 @@ fn state_url() -> String {
     }
 }
 
-fn gazette(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {
+/// Gazette's three runs. The first cold run's files are listed into `listing`, for the
+/// archive floor.
+fn gazette(
+    bench: &Bench,
+    repeat: usize,
+    listing: &mut Option<archive_floor::Listing>,
+) -> ([Measured; 3], tempfile::TempDir) {
     let dir = workdir(Tool::Gazette, repeat);
     let path = dir.path();
     std::fs::write(path.join("gazette.toml"), gazette_config(bench)).expect("config");
@@ -475,6 +536,9 @@ fn gazette(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {
         articles += new;
         let files = count_markdown(&path.join("archive"));
         assert_eq!(files, articles, "gazette {run}: Markdown files");
+        if run == "cold" && listing.is_none() {
+            *listing = Some(archive_floor::listing(&path.join("archive")));
+        }
         let atom = atom_entries(&path.join("public/atom.xml"));
         assert_eq!(
             atom,
@@ -522,6 +586,9 @@ fn faster_slower(gazette: f64, other: f64) -> String {
 }
 
 fn main() {
+    if archive_floor::run_if_asked() {
+        return;
+    }
     assert!(
         Path::new(TIME).exists(),
         "{TIME} is missing: this bench measures each run's peak memory with GNU time (bash scripts/bench-deps.sh, or apt-get install time)"
@@ -611,6 +678,7 @@ fn main() {
     // between runs slows the next tool down (on ext4 with online discard, the freed blocks are
     // trimmed at the following journal commits, which a tool that flushes its files waits for).
     let mut folders = Vec::new();
+    let mut listing = None;
     // Interleaved: a burst of load from elsewhere lands on one repetition of every tool rather
     // than on every repetition of one. The server runs on the runtime's threads meanwhile.
     for repeat in 0..repeats {
@@ -619,12 +687,16 @@ fn main() {
             let (measured, folder) = match tool {
                 Tool::Floor => floor(&bench, repeat),
                 Tool::Sfeed => sfeed(&bench, repeat),
-                Tool::Gazette => gazette(&bench, repeat),
+                Tool::Gazette => gazette(&bench, repeat, &mut listing),
             };
             folders.push(folder);
             results.entry(tool).or_default().push(measured);
         }
     }
+    // After every tool, while their folders stay: no removal slows it down.
+    let floor_runs = listing
+        .as_ref()
+        .map(|listing| archive_floor_runs(listing, repeats, &mut folders));
 
     // Medians of each tool and run: wall time, CPU time, peak RSS, each on its own.
     let medians = |tool: Tool, run: usize| {
@@ -717,6 +789,36 @@ fn main() {
             ]);
         }
         print_table(&header(what), &rows, &[false, true, true, true, true, true]);
+    }
+    if let (Some(listing), Some(runs)) = (&listing, floor_runs) {
+        let floor = Measured {
+            seconds: median(runs.iter().map(|m| m.seconds).collect()),
+            cpu_seconds: median(runs.iter().map(|m| m.cpu_seconds).collect()),
+            peak_mib: median(runs.iter().map(|m| m.peak_mib).collect()),
+        };
+        let over = |tool: Tool, whose: &str| {
+            medians(tool, 0).map_or_else(
+                || format!("{whose}: {}", missing(tool)),
+                |m| {
+                    format!(
+                        "{whose}: {:.1}× the wall time, {:.1}× the CPU time",
+                        m.seconds / floor.seconds,
+                        m.cpu_seconds / floor.cpu_seconds
+                    )
+                },
+            )
+        };
+        println!(
+            "\narchive floor (cold): the {} files and {} folders of Gazette's first cold run made again in an empty folder, \
+             each through a temp file and a rename, a thread per core, one flush, nothing else: {} wall, {:.2} s CPU, \
+             median of {repeats}. Against it, {}; {}",
+            listing.files,
+            listing.folders,
+            seconds(floor.seconds),
+            floor.cpu_seconds,
+            over(Tool::Gazette, "Gazette's cold run"),
+            over(Tool::Sfeed, "sfeed's"),
+        );
     }
     if !have_sfeed && wanted(Tool::Sfeed) {
         println!(

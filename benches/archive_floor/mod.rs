@@ -1,0 +1,145 @@
+//! The archive floor: the file system's share of a cold run, and nothing else. The compare bench
+//! lists the files Gazette's first cold run wrote (their paths and sizes), then runs this job,
+//! in a process of its own like the tools, to make the same files again in an empty folder the
+//! way Gazette makes them: each folder made once, each file written to a temp file of the tree
+//! and renamed into place, on a thread per core, then one flush of the file system. No feed is
+//! fetched or parsed and no state is kept, so no program that writes the same archive safely can
+//! take less; it says how much of a cold run the archive format's files and folders cost on the
+//! machine at hand, which differs from one machine's file system to another's far more than
+//! the rest of the run does.
+//!
+//! The bench runs its own executable with [`FLAG`] and the listing's path to do the job.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+/// The first argument that makes the bench's executable run the job instead of the bench.
+pub const FLAG: &str = "--archive-floor";
+
+/// The folder of the tree that temp files are written in, as Gazette's own.
+const TEMP: &str = ".tmp";
+
+/// What a tree holds: a line per file (its size, a tab, its path under the tree), and how many
+/// files and folders.
+pub struct Listing {
+    pub text: String,
+    pub files: usize,
+    pub folders: usize,
+}
+
+/// The files under `root`, at any depth, its temp folder left out.
+pub fn listing(root: &Path) -> Listing {
+    let mut listing = Listing {
+        text: String::new(),
+        files: 0,
+        folders: 0,
+    };
+    list_into(root, Path::new(""), &mut listing);
+    listing
+}
+
+fn list_into(root: &Path, under: &Path, listing: &mut Listing) {
+    let entries = std::fs::read_dir(root.join(under))
+        .unwrap_or_else(|e| panic!("list {}: {e}", root.join(under).display()));
+    for entry in entries {
+        let entry = entry.expect("directory entry");
+        let name = entry.file_name();
+        if under.as_os_str().is_empty() && name == TEMP {
+            continue;
+        }
+        let path = under.join(&name);
+        let meta = entry.metadata().expect("file metadata");
+        if meta.is_dir() {
+            listing.folders += 1;
+            list_into(root, &path, listing);
+        } else {
+            let path = path.to_str().expect("archive paths are UTF-8");
+            assert!(!path.contains(['\t', '\n']), "unlistable path {path:?}");
+            listing.files += 1;
+            let _ = writeln!(listing.text, "{}\t{path}", meta.len());
+        }
+    }
+}
+
+/// Runs the job when the process was started for it (`FLAG listing`), in the current folder:
+/// the files of the listing under `archive/`. Returns whether it ran.
+pub fn run_if_asked() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [flag, listing] = args.as_slice() else {
+        return false;
+    };
+    if flag != FLAG {
+        return false;
+    }
+    let text = std::fs::read_to_string(listing).expect("read the listing");
+    make_all(Path::new("archive"), &text);
+    true
+}
+
+/// Makes every file of `listing` under `root`, its folders first as each is met, with a thread
+/// per core, each taking whole top folders (sources) so that no two make the same folder.
+fn make_all(root: &Path, listing: &str) {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut sources: HashMap<&str, usize> = HashMap::new();
+    let mut shares: Vec<Vec<(u64, &str)>> = vec![Vec::new(); threads];
+    for line in listing.lines() {
+        let (size, path) = line
+            .split_once('\t')
+            .expect("a listing line: size, tab, path");
+        let size: u64 = size.parse().expect("a file size");
+        let source = path.split('/').next().unwrap_or(path);
+        let next = sources.len();
+        let thread = *sources.entry(source).or_insert(next) % threads;
+        shares[thread].push((size, path));
+    }
+    let largest = listing
+        .lines()
+        .filter_map(|l| l.split_once('\t')?.0.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    let bytes = vec![b'x'; largest];
+    std::fs::create_dir_all(root.join(TEMP)).expect("make the temp folder");
+    std::thread::scope(|scope| {
+        for (thread, share) in shares.iter().enumerate() {
+            let bytes = &bytes;
+            scope.spawn(move || make_share(root, thread, share, bytes));
+        }
+    });
+    flush(root);
+}
+
+fn make_share(root: &Path, thread: usize, share: &[(u64, &str)], bytes: &[u8]) {
+    let mut made: HashSet<PathBuf> = HashSet::new();
+    for (n, &(size, path)) in share.iter().enumerate() {
+        let path = root.join(path);
+        if let Some(folder) = path.parent()
+            && !made.contains(folder)
+        {
+            std::fs::create_dir_all(folder).expect("make a folder");
+            made.insert(folder.to_owned());
+        }
+        let temp = root.join(TEMP).join(format!(".floor-{thread}-{n}.tmp"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)
+            .expect("make a temp file");
+        let size = usize::try_from(size).expect("a file size");
+        file.write_all(&bytes[..size]).expect("write a temp file");
+        drop(file);
+        std::fs::rename(&temp, &path).expect("rename a file into place");
+    }
+}
+
+/// One flush of the file system the tree is on, as Gazette makes its files durable.
+fn flush(root: &Path) {
+    use std::os::fd::AsRawFd as _;
+    let dir = std::fs::File::open(root).expect("open the tree");
+    // SAFETY: `syncfs` only reads the descriptor, which `dir` keeps open for the call.
+    let status = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    assert_eq!(status, 0, "syncfs: {}", std::io::Error::last_os_error());
+}
