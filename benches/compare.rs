@@ -203,10 +203,7 @@ fn archive_floor_runs(
     let exe = exe.to_str().expect("the bench's path is UTF-8");
     (0..repeats)
         .map(|repeat| {
-            let dir = tempfile::Builder::new()
-                .prefix("gazette-compare-archive-floor-")
-                .tempdir()
-                .expect("tempdir");
+            let dir = workdir("archive-floor", repeat);
             let list = dir.path().join("listing.tsv");
             std::fs::write(&list, &listing.text).expect("write the listing");
             let list = list.to_str().expect("temp paths are UTF-8");
@@ -238,22 +235,17 @@ fn archive_floor_runs(
         .collect()
 }
 
-/// A fresh folder for one tool's runs; kept, and its path printed, with `GAZETTE_BENCH_KEEP=1`,
-/// to look at what each tool wrote.
-fn workdir(tool: Tool, repeat: usize) -> tempfile::TempDir {
+/// A fresh folder for one tool's runs, or one of the archive floor's; kept, and its path
+/// printed, with `GAZETTE_BENCH_KEEP=1`, to look at what each tool wrote.
+fn workdir(tool: &str, repeat: usize) -> tempfile::TempDir {
     let keep = std::env::var_os("GAZETTE_BENCH_KEEP").is_some_and(|v| v == "1");
     let dir = tempfile::Builder::new()
-        .prefix(&format!("gazette-compare-{}-", tool.name()))
+        .prefix(&format!("gazette-compare-{tool}-"))
         .disable_cleanup(keep)
         .tempdir()
         .expect("tempdir");
     if keep {
-        println!(
-            "#{} {:<8} kept in {}",
-            repeat + 1,
-            tool.name(),
-            dir.path().display()
-        );
+        println!("#{} {tool:<8} kept in {}", repeat + 1, dir.path().display());
     }
     dir
 }
@@ -297,7 +289,7 @@ fn curl_config(bench: &Bench, conditional: bool) -> String {
 }
 
 fn floor(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {
-    let dir = workdir(Tool::Floor, repeat);
+    let dir = workdir(Tool::Floor.name(), repeat);
     let path = dir.path();
     std::fs::create_dir(path.join("etags")).expect("etags folder");
     std::fs::write(path.join("cold.cfg"), curl_config(bench, false)).expect("curl config");
@@ -440,7 +432,7 @@ awk 'FNR > 100 { nextfile } { print }' feeds/* | sort -k1,1rn | head -n 100 | sf
 "#;
 
 fn sfeed(bench: &Bench, repeat: usize) -> ([Measured; 3], tempfile::TempDir) {
-    let dir = workdir(Tool::Sfeed, repeat);
+    let dir = workdir(Tool::Sfeed.name(), repeat);
     let path = dir.path();
     std::fs::write(path.join("sfeedrc"), sfeedrc(bench, path)).expect("sfeedrc");
     std::fs::write(path.join("job.sh"), SFEED_JOB).expect("sfeed job script");
@@ -511,7 +503,7 @@ fn gazette(
     repeat: usize,
     listing: &mut Option<archive_floor::Listing>,
 ) -> ([Measured; 3], tempfile::TempDir) {
-    let dir = workdir(Tool::Gazette, repeat);
+    let dir = workdir(Tool::Gazette.name(), repeat);
     let path = dir.path();
     std::fs::write(path.join("gazette.toml"), gazette_config(bench)).expect("config");
     let mut measured = Vec::new();
