@@ -84,22 +84,19 @@ pub fn run_if_asked() -> bool {
 fn make_all(root: &Path, listing: &str) {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut sources: HashMap<&str, usize> = HashMap::new();
-    let mut shares: Vec<Vec<(u64, &str)>> = vec![Vec::new(); threads];
+    let mut shares: Vec<Vec<(usize, &str)>> = vec![Vec::new(); threads];
+    let mut largest = 0;
     for line in listing.lines() {
         let (size, path) = line
             .split_once('\t')
             .expect("a listing line: size, tab, path");
-        let size: u64 = size.parse().expect("a file size");
+        let size: usize = size.parse().expect("a file size");
+        largest = largest.max(size);
         let source = path.split('/').next().unwrap_or(path);
         let next = sources.len();
         let thread = *sources.entry(source).or_insert(next) % threads;
         shares[thread].push((size, path));
     }
-    let largest = listing
-        .lines()
-        .filter_map(|l| l.split_once('\t')?.0.parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
     let bytes = vec![b'x'; largest];
     std::fs::create_dir_all(root.join(TEMP)).expect("make the temp folder");
     std::thread::scope(|scope| {
@@ -111,7 +108,7 @@ fn make_all(root: &Path, listing: &str) {
     flush(root);
 }
 
-fn make_share(root: &Path, thread: usize, share: &[(u64, &str)], bytes: &[u8]) {
+fn make_share(root: &Path, thread: usize, share: &[(usize, &str)], bytes: &[u8]) {
     let mut made: HashSet<PathBuf> = HashSet::new();
     for (n, &(size, path)) in share.iter().enumerate() {
         let path = root.join(path);
@@ -128,7 +125,6 @@ fn make_share(root: &Path, thread: usize, share: &[(u64, &str)], bytes: &[u8]) {
             .mode(0o644)
             .open(&temp)
             .expect("make a temp file");
-        let size = usize::try_from(size).expect("a file size");
         file.write_all(&bytes[..size]).expect("write a temp file");
         drop(file);
         std::fs::rename(&temp, &path).expect("rename a file into place");
