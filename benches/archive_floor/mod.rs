@@ -4,9 +4,9 @@
 //! way Gazette makes them: each folder made once, each file written to a temp file of the tree
 //! and renamed into place, on a thread per core, then one flush of the file system. No feed is
 //! fetched or parsed and no state is kept, so no program that writes the same archive safely can
-//! take less; it says how much of a cold run the archive format's files and folders cost on the
-//! machine at hand, which differs from one machine's file system to another's far more than
-//! the rest of the run does.
+//! take less. It says how much of a cold run the archive format's files and folders cost on the
+//! machine at hand, a cost that varies with the machine's file system more than the rest of the
+//! run does.
 //!
 //! The bench runs its own executable with [`FLAG`] and the listing's path to do the job.
 
