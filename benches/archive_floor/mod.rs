@@ -1,26 +1,23 @@
 //! The archive floor: the file system's share of a cold run, and nothing else. The compare bench
 //! lists the files Gazette's first cold run wrote (their paths and sizes), then runs this job,
-//! in a process of its own like the tools, to make the same files again in an empty folder the
-//! way Gazette makes them: each folder made once, each file written to a temp file of the tree
-//! and renamed into place, on a thread per core, then one flush of the file system. No feed is
-//! fetched or parsed and no state is kept, so no program that writes the same archive safely can
-//! take less. It says how much of a cold run the archive format's files and folders cost on the
-//! machine at hand, a cost that varies with the machine's file system more than the rest of the
-//! run does.
+//! in a process of its own like the tools, to make the same files again in an empty folder with
+//! Gazette's own file functions (`gazette::files`): each folder made once, each file staged in
+//! a temp file of the tree and renamed into place, on a thread per core, then one flush of the
+//! file system. No feed is fetched or parsed and no state is kept, so no program that writes
+//! the same archive safely can take less. It says how much of a cold run the archive format's
+//! files and folders cost on the machine at hand, a cost that varies with the machine's file
+//! system more than the rest of the run does.
 //!
 //! The bench runs its own executable with [`FLAG`] and the listing's path to do the job.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use gazette::files;
 
 /// The first argument that makes the bench's executable run the job instead of the bench.
 pub const FLAG: &str = "--archive-floor";
-
-/// The folder of the tree that temp files are written in, as Gazette's own.
-const TEMP: &str = ".tmp";
 
 /// What a tree holds: a line per file (its size, a tab, its path under the tree), and how many
 /// files and folders.
@@ -47,7 +44,7 @@ fn list_into(root: &Path, under: &Path, listing: &mut Listing) {
     for entry in entries {
         let entry = entry.expect("directory entry");
         let name = entry.file_name();
-        if under.as_os_str().is_empty() && name == TEMP {
+        if under.as_os_str().is_empty() && name == files::TEMP_DIR {
             continue;
         }
         let path = under.join(&name);
@@ -98,44 +95,33 @@ fn make_all(root: &Path, listing: &str) {
         shares[thread].push((size, path));
     }
     let bytes = vec![b'x'; largest];
-    std::fs::create_dir_all(root.join(TEMP)).expect("make the temp folder");
     std::thread::scope(|scope| {
-        for (thread, share) in shares.iter().enumerate() {
+        for share in &shares {
             let bytes = &bytes;
-            scope.spawn(move || make_share(root, thread, share, bytes));
+            scope.spawn(move || make_share(root, share, bytes));
         }
     });
-    flush(root);
+    files::sync_filesystem(root).expect("flush the tree");
 }
 
-fn make_share(root: &Path, thread: usize, share: &[(usize, &str)], bytes: &[u8]) {
-    let mut made: HashSet<PathBuf> = HashSet::new();
-    for (n, &(size, path)) in share.iter().enumerate() {
-        let path = root.join(path);
-        if let Some(folder) = path.parent()
-            && !made.contains(folder)
+/// Makes `share`'s files with Gazette's own file functions, in the order a cold run uses
+/// them: each folder as it is met, each file staged in a temp file, then all renamed into
+/// place.
+fn make_share(root: &Path, share: &[(usize, &str)], bytes: &[u8]) {
+    let mut made: HashSet<&Path> = HashSet::new();
+    let mut pending = Vec::with_capacity(share.len());
+    for &(size, path) in share {
+        if let Some(folder) = Path::new(path).parent()
+            && made.insert(folder)
         {
-            std::fs::create_dir_all(folder).expect("make a folder");
-            made.insert(folder.to_owned());
+            files::make_folder(&root.join(folder)).expect("make a folder");
         }
-        let temp = root.join(TEMP).join(format!(".floor-{thread}-{n}.tmp"));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&temp)
-            .expect("make a temp file");
-        file.write_all(&bytes[..size]).expect("write a temp file");
-        drop(file);
-        std::fs::rename(&temp, &path).expect("rename a file into place");
+        pending.push(files::PendingFile {
+            path: root.join(path),
+            bytes: String::new(),
+            new: true,
+            staged: Some(files::stage(root, &bytes[..size]).expect("stage a file")),
+        });
     }
-}
-
-/// One flush of the file system the tree is on, as Gazette makes its files durable.
-fn flush(root: &Path) {
-    use std::os::fd::AsRawFd as _;
-    let dir = std::fs::File::open(root).expect("open the tree");
-    // SAFETY: `syncfs` only reads the descriptor, which `dir` keeps open for the call.
-    let status = unsafe { libc::syncfs(dir.as_raw_fd()) };
-    assert_eq!(status, 0, "syncfs: {}", std::io::Error::last_os_error());
+    files::write_all_deferred(root, pending).expect("rename the files into place");
 }
