@@ -77,7 +77,16 @@ pub struct FetchedEntry {
 
 impl FetchedEntryRef<'_> {
     pub fn to_json(&self) -> Option<String> {
-        serde_json::to_string(self).ok()
+        // Sized ahead for the texts, which are most of it: grown as it was written, the
+        // buffer was copied several times per entry.
+        let texts: usize = [&self.entry.title, &self.entry.summary, &self.entry.content]
+            .into_iter()
+            .flatten()
+            .map(|text| text.value.len())
+            .sum();
+        let mut json = Vec::with_capacity(texts + texts / 8 + 1024);
+        serde_json::to_writer(&mut json, self).ok()?;
+        String::from_utf8(json).ok()
     }
 }
 

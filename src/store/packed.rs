@@ -9,6 +9,9 @@
 //! A packed value is a BLOB: a format byte, the text's length (4 bytes, little-endian), then
 //! the LZ4 block. Values written as TEXT, before packing or by hand, read as they are.
 
+use std::cell::RefCell;
+
+use lz4_flex::block::{CompressTable, compress_into_with_table};
 use sqlx::any::{Any, AnyArguments, AnyTypeInfo, AnyTypeInfoKind};
 use sqlx::database::Database;
 use sqlx::decode::Decode;
@@ -29,16 +32,37 @@ const MAX_UNPACKED: usize = 256 * 1024 * 1024;
 
 /// `text` packed for SQLite.
 pub(super) fn pack(text: &str) -> Vec<u8> {
+    thread_local! {
+        /// LZ4's hash table and a block's room, kept between values: made afresh for each, the
+        /// two were zeroed allocations of several kilobytes per column of every record.
+        static SCRATCH: RefCell<(CompressTable, Vec<u8>)> =
+            RefCell::new((CompressTable::default(), Vec::new()));
+    }
     let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-    let mut packed = vec![0; HEADER + lz4_flex::block::get_maximum_output_size(text.len())];
-    packed[0] = LZ4_BLOCK;
-    packed[1..HEADER].copy_from_slice(&len.to_le_bytes());
-    // The buffer has the block's largest size, so this cannot fail.
-    let block = lz4_flex::block::compress_into(text.as_bytes(), &mut packed[HEADER..]).unwrap_or(0);
-    packed.truncate(HEADER + block);
-    packed.shrink_to_fit();
-    packed
+    SCRATCH.with_borrow_mut(|(table, room)| {
+        let most = lz4_flex::block::get_maximum_output_size(text.len());
+        if room.len() < most {
+            room.resize(most, 0);
+        }
+        // The room has the block's largest size, so this cannot fail.
+        let block = compress_into_with_table(text.as_bytes(), room, table).unwrap_or(0);
+        let mut packed = Vec::with_capacity(HEADER + block);
+        packed.push(LZ4_BLOCK);
+        packed.extend_from_slice(&len.to_le_bytes());
+        packed.extend_from_slice(&room[..block]);
+        // A rare very large value keeps neither its room nor the larger table it took.
+        if room.len() > KEPT_ROOM {
+            *room = Vec::new();
+        }
+        if matches!(table, CompressTable::Large(_)) {
+            *table = CompressTable::default();
+        }
+        packed
+    })
 }
+
+/// The largest block room [`pack`] keeps between values.
+const KEPT_ROOM: usize = 256 * 1024;
 
 /// A large text column's value as a backend stores it: packed in SQLite, as it is in
 /// PostgreSQL.
@@ -139,6 +163,31 @@ mod tests {
             pack(&long).len() < long.len() / 10,
             "repetitive text shrinks"
         );
+    }
+
+    /// The thread's kept table and room leave nothing of one value in the next: small after
+    /// large (over 64 KiB, which takes LZ4's larger table, and over the kept room) and after
+    /// small, each value packs as it does alone on a fresh thread.
+    #[test]
+    fn values_packed_one_after_another_are_each_whole() {
+        let large: String = (0..60_000).map(|i| format!("{i} ")).collect();
+        let small = "<p>a short entry, packed after a large one</p>";
+        let alone = |text: &'static str| {
+            std::thread::spawn(move || pack(text))
+                .join()
+                .expect("packing thread")
+        };
+        let (small_alone, other_alone) = (alone(small), alone("other words"));
+        for text in [small, &large, small, "other words", &large, "", small] {
+            let packed = pack(text);
+            assert_eq!(unpack(&packed).as_deref(), Ok(text));
+            if text == small {
+                assert_eq!(packed, small_alone);
+            } else if text == "other words" {
+                assert_eq!(packed, other_alone);
+            }
+        }
+        assert!(large.len() > usize::from(u16::MAX) && large.len() > KEPT_ROOM);
     }
 
     #[test]

@@ -83,8 +83,6 @@ pub struct IndexTokens {
     /// The tokens written so far; `None` when repeats stay.
     seen: Option<hashbrown::HashTable<Seen>>,
     hasher: foldhash::fast::FixedState,
-    /// The first [`HEAD`] bytes of the token being written (see [`Seen::head`]).
-    head: u64,
 }
 
 /// A token [`IndexTokens::distinct`] wrote: where it is in the buffer, and its first eight
@@ -138,7 +136,6 @@ impl IndexTokens {
             separator: 0,
             seen,
             hasher: foldhash::fast::FixedState::default(),
-            head: 0,
         }
     }
 
@@ -156,7 +153,6 @@ impl IndexTokens {
             self.out.push(b' ');
         }
         self.start = self.out.len();
-        self.head = 0;
     }
 
     /// Ends the token begun last: taken back when it was written before.
@@ -166,8 +162,12 @@ impl IndexTokens {
         };
         let (out, hasher) = (&self.out, &self.hasher);
         let token = &out[self.start..];
+        // Little-endian: the first byte lowest, as `Seen::head` says.
+        let mut head = [0; HEAD];
+        let short = token.len().min(HEAD);
+        head[..short].copy_from_slice(&token[..short]);
         let this = Seen {
-            head: self.head,
+            head: u64::from_le_bytes(head),
             at: self.start,
             len: token.len(),
         };
@@ -184,19 +184,9 @@ impl IndexTokens {
         }
     }
 
-    /// Adds a byte to the token being written.
-    fn put(&mut self, byte: u8) {
-        let at = self.out.len() - self.start;
-        if at < HEAD {
-            self.head |= u64::from(byte) << (8 * at);
-        }
-        self.out.push(byte);
-    }
-
     fn push_char(&mut self, c: char) {
-        for &byte in c.encode_utf8(&mut [0; 4]).as_bytes() {
-            self.put(byte);
-        }
+        self.out
+            .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
     }
 
     /// Adds the tokens of `text`.
@@ -218,20 +208,27 @@ impl IndexTokens {
         while let Some(&b) = bytes.get(at) {
             if b.is_ascii() {
                 previous_cjk = None;
-                let lower = ASCII_WORD[usize::from(b)];
-                if lower == 0 {
+                if ASCII_WORD[usize::from(b)] == 0 {
                     if in_word {
                         self.end();
                         in_word = false;
                     }
-                } else {
-                    if !in_word {
-                        self.begin();
-                        in_word = true;
-                    }
-                    self.put(lower);
+                    at += 1;
+                    continue;
                 }
-                at += 1;
+                if !in_word {
+                    self.begin();
+                    in_word = true;
+                }
+                // The whole run of ASCII letters and digits at once: most of any text.
+                while let Some(&lower) = bytes
+                    .get(at)
+                    .and_then(|&b| ASCII_WORD.get(usize::from(b)))
+                    .filter(|&&lower| lower != 0)
+                {
+                    self.out.push(lower);
+                    at += 1;
+                }
                 continue;
             }
             let Some(c) = text.get(at..).and_then(|rest| rest.chars().next()) else {
