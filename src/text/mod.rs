@@ -7,6 +7,7 @@
 
 mod clean;
 mod fragment;
+pub mod json;
 pub mod links;
 pub mod search;
 
