@@ -77,8 +77,8 @@ pub struct FetchedEntry {
 
 impl FetchedEntryRef<'_> {
     /// The entry as serde_json writes it, the texts escaped by [`text::json::push_string`]:
-    /// serde_json's own escaping of their HTML was most of this. `Option` for the callers that
-    /// store nothing when there is nothing to store.
+    /// serde_json's own escaping of their HTML was most of this. `None` when a part fails to
+    /// serialize, as with serde_json's `to_string` (none of the model's parts do).
     pub fn to_json(&self) -> Option<String> {
         use text::json::{push_string, push_value};
         // Every field, so that one added to `Entry` is not left out here.
@@ -105,7 +105,7 @@ impl FetchedEntryRef<'_> {
             .sum();
         let mut out = Vec::with_capacity(texts + texts / 8 + 1024);
         out.extend_from_slice(b"{\"entry\":{\"position\":");
-        push_value(&mut out, position);
+        push_value(&mut out, position)?;
         out.extend_from_slice(b",\"id\":");
         push_string(&mut out, id);
         for (name, text) in [("title", title), ("summary", summary), ("content", content)] {
@@ -115,36 +115,36 @@ impl FetchedEntryRef<'_> {
             match text {
                 Some(Text { kind, value, base }) => {
                     out.extend_from_slice(b"{\"kind\":");
-                    push_value(&mut out, kind);
+                    push_value(&mut out, kind)?;
                     out.extend_from_slice(b",\"value\":");
                     push_string(&mut out, value);
                     out.extend_from_slice(b",\"base\":");
-                    push_value(&mut out, base);
+                    push_value(&mut out, base)?;
                     out.push(b'}');
                 }
                 None => out.extend_from_slice(b"null"),
             }
         }
         out.extend_from_slice(b",\"links\":");
-        push_value(&mut out, links);
+        push_value(&mut out, links)?;
         out.extend_from_slice(b",\"categories\":");
-        push_value(&mut out, categories);
+        push_value(&mut out, categories)?;
         out.extend_from_slice(b",\"published\":");
-        push_value(&mut out, published);
+        push_value(&mut out, published)?;
         out.extend_from_slice(b",\"updated\":");
-        push_value(&mut out, updated);
+        push_value(&mut out, updated)?;
         out.extend_from_slice(b",\"key_date\":");
-        push_value(&mut out, key_date);
+        push_value(&mut out, key_date)?;
         out.extend_from_slice(b",\"base\":");
-        push_value(&mut out, base);
+        push_value(&mut out, base)?;
         out.extend_from_slice(b",\"language\":");
-        push_value(&mut out, language);
+        push_value(&mut out, language)?;
         out.extend_from_slice(b",\"authors\":");
-        push_value(&mut out, authors);
+        push_value(&mut out, authors)?;
         out.extend_from_slice(b",\"enclosures\":");
-        push_value(&mut out, enclosures);
+        push_value(&mut out, enclosures)?;
         out.extend_from_slice(b"},\"ctx\":");
-        push_value(&mut out, self.ctx);
+        push_value(&mut out, self.ctx)?;
         out.push(b'}');
         Some(text::json::into_text(out))
     }

@@ -68,12 +68,10 @@ pub fn push_string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-/// Appends `value` as serde_json writes it (for the small parts of a text written by hand).
-pub fn push_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    // Writing to a `Vec` fails only for a value whose `Serialize` fails, which none of the
-    // model's do; the JSON is then short of that value and fails to read back, as a missing
-    // column would.
-    let _ = serde_json::to_writer(&mut *out, value);
+/// Appends `value` as serde_json writes it (for the small parts of a text written by hand);
+/// `None` when its `Serialize` fails, which none of the model's do.
+pub fn push_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Option<()> {
+    serde_json::to_writer(&mut *out, value).ok()
 }
 
 /// A JSON text made by hand as a `String`: it holds only what [`push_string`] and
