@@ -39,7 +39,14 @@ pub fn is_plain_safe(value: &str) -> bool {
     if first.is_whitespace() || last.is_whitespace() {
         return false;
     }
-    if value.chars().any(needs_escape) {
+    // ASCII (most titles and descriptions) needs an escape only for C0 and DEL: a byte test,
+    // where the general test looks each character up in Unicode's tables.
+    let escaped = if value.is_ascii() {
+        value.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        value.chars().any(needs_escape)
+    };
+    if escaped {
         return false;
     }
     if !plain_start_is_unambiguous(value) {
@@ -639,6 +646,14 @@ mod tests {
     fn awkward_values_round_trip() {
         for value in AWKWARD {
             assert_round_trip(value);
+        }
+    }
+
+    /// The byte test `is_plain_safe` makes of ASCII text is the general one.
+    #[test]
+    fn ascii_needs_an_escape_only_for_c0_and_del() {
+        for b in 0..=0x7f_u8 {
+            assert_eq!(needs_escape(char::from(b)), b < 0x20 || b == 0x7f, "{b:#x}");
         }
     }
 
