@@ -80,7 +80,7 @@ impl FetchedEntryRef<'_> {
     /// serde_json's own escaping of their HTML was most of this. `None` when a part fails to
     /// serialize, as with serde_json's `to_string` (none of the model's parts do).
     pub fn to_json(&self) -> Option<String> {
-        use text::json::{push_string, push_value};
+        use text::json::{push_key, push_member, push_string, push_value};
         // Every field, so that one added to `Entry` is not left out here.
         let Entry {
             position,
@@ -106,45 +106,33 @@ impl FetchedEntryRef<'_> {
         let mut out = Vec::with_capacity(texts + texts / 8 + 1024);
         out.extend_from_slice(b"{\"entry\":{\"position\":");
         push_value(&mut out, position)?;
-        out.extend_from_slice(b",\"id\":");
+        push_key(&mut out, "id");
         push_string(&mut out, id);
         for (name, text) in [("title", title), ("summary", summary), ("content", content)] {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
+            push_key(&mut out, name);
             match text {
                 Some(Text { kind, value, base }) => {
                     out.extend_from_slice(b"{\"kind\":");
                     push_value(&mut out, kind)?;
-                    out.extend_from_slice(b",\"value\":");
+                    push_key(&mut out, "value");
                     push_string(&mut out, value);
-                    out.extend_from_slice(b",\"base\":");
-                    push_value(&mut out, base)?;
+                    push_member(&mut out, "base", base)?;
                     out.push(b'}');
                 }
                 None => out.extend_from_slice(b"null"),
             }
         }
-        out.extend_from_slice(b",\"links\":");
-        push_value(&mut out, links)?;
-        out.extend_from_slice(b",\"categories\":");
-        push_value(&mut out, categories)?;
-        out.extend_from_slice(b",\"published\":");
-        push_value(&mut out, published)?;
-        out.extend_from_slice(b",\"updated\":");
-        push_value(&mut out, updated)?;
-        out.extend_from_slice(b",\"key_date\":");
-        push_value(&mut out, key_date)?;
-        out.extend_from_slice(b",\"base\":");
-        push_value(&mut out, base)?;
-        out.extend_from_slice(b",\"language\":");
-        push_value(&mut out, language)?;
-        out.extend_from_slice(b",\"authors\":");
-        push_value(&mut out, authors)?;
-        out.extend_from_slice(b",\"enclosures\":");
-        push_value(&mut out, enclosures)?;
-        out.extend_from_slice(b"},\"ctx\":");
-        push_value(&mut out, self.ctx)?;
+        push_member(&mut out, "links", links)?;
+        push_member(&mut out, "categories", categories)?;
+        push_member(&mut out, "published", published)?;
+        push_member(&mut out, "updated", updated)?;
+        push_member(&mut out, "key_date", key_date)?;
+        push_member(&mut out, "base", base)?;
+        push_member(&mut out, "language", language)?;
+        push_member(&mut out, "authors", authors)?;
+        push_member(&mut out, "enclosures", enclosures)?;
+        out.push(b'}');
+        push_member(&mut out, "ctx", self.ctx)?;
         out.push(b'}');
         Some(text::json::into_text(out))
     }

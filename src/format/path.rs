@@ -1,9 +1,8 @@
 //! Where archive files go below the archive folder: the path template, and the files a folder
 //! holds.
 
-use std::path::{Component, Path, PathBuf};
-
 use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Utc};
 

@@ -327,9 +327,9 @@ fn sections_json(doc: &Document) -> String {
         }
         out.extend_from_slice(b"{\"language\":");
         json::push_string(&mut out, language);
-        out.extend_from_slice(b",\"title\":");
+        json::push_key(&mut out, "title");
         json::push_string(&mut out, title);
-        out.extend_from_slice(b",\"body\":");
+        json::push_key(&mut out, "body");
         json::push_string(&mut out, body);
         out.push(b'}');
     }

@@ -68,6 +68,25 @@ pub fn push_string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
+/// Appends `,"name":`, the key of an object's member after its first. `name` is one of the
+/// model's field names, which need no escape.
+pub fn push_key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends a member after an object's first: its key ([`push_key`]) and `value` as serde_json
+/// writes it ([`push_value`]).
+pub fn push_member<T: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    name: &str,
+    value: &T,
+) -> Option<()> {
+    push_key(out, name);
+    push_value(out, value)
+}
+
 /// Appends `value` as serde_json writes it (for the small parts of a text written by hand);
 /// `None` when its `Serialize` fails, which none of the model's do.
 pub fn push_value<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Option<()> {
