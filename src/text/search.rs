@@ -103,6 +103,31 @@ const HEAD: usize = 8;
 /// Most distinct words a text's table is sized ahead for (a table of about 200 KiB).
 const RESERVED_WORDS: usize = 4096;
 
+/// A token's first [`HEAD`] bytes as one number, the first byte lowest (zeros past a short
+/// token's end), read in at most three loads. A copy of a length known only at run time is a
+/// call to `memcpy`, and taken of every word of every article that call was a third of the
+/// time the words took.
+fn head(token: &[u8]) -> u64 {
+    let load4 = |at: usize| {
+        token
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, |b: [u8; 4]| u64::from(u32::from_le_bytes(b)))
+    };
+    match token.len() {
+        0 => 0,
+        len @ 1..=3 => {
+            let byte = |at: usize| u64::from(token[at]) << (8 * at);
+            byte(0) | byte(len / 2) | byte(len - 1)
+        }
+        // Two loads that overlap: the bytes both hold are the same.
+        len @ 4..=7 => load4(0) | (load4(len - 4) << (8 * (len - 4))),
+        _ => token
+            .first_chunk::<HEAD>()
+            .map_or(0, |b| u64::from_le_bytes(*b)),
+    }
+}
+
 impl Seen {
     /// The token's hash. A short token's is its head, mixed so that both ends of the result
     /// vary (the table takes its slot from the low bits and a tag from the high ones).
@@ -162,12 +187,8 @@ impl IndexTokens {
         };
         let (out, hasher) = (&self.out, &self.hasher);
         let token = &out[self.start..];
-        // Little-endian: the first byte lowest, as `Seen::head` says.
-        let mut head = [0; HEAD];
-        let short = token.len().min(HEAD);
-        head[..short].copy_from_slice(&token[..short]);
         let this = Seen {
-            head: u64::from_le_bytes(head),
+            head: head(token),
             at: self.start,
             len: token.len(),
         };
@@ -318,6 +339,18 @@ mod tests {
         let held = index_tokens("市民乘坐地铁三号线出行");
         for token in query_tokens("地铁三号") {
             assert!(held.split(' ').any(|t| t == token), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_head_is_the_first_eight_bytes_zero_padded() {
+        let bytes: Vec<u8> = (1..=12).collect();
+        for len in 0..=bytes.len() {
+            let token = &bytes[..len];
+            let mut padded = [0; HEAD];
+            let short = len.min(HEAD);
+            padded[..short].copy_from_slice(&token[..short]);
+            assert_eq!(head(token), u64::from_le_bytes(padded), "{len} bytes");
         }
     }
 
