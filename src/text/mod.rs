@@ -522,7 +522,12 @@ fn is_rule_like(line: &str) -> bool {
 }
 
 /// `# x` becomes `## x` outside code fences, up to `######`.
-fn demote_headings(markdown: &str) -> String {
+fn demote_headings(markdown: &str) -> Cow<'_, str> {
+    // Without a `#` there is no heading: most articles, found in one `memchr` rather than by
+    // splitting them into lines and copying them whole.
+    if memchr::memchr(b'#', markdown.as_bytes()).is_none() {
+        return Cow::Borrowed(markdown);
+    }
     let lines = markdown_lines(markdown);
     // Headings outside code fences, as (line index, level).
     let headings: Vec<(usize, usize)> = lines
@@ -537,7 +542,7 @@ fn demote_headings(markdown: &str) -> String {
         .collect();
     // Only a body that uses level one needs moving: its other levels keep their distances.
     if !headings.iter().any(|(_, level)| *level == 1) {
-        return markdown.to_owned();
+        return Cow::Borrowed(markdown);
     }
     let mut out = String::with_capacity(markdown.len() + headings.len());
     let mut next = headings.iter().peekable();
@@ -553,7 +558,7 @@ fn demote_headings(markdown: &str) -> String {
         }
         out.push_str(&markdown[line.start..line.end]);
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Where a line of Markdown stands relative to fenced code blocks.
@@ -921,6 +926,12 @@ mod tests {
             demote_headings("```x``` is code\n\n# Next\n"),
             "```x``` is code\n\n## Next\n"
         );
+        // Nothing to move, nothing copied: without a `#` as with headings of level two on.
+        assert!(matches!(demote_headings("No heading.\n"), Cow::Borrowed(_)));
+        assert!(matches!(
+            demote_headings("## Two\n\n### Three\n"),
+            Cow::Borrowed("## Two\n\n### Three\n")
+        ));
     }
 
     #[test]
