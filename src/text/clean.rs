@@ -19,7 +19,7 @@ use url::Url;
 use super::DROP_WITH_CONTENT;
 
 /// Elements that stay (with their allowed attributes); any other element gives way to its
-/// content.
+/// content. Sorted, and looked up by [`is_kept`].
 const KEPT: &[&str] = &[
     "a",
     "abbr",
@@ -97,6 +97,12 @@ const KEPT: &[&str] = &[
     "var",
     "wbr",
 ];
+
+/// Whether `tag` is one of [`KEPT`]: a binary search, since every element of every article is
+/// looked up, and a scan compared most of them with dozens of names.
+fn is_kept(tag: &str) -> bool {
+    KEPT.binary_search(&tag).is_ok()
+}
 
 /// Besides [`DROP_WITH_CONTENT`], the elements whose text is code, not prose.
 const DROP_ALSO: &[&str] = &["script", "style"];
@@ -251,7 +257,7 @@ fn clean_children(parent: &Handle, base: Option<&Url>, in_link: bool) {
                 }
                 let link = tag == "a";
                 clean_children(&child, base, in_link || link);
-                if &*name.ns == HTML_NAMESPACE && KEPT.contains(&tag) && !(link && in_link) {
+                if &*name.ns == HTML_NAMESPACE && is_kept(tag) && !(link && in_link) {
                     let mut attrs = attrs.borrow_mut();
                     if tag == "img" {
                         lazy_source(&mut attrs);
@@ -468,7 +474,15 @@ fn push_node(kept: &mut Vec<Handle>, node: Handle, parent: &Handle) {
 #[cfg(test)]
 mod tests {
     use super::super::html_to_markdown;
+    use super::{KEPT, is_kept};
     use url::Url;
+
+    #[test]
+    fn kept_elements_are_sorted_for_their_search() {
+        assert!(KEPT.is_sorted(), "KEPT must stay sorted");
+        assert!(KEPT.iter().all(|tag| is_kept(tag)));
+        assert!(!is_kept("script") && !is_kept("font") && !is_kept(""));
+    }
 
     fn md(html: &str) -> String {
         let base = Url::parse("https://example.org/posts/one.html").ok();
