@@ -238,7 +238,7 @@ pub fn timed<S: AsRef<OsStr>>(
 /// would otherwise have them written during the next tool's run: on its time, and, for one
 /// that flushes its own writes (Gazette, before its state points at its files), inside its
 /// flush. Each run starts with nothing of another's waiting to be written.
-pub fn settle_writes() {
+fn settle_writes() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
 }
