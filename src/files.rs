@@ -4,12 +4,16 @@
 //! A tree of files (the archive, the feeds' folder) has its temp files in one folder at its
 //! root, [`TEMP_DIR`]: on the same file system, so the rename into place stays atomic, and in
 //! one place, so the temp files of a run that was killed are swept without walking the tree
-//! ([`sweep_temp`]).
+//! ([`sweep_temp`]). Files staged ahead of knowing their place ([`stage`]) are unnamed where
+//! the system allows it (the `unnamed` module), and then never in that folder at all.
+
+mod unnamed;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use unnamed::Unnamed;
 
 /// The folder at a tree's root that holds its temp files. Hidden: the archive's listings skip it.
 pub const TEMP_DIR: &str = ".tmp";
@@ -138,10 +142,22 @@ pub struct PendingFile {
 /// (see [`Staged::made_for`]).
 #[derive(Debug)]
 pub struct Staged {
-    /// `None` once renamed into place.
-    temp: Option<tempfile::TempPath>,
+    /// `None` once put in place.
+    temp: Option<Temp>,
     /// The tree's root and the folder made for the file, when one was.
     folder: Option<(PathBuf, PathBuf)>,
+}
+
+/// Where a staged file's bytes wait.
+#[derive(Debug)]
+enum Temp {
+    /// A file with no name yet (Linux's `O_TMPFILE`), linked into place whole: if the process
+    /// dies first nothing of it is left anywhere, and no temp folder entry is made and removed
+    /// per file (on a disk, a sixth of the kernel's work of making an archive's files).
+    Unnamed(Unnamed),
+    /// A temp file in the tree's temp folder, renamed into place: where the file system has no
+    /// unnamed files, or the open-file budget for them is spent.
+    Named(tempfile::TempPath),
 }
 
 impl Staged {
@@ -152,15 +168,19 @@ impl Staged {
         self.folder = Some((root.to_owned(), folder.to_owned()));
     }
 
-    /// The temp file, to rename into place; the folder is then in use.
-    fn take(&mut self) -> Option<tempfile::TempPath> {
+    /// The temp file, to put in place; the folder is then in use.
+    fn take(&mut self) -> Option<Temp> {
         self.folder = None;
         self.temp.take()
     }
 
-    /// Where the temp file is.
-    fn path(&self) -> Option<&Path> {
-        self.temp.as_deref()
+    /// The staged bytes, read back.
+    fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        match &self.temp {
+            Some(Temp::Named(temp)) => std::fs::read(temp).map_err(|e| Error::io(temp, e)),
+            Some(Temp::Unnamed(unnamed)) => unnamed.read().map_err(|e| Error::io(path, e)),
+            None => Err(used_up(path)),
+        }
     }
 }
 
@@ -176,12 +196,24 @@ impl Drop for Staged {
 }
 
 /// Writes `bytes` to a temp file of the tree at `root`, readable like any file of it, for a
-/// [`PendingFile`] to rename into place later: a writer that must take turns to decide where
-/// its files go writes them before its turn, which is left only the renames.
+/// [`PendingFile`] to put in place later: a writer that must take turns to decide where its
+/// files go writes them before its turn, which is left only linking or renaming them.
 pub fn stage(root: &Path, bytes: &[u8]) -> Result<Staged> {
-    let tmp = filled_temp(&root.join(TEMP_DIR), bytes, readable())?;
+    stage_as(root, bytes, unnamed::Slot::take())
+}
+
+/// [`stage`] in an unnamed file when given a slot for one (and the file system has them),
+/// else in a named one.
+fn stage_as(root: &Path, bytes: &[u8], slot: Option<unnamed::Slot>) -> Result<Staged> {
+    let temp = match slot.and_then(|slot| Unnamed::new(root, slot)) {
+        Some(mut file) => {
+            file.fill(bytes).map_err(|e| Error::io(root, e))?;
+            Temp::Unnamed(file)
+        }
+        None => Temp::Named(filled_temp(&root.join(TEMP_DIR), bytes, readable())?.into_temp_path()),
+    };
     Ok(Staged {
-        temp: Some(tmp.into_temp_path()),
+        temp: Some(temp),
         folder: None,
     })
 }
@@ -211,7 +243,7 @@ pub fn nothing_at(path: &Path) -> bool {
 
 /// [`write_atomic_deferred`] for many files: each folder is created once, not once per file
 /// (a cold run writes thousands of files into a few hundred folders); a staged file's folder
-/// is made only when the rename into it finds none, since the stager made it. One result per
+/// is made only when putting the file in place finds none, since the stager made it. One result per
 /// file, in order: whether it changed.
 pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bool>> {
     let mut made = std::collections::HashSet::new();
@@ -228,13 +260,12 @@ pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bo
             match (new, staged) {
                 (true, Some(mut staged)) => {
                     let temp = staged.take().ok_or_else(|| used_up(&path))?;
-                    rename_into(temp, &path, dir)?;
+                    place(root, temp, &path, dir)?;
                     return Ok(true);
                 }
                 (false, Some(staged)) if bytes.is_empty() => {
                     // Rare: staged as new, but the path was taken by then.
-                    let temp = staged.path().ok_or_else(|| used_up(&path))?;
-                    let bytes = std::fs::read(temp).map_err(|e| Error::io(temp, e))?;
+                    let bytes = staged.read(&path)?;
                     return write_atomic_with(Some(root), &path, &bytes, false);
                 }
                 _ => {}
@@ -246,8 +277,9 @@ pub fn write_all_deferred(root: &Path, files: Vec<PendingFile>) -> Result<Vec<bo
                 made.insert(dir.to_path_buf());
             }
             if new {
-                let temp = temp_dir(Some(root), &path);
-                write_through_temp(&path, &temp, bytes.as_bytes(), readable(), false)?;
+                let mut staged = stage(root, bytes.as_bytes())?;
+                let temp = staged.take().ok_or_else(|| used_up(&path))?;
+                place(root, temp, &path, dir)?;
                 Ok(true)
             } else {
                 write_atomic_with(Some(root), &path, bytes.as_bytes(), false)
@@ -281,6 +313,34 @@ fn rename_into(staged: tempfile::TempPath, path: &Path, dir: Option<&Path>) -> R
         }
         _ => Err(Error::io(path, failed.error)),
     }
+}
+
+/// Puts a temp file of the tree at `root` in place at `path`, in `dir`.
+fn place(root: &Path, temp: Temp, path: &Path, dir: Option<&Path>) -> Result<()> {
+    match temp {
+        Temp::Named(temp) => rename_into(temp, path, dir),
+        Temp::Unnamed(file) => link_into(root, file, path, dir),
+    }
+}
+
+/// Links the staged unnamed file into place at `path`, in `dir`, made again if it is gone by
+/// then (as [`rename_into`]). Where the link cannot be made (no `/proc` to name the file by,
+/// or something at `path` after all) the bytes go through a named temp file instead.
+fn link_into(root: &Path, file: Unnamed, path: &Path, dir: Option<&Path>) -> Result<()> {
+    let linked = match file.link(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.is_some() => {
+            if let Some(dir) = dir {
+                make_folder(dir)?;
+            }
+            file.link(path)
+        }
+        linked => linked,
+    };
+    if linked.is_ok() {
+        return Ok(());
+    }
+    let bytes = file.read().map_err(|e| Error::io(path, e))?;
+    write_through_temp(path, &temp_dir(Some(root), path), &bytes, readable(), false)
 }
 
 /// Where the temp file for `path` goes: the temp folder of the tree at `root` when `path` is
@@ -397,6 +457,27 @@ fn new_temp(dir: &Path, mode: &std::fs::Permissions) -> Result<tempfile::NamedTe
 mod tests {
     use super::*;
 
+    /// A staged file, unnamed or in the temp folder.
+    fn staged_as(root: &Path, bytes: &[u8], unnamed: bool) -> Result<Staged> {
+        let slot = if unnamed {
+            Some(unnamed::Slot::take().expect("a slot for an unnamed file"))
+        } else {
+            None
+        };
+        let staged = stage_as(root, bytes, slot)?;
+        assert_eq!(
+            matches!(staged.temp, Some(Temp::Unnamed(_))),
+            unnamed,
+            "staged as asked"
+        );
+        Ok(staged)
+    }
+
+    /// The files in the temp folder of the tree at `root` (none when it was never made).
+    fn temp_files(root: &Path) -> usize {
+        std::fs::read_dir(root.join(TEMP_DIR)).map_or(0, Iterator::count)
+    }
+
     #[test]
     fn atomic_write_skips_identical_bytes_and_leaves_no_temp_files() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -420,6 +501,12 @@ mod tests {
 
     #[test]
     fn a_staged_file_dropped_unused_takes_its_empty_folders_along() {
+        for unnamed in [true, false] {
+            dropped_unused(unnamed);
+        }
+    }
+
+    fn dropped_unused(unnamed: bool) {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         let lonely = root.join("s/2024/01/02");
@@ -427,18 +514,17 @@ mod tests {
         make_folder(&lonely).expect("folder");
         make_folder(&shared).expect("folder");
         std::fs::write(shared.join("other.md"), b"kept").expect("file");
-        let mut first = stage(root, b"one").expect("staged");
+        let mut first = staged_as(root, b"one", unnamed).expect("staged");
         first.made_for(root, &lonely);
-        let mut second = stage(root, b"two").expect("staged");
+        let mut second = staged_as(root, b"two", unnamed).expect("staged");
         second.made_for(root, &shared);
         drop((first, second));
         // The folder made for the first alone is gone; the month above it holds the other.
         assert!(!lonely.exists());
         assert!(shared.join("other.md").exists());
-        let temp = std::fs::read_dir(root.join(TEMP_DIR)).expect("temp folder");
-        assert_eq!(temp.count(), 0, "a temp file is left");
+        assert_eq!(temp_files(root), 0, "a temp file is left");
         // Renamed into place, a staged file's folder stays, however it was made.
-        let mut third = stage(root, b"three").expect("staged");
+        let mut third = staged_as(root, b"three", unnamed).expect("staged");
         third.made_for(root, &lonely);
         let file = PendingFile {
             path: lonely.join("three.md"),
@@ -477,6 +563,12 @@ mod tests {
 
     #[test]
     fn many_files_make_their_folders_once_and_report_what_changed() {
+        for unnamed in [true, false] {
+            many_files(unnamed);
+        }
+    }
+
+    fn many_files(unnamed: bool) {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = dir.path().join("x/y/a.md");
         let b = dir.path().join("x/y/b.md");
@@ -494,7 +586,7 @@ mod tests {
         };
         // Staged: `d` is renamed into place; `b` turned out not new, so its temp file goes
         // unused (and must not be what `b` gets).
-        let staged = |bytes: &[u8]| Some(stage(dir.path(), bytes).expect("staged"));
+        let staged = |bytes: &[u8]| Some(staged_as(dir.path(), bytes, unnamed).expect("staged"));
         let files = vec![
             file(&a, "a", true),
             PendingFile {
@@ -517,12 +609,8 @@ mod tests {
                 ..file(&f, "", true)
             },
         ];
-        assert_eq!(
-            std::fs::read_dir(dir.path().join(TEMP_DIR))
-                .expect("temp folder")
-                .count(),
-            4
-        );
+        // Unnamed, they are in no folder at all.
+        assert_eq!(temp_files(dir.path()), if unnamed { 0 } else { 4 });
         assert_eq!(
             write_all_deferred(dir.path(), files).expect("written"),
             vec![true, true, false, true, true, true]
@@ -533,9 +621,7 @@ mod tests {
         assert_eq!(std::fs::read(&b).expect("b"), b"b");
         assert_eq!(std::fs::read(&d).expect("d"), b"d");
         assert_eq!(
-            std::fs::read_dir(dir.path().join(TEMP_DIR))
-                .expect("temp folder")
-                .count(),
+            temp_files(dir.path()),
             0,
             "no temp file is left, used or not"
         );
@@ -552,6 +638,57 @@ mod tests {
                 .count(),
             3
         );
+    }
+
+    #[test]
+    fn an_unnamed_file_whose_place_is_taken_after_all_replaces_what_is_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let path = root.join("s/2024/01/02/a.md");
+        make_folder(path.parent().expect("folder")).expect("folder");
+        // Staged as new, but another file got there first: a link cannot replace it, so the
+        // bytes go through a named temp file and a rename, as any write does.
+        let staged = staged_as(root, b"staged", true).expect("staged");
+        std::fs::write(&path, b"there first").expect("file");
+        let file = PendingFile {
+            path: path.clone(),
+            bytes: String::new(),
+            new: true,
+            staged: Some(staged),
+        };
+        assert_eq!(
+            write_all_deferred(root, vec![file]).expect("written"),
+            vec![true]
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), b"staged");
+        assert_eq!(temp_files(root), 0, "no temp file is left");
+    }
+
+    #[test]
+    fn unnamed_files_are_budgeted_and_give_their_slots_back() {
+        static BUDGET: unnamed::Budget = unnamed::Budget::new(|| 2);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let stage = |bytes: &[u8]| stage_as(root, bytes, BUDGET.take()).expect("staged");
+        let first = stage(b"0");
+        let second = stage(b"1");
+        // Past the budget a staged file is named, and holds no slot.
+        let third = stage(b"2");
+        assert!(matches!(third.temp, Some(Temp::Named(_))));
+        assert_eq!(BUDGET.open_now(), 2);
+        // A slot comes back when its file is put in place, and when it is dropped unused.
+        let placed = PendingFile {
+            path: root.join("a/one.md"),
+            bytes: String::new(),
+            new: true,
+            staged: Some(first),
+        };
+        write_all_deferred(root, vec![placed]).expect("written");
+        assert_eq!(BUDGET.open_now(), 1);
+        drop(second);
+        assert_eq!(BUDGET.open_now(), 0);
+        assert!(matches!(stage(b"3").temp, Some(Temp::Unnamed(_))));
+        assert_eq!(std::fs::read(root.join("a/one.md")).expect("read"), b"0");
     }
 
     #[test]
