@@ -1,8 +1,9 @@
 //! The archive floor: the file system's share of a cold run, and nothing else. The compare bench
 //! lists the files Gazette's first cold run wrote (their paths and sizes), then runs this job,
 //! in a process of its own like the tools, to make the same files again in an empty folder with
-//! Gazette's own file functions (`gazette::files`): each folder made once, each file staged in
-//! a temp file of the tree and renamed into place, on a thread per core, then one flush of the
+//! Gazette's own file functions (`gazette::files`): each folder made once, each file staged (an
+//! unnamed file where the system has them, else a temp file of the tree) and put in place, on
+//! a thread per core, then one flush of the
 //! file system. No feed is fetched or parsed and no state is kept, so no program that writes
 //! the same archive safely can take less. It says how much of a cold run the archive format's
 //! files and folders cost on the machine at hand, a cost that varies with the machine's file
@@ -105,12 +106,20 @@ fn make_all(root: &Path, listing: &str) {
 }
 
 /// Makes `share`'s files with Gazette's own file functions, in the order a cold run uses
-/// them: each folder as it is met, each file staged in a temp file, then all renamed into
-/// place.
+/// them: each folder as it is met, each file of a source staged, then the source's files put
+/// in place (a run stages a source's articles, then its write turn places them; staged all at
+/// once, tens of thousands of files would outrun the budget of unnamed ones).
 fn make_share(root: &Path, share: &[(usize, &str)], bytes: &[u8]) {
     let mut made: HashSet<&Path> = HashSet::new();
-    let mut pending = Vec::with_capacity(share.len());
+    let mut pending = Vec::new();
+    let mut staging = None;
     for &(size, path) in share {
+        let source = path.split('/').next();
+        if staging != source {
+            files::write_all_deferred(root, std::mem::take(&mut pending))
+                .expect("put the files in place");
+            staging = source;
+        }
         if let Some(folder) = Path::new(path).parent()
             && made.insert(folder)
         {
@@ -123,5 +132,5 @@ fn make_share(root: &Path, share: &[(usize, &str)], bytes: &[u8]) {
             staged: Some(files::stage(root, &bytes[..size]).expect("stage a file")),
         });
     }
-    files::write_all_deferred(root, pending).expect("rename the files into place");
+    files::write_all_deferred(root, pending).expect("put the files in place");
 }
