@@ -93,8 +93,8 @@ fn process_limit() -> usize {
 }
 
 /// Whether a file can be linked by its descriptor alone (`AT_EMPTY_PATH`), which takes a
-/// privilege, or, since Linux 6.10, only a file the caller opened; not knowing yet, a link
-/// tries both, and the first that works by one way but not the other settles it. Linking by
+/// privilege on many kernels; not knowing yet, a link tries both ways, and the first that
+/// works by one way but not the other settles it. Linking by
 /// the descriptor spares the kernel walking `/proc` for each file.
 static BY_DESCRIPTOR: AtomicU8 = AtomicU8::new(UNKNOWN);
 const UNKNOWN: u8 = 0;
@@ -149,39 +149,16 @@ impl Unnamed {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let by_descriptor = BY_DESCRIPTOR.load(Ordering::Relaxed);
         if by_descriptor != REFUSED {
-            // SAFETY: both paths are NUL-terminated and outlive the call, and `file` keeps
-            // `fd` open through it.
-            let rc = unsafe {
-                libc::linkat(
-                    fd,
-                    c"".as_ptr(),
-                    libc::AT_FDCWD,
-                    to.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                )
-            };
-            if rc == 0 {
-                BY_DESCRIPTOR.store(ALLOWED, Ordering::Relaxed);
-                return Ok(());
-            }
-            if by_descriptor == ALLOWED {
-                return Err(std::io::Error::last_os_error());
+            match link_by_descriptor(fd, &to) {
+                Ok(()) => {
+                    BY_DESCRIPTOR.store(ALLOWED, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) if by_descriptor == ALLOWED => return Err(e),
+                Err(_) => {}
             }
         }
-        let own = format!("/proc/self/fd/{fd}\0");
-        // SAFETY: as above.
-        let rc = unsafe {
-            libc::linkat(
-                libc::AT_FDCWD,
-                own.as_ptr().cast(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::AT_SYMLINK_FOLLOW,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        link_by_proc(fd, &to)?;
         if by_descriptor == UNKNOWN {
             // Linked by its `/proc` entry where the descriptor alone was refused.
             BY_DESCRIPTOR.store(REFUSED, Ordering::Relaxed);
@@ -196,5 +173,98 @@ impl Unnamed {
         let mut bytes = vec![0; len];
         self.file.read_exact_at(&mut bytes, 0)?;
         Ok(bytes)
+    }
+}
+
+/// Links the file open at `fd` to `to` by the descriptor alone.
+#[cfg(target_os = "linux")]
+fn link_by_descriptor(fd: std::os::fd::RawFd, to: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: both paths are NUL-terminated and outlive the call; the caller keeps `fd` open
+    // through it.
+    let rc = unsafe {
+        libc::linkat(
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Links the file open at `fd` to `to` through its `/proc/self/fd` entry.
+#[cfg(target_os = "linux")]
+fn link_by_proc(fd: std::os::fd::RawFd, to: &std::ffi::CStr) -> std::io::Result<()> {
+    let own = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: as in `link_by_descriptor`.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            own.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+// Elsewhere no unnamed file is ever made (`Unnamed::new`), so none is linked.
+#[cfg(not(target_os = "linux"))]
+fn link_by_descriptor(_fd: std::os::fd::RawFd, _to: &std::ffi::CStr) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link_by_proc(_fd: std::os::fd::RawFd, _to: &std::ffi::CStr) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_ways_of_linking_give_the_whole_file_its_name() {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        static BUDGET: Budget = Budget::new(|| 2);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let links: [(&str, fn(_, &_) -> _); 2] =
+            [("descriptor", link_by_descriptor), ("proc", link_by_proc)];
+        for (name, link) in links {
+            let slot = BUDGET.take().expect("a slot");
+            let mut file = Unnamed::new(dir.path(), slot).expect("an unnamed file");
+            file.fill(name.as_bytes()).expect("written");
+            let path = dir.path().join(format!("{name}.md"));
+            let to = std::ffi::CString::new(path.to_str().expect("UTF-8")).expect("path");
+            match link(file.file.as_raw_fd(), &to) {
+                Ok(()) => {}
+                // Linking by the descriptor alone takes a privilege on some systems; then
+                // the `/proc` way must work.
+                Err(e) if name == "descriptor" => {
+                    eprintln!("linking by the descriptor refused here: {e}");
+                    continue;
+                }
+                Err(e) => panic!("linking through /proc: {e}"),
+            }
+            assert_eq!(std::fs::read(&path).expect("read"), name.as_bytes());
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+            // A name is given once: a second link to it fails, and leaves the file whole.
+            assert!(link(file.file.as_raw_fd(), &to).is_err());
+            assert_eq!(std::fs::read(&path).expect("read"), name.as_bytes());
+        }
+        assert_eq!(BUDGET.open_now(), 0, "every slot came back");
     }
 }
