@@ -15,7 +15,6 @@ pub(crate) async fn run_daemon(
     listen: Option<String>,
     role: Role,
 ) -> Result<ExitCode> {
-    gazette::serve::connections::raise_open_files_limit();
     // A publisher waits for the lock as a standby; a worker writes no archive.
     let _lock = match role {
         Role::All => match writer_lock(&settings).await? {

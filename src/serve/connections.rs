@@ -52,8 +52,10 @@ fn open_files_limit() -> Option<u64> {
     (rc == 0).then_some(limit.rlim_cur)
 }
 
-/// Raises the soft limit on open files to the hard one: the daemon serves many connections,
-/// and the default soft limit (often 1,024) is there for programs that do not expect to.
+/// Raises the soft limit on open files to the hard one, for every command: the daemon serves
+/// many connections, a run holds each new archive file it stages open until the file is put in
+/// place (`files::stage`, budgeted from this limit), and the default soft limit (often 1,024)
+/// is there for programs that do not expect to hold many.
 pub fn raise_open_files_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
