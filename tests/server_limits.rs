@@ -188,3 +188,64 @@ async fn a_huge_request_head_is_refused() {
     // The server goes on serving.
     assert_eq!(get(&addr, "/atom.xml").await, 200);
 }
+
+/// Every command, not the daemon alone, raises its soft file limit to the hard one: a run holds
+/// each new archive file it stages open until the file is in place, budgeted from that limit.
+/// The fetch is caught while its request waits on a server that answers only when told.
+#[tokio::test]
+async fn a_fetch_raises_its_file_limit_like_the_daemon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/feed.xml", listener.local_addr().expect("addr"));
+    write_config(dir.path(), &source("slow", &url, ""));
+    let (asked, asked_rx) = tokio::sync::oneshot::channel();
+    let (answer, answer_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.expect("request head");
+            head.push(byte[0]);
+        }
+        let _ = asked.send(());
+        let _ = answer_rx.await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+    });
+    let mut child = tokio::process::Command::new("prlimit")
+        .args(["--nofile=256:1024", env!("CARGO_BIN_EXE_gazette"), "fetch"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("prlimit (util-linux) is needed for this test: {e}"));
+    let pid = child.id().expect("a running fetch");
+    tokio::time::timeout(Duration::from_secs(30), asked_rx)
+        .await
+        .expect("the fetch asked for its feed")
+        .expect("the server saw the request");
+    // `prlimit` set the limits and became gazette: the same process.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open-file limit");
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["1024", "1024"], "{open_files}");
+    let _ = answer.send(());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the fetch ended")
+        .expect("wait");
+    assert!(
+        status.code().is_some(),
+        "the fetch ended by itself: {status}"
+    );
+    server.await.expect("server");
+}
