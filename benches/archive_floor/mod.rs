@@ -1,13 +1,12 @@
 //! The archive floor: the file system's share of a cold run, and nothing else. The compare bench
-//! lists the files Gazette's first cold run wrote (their paths and sizes), then runs this job,
-//! in a process of its own like the tools, to make the same files again in an empty folder with
+//! lists the files Gazette's first cold run wrote (their paths and sizes), then runs this job, in
+//! a process of its own like the tools, to make the same files again in an empty folder with
 //! Gazette's own file functions (`gazette::files`): each folder made once, each file staged (an
-//! unnamed file where the system has them, else a temp file of the tree) and put in place, on
-//! a thread per core, then one flush of the
-//! file system. No feed is fetched or parsed and no state is kept, so no program that writes
-//! the same archive safely can take less. It says how much of a cold run the archive format's
-//! files and folders cost on the machine at hand, a cost that varies with the machine's file
-//! system more than the rest of the run does.
+//! unnamed file where the system has them, else a temp file of the tree) and put in place, on a
+//! thread per core, then one flush of the file system. No feed is fetched or parsed and no state
+//! is kept, so no program that writes the same archive safely can take less. It says how much of a
+//! cold run the archive format's files and folders cost on the machine at hand, a cost that varies
+//! with the machine's file system more than the rest of the run does.
 //!
 //! The bench runs its own executable with [`FLAG`] and the listing's path to do the job.
 
