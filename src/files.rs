@@ -196,6 +196,13 @@ impl Drop for Staged {
     }
 }
 
+/// The descriptors staged files may hold at once under a soft open-file limit of `limit`
+/// (each unnamed one holds one until it is put in place): what else opens many files (the
+/// daemon's connections) leaves them this room.
+pub fn staging_descriptors(limit: u64) -> u64 {
+    unnamed::share_of(limit)
+}
+
 /// Writes `bytes` to a temp file of the tree at `root`, readable like any file of it, for a
 /// [`PendingFile`] to put in place later: a writer that must take turns to decide where its
 /// files go writes them before its turn, which is left only linking or renaming them.

@@ -89,7 +89,12 @@ fn process_limit() -> usize {
     if rc != 0 {
         return 0;
     }
-    usize::try_from(limit.rlim_cur / SHARE_OF_LIMIT).unwrap_or(usize::MAX)
+    usize::try_from(share_of(limit.rlim_cur)).unwrap_or(usize::MAX)
+}
+
+/// The unnamed files that may be open at once under a soft open-file limit of `limit`.
+pub(super) fn share_of(limit: u64) -> u64 {
+    limit / SHARE_OF_LIMIT
 }
 
 /// Whether a file can be linked by its descriptor alone (`AT_EMPTY_PATH`), which takes a

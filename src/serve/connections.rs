@@ -31,14 +31,23 @@ pub struct Limits {
 }
 
 /// Descriptors kept free of connections: the state database, archive and feed files, the
-/// fetches' sockets.
+/// fetches' sockets. The staged archive files' own budget is kept free besides.
 const RESERVED_FILES: u64 = 64;
 
 /// The connection cap: the configured one, or what the soft file limit leaves.
 pub fn connection_cap(configured: usize) -> usize {
-    let soft = open_files_limit().unwrap_or(u64::MAX);
-    let room = usize::try_from(soft.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
-    configured.min(room).max(1)
+    cap_within(configured, open_files_limit().unwrap_or(u64::MAX))
+}
+
+/// The connection cap under a soft file limit of `soft`: what the reserve and the staged files'
+/// budget (`files::staging_descriptors`) leave.
+fn cap_within(configured: usize, soft: u64) -> usize {
+    let room = soft
+        .saturating_sub(RESERVED_FILES)
+        .saturating_sub(crate::files::staging_descriptors(soft));
+    configured
+        .min(usize::try_from(room).unwrap_or(usize::MAX))
+        .max(1)
 }
 
 /// The soft limit on open files, when the platform says.
@@ -230,5 +239,21 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_leave_room_for_the_reserve_and_the_staged_files() {
+        // 1,024 files: 64 reserved, a quarter (256) for staged archive files, 704 left.
+        assert_eq!(cap_within(usize::MAX, 1024), 704);
+        assert_eq!(cap_within(100, 1024), 100);
+        // A limit that leaves nothing still lets one connection in.
+        assert_eq!(cap_within(usize::MAX, 64), 1);
+        // No limit: the configured cap.
+        assert_eq!(cap_within(5000, u64::MAX), 5000);
     }
 }
