@@ -196,6 +196,38 @@ impl Drop for Staged {
     }
 }
 
+/// The process's soft limit on open files, when the platform says: staged files are budgeted
+/// from it ([`staging_descriptors`]), and the daemon's connections from what is left.
+pub fn open_files_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    (rc == 0).then_some(limit.rlim_cur)
+}
+
+/// Raises the soft limit on open files to the hard one, for every command: the daemon serves
+/// many connections, a run holds each new archive file it stages open until the file is put in
+/// place ([`stage`], budgeted from this limit), and the default soft limit (often 1,024)
+/// is there for programs that do not expect to hold many.
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit to fill and setrlimit to read.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
+        }
+    }
+}
+
 /// The descriptors staged files may hold at once under a soft open-file limit of `limit`
 /// (each unnamed one holds one until it is put in place): what else opens many files (the
 /// daemon's connections) leaves them this room.

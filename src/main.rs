@@ -297,7 +297,7 @@ fn main() -> ExitCode {
     one_c_heap();
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.log_format);
-    gazette::serve::connections::raise_open_files_limit();
+    gazette::files::raise_open_files_limit();
     let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {

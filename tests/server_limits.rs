@@ -125,7 +125,7 @@ async fn idle_connections_leave_room(cores: Option<usize>) {
 
     // 400 connections that send nothing, more than the daemon has files for (this test's
     // process needs room for them itself).
-    gazette::serve::connections::raise_open_files_limit();
+    gazette::files::raise_open_files_limit();
     let mut idle = Vec::new();
     for _ in 0..400 {
         idle.push(TcpStream::connect(&addr).await.expect("connect"));

@@ -80,16 +80,9 @@ fn process_limit() -> usize {
     if !cfg!(target_os = "linux") || !Path::new("/proc/self/fd").is_dir() {
         return 0;
     }
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
-    if rc != 0 {
-        return 0;
-    }
-    usize::try_from(share_of(limit.rlim_cur)).unwrap_or(usize::MAX)
+    super::open_files_limit().map_or(0, |limit| {
+        usize::try_from(share_of(limit)).unwrap_or(usize::MAX)
+    })
 }
 
 /// The unnamed files that may be open at once under a soft open-file limit of `limit`.
@@ -186,7 +179,7 @@ impl Unnamed {
 fn link_by_descriptor(fd: std::os::fd::RawFd, to: &std::ffi::CStr) -> std::io::Result<()> {
     // SAFETY: both paths are NUL-terminated and outlive the call; the caller keeps `fd` open
     // through it.
-    let rc = unsafe {
+    succeeded(unsafe {
         libc::linkat(
             fd,
             c"".as_ptr(),
@@ -194,12 +187,7 @@ fn link_by_descriptor(fd: std::os::fd::RawFd, to: &std::ffi::CStr) -> std::io::R
             to.as_ptr(),
             libc::AT_EMPTY_PATH,
         )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    })
 }
 
 /// Links the file open at `fd` to `to` through its `/proc/self/fd` entry.
@@ -208,7 +196,7 @@ fn link_by_proc(fd: std::os::fd::RawFd, to: &std::ffi::CStr) -> std::io::Result<
     let own = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     // SAFETY: as in `link_by_descriptor`.
-    let rc = unsafe {
+    succeeded(unsafe {
         libc::linkat(
             libc::AT_FDCWD,
             own.as_ptr(),
@@ -216,7 +204,12 @@ fn link_by_proc(fd: std::os::fd::RawFd, to: &std::ffi::CStr) -> std::io::Result<
             to.as_ptr(),
             libc::AT_SYMLINK_FOLLOW,
         )
-    };
+    })
+}
+
+/// A system call's return code as a result: the error `errno` holds when it is not 0.
+#[cfg(target_os = "linux")]
+fn succeeded(rc: libc::c_int) -> std::io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {

@@ -36,7 +36,10 @@ const RESERVED_FILES: u64 = 64;
 
 /// The connection cap: the configured one, or what the soft file limit leaves.
 pub fn connection_cap(configured: usize) -> usize {
-    cap_within(configured, open_files_limit().unwrap_or(u64::MAX))
+    cap_within(
+        configured,
+        crate::files::open_files_limit().unwrap_or(u64::MAX),
+    )
 }
 
 /// The connection cap under a soft file limit of `soft`: what the reserve and the staged files'
@@ -48,37 +51,6 @@ fn cap_within(configured: usize, soft: u64) -> usize {
     configured
         .min(usize::try_from(room).unwrap_or(usize::MAX))
         .max(1)
-}
-
-/// The soft limit on open files, when the platform says.
-fn open_files_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
-    (rc == 0).then_some(limit.rlim_cur)
-}
-
-/// Raises the soft limit on open files to the hard one, for every command: the daemon serves
-/// many connections, a run holds each new archive file it stages open until the file is put in
-/// place (`files::stage`, budgeted from this limit), and the default soft limit (often 1,024)
-/// is there for programs that do not expect to hold many.
-pub fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid rlimit for getrlimit to fill and setrlimit to read.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0
-            && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
-        }
-    }
 }
 
 /// One open connection, as the accept loop sees it.
