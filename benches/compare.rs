@@ -63,10 +63,11 @@
 //! Gazette's first cold run wrote are made again in an empty folder the way Gazette makes them,
 //! and nothing else: each folder once, each file staged and put in place as Gazette does (an
 //! unnamed file linked, where the system has them), a thread per core, one flush at the end
-//! (`benches/archive_floor`, run by this bench's own executable under GNU time). No program writes the same archive safely in less. What it costs depends on the
-//! machine's file system more than anything else in the runs does (a file or folder made took
-//! about 23 µs of CPU on one guest's disk, 4 to 9 µs on its tmpfs; see `benches/RESULTS.md`),
-//! so both tools' cold runs are given against it too.
+//! (`benches/archive_floor`, run by this bench's own executable under GNU time). No program
+//! writes the same archive safely in less. What it costs depends on the machine's file system
+//! more than anything else in the runs does (a file or folder made took about 23 µs of CPU on
+//! one guest's disk, 4 to 9 µs on its tmpfs; see `benches/RESULTS.md`), so both tools' cold runs
+//! are given against it too.
 //!
 //! After each run the bench checks that the job was done: Markdown files written (one per entry,
 //! cumulative), the merged feed's entries, the floor's status codes.

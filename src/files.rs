@@ -199,13 +199,7 @@ impl Drop for Staged {
 /// The process's soft limit on open files, when the platform says: staged files are budgeted
 /// from it ([`staging_descriptors`]), and the daemon's connections from what is left.
 pub fn open_files_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
-    (rc == 0).then_some(limit.rlim_cur)
+    open_files().map(|limit| limit.rlim_cur)
 }
 
 /// Raises the soft limit on open files to the hard one, for every command: the daemon serves
@@ -213,19 +207,22 @@ pub fn open_files_limit() -> Option<u64> {
 /// place ([`stage`], budgeted from this limit), and the default soft limit (often 1,024)
 /// is there for programs that do not expect to hold many.
 pub fn raise_open_files_limit() {
+    if let Some(mut limit) = open_files().filter(|l| l.rlim_cur < l.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit for setrlimit to read.
+        let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) };
+    }
+}
+
+/// The soft and hard limits on open files, when the platform says.
+fn open_files() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: `limit` is a valid rlimit for getrlimit to fill and setrlimit to read.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) == 0
-            && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit);
-        }
-    }
+    // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    (rc == 0).then_some(limit)
 }
 
 /// The descriptors staged files may hold at once under a soft open-file limit of `limit`

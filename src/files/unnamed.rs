@@ -92,8 +92,8 @@ pub(super) fn share_of(limit: u64) -> u64 {
 
 /// Whether a file can be linked by its descriptor alone (`AT_EMPTY_PATH`), which takes a
 /// privilege on many kernels; not knowing yet, a link tries both ways, and the first that
-/// works by one way but not the other settles it. Linking by
-/// the descriptor spares the kernel walking `/proc` for each file.
+/// works by one way but not the other settles it. Linking by the descriptor spares the kernel
+/// walking `/proc` for each file.
 static BY_DESCRIPTOR: AtomicU8 = AtomicU8::new(UNKNOWN);
 const UNKNOWN: u8 = 0;
 const ALLOWED: u8 = 1;
